@@ -1,0 +1,37 @@
+# Two entry points: `make run` (a local sweep on the quickstart) and `make test` (everything).
+# Both create the virtual environment first; nothing else needs installing by hand.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint unit tools clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch; an unpinned torch would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/lrsweep run manifests/examples/quickstart.yaml --out out/quickstart
+
+tools:
+	.ci/install-tools
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+test: $(STAMP) tools lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .tools out .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,316 @@
+"""The LRSweep resource (lrsweep.dev/v1alpha1) as pydantic models.
+
+The CRD schema is generated from these models (`lrsweep crd`), so a field's type, bounds and
+description live here once. Field names are the camelCase names users write in YAML.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+GROUP = "lrsweep.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "LRSweep"
+PLURAL = "lrsweeps"
+SINGULAR = "lrsweep"
+SHORT_NAME = "lrs"
+CATEGORY = "ml"
+# Status keeps at most this many trials so the object stays far below etcd's size limit.
+MAX_TRIALS_LIMIT = 200
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=True)
+
+
+class Strategy(enum.StrEnum):
+    GRID = "grid"
+    RANDOM = "random"
+    RANGE_TEST = "rangeTest"
+    ASHA = "asha"
+    ADAPTIVE = "adaptive"
+
+
+class Goal(enum.StrEnum):
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+
+class Suggestion(enum.StrEnum):
+    """Which point of a range test's curve the rangeTest strategy trains at."""
+
+    VALLEY = "valley"
+    STEEPEST = "steepest"
+
+
+class Search(_Model):
+    strategy: Strategy = Field(
+        Strategy.ADAPTIVE, description="How candidates are chosen and stopped."
+    )
+    min: float = Field(1e-5, gt=0, description="Lowest learning rate to try (log scale).")
+    max: float = Field(1.0, gt=0, description="Highest learning rate to try (log scale).")
+    values: list[float] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_TRIALS_LIMIT,
+        description="Explicit rates to try instead of a range (grid, random and asha).",
+    )
+    candidates: int = Field(8, ge=1, le=64, description="Rates tried in the first round.")
+    seeds: int = Field(1, ge=1, le=10, description="Training runs per rate, with seeds 0..n-1.")
+    maxTrials: int = Field(
+        32, ge=1, le=MAX_TRIALS_LIMIT, description="Upper bound on trials, range test included."
+    )
+    parallelism: int = Field(4, ge=1, le=256, description="Trials running at once.")
+    suggestion: Suggestion = Field(
+        Suggestion.VALLEY, description="rangeTest strategy: which suggestion to train at."
+    )
+    refineRounds: int = Field(
+        1, ge=0, le=5, description="adaptive: rounds of refinement around the best rate."
+    )
+
+    @model_validator(mode="after")
+    def _check_range(self) -> Self:
+        if self.min >= self.max:
+            raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g}); set min < max")
+        if self.values is not None and any(not (v > 0 and math.isfinite(v)) for v in self.values):
+            raise ValueError("values must all be positive, finite learning rates")
+        return self
+
+
+class Budget(_Model):
+    steps: int = Field(3000, ge=1, description="Training steps of one full trial.")
+    evalEvery: int = Field(100, ge=1, description="Evaluate validation loss every N steps.")
+    minSteps: int = Field(
+        300, ge=1, description="First rung: steps before a trial can be stopped early."
+    )
+    reductionFactor: int = Field(
+        3, ge=2, le=10, description="ASHA: keep the top 1/reductionFactor at each rung."
+    )
+    rangeTestSteps: int | None = Field(
+        None, ge=10, description="Steps of the range test; default: minSteps (at least 100)."
+    )
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> Self:
+        if self.evalEvery > self.steps:
+            raise ValueError(f"evalEvery ({self.evalEvery}) must not exceed steps ({self.steps})")
+        if self.minSteps > self.steps:
+            raise ValueError(f"minSteps ({self.minSteps}) must not exceed steps ({self.steps})")
+        return self
+
+
+class Objective(_Model):
+    metric: str = Field(
+        "val_loss",
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="Metric the trainer reports at each evaluation; compared at equal budget.",
+    )
+    goal: Goal = Field(Goal.MINIMIZE, description="minimize or maximize the metric.")
+
+
+class TrialTemplate(_Model):
+    template: dict[str, Any] = Field(
+        description="A PodTemplateSpec. The rate arrives as env LRSWEEP_LEARNING_RATE, usable "
+        "in args as $(LRSWEEP_LEARNING_RATE)."
+    )
+    metricsPort: int = Field(9090, ge=1, le=65535, description="Port of the trainer's metrics.")
+    maxRetries: int = Field(2, ge=0, le=10, description="New attempts after a trial pod fails.")
+
+    @model_validator(mode="after")
+    def _check_template(self) -> Self:
+        spec = self.template.get("spec")
+        containers = spec.get("containers") if isinstance(spec, Mapping) else None
+        if not isinstance(containers, list) or not containers:
+            raise ValueError(
+                "template.spec.containers must list at least one container "
+                "(the first one is the trainer)"
+            )
+        first = containers[0]
+        if not isinstance(first, Mapping) or not first.get("image"):
+            raise ValueError("template.spec.containers[0].image is required")
+        return self
+
+
+class Output(_Model):
+    configMap: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        max_length=253,
+        description="Also write the winner to this ConfigMap (owned by the sweep).",
+    )
+
+
+class LRSweepSpec(_Model):
+    search: Search = Field(default_factory=Search)
+    budget: Budget = Field(default_factory=Budget)
+    objective: Objective = Field(default_factory=Objective)
+    trial: TrialTemplate
+    output: Output = Field(default_factory=Output)
+
+
+class Metadata(BaseModel):
+    # Kubernetes owns metadata; keep whatever it holds, use only what we need.
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    namespace: str = "default"
+    uid: str = ""
+
+
+class LRSweep(_Model):
+    apiVersion: Literal["lrsweep.dev/v1alpha1"]
+    kind: Literal["LRSweep"]
+    metadata: Metadata
+    spec: LRSweepSpec
+    # Status is the operator's; a document read back from a cluster may carry it.
+    status: dict[str, Any] | None = None
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+class Phase(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class TrialPhase(enum.StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"  # ran its whole budget
+    STOPPED = "Stopped"  # stopped early by the sweep
+    DIVERGED = "Diverged"
+    FAILED = "Failed"  # crashed and ran out of retries
+
+
+class Verdict(enum.StrEnum):
+    DIVERGED = "diverged"
+    UNSTABLE = "unstable"
+    TOO_SLOW = "too-slow"
+    OVERFITTING = "overfitting"
+    PLATEAU = "plateau"
+    CONVERGING = "converging"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # not enough evaluations yet
+
+
+class TrialStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    learningRate: float
+    seed: int = 0
+    mode: Literal["train", "range-test"] = "train"
+    round: int = 0
+    phase: TrialPhase = TrialPhase.PENDING
+    step: int = 0
+    spentSteps: int = 0
+    score: float | None = None
+    verdict: Verdict = Verdict.UNKNOWN
+    reason: str = ""
+    attempts: int = 0
+    queued: bool = True  # waiting for its next attempt to launch
+    # Objective value at each rung reached ({"100": 0.41}); what early stopping compares.
+    rungs: dict[str, float] = Field(default_factory=dict)
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    lastTransitionTime: str = ""
+    observedGeneration: int | None = None
+
+
+class RangeTestStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steepest: float
+    valley: float
+    minimum: float
+    divergence: float | None = None
+
+
+class LRSweepStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phase: Phase = Phase.PENDING
+    bestLearningRate: float | None = None
+    bestTrial: str | None = None
+    bestScore: float | None = None
+    trialCount: int = 0
+    trials: dict[str, TrialStatus] = Field(default_factory=dict)
+    rangeTest: RangeTestStatus | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    observedGeneration: int | None = None
+    startTime: str | None = None
+    completionTime: str | None = None
+    message: str = ""
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+class SpecError(ValueError):
+    """A sweep document is invalid. The message names the field, the value and the fix."""
+
+
+def _describe(error: Mapping[str, Any], prefix: str) -> str:
+    loc = ".".join(
+        [prefix, *(str(part) for part in error["loc"])] if prefix else map(str, error["loc"])
+    )
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{loc}: unknown field; remove it or check its spelling"
+    if error["type"] == "missing":
+        return f"{loc}: required field is missing"
+    if error["type"] == "literal_error" or error["type"] == "enum":
+        return f"{loc}: got {error.get('input')!r}; {msg}"
+    bad = error.get("input")
+    if isinstance(bad, Mapping | list):
+        return f"{loc}: {msg}" if loc else msg
+    return f"{loc}: {msg} (got {bad!r})" if loc else msg
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    return "; ".join(_describe(e, prefix) for e in err.errors())
+
+
+def parse_sweep(document: Any) -> LRSweep:
+    """Validate a decoded LRSweep document, raising SpecError with one readable line."""
+    if not isinstance(document, Mapping):
+        raise SpecError(
+            f"expected an LRSweep object (a YAML mapping), got {type(document).__name__}"
+        )
+    try:
+        return LRSweep.model_validate(document)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err)) from None
+
+
+def parse_spec(spec: Any) -> LRSweepSpec:
+    """Validate a bare spec (what the operator receives), raising SpecError."""
+    try:
+        return LRSweepSpec.model_validate(spec)
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, prefix="spec")) from None
+
+
+def load_sweep(text: str) -> LRSweep:
+    """Parse the YAML text of one LRSweep document."""
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise SpecError(f"invalid YAML{where}: {problem}") from None
+    if len(docs) != 1:
+        raise SpecError(f"expected exactly one LRSweep document, found {len(docs)}")
+    return parse_sweep(docs[0])

@@ -1,0 +1,191 @@
+"""`lrsweep` command line: run a sweep locally, print the CRD, run the operator."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from lrsweep import __version__
+from lrsweep.api import LRSweep, LRSweepStatus, Phase, SpecError, load_sweep
+from lrsweep.engine.sweep import Decision, Sweep
+from lrsweep.runtime.env import contract_env
+from lrsweep.runtime.local import LocalBackend, build_process, check_command, run_sweep
+
+EXIT_OK = 0
+EXIT_SWEEP_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def progress_table(decision: Decision, metric: str) -> Table:
+    table = Table(title=decision.message, title_justify="left", expand=False)
+    for col in ("trial", "rate", "phase", "step", metric, "rung", "verdict", "reason"):
+        table.add_column(col, overflow="fold" if col == "reason" else "ellipsis")
+    best = decision.best.trial if decision.best else None
+    for r in decision.records:
+        last = next((p.metrics[metric] for p in reversed(r.points) if metric in p.metrics), None)
+        rung = str(max(r.rungs)) if r.rungs else ""
+        rate = "range test" if r.mode == "range-test" else f"{r.learning_rate:.4g}"
+        table.add_row(
+            f"[bold]{r.id}[/]" if r.id == best else r.id,
+            rate,
+            r.phase.value,
+            str(r.step),
+            f"{last:.4g}" if last is not None else "",
+            rung,
+            r.verdict.value,
+            r.reason[:80],
+        )
+    return table
+
+
+def _preflight(sweep: LRSweep) -> None:
+    """Refuse templates that cannot run here before any trial starts."""
+    template = sweep.spec.trial.template
+    check_command(template)
+    from lrsweep.engine.sweep import Launch
+
+    probe = Launch("t000", 1, 0.1, 0, "train", 1, 1, ())
+    build_process(template, contract_env(probe, sweep=sweep.metadata.name, metrics_port=0), "x")
+
+
+def write_result(out: Path, status: LRSweepStatus) -> Path:
+    path = out / "result.json"
+    path.write_text(json.dumps(status.model_dump(mode="json"), indent=2) + "\n")
+    return path
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    path = Path(args.path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read: {err.strerror}") from None
+    sweep_doc = load_sweep(text)
+    _preflight(sweep_doc)
+    out = Path(args.out or f"lrsweep-out/{sweep_doc.metadata.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    sweep = Sweep(sweep_doc.spec, key=sweep_doc.metadata.uid or sweep_doc.metadata.name)
+    metric = sweep_doc.spec.objective.metric
+    backend = LocalBackend(sweep_doc, out)
+    started = _now()
+    last: list[Decision] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    interrupted = False
+    live = Live(console=console, refresh_per_second=4, transient=False, auto_refresh=False)
+    try:
+        with live:
+
+            def show(decision: Decision) -> None:
+                last[:] = [decision]
+                live.update(progress_table(decision, metric), refresh=True)
+
+            run_sweep(sweep, backend, on_decision=show, interval=args.interval)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        backend.shutdown()
+    if not last:
+        console.print("[red]interrupted before any trial started[/]")
+        return EXIT_INTERRUPTED
+    decision = last[-1]
+    status = decision.status()
+    status.startTime = started
+    status.completionTime = _now()
+    if interrupted:
+        status.phase = Phase.FAILED
+        status.message = f"interrupted: partial result. {status.message}"
+    result = write_result(out, status)
+    from lrsweep.report import plot_report
+
+    plot = out / "report.png"
+    plot_report(
+        decision.records,
+        decision.best,
+        metric,
+        sweep.spec.budget.steps,
+        plot,
+        title=f"LRSweep {sweep_doc.metadata.name}: {status.message}",
+    )
+    steps = sum(r.steps_used for r in decision.records)
+    compute = steps / sweep.spec.budget.steps
+    if status.phase is Phase.SUCCEEDED:
+        console.print(
+            f"[bold green]best learning rate: {status.bestLearningRate:g}[/] "
+            f"(trial {status.bestTrial}, {metric} {status.bestScore:.4g}; "
+            f"{len(decision.records)} trials, compute {compute:.2f} full runs)"
+        )
+    else:
+        console.print(f"[bold red]sweep {status.phase.value.lower()}:[/] {status.message}")
+    console.print(f"wrote {result} and {plot}")
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if status.phase is Phase.SUCCEEDED else EXIT_SWEEP_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lrsweep", description="Find the learning rate of a training job."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a sweep locally, trials as processes")
+    run.add_argument("path", help="an LRSweep YAML file")
+    run.add_argument("--out", help="directory for result.json, report.png and trial logs")
+    run.add_argument(
+        "--interval", type=float, default=0.5, help="seconds between polls of the trials"
+    )
+    sub.add_parser("crd", help="print the LRSweep CustomResourceDefinition (YAML)")
+    sub.add_parser(
+        "operator", help="run the Kubernetes operator (settings from LRSWEEP_* variables)"
+    )
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console(stderr=False)
+    try:
+        if args.command == "run":
+            return cmd_run(args, console)
+        if args.command == "crd":
+            from lrsweep.crd import render_crd
+
+            sys.stdout.write(render_crd())
+            return EXIT_OK
+        if args.command == "operator":
+            from lrsweep.controller import run
+
+            run()
+            return EXIT_OK
+        if args.command == "version":
+            console.print(__version__)
+            return EXIT_OK
+    except SpecError as err:
+        Console(stderr=True).print(f"lrsweep: error: {err}", markup=False, highlight=False)
+        return EXIT_BAD_INPUT
+    parser.error(f"unknown command {args.command}")
+    return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""kopf handlers: thin shims over `runtime.kube.reconcile`.
+
+Every kopf setting is made in `configure`, each with its reason. A timer reconciles each
+sweep every few seconds; the engine is stateless, so a reconcile after a restart picks up
+exactly where the last status write left off.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from lrsweep import api
+from lrsweep.runtime.kube import Cluster, reconcile
+from lrsweep.settings import OperatorSettings
+from lrsweep.telemetry import Telemetry
+
+SETTINGS = OperatorSettings()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Handler progress and the last-handled spec live in annotations under our own group,
+    # so they never collide with another kopf operator watching the same objects.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=api.GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{api.GROUP}/finalizer"
+    # One replica, no peering: the Deployment is `Recreate`, so two never overlap.
+    settings.peering.standalone = True
+    # Re-establish watches regularly: a silently dropped stream would otherwise stall us.
+    settings.watching.server_timeout = 60
+    settings.watching.client_timeout = 90
+    settings.watching.connect_timeout = 10
+    # Our own Kubernetes calls retry on the next timer tick; kopf's own calls back off.
+    settings.networking.request_timeout = 30
+    settings.networking.error_backoffs = [1, 2, 5, 10]
+    # Events at INFO and above reach `kubectl describe`.
+    settings.posting.level = logging.INFO
+    # The kubernetes package leaves these two untyped.
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    telemetry = Telemetry()
+    telemetry.serve(SETTINGS.metrics_port)
+    memo.cluster = Cluster(client.CoreV1Api(), telemetry)
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    await memo.cluster.close()
+
+
+@kopf.timer(api.GROUP, api.VERSION, api.PLURAL, interval=SETTINGS.reconcile_interval)
+async def reconcile_sweep(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    cluster: Cluster = memo.cluster
+    with cluster.telemetry.reconcile_seconds.time():
+        result = await reconcile(cluster, SETTINGS, body, _now())
+    if result.status is not None:
+        patch.status.update(result.status)
+    for type_, reason, message in result.events:
+        kopf.event(body, type=type_, reason=reason, message=message)
+
+
+def run() -> None:
+    """`lrsweep operator`: run the operator until SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    liveness = f"http://0.0.0.0:{SETTINGS.health_port}/healthz" if SETTINGS.health_port else None
+    kopf.run(
+        standalone=True,
+        clusterwide=SETTINGS.clusterwide,
+        namespaces=SETTINGS.namespaces or [SETTINGS.pod_namespace],
+        liveness_endpoint=liveness,
+    )

@@ -1,0 +1,192 @@
+"""Reading a learning-rate range test: which rates does its loss curve suggest?
+
+A range test trains once while the rate grows exponentially, recording the training loss
+at every step. The loss first barely moves (rate too small), then falls (useful rates), then
+explodes (too large). This module turns that curve into suggestions:
+
+- `steepest`: the rate where the loss falls fastest per decade of rate,
+- `valley`: a rate two thirds of the way down the longest descent (the idea of fastai's
+  "valley" suggestion, implemented here from that description),
+- `divergence`: the first rate where the loss exceeds `factor` x the lowest loss so far,
+- `minimum`: the rate with the lowest loss before divergence.
+
+Everything here is plain Python on floats: the trainer (torch) and the operator (no torch)
+both use it, so they agree on what a curve means.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_BETA = 0.98
+DEFAULT_DIVERGENCE_FACTOR = 4.0
+# Share of the curve ignored at each end when looking for the steepest slope: the first
+# smoothed values rest on few samples, the last ones on the blow-up.
+EDGE_MARGIN = 0.05
+# Rises smaller than this share of the curve's height are wiggles, not the end of a descent.
+VALLEY_TOLERANCE = 0.02
+# How far down the descent the valley suggestion sits (share of the loss drop).
+VALLEY_DEPTH = 2.0 / 3.0
+
+
+class LossSmoother:
+    """Exponential moving average of losses with bias correction, fed one loss at a time.
+
+    The correction divides by 1 - beta^n, so early values are not pulled towards zero.
+    """
+
+    def __init__(self, beta: float = DEFAULT_BETA) -> None:
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"beta must be in [0, 1), got {beta}")
+        self.beta = beta
+        self._average = 0.0
+        self._count = 0
+
+    def add(self, loss: float) -> float:
+        """Take the next loss; return the smoothed loss up to and including it."""
+        self._count += 1
+        self._average = self.beta * self._average + (1.0 - self.beta) * loss
+        return self._average / (1.0 - self.beta**self._count)
+
+
+def smooth(losses: Sequence[float], beta: float = DEFAULT_BETA) -> list[float]:
+    """The bias-corrected exponential moving average of `losses`, one value per loss."""
+    smoother = LossSmoother(beta)
+    return [smoother.add(loss) for loss in losses]
+
+
+def is_divergent(loss: float, reference: float, factor: float) -> bool:
+    """True when `loss` is not finite or exceeds `factor` x `reference` (a positive loss)."""
+    return not math.isfinite(loss) or loss > factor * reference
+
+
+@dataclass(frozen=True)
+class RangeTestResult:
+    """The suggestions read from one range-test curve (all rates lie within the tested range)."""
+
+    steepest: float
+    valley: float
+    divergence: float | None  # None: the loss never blew up within the range
+    minimum: float
+
+
+def _check(lrs: Sequence[float], losses: Sequence[float]) -> None:
+    if len(lrs) != len(losses):
+        raise ValueError(f"{len(lrs)} rates but {len(losses)} losses")
+    if not lrs:
+        raise ValueError("the curve is empty")
+    if any(not (math.isfinite(lr) and lr > 0.0) for lr in lrs):
+        raise ValueError("rates must be positive and finite")
+    if any(b < a for a, b in zip(lrs, lrs[1:], strict=False)):
+        raise ValueError("rates must not decrease along the curve")
+
+
+def _divergence_index(losses: Sequence[float], factor: float) -> int | None:
+    lowest = math.inf
+    for i, loss in enumerate(losses):
+        if i > 0 and is_divergent(loss, lowest, factor):
+            return i
+        if not math.isfinite(loss):
+            return i
+        lowest = min(lowest, loss)
+    return None
+
+
+def _usable(losses: Sequence[float], factor: float) -> int:
+    """How many leading points come before the blow-up."""
+    index = _divergence_index(losses, factor)
+    return len(losses) if index is None else index
+
+
+def divergence_lr(
+    lrs: Sequence[float], losses: Sequence[float], factor: float = DEFAULT_DIVERGENCE_FACTOR
+) -> float | None:
+    """The first rate whose loss is not finite or exceeds `factor` x the lowest loss before it."""
+    _check(lrs, losses)
+    index = _divergence_index(losses, factor)
+    return None if index is None else lrs[index]
+
+
+def _argmin(values: Sequence[float]) -> int:
+    return min(range(len(values)), key=lambda i: values[i])
+
+
+def steepest_slope(
+    lrs: Sequence[float], losses: Sequence[float], factor: float = DEFAULT_DIVERGENCE_FACTOR
+) -> float:
+    """The rate where d loss / d log(rate) is most negative on the (smoothed) curve.
+
+    Only the part before divergence counts, less a margin of EDGE_MARGIN at both ends.
+    """
+    _check(lrs, losses)
+    n = _usable(losses, factor)
+    if n < 3:
+        return lrs[_argmin(losses[:n])] if n else lrs[0]
+    x = [math.log(lr) for lr in lrs[:n]]
+    margin = max(1, round(n * EDGE_MARGIN))
+    first, last = margin, n - 1 - margin
+    if first > last:
+        first, last = 1, n - 2
+    best_index, best_slope = None, math.inf
+    for i in range(first, last + 1):
+        run = x[i + 1] - x[i - 1]
+        if run <= 0.0:
+            continue  # equal rates: no slope to speak of
+        slope = (losses[i + 1] - losses[i - 1]) / run
+        if slope < best_slope:
+            best_index, best_slope = i, slope
+    if best_index is None:
+        return lrs[_argmin(losses[:n])]
+    return lrs[best_index]
+
+
+def _longest_descent(losses: Sequence[float]) -> tuple[int, int]:
+    """(start, bottom) of the longest stretch along which the curve keeps going down.
+
+    A point continues the stretch while it stays within a small tolerance of the lowest loss
+    since the stretch began; a rise beyond that ends it and a new stretch starts there.
+    """
+    height = max(losses) - min(losses)
+    tolerance = VALLEY_TOLERANCE * height
+    best = (0, 0)
+    start = bottom = 0
+    for k in range(1, len(losses) + 1):
+        if k < len(losses) and losses[k] <= losses[bottom] + tolerance:
+            if losses[k] < losses[bottom]:
+                bottom = k
+            continue
+        if bottom - start > best[1] - best[0]:
+            best = (start, bottom)
+        start = bottom = k
+    return best
+
+
+def valley(
+    lrs: Sequence[float], losses: Sequence[float], factor: float = DEFAULT_DIVERGENCE_FACTOR
+) -> float:
+    """A rate two thirds of the way down (in loss) the longest descent before divergence."""
+    _check(lrs, losses)
+    n = _usable(losses, factor)
+    if n == 0:
+        return lrs[0]
+    curve = losses[:n]
+    start, bottom = _longest_descent(curve)
+    target = curve[start] - VALLEY_DEPTH * (curve[start] - curve[bottom])
+    index = next(k for k in range(start, bottom + 1) if curve[k] <= target)
+    return lrs[index]
+
+
+def analyse(
+    lrs: Sequence[float], losses: Sequence[float], factor: float = DEFAULT_DIVERGENCE_FACTOR
+) -> RangeTestResult:
+    """All suggestions of a curve: `lrs` in step order, `losses` the smoothed losses there."""
+    _check(lrs, losses)
+    n = _usable(losses, factor)
+    return RangeTestResult(
+        steepest=steepest_slope(lrs, losses, factor),
+        valley=valley(lrs, losses, factor),
+        divergence=divergence_lr(lrs, losses, factor),
+        minimum=lrs[_argmin(losses[:n])] if n else lrs[0],
+    )

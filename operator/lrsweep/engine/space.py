@@ -1,0 +1,80 @@
+"""Candidate learning rates on a log scale."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+# Rates are rounded to this many significant digits so that the same rate reached by two
+# routes (a grid point, a refinement midpoint) compares equal and prints cleanly.
+SIGNIFICANT_DIGITS = 4
+
+
+def tidy(rate: float) -> float:
+    """Round a rate to SIGNIFICANT_DIGITS significant digits."""
+    return float(f"{rate:.{SIGNIFICANT_DIGITS - 1}e}")
+
+
+def log_grid(low: float, high: float, count: int) -> list[float]:
+    """`count` rates evenly spaced on a log scale from low to high, both ends included."""
+    if count == 1:
+        return [tidy(math.sqrt(low * high))]
+    step = (math.log(high) - math.log(low)) / (count - 1)
+    return [tidy(math.exp(math.log(low) + i * step)) for i in range(count)]
+
+
+def log_uniform(low: float, high: float, count: int, seed: str) -> list[float]:
+    """`count` rates drawn log-uniformly from [low, high], reproducible from `seed`."""
+    rng = random.Random(seed)
+    return [tidy(math.exp(rng.uniform(math.log(low), math.log(high)))) for _ in range(count)]
+
+
+def geometric_mean(a: float, b: float) -> float:
+    return tidy(math.sqrt(a * b))
+
+
+def refine(best: float, tried: Sequence[float], low: float, high: float) -> list[float]:
+    """New rates around `best`: halfway (on the log scale) to each tried neighbour.
+
+    When `best` is the lowest or highest rate tried, the rate one step beyond it is proposed
+    instead (0.5x or 2x, at least), as long as it stays within [low, high].
+    """
+    ordered = sorted(set(tried))
+    below = [r for r in ordered if r < best]
+    above = [r for r in ordered if r > best]
+    proposals: list[float] = []
+    if below:
+        proposals.append(geometric_mean(best, below[-1]))
+    else:
+        proposals.append(tidy(best / 2))
+    if above:
+        proposals.append(geometric_mean(best, above[0]))
+    else:
+        proposals.append(tidy(best * 2))
+    tried_set = set(ordered)
+    return [r for r in proposals if low <= r <= high and r not in tried_set]
+
+
+def doubled(rate: float, high: float, tried: Sequence[float]) -> float | None:
+    """The classic move for a trial converging too slowly: try twice the rate."""
+    candidate = tidy(rate * 2)
+    return candidate if candidate <= high and candidate not in set(tried) else None
+
+
+def spread_order(rates: Sequence[float]) -> list[float]:
+    """Rates reordered so that each prefix covers the range evenly (van der Corput order).
+
+    Early stopping compares a trial with those launched before it; launching a spread of
+    rates first gives those comparisons a meaningful reference early.
+    """
+    ordered = sorted(rates)
+    n = len(ordered)
+    bits = max(1, (n - 1).bit_length())
+    keys = [int(format(i, f"0{bits}b")[::-1], 2) for i in range(n)]
+    return [rate for _, rate in sorted(zip(keys, ordered, strict=True))]
+
+
+def nearest_first(rates: Sequence[float], center: float) -> list[float]:
+    """Rates ordered by distance (on the log scale) from `center`, nearest first."""
+    return sorted(rates, key=lambda r: (abs(math.log(r / center)), r))

@@ -1,0 +1,201 @@
+"""Which trials to run next: one function per strategy.
+
+A strategy proposes trials in rounds. It sees only trials that have ended (plus the range
+test's result), so a round's proposals never depend on the timing of the previous one.
+Early stopping (ASHA) is separate: `stops_early` says which strategies use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from lrsweep.api import Goal, LRSweepSpec, Strategy, Suggestion, TrialPhase, Verdict
+from lrsweep.engine import space
+from lrsweep.engine.rangetest import RangeTestResult
+from lrsweep.engine.trials import Mode, TrialRecord
+
+# adaptive: candidates span this many decades below the range test's divergence point.
+ADAPTIVE_DECADES = 2.5
+
+
+@dataclass(frozen=True)
+class Proposal:
+    learning_rate: float
+    seed: int
+    mode: Mode = "train"
+
+
+@dataclass(frozen=True)
+class Context:
+    spec: LRSweepSpec
+    key: str  # seeds random choices: the sweep's uid (or name, locally)
+    records: Sequence[TrialRecord]
+    range_result: RangeTestResult | None
+    # Trials that finished but still await their early-stopping comparison.
+    undecided: frozenset[str] | set[str] = frozenset()
+
+    @property
+    def train(self) -> list[TrialRecord]:
+        return [r for r in self.records if r.mode == "train"]
+
+    def final_scores(self) -> dict[float, list[float]]:
+        """Objective at the full budget per rate, for trials that ran their whole budget."""
+        full = self.spec.budget.steps
+        scores: dict[float, list[float]] = {}
+        for r in self.train:
+            if r.phase is TrialPhase.SUCCEEDED and full in r.rungs and r.id not in self.undecided:
+                scores.setdefault(r.learning_rate, []).append(r.rungs[full])
+        return scores
+
+
+@dataclass(frozen=True)
+class Best:
+    learning_rate: float
+    score: float
+    trial: str
+
+
+def best_rate(ctx: Context) -> Best | None:
+    """The rate with the best mean objective over its seeds, all of them complete."""
+    seeds = ctx.spec.search.seeds
+    sign = 1.0 if ctx.spec.objective.goal is Goal.MINIMIZE else -1.0
+    complete = {rate: sum(v) / len(v) for rate, v in ctx.final_scores().items() if len(v) >= seeds}
+    if not complete:
+        return None
+    rate = min(complete, key=lambda r: (sign * complete[r], r))
+    full = ctx.spec.budget.steps
+    trial = min(
+        (
+            r
+            for r in ctx.train
+            if r.learning_rate == rate
+            and r.phase is TrialPhase.SUCCEEDED
+            and full in r.rungs
+            and r.id not in ctx.undecided
+        ),
+        key=lambda r: (sign * r.rungs[full], r.id),
+    )
+    return Best(rate, complete[rate], trial.id)
+
+
+def _each_seed(rates: Sequence[float], seeds: int) -> list[Proposal]:
+    return [Proposal(rate, seed) for rate in rates for seed in range(seeds)]
+
+
+def _first_rates(ctx: Context) -> list[float]:
+    search = ctx.spec.search
+    if search.values is not None:
+        return sorted({space.tidy(v) for v in search.values})
+    return space.log_grid(search.min, search.max, search.candidates)
+
+
+def _round_done(ctx: Context) -> bool:
+    return all(r.terminal for r in ctx.records) and not ctx.undecided
+
+
+def grid(ctx: Context) -> list[Proposal]:
+    if ctx.records:
+        return []
+    return _each_seed(_first_rates(ctx), ctx.spec.search.seeds)
+
+
+def random(ctx: Context) -> list[Proposal]:
+    if ctx.records:
+        return []
+    search = ctx.spec.search
+    if search.values is not None:
+        return _each_seed(_first_rates(ctx), search.seeds)
+    rates = space.log_uniform(search.min, search.max, search.candidates, seed=ctx.key)
+    return _each_seed(rates, search.seeds)
+
+
+def asha(ctx: Context) -> list[Proposal]:
+    """The grid's candidates, launched in spread order; early stopping does the rest."""
+    if ctx.records:
+        return []
+    return _each_seed(space.spread_order(_first_rates(ctx)), ctx.spec.search.seeds)
+
+
+def _range_test() -> list[Proposal]:
+    return [Proposal(0.0, 0, "range-test")]
+
+
+def range_test(ctx: Context) -> list[Proposal]:
+    """One range test, then full training at its suggestion."""
+    if not ctx.records:
+        return _range_test()
+    if ctx.train or ctx.range_result is None or not _round_done(ctx):
+        return []
+    result = ctx.range_result
+    rate = result.valley if ctx.spec.search.suggestion is Suggestion.VALLEY else result.steepest
+    search = ctx.spec.search
+    rate = space.tidy(min(max(rate, search.min), search.max))
+    return _each_seed([rate], search.seeds)
+
+
+def adaptive_bounds(result: RangeTestResult | None, low: float, high: float) -> tuple[float, float]:
+    """The range ASHA searches after a range test.
+
+    A full run tolerates less than the range test's divergence point, and the best rate
+    sits at most a few decades below it. Without a result (the range test failed or never
+    diverged) the whole user range is searched.
+    """
+    if result is None or result.divergence is None:
+        return low, high
+    hi = min(high, result.divergence)
+    lo = max(low, hi / 10**ADAPTIVE_DECADES)
+    if lo >= hi:
+        return low, high
+    return lo, hi
+
+
+def adaptive(ctx: Context) -> list[Proposal]:
+    """Range test -> ASHA over log-spaced candidates -> refinement around the best."""
+    search = ctx.spec.search
+    if not ctx.records:
+        return _range_test() if search.values is None else grid(ctx)
+    if not _round_done(ctx):
+        return []
+    if not ctx.train:
+        lo, hi = adaptive_bounds(ctx.range_result, search.min, search.max)
+        # The most promising rates first: they set a high bar early, so early stopping
+        # cuts the poor ones at the first rung.
+        center = ctx.range_result.valley if ctx.range_result else math.sqrt(lo * hi)
+        rates = space.nearest_first(space.log_grid(lo, hi, search.candidates), center)
+        return _each_seed(rates, search.seeds)
+    rounds = max(r.round for r in ctx.train)
+    if rounds >= search.refineRounds:
+        return []
+    best = best_rate(ctx)
+    tried = sorted({r.learning_rate for r in ctx.train})
+    if best is None:
+        # Every rate diverged or failed: look below the lowest one tried.
+        lower = space.tidy(tried[0] / 4)
+        return _each_seed([lower], search.seeds) if lower >= search.min else []
+    rates = space.refine(best.learning_rate, tried, search.min, search.max)
+    best_trial = next(r for r in ctx.train if r.id == best.trial)
+    if best_trial.verdict is Verdict.TOO_SLOW:
+        doubled = space.doubled(best.learning_rate, search.max, tried)
+        if doubled is not None and doubled not in rates:
+            rates.append(doubled)
+    return _each_seed(sorted(rates), search.seeds)
+
+
+PROPOSERS: dict[Strategy, Callable[[Context], list[Proposal]]] = {
+    Strategy.GRID: grid,
+    Strategy.RANDOM: random,
+    Strategy.RANGE_TEST: range_test,
+    Strategy.ASHA: asha,
+    Strategy.ADAPTIVE: adaptive,
+}
+
+
+def stops_early(strategy: Strategy) -> bool:
+    return strategy in (Strategy.ASHA, Strategy.ADAPTIVE)
+
+
+def range_test_steps(spec: LRSweepSpec) -> int:
+    budget = spec.budget
+    return budget.rangeTestSteps or max(100, min(budget.minSteps, budget.steps))

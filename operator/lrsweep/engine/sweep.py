@@ -1,0 +1,298 @@
+"""The sweep state machine: (spec, trial records) -> actions and a status summary.
+
+Both runtimes drive a sweep the same way:
+
+    records = observe(...)                      # fold what processes/pods report
+    decision = decide(sweep, records, range)    # pure
+    stop decision.stops; launch decision.launches; write decision.status()
+
+`decide` is deterministic: the same spec and records give the same decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from lrsweep.api import (
+    Goal,
+    LRSweepSpec,
+    LRSweepStatus,
+    Phase,
+    RangeTestStatus,
+    TrialPhase,
+    Verdict,
+)
+from lrsweep.engine import asha, strategies
+from lrsweep.engine.rangetest import RangeTestResult, analyse
+from lrsweep.engine.trials import Mode, Observation, TrialRecord, observe, to_status
+
+
+@dataclass(frozen=True)
+class Sweep:
+    spec: LRSweepSpec
+    key: str  # seeds random choices: the sweep's uid (locally, its name)
+
+    @property
+    def rungs(self) -> list[int]:
+        return asha.rung_steps(self.spec.budget)
+
+    @property
+    def rung_steps(self) -> list[int]:
+        """Every step whose evaluation the engine keeps: the rungs and the full budget."""
+        return [*self.rungs, self.spec.budget.steps]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Start one attempt of a trial."""
+
+    trial: str
+    attempt: int
+    learning_rate: float
+    seed: int
+    mode: Mode
+    steps: int
+    eval_every: int
+    rungs: tuple[int, ...]
+    range_start: float | None = None
+    range_end: float | None = None
+
+
+@dataclass(frozen=True)
+class Stop:
+    trial: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    records: tuple[TrialRecord, ...]
+    launches: tuple[Launch, ...]
+    stops: tuple[Stop, ...]
+    done: bool
+    best: strategies.Best | None
+    range_result: RangeTestResult | None
+    message: str
+
+    def status(self) -> LRSweepStatus:
+        """The status summary (no conditions or timestamps: the caller owns those)."""
+        scores = {r.id: _score(r) for r in self.records}
+        if not self.done:
+            phase = Phase.RUNNING if self.records else Phase.PENDING
+        else:
+            phase = Phase.SUCCEEDED if self.best is not None else Phase.FAILED
+        rt = self.range_result
+        return LRSweepStatus(
+            phase=phase,
+            bestLearningRate=self.best.learning_rate if self.best else None,
+            bestTrial=self.best.trial if self.best else None,
+            bestScore=self.best.score if self.best else None,
+            trialCount=len(self.records),
+            trials={r.id: to_status(r, scores[r.id]) for r in self.records},
+            rangeTest=RangeTestStatus(
+                steepest=rt.steepest, valley=rt.valley, minimum=rt.minimum, divergence=rt.divergence
+            )
+            if rt
+            else None,
+            message=self.message,
+        )
+
+
+def _score(record: TrialRecord) -> float | None:
+    """The objective at the furthest rung the trial reached."""
+    if not record.rungs:
+        return None
+    return record.rungs[max(record.rungs)]
+
+
+def trial_id(index: int) -> str:
+    return f"t{index:03d}"
+
+
+def update(sweep: Sweep, records: Sequence[TrialRecord], obs: Observation) -> list[TrialRecord]:
+    """Fold one observation into the records (unknown trials are ignored)."""
+    spec = sweep.spec
+    return [
+        observe(
+            r,
+            obs,
+            metric=spec.objective.metric,
+            rung_steps=sweep.rung_steps,
+            full_steps=spec.budget.steps if r.mode == "train" else 0,
+            max_retries=spec.trial.maxRetries,
+        )
+        if r.id == obs.trial
+        else r
+        for r in records
+    ]
+
+
+def range_result_of(
+    records: Sequence[TrialRecord], known: RangeTestResult | None
+) -> RangeTestResult | None:
+    if known is not None:
+        return known
+    for r in records:
+        if r.mode == "range-test" and r.phase is TrialPhase.SUCCEEDED and r.range_curve:
+            lrs = [lr for lr, _ in r.range_curve]
+            losses = [loss for _, loss in r.range_curve]
+            try:
+                return analyse(lrs, losses)
+            except ValueError:
+                return None  # an unusable curve: adaptive then searches the whole range
+    return None
+
+
+def _early_stops(
+    sweep: Sweep, records: list[TrialRecord]
+) -> tuple[list[TrialRecord], list[Stop], set[str]]:
+    """Apply early stopping; also return trials that finished but await comparison."""
+    spec = sweep.spec
+    stops: list[Stop] = []
+    undecided: set[str] = set()
+    out: list[TrialRecord] = []
+    earlier: list[TrialRecord] = []
+    use_asha = strategies.stops_early(spec.search.strategy)
+    for r in records:
+        if r.mode != "train":
+            out.append(r)
+            continue
+        updated = r
+        if r.phase is TrialPhase.RUNNING and r.verdict is Verdict.DIVERGED:
+            updated = replace(r, phase=TrialPhase.DIVERGED)
+            stops.append(Stop(r.id, r.reason))
+        elif use_asha and r.phase in (TrialPhase.RUNNING, TrialPhase.SUCCEEDED):
+            rule = asha.decide(
+                r,
+                earlier,
+                sweep.rungs,
+                eta=spec.budget.reductionFactor,
+                goal=spec.objective.goal,
+            )
+            if rule.rule is asha.Rule.STOP:
+                if r.phase is TrialPhase.RUNNING:
+                    stops.append(Stop(r.id, rule.reason))
+                updated = replace(r, phase=TrialPhase.STOPPED, reason=rule.reason)
+            elif rule.rule is asha.Rule.WAIT and r.phase is TrialPhase.SUCCEEDED:
+                # Finished before the trials it is compared with: not a result yet.
+                undecided.add(r.id)
+        out.append(updated)
+        earlier.append(updated)
+    return out, stops, undecided
+
+
+def _launch(sweep: Sweep, r: TrialRecord, range_result: RangeTestResult | None) -> Launch:
+    spec = sweep.spec
+    if r.mode == "range-test":
+        steps = strategies.range_test_steps(spec)
+        return Launch(
+            trial=r.id,
+            attempt=r.attempts + 1,
+            learning_rate=spec.search.min,
+            seed=r.seed,
+            mode=r.mode,
+            steps=steps,
+            eval_every=1,
+            rungs=(),
+            range_start=spec.search.min,
+            range_end=spec.search.max,
+        )
+    return Launch(
+        trial=r.id,
+        attempt=r.attempts + 1,
+        learning_rate=r.learning_rate,
+        seed=r.seed,
+        mode=r.mode,
+        steps=spec.budget.steps,
+        eval_every=spec.budget.evalEvery,
+        rungs=tuple(sweep.rung_steps),
+    )
+
+
+def decide(
+    sweep: Sweep,
+    records: Sequence[TrialRecord],
+    known_range: RangeTestResult | None = None,
+) -> Decision:
+    spec = sweep.spec
+    current = sorted(records, key=lambda r: r.id)
+    range_result = range_result_of(current, known_range)
+    current, stops, undecided = _early_stops(sweep, current)
+
+    ctx = strategies.Context(spec, sweep.key, current, range_result, undecided)
+    proposals = strategies.PROPOSERS[spec.search.strategy](ctx)
+    room = max(0, spec.search.maxTrials - len(current))
+    next_round = max((r.round for r in current if r.mode == "train"), default=-1) + 1
+    for p in proposals[:room]:
+        current.append(
+            TrialRecord(
+                id=trial_id(len(current)),
+                learning_rate=p.learning_rate,
+                seed=p.seed,
+                mode=p.mode,
+                round=next_round if p.mode == "train" else 0,
+            )
+        )
+
+    running = sum(1 for r in current if not r.terminal and not r.queued)
+    launches: list[Launch] = []
+    launched: dict[str, TrialRecord] = {}
+    for r in current:
+        if running >= spec.search.parallelism:
+            break
+        if r.queued and not r.terminal:
+            launches.append(_launch(sweep, r, range_result))
+            launched[r.id] = replace(
+                r,
+                attempts=r.attempts + 1,
+                queued=False,
+                reason=f"attempt {r.attempts + 1} launched",
+            )
+            running += 1
+    current = [launched.get(r.id, r) for r in current]
+
+    done = all(r.terminal for r in current) and not undecided
+    ctx = strategies.Context(spec, sweep.key, current, range_result, undecided)
+    best = strategies.best_rate(ctx)
+    message = _message(current, best, done, spec.objective.goal)
+    return Decision(
+        records=tuple(current),
+        launches=tuple(launches),
+        stops=tuple(stops),
+        done=done,
+        best=best,
+        range_result=range_result,
+        message=message,
+    )
+
+
+def _message(
+    records: Sequence[TrialRecord], best: strategies.Best | None, done: bool, goal: Goal
+) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.phase.value] = counts.get(r.phase.value, 0) + 1
+    summary = ", ".join(f"{n} {phase.lower()}" for phase, n in sorted(counts.items()))
+    if done and best is None:
+        failures = [r.reason for r in records if r.phase is TrialPhase.FAILED]
+        last = f"; last failure: {failures[-1]}" if failures else ""
+        return f"no trial completed its full budget ({summary}){last}"
+    if best is not None:
+        return f"best rate {best.learning_rate:g} ({goal.value} score {best.score:.4g}); {summary}"
+    return summary
+
+
+def records_by_id(records: Sequence[TrialRecord]) -> Mapping[str, TrialRecord]:
+    return {r.id: r for r in records}
+
+
+def range_result_from_status(status: RangeTestStatus | None) -> RangeTestResult | None:
+    if status is None:
+        return None
+    return RangeTestResult(
+        steepest=status.steepest,
+        valley=status.valley,
+        divergence=status.divergence,
+        minimum=status.minimum,
+    )

@@ -1,0 +1,218 @@
+"""What the engine knows about each trial, and how an observation updates it.
+
+A runtime (local processes or Kubernetes pods) turns what it sees into `Observation`s; the
+engine folds them into `TrialRecord`s with `observe`. Records are everything the engine
+decides from, and they round-trip through the sweep's status (`to_status`/`from_status`),
+which is how the operator resumes after a restart without losing a result.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from lrsweep.api import TrialPhase, TrialStatus, Verdict
+from lrsweep.engine.verdict import Point, judge
+
+Mode = Literal["train", "range-test"]
+TERMINAL = frozenset(
+    {TrialPhase.SUCCEEDED, TrialPhase.STOPPED, TrialPhase.DIVERGED, TrialPhase.FAILED}
+)
+
+
+class ProcessState(enum.StrEnum):
+    """What a runtime sees of one attempt's process or pod."""
+
+    PENDING = "pending"  # created, not started (e.g. waiting for a GPU)
+    RUNNING = "running"
+    EXITED = "exited"  # ended by itself; `outcome` says how
+    LOST = "lost"  # gone without a result: evicted, deleted by someone, process vanished
+
+
+class Outcome(enum.StrEnum):
+    """How an attempt ended, from the trainer's summary or its exit code."""
+
+    FINISHED = "finished"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Observation:
+    trial: str
+    attempt: int
+    state: ProcessState
+    step: int | None = None
+    points: Sequence[Point] = ()
+    # Range tests: (rate, smoothed loss) pairs in step order.
+    range_curve: Sequence[tuple[float, float]] = ()
+    outcome: Outcome | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    id: str
+    learning_rate: float
+    seed: int
+    mode: Mode = "train"
+    round: int = 0  # which proposal round created it (0: first candidates)
+    phase: TrialPhase = TrialPhase.PENDING
+    attempts: int = 0  # number of the current attempt (0: never launched)
+    queued: bool = True  # waiting for the launch of attempt `attempts + 1`
+    step: int = 0
+    spent_steps: int = 0  # steps of earlier attempts (compute accounting)
+    points: tuple[Point, ...] = ()
+    rungs: Mapping[int, float] = field(default_factory=dict)  # objective at rung steps
+    range_curve: tuple[tuple[float, float], ...] = ()
+    verdict: Verdict = Verdict.UNKNOWN
+    reason: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL
+
+    @property
+    def steps_used(self) -> int:
+        return self.spent_steps + self.step
+
+
+def merge_points(old: Sequence[Point], new: Sequence[Point]) -> tuple[Point, ...]:
+    by_step = {p.step: p for p in old}
+    for p in new:
+        by_step[p.step] = p
+    return tuple(by_step[s] for s in sorted(by_step))
+
+
+def rung_values(
+    points: Sequence[Point], rung_steps: Sequence[int], metric: str
+) -> dict[int, float]:
+    """The objective at each rung step that has an evaluation."""
+    at = {p.step: p.metrics.get(metric) for p in points}
+    return {s: v for s in rung_steps if (v := at.get(s)) is not None and not math.isnan(v)}
+
+
+def observe(
+    record: TrialRecord,
+    obs: Observation,
+    *,
+    metric: str,
+    rung_steps: Sequence[int],
+    full_steps: int,
+    max_retries: int,
+) -> TrialRecord:
+    """Fold one observation of the current attempt into a trial's record."""
+    if obs.attempt != record.attempts or record.terminal or record.queued:
+        # A stale attempt, or a trial already decided (e.g. stopped by the sweep): the
+        # sweep's decision stands, but late evaluations still count for the record.
+        if record.terminal and obs.attempt == record.attempts and obs.points:
+            points = merge_points(record.points, obs.points)
+            return replace(
+                record,
+                points=points,
+                step=max(record.step, obs.step or 0),
+                rungs={**rung_values(points, rung_steps, metric), **record.rungs},
+            )
+        return record
+    points = merge_points(record.points, obs.points)
+    step = max(obs.step or 0, points[-1].step if points else 0)
+    updated = replace(
+        record,
+        points=points,
+        step=step,
+        rungs={**record.rungs, **rung_values(points, rung_steps, metric)},
+        range_curve=tuple(obs.range_curve) or record.range_curve,
+    )
+    if obs.state is ProcessState.PENDING:
+        return replace(updated, phase=TrialPhase.PENDING, reason=obs.reason or record.reason)
+    if obs.state is ProcessState.RUNNING:
+        judged = judge(points)
+        return replace(
+            updated, phase=TrialPhase.RUNNING, verdict=judged.verdict, reason=judged.reason
+        )
+    if obs.state is ProcessState.EXITED and obs.outcome is Outcome.DIVERGED:
+        judged = judge(points, diverged=True, reason=obs.reason)
+        return replace(
+            updated, phase=TrialPhase.DIVERGED, verdict=judged.verdict, reason=judged.reason
+        )
+    if obs.state is ProcessState.EXITED and obs.outcome is Outcome.FINISHED:
+        if record.mode == "range-test":
+            return replace(
+                updated,
+                phase=TrialPhase.SUCCEEDED,
+                verdict=Verdict.CONVERGING,
+                reason=obs.reason or "range test complete",
+            )
+        if step >= full_steps:
+            judged = judge(points)
+            return replace(
+                updated, phase=TrialPhase.SUCCEEDED, verdict=judged.verdict, reason=judged.reason
+            )
+        why = f"exited at step {step} of {full_steps} without a result"
+        return _failed_attempt(updated, why, max_retries)
+    # Failed outcome, or lost: a new attempt if retries remain.
+    if obs.state is ProcessState.LOST:
+        why = obs.reason or "the trial's process or pod disappeared"
+    else:
+        why = obs.reason or "the trainer failed"
+    return _failed_attempt(updated, why, max_retries)
+
+
+def _failed_attempt(record: TrialRecord, why: str, max_retries: int) -> TrialRecord:
+    if record.attempts <= max_retries:
+        return replace(
+            record,
+            phase=TrialPhase.PENDING,
+            queued=True,
+            spent_steps=record.spent_steps + record.step,
+            step=0,
+            points=(),
+            rungs={},
+            reason=f"attempt {record.attempts} failed ({why}); retrying",
+        )
+    return replace(
+        record,
+        phase=TrialPhase.FAILED,
+        verdict=Verdict.FAILED,
+        reason=f"failed after {record.attempts} attempt(s): {why}",
+    )
+
+
+def to_status(record: TrialRecord, score: float | None) -> TrialStatus:
+    return TrialStatus(
+        learningRate=record.learning_rate,
+        seed=record.seed,
+        mode=record.mode,
+        round=record.round,
+        phase=record.phase,
+        step=record.step,
+        spentSteps=record.spent_steps,
+        score=score,
+        verdict=record.verdict,
+        reason=record.reason,
+        attempts=record.attempts,
+        queued=record.queued,
+        rungs={str(k): v for k, v in sorted(record.rungs.items())},
+    )
+
+
+def from_status(trial_id: str, status: TrialStatus) -> TrialRecord:
+    """Rebuild a record from the sweep's status (curves are not kept there)."""
+    return TrialRecord(
+        id=trial_id,
+        learning_rate=status.learningRate,
+        seed=status.seed,
+        mode=status.mode,
+        round=status.round,
+        phase=status.phase,
+        attempts=status.attempts,
+        queued=status.queued,
+        step=status.step,
+        spent_steps=status.spentSteps,
+        rungs={int(k): v for k, v in status.rungs.items()},
+        verdict=status.verdict,
+        reason=status.reason,
+    )

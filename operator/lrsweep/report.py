@@ -1,0 +1,91 @@
+"""The sweep's picture: validation curves per trial, and final score against rate."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from lrsweep.api import TrialPhase
+from lrsweep.engine.strategies import Best
+from lrsweep.engine.trials import TrialRecord
+
+
+def plot_report(
+    records: Sequence[TrialRecord],
+    best: Best | None,
+    metric: str,
+    full_steps: int,
+    path: Path,
+    title: str,
+) -> None:
+    """Write a PNG with two panels: `metric` over steps per trial; score against rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and CI
+    import matplotlib.pyplot as plt
+    from matplotlib import cm, colors
+
+    train = [r for r in records if r.mode == "train"]
+    fig, (curves, scores) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
+    rates = [r.learning_rate for r in train] or [1.0]
+    norm = colors.LogNorm(vmin=min(rates), vmax=max(rates) * (1.0001))
+    cmap = matplotlib.colormaps["viridis"]
+    positive = True
+    for r in train:
+        pts = [(p.step, p.metrics[metric]) for p in r.points if metric in p.metrics]
+        pts = [(s, v) for s, v in pts if math.isfinite(v)]
+        if not pts:
+            continue
+        positive = positive and all(v > 0 for _, v in pts)
+        style = "-" if r.phase is TrialPhase.SUCCEEDED else ":"
+        width = 2.5 if best is not None and r.id == best.trial else 1.2
+        curves.plot(
+            [s for s, _ in pts],
+            [v for _, v in pts],
+            style,
+            color=cmap(norm(r.learning_rate)),
+            linewidth=width,
+            label=f"{r.id} lr={r.learning_rate:.3g}",
+        )
+    curves.set_xlabel("step")
+    curves.set_ylabel(metric)
+    if positive:
+        curves.set_yscale("log")
+    curves.set_title("curves (dotted: stopped early, diverged or failed)")
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=curves, label="learning rate")
+
+    full = [(r.learning_rate, r.rungs[full_steps]) for r in train if full_steps in r.rungs]
+    partial = [
+        (r.learning_rate, r.rungs[max(r.rungs)])
+        for r in train
+        if r.rungs and full_steps not in r.rungs
+    ]
+    if full:
+        scores.scatter(*zip(*full, strict=True), label=f"{metric} at step {full_steps}")
+    if partial:
+        scores.scatter(
+            *zip(*partial, strict=True),
+            facecolors="none",
+            edgecolors="gray",
+            label="stopped early (last rung)",
+        )
+    if best is not None:
+        scores.scatter(
+            [best.learning_rate],
+            [best.score],
+            marker="*",
+            s=300,
+            color="crimson",
+            zorder=3,
+            label=f"winner {best.learning_rate:.3g}",
+        )
+    scores.set_xscale("log")
+    scores.set_xlabel("learning rate")
+    scores.set_ylabel(metric)
+    scores.set_title("score against rate")
+    scores.legend(loc="best", fontsize="small")
+    fig.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

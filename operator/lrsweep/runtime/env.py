@@ -1,0 +1,56 @@
+"""The environment contract of a trial (docs/contract.md) and Kubernetes' $(VAR) expansion."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from lrsweep.engine.sweep import Launch
+
+_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Expand $(VAR) the way Kubernetes does for command, args and env values.
+
+    A defined variable is replaced; an undefined reference is left as written; `$$` escapes
+    a literal `$` (so `$$(VAR)` stays `$(VAR)`).
+    """
+
+    def sub(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1)
+        return env.get(name, match.group(0))
+
+    return _REF.sub(sub, text)
+
+
+def contract_env(
+    launch: Launch,
+    *,
+    sweep: str,
+    metrics_port: int,
+    termination_path: str | None = None,
+    metrics_host: str | None = None,
+) -> dict[str, str]:
+    """The LRSWEEP_* variables every trial process receives."""
+    env = {
+        "LRSWEEP_LEARNING_RATE": repr(launch.learning_rate),
+        "LRSWEEP_MAX_STEPS": str(launch.steps),
+        "LRSWEEP_EVAL_EVERY": str(launch.eval_every),
+        "LRSWEEP_SEED": str(launch.seed),
+        "LRSWEEP_SWEEP": sweep,
+        "LRSWEEP_TRIAL": launch.trial,
+        "LRSWEEP_METRICS_PORT": str(metrics_port),
+        "LRSWEEP_RUNGS": ",".join(str(s) for s in launch.rungs),
+        "LRSWEEP_MODE": launch.mode,
+    }
+    if launch.range_start is not None and launch.range_end is not None:
+        env["LRSWEEP_RANGE_START"] = repr(launch.range_start)
+        env["LRSWEEP_RANGE_END"] = repr(launch.range_end)
+    if termination_path is not None:
+        env["LRSWEEP_TERMINATION_PATH"] = termination_path
+    if metrics_host is not None:
+        env["LRSWEEP_METRICS_HOST"] = metrics_host
+    return env

@@ -1,0 +1,307 @@
+"""Trials as local processes: the embedded default behind `lrsweep run`.
+
+Each attempt runs the pod template's first container command (or, with none, the LRSweep
+trainer, which is the trainer image's entrypoint) with the environment contract, its own
+metrics port and its own summary file. The sweep loop scrapes running attempts, reads the
+summary of ended ones, and turns both into engine Observations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from lrsweep.api import LRSweep, SpecError
+from lrsweep.engine.sweep import Decision, Launch, Sweep, decide, update
+from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
+from lrsweep.runtime.env import contract_env, expand
+from lrsweep.runtime.metrics import MetricsError, Reading, parse_metrics, parse_summary
+
+# Without a `command`, a container runs its image's entrypoint; the trainer image's is this.
+TRAINER_ENTRYPOINT = (sys.executable, "-m", "lrsweep_trainer")
+SCRAPE_TIMEOUT = 2.0
+STOP_GRACE = 5.0
+LOG_TAIL = 300
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _field_ref(path: str, pod_name: str) -> str:
+    known = {
+        "metadata.name": pod_name,
+        "metadata.namespace": "default",
+        "status.podIP": "127.0.0.1",
+        "spec.nodeName": "localhost",
+    }
+    if path not in known:
+        raise SpecError(
+            f"trial.template: env fieldRef {path!r} is not available to local trials; "
+            f"use one of {', '.join(sorted(known))}"
+        )
+    return known[path]
+
+
+def build_process(
+    template: Mapping[str, Any], contract: Mapping[str, str], pod_name: str
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment a pod template's first container gets, as a local process.
+
+    Contract variables come first, so the container's own env can refer to them with
+    $(VAR); command and args are then expanded against the whole environment.
+    """
+    container = template["spec"]["containers"][0]
+    env: dict[str, str] = dict(contract)
+    for item in container.get("env") or []:
+        name = item["name"]
+        if "value" in item:
+            env[name] = expand(str(item["value"]), env)
+        elif "fieldRef" in (item.get("valueFrom") or {}):
+            env[name] = _field_ref(item["valueFrom"]["fieldRef"]["fieldPath"], pod_name)
+        else:
+            raise SpecError(
+                f"trial.template: env {name!r} uses a valueFrom source local trials cannot "
+                "resolve; give it a value"
+            )
+    command = [str(c) for c in container.get("command") or TRAINER_ENTRYPOINT]
+    args = [str(a) for a in container.get("args") or []]
+    return [expand(part, env) for part in [*command, *args]], env
+
+
+def check_command(template: Mapping[str, Any]) -> None:
+    """Fail before the sweep starts when the trial's program does not exist here."""
+    command = template["spec"]["containers"][0].get("command")
+    if command and shutil.which(str(command[0])) is None:
+        raise SpecError(
+            f"trial.template.spec.containers[0].command: {command[0]!r} was not found on "
+            "this machine; give a program on PATH (or omit command to run the LRSweep trainer)"
+        )
+
+
+@dataclass
+class _Attempt:
+    launch: Launch
+    process: subprocess.Popen[bytes]
+    summary_path: Path
+    log_path: Path
+    log: IO[bytes]
+    url: str
+    stop_at: float | None = None  # monotonic time SIGTERM was sent
+    reported: bool = False
+    last_error: str = ""
+    seen: list[Reading] = field(default_factory=list)
+
+
+class LocalBackend:
+    """Launch, stop and observe trial processes on this machine."""
+
+    def __init__(
+        self,
+        sweep: LRSweep,
+        workdir: Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        grace: float = STOP_GRACE,
+    ) -> None:
+        self.sweep = sweep
+        self.workdir = workdir
+        self.clock = clock
+        self.grace = grace
+        self.attempts: dict[str, _Attempt] = {}
+        (workdir / "trials").mkdir(parents=True, exist_ok=True)
+
+    def launch(self, launch: Launch) -> None:
+        name = f"{self.sweep.metadata.name}-{launch.trial}-{launch.attempt}"
+        base = self.workdir / "trials" / f"{launch.trial}-a{launch.attempt}"
+        summary = base.with_suffix(".summary.json")
+        summary.unlink(missing_ok=True)
+        port = free_port()
+        contract = contract_env(
+            launch,
+            sweep=self.sweep.metadata.name,
+            metrics_port=port,
+            termination_path=str(summary),
+            metrics_host="127.0.0.1",
+        )
+        argv, env = build_process(self.sweep.spec.trial.template, contract, name)
+        log = base.with_suffix(".log").open("wb")
+        try:
+            process = subprocess.Popen(
+                argv,
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Its own process group: Ctrl-C reaches the sweep, which stops trials itself.
+                start_new_session=True,
+            )
+        except OSError as err:
+            log.close()
+            raise SpecError(f"trial.template: cannot start {argv[0]!r}: {err.strerror}") from None
+        self.attempts[launch.trial] = _Attempt(
+            launch, process, summary, base.with_suffix(".log"), log, f"http://127.0.0.1:{port}/"
+        )
+
+    def stop(self, trial: str) -> None:
+        attempt = self.attempts.get(trial)
+        if attempt is None or attempt.stop_at is not None or attempt.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(attempt.process.pid, signal.SIGTERM)
+        attempt.stop_at = self.clock()
+
+    def _enforce_grace(self, attempt: _Attempt) -> None:
+        if attempt.stop_at is not None and self.clock() - attempt.stop_at > self.grace:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(attempt.process.pid, signal.SIGKILL)
+
+    def _scrape(self, attempt: _Attempt) -> Reading | None:
+        try:
+            with urllib.request.urlopen(attempt.url, timeout=SCRAPE_TIMEOUT) as response:
+                text = response.read().decode("utf-8", errors="replace")
+        except (OSError, urllib.error.URLError):
+            return None  # not serving yet, or already gone
+        try:
+            return parse_metrics(text)
+        except MetricsError as err:
+            attempt.last_error = str(err)
+            return None
+
+    def _log_tail(self, attempt: _Attempt) -> str:
+        try:
+            lines = attempt.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1][-LOG_TAIL:] if lines else ""
+
+    def _ended(self, attempt: _Attempt, code: int) -> Observation:
+        attempt.log.close()
+        launch = attempt.launch
+        summary: Reading | None = None
+        problem = ""
+        try:
+            summary = parse_summary(attempt.summary_path.read_text())
+        except FileNotFoundError:
+            problem = "no summary written"
+        except (OSError, ValueError) as err:
+            problem = f"unreadable summary: {err}"
+        if code != 0 and (summary is None or summary.outcome is not Outcome.DIVERGED):
+            tail = self._log_tail(attempt)
+            why = f"exit code {code}" + (f": {tail}" if tail else "")
+            return Observation(
+                launch.trial,
+                launch.attempt,
+                ProcessState.EXITED,
+                points=summary.points if summary else (),
+                outcome=Outcome.FAILED,
+                reason=why,
+            )
+        if summary is None:
+            return Observation(
+                launch.trial,
+                launch.attempt,
+                ProcessState.EXITED,
+                outcome=Outcome.FAILED,
+                reason=f"exited without a result ({problem})",
+            )
+        return Observation(
+            launch.trial,
+            launch.attempt,
+            ProcessState.EXITED,
+            step=summary.step,
+            points=summary.points,
+            range_curve=summary.range_curve,
+            outcome=summary.outcome,
+            reason=summary.reason,
+        )
+
+    def observe(self) -> list[Observation]:
+        observations: list[Observation] = []
+        for trial, attempt in list(self.attempts.items()):
+            if attempt.reported:
+                continue
+            code = attempt.process.poll()
+            launch = attempt.launch
+            if code is None:
+                self._enforce_grace(attempt)
+                reading = self._scrape(attempt)
+                if reading is not None:
+                    observations.append(
+                        Observation(
+                            trial,
+                            launch.attempt,
+                            ProcessState.RUNNING,
+                            step=reading.step,
+                            points=reading.points,
+                            range_curve=reading.range_curve,
+                        )
+                    )
+                else:
+                    observations.append(Observation(trial, launch.attempt, ProcessState.RUNNING))
+                continue
+            attempt.reported = True
+            observations.append(self._ended(attempt, code))
+        return observations
+
+    def running(self) -> int:
+        return sum(1 for a in self.attempts.values() if a.process.poll() is None)
+
+    def shutdown(self) -> None:
+        """Stop every trial process still alive: SIGTERM, the grace period, then SIGKILL."""
+        for trial in self.attempts:
+            self.stop(trial)
+        deadline = self.clock() + self.grace
+        for attempt in self.attempts.values():
+            remaining = max(0.0, deadline - self.clock())
+            try:
+                attempt.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(attempt.process.pid, signal.SIGKILL)
+                attempt.process.wait()
+            if not attempt.log.closed:
+                attempt.log.close()
+
+
+def run_sweep(
+    sweep: Sweep,
+    backend: LocalBackend,
+    *,
+    interval: float = 0.5,
+    on_decision: Callable[[Decision], None] = lambda d: None,
+    sleep: Callable[[float], None] = time.sleep,
+    records: Sequence[TrialRecord] = (),
+) -> Decision:
+    """Drive a sweep to its end with local processes. The caller owns shutdown."""
+    current = list(records)
+    range_result = None
+    while True:
+        for obs in backend.observe():
+            current = update(sweep, current, obs)
+        decision = decide(sweep, current, range_result)
+        range_result = decision.range_result
+        current = list(decision.records)
+        for stop in decision.stops:
+            backend.stop(stop.trial)
+        for launch in decision.launches:
+            backend.launch(launch)
+        on_decision(decision)
+        if decision.done:
+            return decision
+        sleep(interval)

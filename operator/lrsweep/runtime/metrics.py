@@ -1,0 +1,126 @@
+"""Reading a trial's progress: its Prometheus endpoint and its exit summary.
+
+Both are untrusted input from user code: anything unparsable becomes an empty reading plus
+a reason, never an exception that could stop a sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from lrsweep.engine.trials import Outcome
+from lrsweep.engine.verdict import Point
+
+HISTORY = "lrsweep_trial_eval"
+RANGE_METRICS = ("learning_rate", "smoothed_loss")
+Curve = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one scrape or one summary says about an attempt."""
+
+    step: int | None = None
+    points: tuple[Point, ...] = ()
+    range_curve: tuple[tuple[float, float], ...] = ()
+    finished: bool = False
+    diverged: bool = False
+    outcome: Outcome | None = None
+    reason: str = ""
+    extra: Mapping[str, float] = field(default_factory=dict)
+
+
+class MetricsError(ValueError):
+    """The endpoint answered with something that is not Prometheus text."""
+
+
+def _points(history: Mapping[int, Mapping[str, float]]) -> tuple[tuple[Point, ...], Curve]:
+    points: list[Point] = []
+    curve: list[tuple[float, float]] = []
+    for step in sorted(history):
+        metrics = dict(history[step])
+        if all(m in metrics for m in RANGE_METRICS):
+            curve.append((metrics.pop("learning_rate"), metrics.pop("smoothed_loss")))
+        if metrics:
+            points.append(Point(step, metrics))
+    return tuple(points), tuple(curve)
+
+
+def parse_metrics(text: str) -> Reading:
+    """Parse a trainer's /metrics text (docs/contract.md)."""
+    history: dict[int, dict[str, float]] = {}
+    gauges: dict[str, float] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == HISTORY:
+                    step = int(sample.labels["step"])
+                    history.setdefault(step, {})[sample.labels["metric"]] = float(sample.value)
+                elif sample.name.startswith("lrsweep_trial_"):
+                    gauges[sample.name.removeprefix("lrsweep_trial_")] = float(sample.value)
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise MetricsError(f"unparsable metrics: {err}") from None
+    points, curve = _points(history)
+    step_gauge = gauges.get("step")
+    return Reading(
+        step=int(step_gauge) if step_gauge is not None and math.isfinite(step_gauge) else None,
+        points=points,
+        range_curve=curve,
+        finished=gauges.get("finished", 0.0) == 1.0,
+        diverged=gauges.get("diverged", 0.0) == 1.0,
+        extra=gauges,
+    )
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, str):
+        return float(value)  # "NaN", "Infinity", "-Infinity"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise ValueError(f"not a number: {value!r}")
+
+
+def parse_summary(text: str) -> Reading:
+    """Parse the JSON summary a trainer writes on exit; raises ValueError if malformed."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("summary is not a JSON object")
+    try:
+        outcome = Outcome(data["status"])
+    except (KeyError, ValueError):
+        raise ValueError(f"summary has no valid status: {data.get('status')!r}") from None
+    history = data.get("history") or {}
+    steps = [int(s) for s in history.get("step", [])]
+    merged: dict[int, dict[str, float]] = {s: {} for s in steps}
+    for name, values in history.items():
+        if name == "step":
+            continue
+        if len(values) != len(steps):
+            raise ValueError(
+                f"summary history {name!r} has {len(values)} values for {len(steps)} steps"
+            )
+        for s, v in zip(steps, values, strict=True):
+            if v is not None:
+                merged[s][name] = _number(v)
+    points, _ = _points(merged)
+    curve: Curve = ()
+    if isinstance(rt := data.get("rangeTest"), dict):
+        lrs = [_number(v) for v in rt.get("learning_rate", [])]
+        losses = [_number(v) for v in rt.get("smoothed_loss", [])]
+        curve = tuple(zip(lrs, losses, strict=True))
+    step = data.get("step")
+    return Reading(
+        step=int(step) if isinstance(step, int) else None,
+        points=points,
+        range_curve=curve,
+        finished=True,
+        diverged=outcome is Outcome.DIVERGED,
+        outcome=outcome,
+        reason=str(data.get("reason", ""))[:500],
+    )

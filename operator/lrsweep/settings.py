@@ -1,0 +1,31 @@
+"""The operator's settings: one model, fed by LRSWEEP_* environment variables (Helm sets them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LRSWEEP_", extra="ignore", frozen=True)
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch (comma-separated); empty: the operator's own.",
+    )
+    clusterwide: bool = Field(False, description="Watch LRSweeps in every namespace.")
+    reconcile_interval: float = Field(2.0, gt=0, description="Seconds between reconciles.")
+    scrape_timeout: float = Field(2.0, gt=0, description="Timeout of one metrics scrape.")
+    stop_grace_seconds: int = Field(10, ge=0, description="Grace period of a stopped trial.")
+    metrics_port: int = Field(8080, ge=0, le=65535, description="Operator /metrics; 0: off.")
+    health_port: int = Field(8081, ge=0, le=65535, description="Liveness /healthz; 0: off.")
+    pod_namespace: str = Field("default", description="Where the operator runs (downward API).")
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [n.strip() for n in value.split(",") if n.strip()]
+        return value

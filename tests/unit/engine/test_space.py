@@ -1,0 +1,81 @@
+"""Candidate rates: log grids, log-uniform draws, refinement and the 2x move.
+
+Covers: candidates stay within bounds (property); grids include both ends and are evenly
+spaced on the log scale; draws are reproducible from the seed; refinement proposes the
+log-midpoints to the neighbours, or one step beyond an edge; launch orders are permutations.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+from lrsweep.engine import space
+
+bounds = st.tuples(
+    st.floats(1e-8, 1e2, allow_nan=False), st.floats(1.01, 1e4, allow_nan=False)
+).map(lambda t: (t[0], t[0] * t[1]))
+
+
+@given(bounds=bounds, count=st.integers(1, 64))
+def test_log_grid_stays_within_bounds(bounds: tuple[float, float], count: int) -> None:
+    low, high = bounds
+    rates = space.log_grid(low, high, count)
+    assert len(rates) == count
+    assert all(low * (1 - 1e-3) <= r <= high * (1 + 1e-3) for r in rates)
+
+
+@given(bounds=bounds, count=st.integers(1, 64), seed=st.text(max_size=8))
+def test_log_uniform_stays_within_bounds(
+    bounds: tuple[float, float], count: int, seed: str
+) -> None:
+    low, high = bounds
+    rates = space.log_uniform(low, high, count, seed)
+    assert all(low * (1 - 1e-3) <= r <= high * (1 + 1e-3) for r in rates)
+
+
+def test_log_grid_is_evenly_spaced_on_a_log_scale() -> None:
+    assert space.log_grid(1e-4, 1.0, 5) == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+
+
+def test_log_uniform_is_reproducible_from_its_seed() -> None:
+    assert space.log_uniform(1e-5, 1, 6, "a") == space.log_uniform(1e-5, 1, 6, "a")
+    assert space.log_uniform(1e-5, 1, 6, "a") != space.log_uniform(1e-5, 1, 6, "b")
+
+
+def test_refine_proposes_log_midpoints_to_both_neighbours() -> None:
+    assert space.refine(0.01, [0.001, 0.01, 0.1], 1e-5, 1.0) == [
+        space.tidy(math.sqrt(1e-5)),
+        space.tidy(math.sqrt(1e-3)),
+    ]
+
+
+def test_refine_steps_beyond_an_edge_when_the_best_is_the_highest_rate() -> None:
+    assert space.refine(0.1, [0.01, 0.1], 1e-5, 1.0) == [space.tidy(math.sqrt(1e-3)), 0.2]
+
+
+def test_refine_never_leaves_the_user_range() -> None:
+    assert space.refine(1.0, [0.1, 1.0], 1e-5, 1.0) == [space.tidy(math.sqrt(0.1))]
+
+
+def test_doubling_is_offered_until_it_leaves_the_range_or_was_tried() -> None:
+    assert space.doubled(0.01, 1.0, [0.01]) == 0.02
+    assert space.doubled(0.01, 1.0, [0.01, 0.02]) is None
+    assert space.doubled(0.8, 1.0, []) is None
+
+
+@given(n=st.integers(1, 40))
+def test_spread_order_is_a_permutation(n: int) -> None:
+    rates = space.log_grid(1e-4, 1.0, n)
+    assert sorted(space.spread_order(rates)) == sorted(rates)
+
+
+def test_spread_order_covers_the_range_early() -> None:
+    rates = space.log_grid(1e-4, 1e3, 8)
+    first = space.spread_order(rates)[:2]
+    assert first == [rates[0], rates[4]]
+
+
+def test_nearest_first_orders_by_log_distance() -> None:
+    assert space.nearest_first([1e-3, 1e-2, 1e-1, 1.0], 0.05) == [1e-1, 1e-2, 1.0, 1e-3]

@@ -1,0 +1,174 @@
+"""The sweep state machine, driven through a simulated world.
+
+Covers: every strategy finishes and picks the rate nearest the true optimum; parallelism is
+honoured; ASHA stops trials early; the winner does not depend on the order in which trials
+progress (same inputs, same actions); failed attempts are retried then marked Failed; a
+sweep where nothing completes ends Failed with a reason; maxTrials caps the sweep; status
+round-trips through the API model.
+"""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lrsweep.api import Phase, TrialPhase, Verdict
+from lrsweep.engine.sweep import Sweep, decide
+from lrsweep.engine.trials import from_status
+
+from tests.unit.engine.conftest import make_spec
+from tests.unit.engine.world import World, bowl, run
+
+
+def _near(a: float, b: float, factor: float) -> bool:
+    return abs(math.log(a / b)) <= math.log(factor)
+
+
+def test_grid_runs_every_candidate_to_its_full_budget() -> None:
+    world = World(make_spec(search={"strategy": "grid"}), bowl(0.03))
+    decision = run(world)
+    assert len(world.launched) == 8
+    assert all(launch.steps == 300 for launch in world.launched)
+    assert decision.best is not None
+    rates = [launch.learning_rate for launch in world.launched]
+    assert decision.best.learning_rate == min(rates, key=lambda r: world.loss(r, 300))
+
+
+def test_explicit_values_replace_the_range() -> None:
+    spec = make_spec(search={"strategy": "grid", "values": [0.001, 0.01, 0.1]})
+    world = World(spec, bowl(0.01))
+    decision = run(world)
+    assert sorted(launch.learning_rate for launch in world.launched) == [0.001, 0.01, 0.1]
+    assert decision.best is not None
+    assert decision.best.learning_rate == 0.01
+
+
+def test_random_search_is_reproducible_from_the_sweep_key() -> None:
+    spec = make_spec(search={"strategy": "random"})
+    first = World(spec, bowl())
+    second = World(spec, bowl())
+    run(first, key="uid-1")
+    run(second, key="uid-1")
+    rates = [launch.learning_rate for launch in first.launched]
+    assert rates == [launch.learning_rate for launch in second.launched]
+    assert all(1e-4 <= r <= 10.0 for r in rates)
+
+
+def test_parallelism_bounds_the_trials_running_at_once() -> None:
+    spec = make_spec(search={"strategy": "grid", "parallelism": 2})
+    world = World(spec, bowl())
+    sweep = Sweep(spec, "k")
+    records: list = []
+    peak = 0
+    for _ in range(1000):
+        from lrsweep.engine.sweep import update
+
+        for obs in world.tick():
+            records = update(sweep, records, obs)
+        decision = decide(sweep, records)
+        records = list(decision.records)
+        for launch in decision.launches:
+            world.launch(launch)
+        peak = max(peak, len(world.running))
+        if decision.done:
+            break
+    assert peak == 2
+
+
+def test_asha_stops_poor_trials_early_and_spends_less_than_a_grid() -> None:
+    asha_world = World(make_spec(search={"strategy": "asha"}), bowl(0.03))
+    grid_world = World(make_spec(search={"strategy": "grid"}), bowl(0.03))
+    asha = run(asha_world)
+    grid = run(grid_world)
+    stopped = [r for r in asha.records if r.phase is TrialPhase.STOPPED]
+    assert stopped, "some trials must be stopped at a rung"
+    assert all("not in the top 1/3" in r.reason for r in stopped)
+    used = sum(r.steps_used for r in asha.records)
+    assert used < 0.6 * sum(r.steps_used for r in grid.records)
+    assert asha.best is not None
+    assert grid.best is not None
+    assert asha.best.learning_rate == grid.best.learning_rate
+
+
+def test_adaptive_runs_a_range_test_first_then_refines() -> None:
+    world = World(make_spec(), bowl(0.05))
+    decision = run(world)
+    assert world.launched[0].mode == "range-test"
+    assert decision.range_result is not None
+    rounds = {r.round for r in decision.records if r.mode == "train"}
+    assert rounds == {0, 1}
+    assert decision.best is not None
+    assert _near(decision.best.learning_rate, 0.05, 1.5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(order_seed=st.integers(0, 10_000), strategy=st.sampled_from(["asha", "adaptive"]))
+def test_winner_does_not_depend_on_the_order_trials_progress(
+    order_seed: int, strategy: str
+) -> None:
+    spec = make_spec(search={"strategy": strategy})
+    reference = run(World(spec, bowl(0.02), seed=0))
+    shuffled = run(World(spec, bowl(0.02), seed=order_seed))
+    assert reference.best == shuffled.best
+    assert [(r.id, r.learning_rate, r.phase) for r in reference.records] == [
+        (r.id, r.learning_rate, r.phase) for r in shuffled.records
+    ]
+
+
+def test_same_inputs_give_same_decision() -> None:
+    spec = make_spec()
+    world = World(spec, bowl())
+    final = run(world)
+    again = decide(Sweep(spec, "sweep-uid"), final.records, final.range_result)
+    assert again.best == final.best
+    assert again.launches == ()
+    assert again.stops == ()
+
+
+def test_a_failing_attempt_is_retried_then_marked_failed() -> None:
+    spec = make_spec(search={"strategy": "grid", "values": [0.01, 0.03]}, trial={"maxRetries": 1})
+    world = World(spec, bowl(), fail=lambda trial, attempt: trial == "t000")
+    decision = run(world)
+    attempts = [launch.attempt for launch in world.launched if launch.trial == "t000"]
+    assert attempts == [1, 2]
+    failed = decision.records[0]
+    assert failed.phase is TrialPhase.FAILED
+    assert failed.verdict is Verdict.FAILED
+    assert "failed after 2 attempt(s): exit code 1" in failed.reason
+    assert decision.best is not None
+    assert decision.best.trial == "t001"
+
+
+def test_a_sweep_where_every_trial_fails_ends_failed_with_the_reason() -> None:
+    spec = make_spec(search={"strategy": "grid", "values": [0.01]}, trial={"maxRetries": 0})
+    world = World(spec, bowl(), fail=lambda trial, attempt: True)
+    status = run(world).status()
+    assert status.phase is Phase.FAILED
+    assert "no trial completed its full budget" in status.message
+    assert "exit code 1" in status.message
+
+
+def test_diverging_rates_get_the_diverged_verdict() -> None:
+    spec = make_spec(search={"strategy": "grid", "values": [0.01, 100.0]})
+    decision = run(World(spec, bowl(0.01)))
+    diverged = next(r for r in decision.records if r.learning_rate == 100.0)
+    assert diverged.phase is TrialPhase.DIVERGED
+    assert diverged.verdict is Verdict.DIVERGED
+
+
+def test_max_trials_caps_the_number_of_trials() -> None:
+    spec = make_spec(search={"strategy": "grid", "maxTrials": 3})
+    world = World(spec, bowl())
+    decision = run(world)
+    assert len(decision.records) == 3
+
+
+def test_status_round_trips_records_for_a_restart() -> None:
+    spec = make_spec()
+    final = run(World(spec, bowl()))
+    status = final.status()
+    rebuilt = [from_status(tid, t) for tid, t in status.trials.items()]
+    again = decide(Sweep(spec, "sweep-uid"), rebuilt, final.range_result)
+    assert again.best == final.best
+    assert again.done

@@ -1,0 +1,156 @@
+"""A simulated world for engine tests: trials whose curves are known functions of the rate.
+
+It plays the runtime's part (launch, stop, observe) without processes, and lets a test pick
+the order in which running trials make progress, to show decisions do not depend on timing.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lrsweep.api import LRSweepSpec
+from lrsweep.engine.sweep import Decision, Launch, Sweep, decide, update
+from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
+from lrsweep.engine.verdict import Point
+
+LossFn = Callable[[float, int], float]
+
+
+def bowl(best: float = 0.03) -> LossFn:
+    """A loss whose floor is lowest at `best` and that blows up far above it."""
+
+    def loss(lr: float, step: int) -> float:
+        distance = abs(math.log10(lr / best))
+        if lr > best * 300:
+            return math.inf if step > 20 else 2.0 * (1 + step)
+        floor = 0.1 + 0.5 * distance**2
+        speed = min(1.0, lr / best)
+        return floor + 2.0 * math.exp(-speed * step / 50)
+
+    return loss
+
+
+def range_curve(loss: LossFn, start: float, end: float, steps: int) -> list[tuple[float, float]]:
+    """A synthetic range test: loss falls as the rate grows, then explodes."""
+    curve = []
+    for i in range(steps):
+        lr = start * (end / start) ** (i / max(1, steps - 1))
+        value = loss(lr, 200)
+        if not math.isfinite(value):
+            curve.append((lr, 50.0))
+            break
+        curve.append((lr, value))
+    return curve
+
+
+@dataclass
+class World:
+    spec: LRSweepSpec
+    loss: LossFn
+    seed: int = 0
+    fail: Callable[[str, int], bool] = lambda trial, attempt: False
+    running: dict[str, tuple[Launch, int]] = field(default_factory=dict)
+    launched: list[Launch] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def launch(self, launch: Launch) -> None:
+        self.launched.append(launch)
+        self.running[launch.trial] = (launch, 0)
+
+    def stop(self, trial: str) -> None:
+        self.stopped.append(trial)
+        self.running.pop(trial, None)
+
+    def tick(self) -> list[Observation]:
+        """Advance a random subset of running trials by one evaluation."""
+        out: list[Observation] = []
+        for trial in sorted(self.running):
+            if self.rng.random() < 0.4:
+                continue
+            launch, step = self.running[trial]
+            if self.fail(trial, launch.attempt):
+                del self.running[trial]
+                out.append(
+                    Observation(
+                        trial,
+                        launch.attempt,
+                        ProcessState.EXITED,
+                        outcome=Outcome.FAILED,
+                        reason="exit code 1",
+                    )
+                )
+                continue
+            if launch.mode == "range-test":
+                assert launch.range_start is not None
+                assert launch.range_end is not None
+                curve = range_curve(self.loss, launch.range_start, launch.range_end, launch.steps)
+                del self.running[trial]
+                out.append(
+                    Observation(
+                        trial,
+                        launch.attempt,
+                        ProcessState.EXITED,
+                        step=len(curve),
+                        range_curve=curve,
+                        outcome=Outcome.FINISHED,
+                    )
+                )
+                continue
+            step += launch.eval_every
+            value = self.loss(launch.learning_rate, step) * (1 + 0.001 * launch.seed)
+            point = Point(step, {"val_loss": value, "train_loss": value * 0.9})
+            if not math.isfinite(value):
+                del self.running[trial]
+                out.append(
+                    Observation(
+                        trial,
+                        launch.attempt,
+                        ProcessState.EXITED,
+                        step=step,
+                        points=[point],
+                        outcome=Outcome.DIVERGED,
+                        reason=f"loss became inf at step {step}",
+                    )
+                )
+            elif step >= launch.steps:
+                del self.running[trial]
+                out.append(
+                    Observation(
+                        trial,
+                        launch.attempt,
+                        ProcessState.EXITED,
+                        step=step,
+                        points=[point],
+                        outcome=Outcome.FINISHED,
+                    )
+                )
+            else:
+                self.running[trial] = (launch, step)
+                out.append(Observation(trial, launch.attempt, ProcessState.RUNNING, step, [point]))
+        return out
+
+
+def run(world: World, key: str = "sweep-uid", max_ticks: int = 10_000) -> Decision:
+    """Drive a sweep in the world to its end, the way a runtime does."""
+    sweep = Sweep(world.spec, key)
+    records: list[TrialRecord] = []
+    range_result = None
+    for _ in range(max_ticks):
+        for obs in world.tick():
+            records = update(sweep, records, obs)
+        decision = decide(sweep, records, range_result)
+        range_result = decision.range_result
+        records = list(decision.records)
+        for stop in decision.stops:
+            world.stop(stop.trial)
+        for launch in decision.launches:
+            world.launch(launch)
+        if decision.done:
+            return decision
+    raise AssertionError("sweep did not finish")

@@ -1,0 +1,164 @@
+"""Pure builders of the Kubernetes runtime, without a cluster.
+
+Covers: deterministic pod names within 63 characters; the trial pod carries the labels,
+owner reference, env contract (rate, pod IP binding), restartPolicy Never and metrics port,
+keeps the user's template (resources, env after ours); the result ConfigMap; reading ended
+pods (termination message summary, exit codes, eviction); unschedulable reasons.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lrsweep.api import LRSweepSpec, LRSweepStatus
+from lrsweep.engine.sweep import Launch
+from lrsweep.engine.trials import Outcome, ProcessState
+from lrsweep.runtime.kube import (
+    build_result_configmap,
+    build_trial_pod,
+    observe_ended_pod,
+    pod_name,
+    unschedulable_reason,
+)
+
+BODY: dict[str, Any] = {
+    "apiVersion": "lrsweep.dev/v1alpha1",
+    "kind": "LRSweep",
+    "metadata": {"name": "resnet-lr", "namespace": "ml", "uid": "u-1"},
+    "spec": {
+        "trial": {
+            "template": {
+                "metadata": {"labels": {"team": "vision"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "trainer",
+                            "image": "reg/trainer:1",
+                            "args": ["--lr", "$(LRSWEEP_LEARNING_RATE)"],
+                            "env": [{"name": "MINE", "value": "$(LRSWEEP_TRIAL)"}],
+                            "resources": {"limits": {"nvidia.com/gpu": 1}},
+                        }
+                    ]
+                },
+            }
+        },
+        "output": {"configMap": "resnet-lr-result"},
+    },
+}
+SPEC = LRSweepSpec.model_validate(BODY["spec"])
+LAUNCH = Launch("t004", 2, 0.0316, 0, "train", 3000, 100, (300, 900, 3000))
+
+
+def test_pod_name_is_deterministic_and_fits_a_dns_label() -> None:
+    assert pod_name("resnet-lr", "t004", 2) == "resnet-lr-t004-2"
+    long = pod_name("x" * 80, "t004", 2)
+    assert len(long) <= 63
+    assert long.endswith("-t004-2")
+
+
+def test_trial_pod_is_labelled_and_owned_by_the_sweep() -> None:
+    pod = build_trial_pod(BODY, SPEC, LAUNCH)
+    assert pod["metadata"]["name"] == "resnet-lr-t004-2"
+    assert pod["metadata"]["namespace"] == "ml"
+    assert pod["metadata"]["labels"] == {
+        "team": "vision",
+        "lrsweep.dev/sweep": "resnet-lr",
+        "lrsweep.dev/trial": "t004",
+        "lrsweep.dev/attempt": "2",
+    }
+    owner = pod["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "LRSweep",
+        "resnet-lr",
+        "u-1",
+        True,
+    )
+
+
+def test_trial_pod_never_restarts_and_exposes_metrics() -> None:
+    pod = build_trial_pod(BODY, SPEC, LAUNCH)
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert {"name": "metrics", "containerPort": 9090} in pod["spec"]["containers"][0]["ports"]
+
+
+def test_trial_pod_carries_the_env_contract_before_the_users_env() -> None:
+    env = build_trial_pod(BODY, SPEC, LAUNCH)["spec"]["containers"][0]["env"]
+    names = [e["name"] for e in env]
+    values = {e["name"]: e.get("value") for e in env}
+    assert values["LRSWEEP_LEARNING_RATE"] == "0.0316"
+    assert values["LRSWEEP_TRIAL"] == "t004"
+    assert values["LRSWEEP_METRICS_PORT"] == "9090"
+    assert values["LRSWEEP_TERMINATION_PATH"] == "/dev/termination-log"
+    host = next(e for e in env if e["name"] == "LRSWEEP_METRICS_HOST")
+    assert host["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert names.index("MINE") > names.index("LRSWEEP_TRIAL")
+
+
+def test_trial_pod_keeps_the_users_resources_and_leaves_the_template_untouched() -> None:
+    pod = build_trial_pod(BODY, SPEC, LAUNCH)
+    assert pod["spec"]["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    assert "ports" not in SPEC.trial.template["spec"]["containers"][0]
+
+
+def test_result_configmap_holds_the_winner() -> None:
+    status = LRSweepStatus(bestLearningRate=0.0316, bestTrial="t004", bestScore=0.231)
+    cm = build_result_configmap(BODY, status)
+    assert cm["metadata"]["name"] == "resnet-lr-result"
+    assert cm["data"]["learningRate"] == "0.0316"
+    assert json.loads(cm["data"]["result.json"])["bestTrial"] == "t004"
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+
+
+def _ended(code: int, message: str = "", **status: Any) -> dict[str, Any]:
+    return {
+        "status": {
+            "phase": "Failed" if code else "Succeeded",
+            "containerStatuses": [
+                {"state": {"terminated": {"exitCode": code, "message": message}}}
+            ],
+            **status,
+        }
+    }
+
+
+def test_an_ended_pod_is_read_from_its_termination_message() -> None:
+    summary = {
+        "status": "finished",
+        "step": 300,
+        "reason": "done",
+        "history": {"step": [300], "val_loss": [0.5]},
+    }
+    obs = observe_ended_pod("t001", 1, _ended(0, json.dumps(summary)))
+    assert obs.state is ProcessState.EXITED
+    assert obs.outcome is Outcome.FINISHED
+    assert obs.points[0].metrics == {"val_loss": 0.5}
+
+
+def test_a_non_zero_exit_is_a_failure_naming_the_code() -> None:
+    obs = observe_ended_pod("t001", 1, _ended(1, "Traceback...\nValueError: boom"))
+    assert obs.outcome is Outcome.FAILED
+    assert obs.reason == "exit code 1: ValueError: boom"
+
+
+def test_an_evicted_pod_is_lost_not_failed() -> None:
+    obs = observe_ended_pod("t001", 1, _ended(137, reason="Evicted", message="node pressure"))
+    assert obs.state is ProcessState.LOST
+    assert "evicted" in obs.reason
+
+
+def test_unschedulable_pods_report_the_schedulers_message() -> None:
+    pod = {
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+                }
+            ],
+        }
+    }
+    assert unschedulable_reason(pod) == "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."

@@ -1,0 +1,74 @@
+"""Turning a pod template into a local process.
+
+Covers: Kubernetes $(VAR) expansion rules; the contract env; the trainer as default
+entrypoint; container env referring to contract variables; fieldRef resolution; refusal of
+env sources local trials cannot resolve; a missing program is refused before the sweep.
+"""
+
+from __future__ import annotations
+
+import pytest
+from lrsweep.api import SpecError
+from lrsweep.engine.sweep import Launch
+from lrsweep.runtime.env import contract_env, expand
+from lrsweep.runtime.local import TRAINER_ENTRYPOINT, build_process, check_command
+
+LAUNCH = Launch("t003", 2, 0.03, 1, "train", 300, 25, (25, 75, 300))
+
+
+def template(**container: object) -> dict[str, object]:
+    return {"spec": {"containers": [{"name": "trainer", "image": "img", **container}]}}
+
+
+def test_expand_replaces_defined_variables() -> None:
+    assert expand("--lr=$(LR)", {"LR": "0.1"}) == "--lr=0.1"
+
+
+def test_expand_leaves_undefined_references_as_written() -> None:
+    assert expand("$(NOPE) x", {}) == "$(NOPE) x"
+
+
+def test_double_dollar_escapes_a_reference() -> None:
+    assert expand("$$(LR) $$", {"LR": "0.1"}) == "$(LR) $"
+
+
+def test_contract_env_carries_the_launch() -> None:
+    env = contract_env(LAUNCH, sweep="s", metrics_port=9090)
+    assert env["LRSWEEP_LEARNING_RATE"] == "0.03"
+    assert env["LRSWEEP_TRIAL"] == "t003"
+    assert env["LRSWEEP_RUNGS"] == "25,75,300"
+    assert env["LRSWEEP_SEED"] == "1"
+    assert env["LRSWEEP_MODE"] == "train"
+
+
+def test_without_a_command_the_trainer_runs_with_expanded_args() -> None:
+    env = contract_env(LAUNCH, sweep="s", metrics_port=1)
+    argv, _ = build_process(template(args=["--lr", "$(LRSWEEP_LEARNING_RATE)"]), env, "pod")
+    assert argv == [*TRAINER_ENTRYPOINT, "--lr", "0.03"]
+
+
+def test_container_env_can_refer_to_contract_variables() -> None:
+    env = contract_env(LAUNCH, sweep="s", metrics_port=1)
+    spec = template(command=["train.sh"], env=[{"name": "LR2", "value": "x$(LRSWEEP_SEED)"}])
+    argv, full = build_process(spec, env, "pod")
+    assert argv == ["train.sh"]
+    assert full["LR2"] == "x1"
+
+
+def test_field_refs_resolve_to_local_values() -> None:
+    spec = template(
+        env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    )
+    _, env = build_process(spec, {}, "sweep-t003-2")
+    assert env["POD"] == "sweep-t003-2"
+
+
+def test_secret_refs_are_refused_with_a_reason() -> None:
+    spec = template(env=[{"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}])
+    with pytest.raises(SpecError, match="env 'K' uses a valueFrom source"):
+        build_process(spec, {}, "pod")
+
+
+def test_a_program_not_on_path_is_refused_before_the_sweep() -> None:
+    with pytest.raises(SpecError, match="'no-such-trainer' was not found on this machine"):
+        check_command(template(command=["no-such-trainer"]))

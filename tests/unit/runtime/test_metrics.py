@@ -1,0 +1,94 @@
+"""Parsing what trainers report: Prometheus text and the exit summary.
+
+Covers: the evaluation history becomes points per step; range-test samples become a curve;
+NaN survives; garbage raises MetricsError (never anything else); summaries with non-finite
+strings, range tests, and malformed content.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from lrsweep.engine.trials import Outcome
+from lrsweep.runtime.metrics import MetricsError, parse_metrics, parse_summary
+
+TEXT = """\
+# HELP lrsweep_trial_step Last completed step
+# TYPE lrsweep_trial_step gauge
+lrsweep_trial_step{sweep="s",trial="t000"} 50.0
+# TYPE lrsweep_trial_eval gauge
+lrsweep_trial_eval{sweep="s",trial="t000",metric="val_loss",step="25"} 1.5
+lrsweep_trial_eval{sweep="s",trial="t000",metric="train_loss",step="25"} 1.4
+lrsweep_trial_eval{sweep="s",trial="t000",metric="val_loss",step="50"} NaN
+# TYPE lrsweep_trial_diverged gauge
+lrsweep_trial_diverged{sweep="s",trial="t000"} 1.0
+"""
+
+
+def test_history_samples_become_points_in_step_order() -> None:
+    reading = parse_metrics(TEXT)
+    assert reading.step == 50
+    assert [p.step for p in reading.points] == [25, 50]
+    assert reading.points[0].metrics == {"val_loss": 1.5, "train_loss": 1.4}
+    assert math.isnan(reading.points[1].metrics["val_loss"])
+    assert reading.diverged
+
+
+def test_range_test_samples_become_a_curve() -> None:
+    text = "\n".join(
+        f'lrsweep_trial_eval{{metric="{m}",step="{s}"}} {v}'
+        for s in (1, 2)
+        for m, v in (("learning_rate", 0.001 * s), ("smoothed_loss", 2.0 / s))
+    )
+    reading = parse_metrics(text + "\n")
+    assert reading.range_curve == ((0.001, 2.0), (0.002, 1.0))
+    assert reading.points == ()
+
+
+def test_garbage_raises_metrics_error() -> None:
+    with pytest.raises(MetricsError):
+        parse_metrics("<html>this is not prometheus</html>\n")
+
+
+def test_history_without_a_step_label_is_garbage() -> None:
+    with pytest.raises(MetricsError):
+        parse_metrics('lrsweep_trial_eval{metric="val_loss"} 1.0\n')
+
+
+def test_summary_with_non_finite_strings_and_outcome() -> None:
+    summary = {
+        "v": 1,
+        "status": "diverged",
+        "reason": "loss was NaN at step 40",
+        "step": 40,
+        "history": {"step": [20, 40], "val_loss": [1.0, "NaN"], "train_loss": [0.9, "Infinity"]},
+    }
+    reading = parse_summary(json.dumps(summary))
+    assert reading.outcome is Outcome.DIVERGED
+    assert reading.step == 40
+    assert math.isinf(reading.points[1].metrics["train_loss"])
+
+
+def test_summary_range_test_block_becomes_a_curve() -> None:
+    summary = {
+        "status": "finished",
+        "rangeTest": {"learning_rate": [0.1, 1.0], "smoothed_loss": [2.0, 9.0]},
+    }
+    assert parse_summary(json.dumps(summary)).range_curve == ((0.1, 2.0), (1.0, 9.0))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        "{}",
+        '{"status": "great"}',
+        '{"status": "finished", "history": {"step": [1], "val_loss": [1, 2]}}',
+        "not json",
+    ],
+)
+def test_malformed_summaries_raise_value_error(text: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011  # the message varies by defect
+        parse_summary(text)

@@ -1,0 +1,103 @@
+"""Loading LRSweep documents: what is accepted and what each refusal says.
+
+Covers: the quickstart example loads with defaults filled in; every refusal names the field,
+the bad value and what is allowed (unknown fields, min >= max, non-positive budgets, bad
+strategy, no containers, invalid YAML, several documents, not a mapping).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from lrsweep.api import LRSweep, SpecError, Strategy, load_sweep, parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
+
+
+def _doc(**spec: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "trial": {"template": {"spec": {"containers": [{"name": "t", "image": "i"}]}}}
+    }
+    base.update(spec)
+    return {
+        "apiVersion": "lrsweep.dev/v1alpha1",
+        "kind": "LRSweep",
+        "metadata": {"name": "s"},
+        "spec": base,
+    }
+
+
+def _error(doc: object) -> str:
+    with pytest.raises(SpecError) as info:
+        load_sweep(yaml.safe_dump(doc))
+    return str(info.value)
+
+
+def test_quickstart_example_loads() -> None:
+    sweep = load_sweep(QUICKSTART.read_text())
+    assert isinstance(sweep, LRSweep)
+    assert sweep.spec.search.strategy is Strategy.ADAPTIVE
+    assert sweep.spec.objective.metric == "val_loss"
+
+
+def test_every_example_loads() -> None:
+    for path in sorted((ROOT / "manifests" / "examples").glob("*.yaml")):
+        load_sweep(path.read_text())
+
+
+def test_defaults_fill_a_minimal_spec() -> None:
+    sweep = load_sweep(yaml.safe_dump(_doc()))
+    assert sweep.spec.budget.steps == 3000
+    assert sweep.spec.search.parallelism == 4
+
+
+def test_unknown_field_is_named() -> None:
+    assert _error(_doc(search={"candidatez": 3})) == (
+        "spec.search.candidatez: unknown field; remove it or check its spelling"
+    )
+
+
+def test_min_not_below_max_names_both_values() -> None:
+    message = _error(_doc(search={"min": 1.0, "max": 0.1}))
+    assert message.startswith("spec.search:")
+    assert "min (1) must be below max (0.1)" in message
+
+
+def test_non_positive_budget_names_field_and_value() -> None:
+    message = _error(_doc(budget={"steps": 0}))
+    assert "spec.budget.steps" in message
+    assert "(got 0)" in message
+
+
+def test_unknown_strategy_lists_the_allowed_ones() -> None:
+    message = _error(_doc(search={"strategy": "bayes"}))
+    assert "spec.search.strategy: got 'bayes'" in message
+    assert "'adaptive'" in message
+
+
+def test_template_without_containers_is_refused() -> None:
+    message = _error(_doc(trial={"template": {"spec": {"containers": []}}}))
+    assert "containers must list at least one container" in message
+
+
+def test_invalid_yaml_gives_line_and_column() -> None:
+    with pytest.raises(SpecError, match=r"invalid YAML at line 3, column \d+"):
+        load_sweep("spec:\n  search: [1, 2\n")
+
+
+def test_more_than_one_document_is_refused() -> None:
+    with pytest.raises(SpecError, match="exactly one LRSweep document, found 2"):
+        load_sweep("a: 1\n---\nb: 2\n")
+
+
+def test_a_bare_value_is_not_a_sweep() -> None:
+    with pytest.raises(SpecError, match="expected an LRSweep object"):
+        load_sweep("42\n")
+
+
+def test_bare_spec_errors_are_prefixed_with_spec() -> None:
+    with pytest.raises(SpecError, match=r"^spec\.trial: required field is missing"):
+        parse_spec({})
