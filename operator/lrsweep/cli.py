@@ -34,7 +34,7 @@ def _now() -> str:
 def progress_table(decision: Decision, metric: str) -> Table:
     table = Table(title=decision.message, title_justify="left", expand=False)
     for col in ("trial", "rate", "phase", "step", metric, "rung", "verdict", "reason"):
-        table.add_column(col, overflow="fold" if col == "reason" else "ellipsis")
+        table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=60)
     best = decision.best.trial if decision.best else None
     for r in decision.records:
         last = next((p.metrics[metric] for p in reversed(r.points) if metric in p.metrics), None)
@@ -48,7 +48,7 @@ def progress_table(decision: Decision, metric: str) -> Table:
             f"{last:.4g}" if last is not None else "",
             rung,
             r.verdict.value,
-            r.reason[:80],
+            r.reason,
         )
     return table
 
@@ -136,6 +136,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     else:
         console.print(f"[bold red]sweep {status.phase.value.lower()}:[/] {status.message}")
     console.print(f"wrote {result} and {plot}")
+    if decision.broken:
+        # The template cannot run here at all: that is bad input, not a sweep result.
+        Console(stderr=True).print(
+            f"lrsweep: error: {decision.message}", markup=False, highlight=False, soft_wrap=True
+        )
+        return EXIT_BAD_INPUT
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if status.phase is Phase.SUCCEEDED else EXIT_SWEEP_FAILED
@@ -150,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("path", help="an LRSweep YAML file")
     run.add_argument("--out", help="directory for result.json, report.png and trial logs")
     run.add_argument(
-        "--interval", type=float, default=0.5, help="seconds between polls of the trials"
+        "--interval", type=float, default=0.2, help="seconds between polls of the trials"
     )
     sub.add_parser("crd", help="print the LRSweep CustomResourceDefinition (YAML)")
     sub.add_parser(
@@ -181,7 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(__version__)
             return EXIT_OK
     except SpecError as err:
-        Console(stderr=True).print(f"lrsweep: error: {err}", markup=False, highlight=False)
+        Console(stderr=True).print(
+            f"lrsweep: error: {err}", markup=False, highlight=False, soft_wrap=True
+        )
         return EXIT_BAD_INPUT
     parser.error(f"unknown command {args.command}")
     return EXIT_BAD_INPUT

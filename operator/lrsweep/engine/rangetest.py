@@ -16,15 +16,19 @@ both use it, so they agree on what a curve means.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 DEFAULT_BETA = 0.98
 DEFAULT_DIVERGENCE_FACTOR = 4.0
-# Share of the curve ignored at each end when looking for the steepest slope: the first
-# smoothed values rest on few samples, the last ones on the blow-up.
-EDGE_MARGIN = 0.05
+# Share of the curve ignored at its start when looking for the steepest slope: the first
+# smoothed values rest on few batches and are noisy.
+START_MARGIN = 0.1
+# Slopes are measured across this share of the curve's points on either side, which keeps
+# batch noise from passing for a steep descent.
+SLOPE_WINDOW = 0.05
 # Rises smaller than this share of the curve's height are wiggles, not the end of a descent.
 VALLEY_TOLERANCE = 0.02
 # How far down the descent the valley suggestion sits (share of the loss drop).
@@ -79,7 +83,7 @@ def _check(lrs: Sequence[float], losses: Sequence[float]) -> None:
         raise ValueError("the curve is empty")
     if any(not (math.isfinite(lr) and lr > 0.0) for lr in lrs):
         raise ValueError("rates must be positive and finite")
-    if any(b < a for a, b in zip(lrs, lrs[1:], strict=False)):
+    if any(b < a for a, b in itertools.pairwise(lrs)):
         raise ValueError("rates must not decrease along the curve")
 
 
@@ -118,23 +122,24 @@ def steepest_slope(
 ) -> float:
     """The rate where d loss / d log(rate) is most negative on the (smoothed) curve.
 
-    Only the part before divergence counts, less a margin of EDGE_MARGIN at both ends.
+    Only the part before divergence counts, less its first START_MARGIN. The slope at a point
+    is taken between the points SLOPE_WINDOW of the curve before and after it.
     """
     _check(lrs, losses)
     n = _usable(losses, factor)
     if n < 3:
         return lrs[_argmin(losses[:n])] if n else lrs[0]
     x = [math.log(lr) for lr in lrs[:n]]
-    margin = max(1, round(n * EDGE_MARGIN))
-    first, last = margin, n - 1 - margin
+    half = max(1, round(n * SLOPE_WINDOW))
+    first, last = max(half, round(n * START_MARGIN)), n - 1 - half
     if first > last:
-        first, last = 1, n - 2
+        half, first, last = 1, 1, n - 2
     best_index, best_slope = None, math.inf
     for i in range(first, last + 1):
-        run = x[i + 1] - x[i - 1]
+        run = x[i + half] - x[i - half]
         if run <= 0.0:
             continue  # equal rates: no slope to speak of
-        slope = (losses[i + 1] - losses[i - 1]) / run
+        slope = (losses[i + half] - losses[i - half]) / run
         if slope < best_slope:
             best_index, best_slope = i, slope
     if best_index is None:

@@ -74,6 +74,9 @@ class Decision:
     best: strategies.Best | None
     range_result: RangeTestResult | None
     message: str
+    # The trials cannot run at all (every attempt failed before a first step): the sweep
+    # gives up instead of burning every retry of every trial on a broken template.
+    broken: bool = False
 
     def status(self) -> LRSweepStatus:
         """The status summary (no conditions or timestamps: the caller owns those)."""
@@ -210,6 +213,14 @@ def _launch(sweep: Sweep, r: TrialRecord, range_result: RangeTestResult | None) 
     )
 
 
+def _broken(records: Sequence[TrialRecord]) -> TrialRecord | None:
+    """A trial that used up its retries while no trial ever made a step."""
+    failed = [r for r in records if r.phase is TrialPhase.FAILED]
+    if failed and all(r.steps_used == 0 and not r.points for r in records):
+        return failed[0]
+    return None
+
+
 def decide(
     sweep: Sweep,
     records: Sequence[TrialRecord],
@@ -218,6 +229,18 @@ def decide(
     spec = sweep.spec
     current = sorted(records, key=lambda r: r.id)
     range_result = range_result_of(current, known_range)
+    broken = _broken(current)
+    if broken is not None:
+        return Decision(
+            records=tuple(current),
+            launches=(),
+            stops=tuple(Stop(r.id, "the sweep gave up") for r in current if not r.terminal),
+            done=True,
+            best=None,
+            range_result=range_result,
+            message=f"trials fail before their first step: {broken.reason}",
+            broken=True,
+        )
     current, stops, undecided = _early_stops(sweep, current)
 
     ctx = strategies.Context(spec, sweep.key, current, range_result, undecided)

@@ -28,8 +28,6 @@ OVERFIT_RISE = 0.05
 PLATEAU_DROP = 0.02
 # A curve still falling at more than this share of its early pace has not levelled off.
 STILL_FALLING = 0.5
-# ...and one that has fallen less than this overall is too slow rather than converging.
-SLOW_DROP = 0.5
 MIN_POINTS = 3
 
 
@@ -108,16 +106,26 @@ def judge(curve: Sequence[Point], *, diverged: bool = False, reason: str = "") -
         return overfit
 
     drop = (first - last) / abs(first) if first != 0 else 0.0
+    if drop < PLATEAU_DROP and steps[0] > 0:
+        # No evaluation before training: a flat curve may have settled before the first.
+        return Judgement(
+            Verdict.CONVERGING,
+            f"loss flat at {last:.4g} since step {steps[0]}: it settled before the first "
+            "evaluation (report one at step 0 to tell this from a stuck run)",
+        )
     if drop < PLATEAU_DROP:
         return Judgement(
             Verdict.PLATEAU,
             f"loss flat: it moved {_pct(-drop) if drop < 0 else _pct(drop)} over "
             f"{steps[-1] - steps[0]} steps; the rate is too low or training is stuck",
         )
+    # Compare the pace of the first and last thirds on a log scale, where a loss still
+    # shrinking by the same factor per step (not yet near its floor) looks like a line.
     third = max(1, (len(values) - 1) // 3)
-    early = (values[0] - values[third]) / (steps[third] - steps[0])
-    late = (values[-1 - third] - values[-1]) / (steps[-1] - steps[-1 - third])
-    if drop < SLOW_DROP and early > 0 and late > STILL_FALLING * early:
+    scale = math.log if all(v > 0 for v in values) else (lambda v: v)
+    early = (scale(values[0]) - scale(values[third])) / (steps[third] - steps[0])
+    late = (scale(values[-1 - third]) - scale(values[-1])) / (steps[-1] - steps[-1 - third])
+    if early > 0 and late > STILL_FALLING * early:
         return Judgement(
             Verdict.TOO_SLOW,
             f"loss fell {_pct(drop)} and is still falling at {_pct(late / early)} of its early "

@@ -140,13 +140,22 @@ def test_a_failing_attempt_is_retried_then_marked_failed() -> None:
     assert decision.best.trial == "t001"
 
 
-def test_a_sweep_where_every_trial_fails_ends_failed_with_the_reason() -> None:
-    spec = make_spec(search={"strategy": "grid", "values": [0.01]}, trial={"maxRetries": 0})
+def test_a_sweep_whose_trials_never_start_gives_up_after_one_trials_retries() -> None:
+    spec = make_spec(search={"strategy": "grid", "values": [0.01, 0.1]}, trial={"maxRetries": 1})
     world = World(spec, bowl(), fail=lambda trial, attempt: True)
-    status = run(world).status()
+    decision = run(world)
+    assert decision.broken
+    assert decision.status().phase is Phase.FAILED
+    assert "trials fail before their first step" in decision.message
+    assert "exit code 1" in decision.message
+    assert len([launch for launch in world.launched if launch.trial == "t000"]) == 2
+
+
+def test_a_sweep_where_no_trial_completes_ends_failed_with_the_reason() -> None:
+    spec = make_spec(search={"strategy": "grid", "values": [1000.0]}, trial={"maxRetries": 0})
+    status = run(World(spec, bowl())).status()
     assert status.phase is Phase.FAILED
     assert "no trial completed its full budget" in status.message
-    assert "exit code 1" in status.message
 
 
 def test_diverging_rates_get_the_diverged_verdict() -> None:

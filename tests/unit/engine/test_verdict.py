@@ -14,9 +14,10 @@ from lrsweep.engine.verdict import Point, judge
 
 
 def curve(val: list[float], train: list[float] | None = None) -> list[Point]:
+    """Evaluations at steps 0, 100, 200, ..."""
     train = train or [v * 0.9 for v in val]
     return [
-        Point((i + 1) * 100, {"val_loss": v, "train_loss": t})
+        Point(i * 100, {"val_loss": v, "train_loss": t})
         for i, (v, t) in enumerate(zip(val, train, strict=True))
     ]
 
@@ -69,3 +70,10 @@ def test_trainer_diverged_flag_wins_and_keeps_its_reason() -> None:
 def test_training_loss_alone_is_judged_when_there_is_no_validation_loss() -> None:
     points = [Point(s, {"train_loss": v}) for s, v in [(10, 2.0), (20, 0.8), (30, 0.5), (40, 0.45)]]
     assert judge(points).verdict is Verdict.CONVERGING
+
+
+def test_a_flat_curve_without_a_step_zero_evaluation_is_not_called_stuck() -> None:
+    points = [Point(s, {"val_loss": 0.031}) for s in (10, 20, 30, 40)]
+    judged = judge(points)
+    assert judged.verdict is Verdict.CONVERGING
+    assert "settled before the first evaluation" in judged.reason

@@ -1,0 +1,219 @@
+"""`lrsweep run` end to end, through real subprocesses.
+
+Covers: the quickstart prints a winner and writes result.json and report.png; a user's own
+script (reporting API) sweeps with explicit values, and crashing trials get a failed verdict
+while the sweep goes on; a trial serving garbage metrics gets a reason; bad input exits 2
+with a one-line error (missing file, invalid YAML, unknown field, min >= max, a command that
+does not exist, an unknown task); Ctrl-C stops every trial process and writes the partial
+result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TOY = Path(__file__).with_name("toy_trainer.py")
+QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
+
+pytestmark = pytest.mark.e2e
+
+
+def lrsweep(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lrsweep.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+
+
+def toy_sweep(
+    tmp_path: Path, search: dict[str, Any], env: list[dict[str, str]] | None = None, **spec: Any
+) -> Path:
+    doc = {
+        "apiVersion": "lrsweep.dev/v1alpha1",
+        "kind": "LRSweep",
+        "metadata": {"name": "toy"},
+        "spec": {
+            "search": {"parallelism": 2, **search},
+            "budget": {"steps": 100, "evalEvery": 10, "minSteps": 10},
+            "trial": {
+                "maxRetries": 0,
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "toy",
+                                "image": "toy",
+                                "command": [sys.executable, str(TOY)],
+                                "env": env or [],
+                            }
+                        ]
+                    }
+                },
+            },
+            **spec,
+        },
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_quickstart_prints_a_winner_and_writes_result_and_plot(tmp_path: Path) -> None:
+    done = lrsweep("run", str(QUICKSTART), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "best learning rate:" in done.stdout
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["phase"] == "Succeeded"
+    assert result["bestTrial"] in result["trials"]
+    assert result["bestLearningRate"] == result["trials"][result["bestTrial"]]["learningRate"]
+    assert all(t["verdict"] and t["reason"] for t in result["trials"].values())
+    png = (tmp_path / "report.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+
+def test_a_users_script_is_swept_and_the_best_value_wins(tmp_path: Path) -> None:
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.01, 0.05, 0.5, 3.0]})
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["bestLearningRate"] == 0.05
+    by_rate = {t["learningRate"]: t for t in result["trials"].values()}
+    assert by_rate[3.0]["verdict"] == "diverged"
+    assert by_rate[0.01]["verdict"] in ("too-slow", "plateau")
+
+
+def test_crashing_trials_get_a_failed_verdict_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    env = [{"name": "TOY_CRASH_ABOVE", "value": "0.2"}]
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05, 0.1, 0.5]}, env=env)
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    crashed = next(t for t in result["trials"].values() if t["learningRate"] == 0.5)
+    assert crashed["phase"] == "Failed"
+    assert crashed["verdict"] == "failed"
+    assert "exit code 1: toy: crashing at rate 0.5" in crashed["reason"]
+    assert result["bestLearningRate"] == 0.05
+
+
+def test_garbage_metrics_give_a_reason_not_a_crash(tmp_path: Path) -> None:
+    env = [{"name": "TOY_BEHAVIOUR", "value": "garbage"}]
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.1]}, env=env)
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 2
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert "exited without a result (no summary written)" in result["trials"]["t000"]["reason"]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_trial_template_that_cannot_start_fails_fast_with_exit_code_2(tmp_path: Path) -> None:
+    env = [{"name": "TOY_BEHAVIOUR", "value": "crash"}]
+    path = toy_sweep(tmp_path, {"strategy": "grid", "candidates": 8}, env=env)
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "trials fail before their first step" in done.stderr
+    assert "toy: crashing on purpose" in done.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert len(result["trials"]) < 8 or any(t["attempts"] == 0 for t in result["trials"].values())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("spec: [\n", "invalid YAML at line"),
+        (
+            "apiVersion: lrsweep.dev/v1alpha1\nkind: LRSweep\nmetadata: {name: x}\n"
+            "spec: {searchh: {}, trial: {template: {spec: {containers: [{name: a, image: b}]}}}}\n",
+            "spec.searchh: unknown field",
+        ),
+        (
+            "apiVersion: lrsweep.dev/v1alpha1\nkind: LRSweep\nmetadata: {name: x}\n"
+            "spec: {search: {min: 1, max: 0.5}, trial: {template: {spec: "
+            "{containers: [{name: a, image: b}]}}}}\n",
+            "min (1) must be below max (0.5)",
+        ),
+        (
+            "apiVersion: lrsweep.dev/v1alpha1\nkind: LRSweep\nmetadata: {name: x}\n"
+            "spec: {trial: {template: {spec: {containers: [{name: a, image: b, "
+            "command: [no-such-program-xyz]}]}}}}\n",
+            "'no-such-program-xyz' was not found on this machine",
+        ),
+    ],
+    ids=["invalid-yaml", "unknown-field", "min-above-max", "missing-command"],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_a_missing_file_exits_2(tmp_path: Path) -> None:
+    done = lrsweep("run", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 2
+    assert "cannot read" in done.stderr
+
+
+def test_an_unknown_task_exits_2_naming_the_task(tmp_path: Path) -> None:
+    doc = yaml.safe_load(QUICKSTART.read_text())
+    doc["spec"]["trial"]["template"]["spec"]["containers"][0]["args"] = ["--task", "imagenet"]
+    path = tmp_path / "unknown-task.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "imagenet" in done.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) -> None:
+    env = [{"name": "TOY_BEHAVIOUR", "value": "slow"}]
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05, 0.1, 0.2]}, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lrsweep.cli", "run", str(path), "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    trials = tmp_path / "trials"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(trials.glob("*.log"))) < 2:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    children = subprocess.run(
+        ["pgrep", "-f", str(TOY)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert children, "trial processes should be running"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not [pid for pid in children if _alive(int(pid))]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["message"].startswith("interrupted")
+    assert result["trials"]

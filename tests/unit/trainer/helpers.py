@@ -1,0 +1,58 @@
+"""Helpers of the trainer tests: summaries, subprocess runs of the trainer, free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lrsweep.engine.rangetest
+import lrsweep_trainer.cli
+
+# Source folders of both packages, so subprocesses import them whether or not installed.
+SOURCE_PATHS = [
+    str(Path(lrsweep_trainer.cli.__file__).resolve().parents[1]),
+    str(Path(lrsweep.engine.rangetest.__file__).resolve().parents[2]),
+]
+EXAMPLES = Path(lrsweep_trainer.cli.__file__).resolve().parents[1] / "examples"
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) <= 4096
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def subprocess_env(**variables: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRSWEEP_")}
+    env["PYTHONPATH"] = os.pathsep.join([*SOURCE_PATHS, env.get("PYTHONPATH", "")])
+    env.update(variables)
+    return env
+
+
+def trainer_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lrsweep_trainer", *args]
+
+
+def run_trainer(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        trainer_command(*args),
+        env=subprocess_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
