@@ -236,6 +236,7 @@ class RangeTestStatus(BaseModel):
     valley: float
     minimum: float
     divergence: float | None = None
+    ceiling: float | None = None
 
 
 class LRSweepStatus(BaseModel):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from lrsweep.api import LRSweep, SpecError, Strategy, load_sweep, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]

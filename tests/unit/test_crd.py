@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from lrsweep.crd import build_crd, render_crd
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -62,8 +62,12 @@ def smooth(losses: Sequence[float], beta: float = DEFAULT_BETA) -> list[float]:
 
 
 def is_divergent(loss: float, reference: float, factor: float) -> bool:
-    """True when `loss` is not finite or exceeds `factor` x `reference` (a positive loss)."""
-    return not math.isfinite(loss) or loss > factor * reference
+    """True when `loss` is not finite, or exceeds `factor` x a positive `reference`.
+
+    A ratio means nothing against a reference of zero or below (losses that can go
+    negative, such as log-likelihoods): only non-finite losses count then.
+    """
+    return not math.isfinite(loss) or (reference > 0.0 and loss > factor * reference)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ class RangeTestResult:
     valley: float
     divergence: float | None  # None: the loss never blew up within the range
     minimum: float
+    # First rate past the minimum where the loss is back above where it started: training
+    # there makes the model worse than no training. None: it never climbed back.
+    ceiling: float | None = None
 
 
 def _check(lrs: Sequence[float], losses: Sequence[float]) -> None:
@@ -194,4 +201,23 @@ def analyse(
         valley=valley(lrs, losses, factor),
         divergence=divergence_lr(lrs, losses, factor),
         minimum=lrs[_argmin(losses[:n])] if n else lrs[0],
+        ceiling=ceiling_lr(lrs, losses),
     )
+
+
+def ceiling_lr(lrs: Sequence[float], losses: Sequence[float]) -> float | None:
+    """The first rate after the lowest loss where the loss exceeds its starting value.
+
+    Losses that saturate when a network dies (cross-entropy stuck near log(classes)) never
+    reach a multiple of the minimum, but they do climb back above the start.
+    """
+    _check(lrs, losses)
+    finite = [(i, v) for i, v in enumerate(losses) if math.isfinite(v)]
+    if not finite:
+        return lrs[0]
+    start = finite[0][1]
+    bottom = min(finite, key=lambda iv: iv[1])[0]
+    for i in range(bottom + 1, len(losses)):
+        if not math.isfinite(losses[i]) or losses[i] > start:
+            return lrs[i]
+    return None

@@ -138,13 +138,16 @@ def range_test(ctx: Context) -> list[Proposal]:
 def adaptive_bounds(result: RangeTestResult | None, low: float, high: float) -> tuple[float, float]:
     """The range ASHA searches after a range test.
 
-    A full run tolerates less than the range test's divergence point, and the best rate
-    sits at most a few decades below it. Without a result (the range test failed or never
-    diverged) the whole user range is searched.
+    A full run tolerates less than the rate where the range test blew up (or climbed back
+    above its starting loss), and the best rate sits at most a few decades below that.
+    Without such a point the whole user range is searched.
     """
-    if result is None or result.divergence is None:
+    if result is None:
         return low, high
-    hi = min(high, result.divergence)
+    limits = [x for x in (result.divergence, result.ceiling) if x is not None]
+    if not limits:
+        return low, high
+    hi = min(high, *limits)
     lo = max(low, hi / 10**ADAPTIVE_DECADES)
     if lo >= hi:
         return low, high

@@ -94,7 +94,11 @@ class Decision:
             trialCount=len(self.records),
             trials={r.id: to_status(r, scores[r.id]) for r in self.records},
             rangeTest=RangeTestStatus(
-                steepest=rt.steepest, valley=rt.valley, minimum=rt.minimum, divergence=rt.divergence
+                steepest=rt.steepest,
+                valley=rt.valley,
+                minimum=rt.minimum,
+                divergence=rt.divergence,
+                ceiling=rt.ceiling,
             )
             if rt
             else None,
@@ -318,4 +322,5 @@ def range_result_from_status(status: RangeTestStatus | None) -> RangeTestResult 
         valley=status.valley,
         divergence=status.divergence,
         minimum=status.minimum,
+        ceiling=status.ceiling,
     )

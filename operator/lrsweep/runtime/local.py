@@ -305,3 +305,19 @@ def run_sweep(
         if decision.done:
             return decision
         sleep(interval)
+
+
+def run_local(
+    sweep_doc: LRSweep,
+    workdir: Path,
+    *,
+    interval: float = 0.2,
+    on_decision: Callable[[Decision], None] = lambda d: None,
+) -> Decision:
+    """Run a whole sweep with local processes; every trial process is gone on return."""
+    sweep = Sweep(sweep_doc.spec, key=sweep_doc.metadata.uid or sweep_doc.metadata.name)
+    backend = LocalBackend(sweep_doc, workdir)
+    try:
+        return run_sweep(sweep, backend, interval=interval, on_decision=on_decision)
+    finally:
+        backend.shutdown()

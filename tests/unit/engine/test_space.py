@@ -11,6 +11,7 @@ import math
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from lrsweep.engine import space
 
 bounds = st.tuples(

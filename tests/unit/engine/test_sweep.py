@@ -13,10 +13,10 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lrsweep.api import Phase, TrialPhase, Verdict
-from lrsweep.engine.sweep import Sweep, decide
-from lrsweep.engine.trials import from_status
 
+from lrsweep.api import Phase, TrialPhase, Verdict
+from lrsweep.engine.sweep import Sweep, decide, update
+from lrsweep.engine.trials import TrialRecord, from_status
 from tests.unit.engine.conftest import make_spec
 from tests.unit.engine.world import World, bowl, run
 
@@ -59,11 +59,9 @@ def test_parallelism_bounds_the_trials_running_at_once() -> None:
     spec = make_spec(search={"strategy": "grid", "parallelism": 2})
     world = World(spec, bowl())
     sweep = Sweep(spec, "k")
-    records: list = []
+    records: list[TrialRecord] = []
     peak = 0
     for _ in range(1000):
-        from lrsweep.engine.sweep import update
-
         for obs in world.tick():
             records = update(sweep, records, obs)
         decision = decide(sweep, records)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from lrsweep.api import Verdict
 from lrsweep.engine.verdict import Point, judge
 

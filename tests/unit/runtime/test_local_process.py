@@ -8,6 +8,7 @@ env sources local trials cannot resolve; a missing program is refused before the
 from __future__ import annotations
 
 import pytest
+
 from lrsweep.api import SpecError
 from lrsweep.engine.sweep import Launch
 from lrsweep.runtime.env import contract_env, expand

@@ -11,6 +11,7 @@ import json
 import math
 
 import pytest
+
 from lrsweep.engine.trials import Outcome
 from lrsweep.runtime.metrics import MetricsError, parse_metrics, parse_summary
 

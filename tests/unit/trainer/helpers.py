@@ -40,7 +40,9 @@ def trainer_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "lrsweep_trainer", *args]
 
 
-def run_trainer(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_trainer(
+    *args: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         trainer_command(*args),
         env=subprocess_env(**(env or {})),

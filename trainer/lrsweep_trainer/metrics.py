@@ -1,0 +1,107 @@
+"""The trial's Prometheus endpoint (docs/contract.md, "Metrics").
+
+Each exporter owns a private registry, so several sessions in one process (tests, notebooks)
+never share or clash over series.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+# The newest evaluation points kept in `lrsweep_trial_eval`.
+HISTORY_POINTS = 500
+
+_LABELS = ("sweep", "trial")
+
+
+class MetricsExporter:
+    """Gauges of one trial, optionally served over HTTP."""
+
+    def __init__(self, sweep: str, trial: str, history_points: int = HISTORY_POINTS) -> None:
+        self.registry = CollectorRegistry()
+        self._labels = (sweep, trial)
+        self._history_points = history_points
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        # Evaluation steps currently exported, oldest first, with the metric names at each.
+        self._exported: OrderedDict[int, set[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+        def gauge(name: str, documentation: str, extra: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, documentation, [*_LABELS, *extra], registry=self.registry)
+
+        self._step = gauge("lrsweep_trial_step", "Last completed training step.")
+        self._train_loss = gauge(
+            "lrsweep_trial_train_loss", "Training loss at the last evaluation."
+        )
+        self._val_loss = gauge("lrsweep_trial_val_loss", "Validation loss at the last evaluation.")
+        self._learning_rate = gauge(
+            "lrsweep_trial_learning_rate", "The rate the schedule gives at the current step."
+        )
+        self._grad_norm = gauge("lrsweep_trial_grad_norm", "Gradient norm at the current step.")
+        self._finished = gauge("lrsweep_trial_finished", "1 once the run has ended (any status).")
+        self._diverged = gauge("lrsweep_trial_diverged", "1 if the run ended diverged.")
+        self._eval = gauge(
+            "lrsweep_trial_eval",
+            f"Evaluation history: one sample per evaluation point and metric, "
+            f"the newest {history_points} points.",
+            ("metric", "step"),
+        )
+        self._finished.labels(*self._labels).set(0)
+        self._diverged.labels(*self._labels).set(0)
+
+    @property
+    def port(self) -> int | None:
+        """The port being served, or None when there is no endpoint."""
+        return None if self._server is None else self._server.server_port
+
+    def serve(self, port: int, host: str) -> None:
+        """Serve the registry on host:port (port 0 from the contract means: don't)."""
+        if port == 0 or self._server is not None:
+            return
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+
+    def close(self) -> None:
+        """Stop serving; the gauges keep their values."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None
+
+    def set_step(
+        self, step: int, learning_rate: float | None = None, grad_norm: float | None = None
+    ) -> None:
+        self._step.labels(*self._labels).set(step)
+        if learning_rate is not None:
+            self._learning_rate.labels(*self._labels).set(learning_rate)
+        if grad_norm is not None:
+            self._grad_norm.labels(*self._labels).set(grad_norm)
+
+    def record_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Export one evaluation point (merged with earlier metrics at the same step)."""
+        if "train_loss" in metrics:
+            self._train_loss.labels(*self._labels).set(metrics["train_loss"])
+        if "val_loss" in metrics:
+            self._val_loss.labels(*self._labels).set(metrics["val_loss"])
+        with self._lock:
+            names = self._exported.setdefault(step, set())
+            for name, value in metrics.items():
+                self._eval.labels(*self._labels, name, str(step)).set(value)
+                names.add(name)
+            while len(self._exported) > self._history_points:
+                # Evict the oldest step, not the smallest: steps arrive in order anyway.
+                old_step, old_names = self._exported.popitem(last=False)
+                for name in old_names:
+                    self._eval.remove(*self._labels, name, str(old_step))
+
+    def set_finished(self, diverged: bool) -> None:
+        self._diverged.labels(*self._labels).set(1 if diverged else 0)
+        self._finished.labels(*self._labels).set(1)

@@ -1,0 +1,333 @@
+"""Report a training run to LRSweep from your own PyTorch script.
+
+    from lrsweep_trainer import report
+
+    with report.start(learning_rate=1e-3, max_steps=1000) as session:
+        optimizer = torch.optim.SGD(model.parameters(), lr=session.learning_rate)
+        for step in range(1, session.max_steps + 1):
+            ...  # one training step
+            if session.should_evaluate(step) and session.log(
+                step, train_loss=train_loss, val_loss=val_loss
+            ):
+                break  # diverged, or LRSweep asked the trial to stop (SIGTERM)
+
+`start()` reads the trial's settings from the environment (docs/contract.md): the keyword
+arguments are what the script runs with when no sweep sets them. The session serves the
+Prometheus endpoint, watches for divergence, turns SIGTERM into a polite stop, and on exit
+writes the summary, also when the block raises (status `failed`).
+
+Range tests: `session.lr_at(step)` gives the rate for each step (exponentially growing in
+range-test mode); set it on the optimizer and report every step's loss with `log_step`.
+The built-in trainer (`python -m lrsweep_trainer`) runs on this same session.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+from collections.abc import Callable, Mapping
+from types import FrameType, TracebackType
+
+from lrsweep.engine.rangetest import (
+    DEFAULT_BETA,
+    LossSmoother,
+    RangeTestResult,
+    analyse,
+    is_divergent,
+)
+from lrsweep_trainer.metrics import MetricsExporter
+from lrsweep_trainer.settings import RunSettings
+from lrsweep_trainer.summary import History, Status, SummaryInput, render_summary, write_summary
+
+logger = logging.getLogger("lrsweep_trainer")
+
+_Handler = Callable[[int, FrameType | None], object] | int | None
+
+
+class Session:
+    """One trial's reporting: metrics endpoint, divergence watch, SIGTERM, summary."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        *,
+        schedule: Callable[[int], float] | None = None,
+        handle_sigterm: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._schedule = schedule
+        self._history = History(protected=settings.rungs)
+        self._metrics = MetricsExporter(settings.sweep, settings.trial)
+        self._step = 0
+        self._reference_loss: float | None = None
+        self._diverged_reason: str | None = None
+        self._range_stop_reason: str | None = None
+        self._terminated = False
+        self._summary: str | None = None
+        self._smoother = LossSmoother(DEFAULT_BETA)
+        self._best_smoothed = math.inf
+        self._range_curve: list[tuple[float, float]] = []
+        self._previous_handler: _Handler = None
+        self._handles_sigterm = False
+        if handle_sigterm and threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._handles_sigterm = True
+        try:
+            self._metrics.serve(settings.metrics_port, settings.metrics_host)
+        except OSError as error:
+            # The summary still carries the result; a missing endpoint only costs live progress.
+            logger.warning(
+                "no metrics endpoint on %s:%d: %s",
+                settings.metrics_host,
+                settings.metrics_port,
+                error,
+            )
+
+    # -- what the trial should do --------------------------------------------------------
+
+    @property
+    def learning_rate(self) -> float:
+        """The trial's (peak) learning rate."""
+        return self.settings.learning_rate
+
+    @property
+    def max_steps(self) -> int:
+        """The trial's step budget (the script's fallback when the environment sets none)."""
+        if self.settings.max_steps is None:
+            raise ValueError("no step budget: set LRSWEEP_MAX_STEPS or pass max_steps=")
+        return self.settings.max_steps
+
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    @property
+    def range_test(self) -> bool:
+        return self.settings.mode == "range-test"
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port actually served (None without an endpoint)."""
+        return self._metrics.port
+
+    def lr_at(self, step: int) -> float:
+        """The rate for the update that completes `step` (counting from 1).
+
+        Range-test mode: grows exponentially from the range start (step 1) to the range end
+        (the last step). Otherwise: the peak rate times the schedule given to `start()`.
+        """
+        if step < 1:
+            raise ValueError(f"steps count from 1, got {step}")
+        if self.range_test:
+            start, end = self.settings.range_start, self.settings.range_end
+            span = max(1, self.max_steps - 1)
+            return float(start * (end / start) ** (min(step - 1, span) / span))
+        factor = 1.0 if self._schedule is None else self._schedule(step)
+        return self.learning_rate * factor
+
+    def should_evaluate(self, step: int) -> bool:
+        """True at every `eval_every`-th step and at the last step of the budget.
+
+        Range tests report every step through `log_step` and need no evaluations.
+        """
+        if self.range_test:
+            return False
+        return step % self.settings.eval_every == 0 or step == self.settings.max_steps
+
+    @property
+    def diverged(self) -> bool:
+        return self._diverged_reason is not None
+
+    @property
+    def should_stop(self) -> bool:
+        """Diverged, the range test is over, or SIGTERM arrived."""
+        return self.diverged or self._range_stop_reason is not None or self._terminated
+
+    @property
+    def range_result(self) -> RangeTestResult | None:
+        """The suggestions of a range test (None before any step, or outside range tests)."""
+        if not self._range_curve:
+            return None
+        lrs = [lr for lr, _ in self._range_curve]
+        losses = [loss for _, loss in self._range_curve]
+        return analyse(lrs, losses, self.settings.divergence_factor)
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def log_step(self, step: int, loss: float, *, grad_norm: float | None = None) -> bool:
+        """Report one training step's loss; True when the run should stop.
+
+        Needed in range-test mode (every step is a point of the curve). In training it
+        sharpens divergence detection: the first step's loss becomes the reference.
+        """
+        self._step = step
+        rate = self.lr_at(step)
+        self._metrics.set_step(step, rate, grad_norm)
+        if self.range_test:
+            self._range_step(step, rate, loss)
+        else:
+            if self._reference_loss is None:
+                self._reference_loss = loss
+            self._check_divergence(step, "training loss", loss)
+        return self.should_stop
+
+    def log(self, step: int, /, **metrics: float) -> bool:
+        """Report an evaluation at `step` (train_loss, val_loss, anything else); True when
+        the run should stop."""
+        values = {name: float(value) for name, value in metrics.items()}
+        self._step = max(self._step, step)
+        self._metrics.set_step(self._step, self.lr_at(max(1, step)))
+        self._record(step, values)
+        if "train_loss" in values and self._reference_loss is None:
+            self._reference_loss = values["train_loss"]
+        if "train_loss" in values:
+            self._check_divergence(step, "training loss", values["train_loss"])
+        # Validation loss is held to finiteness only: rising validation loss is overfitting.
+        if "val_loss" in values and not math.isfinite(values["val_loss"]):
+            self._check_divergence(step, "validation loss", values["val_loss"])
+        self._progress(step, values)
+        return self.should_stop
+
+    def _record(self, step: int, values: Mapping[str, float]) -> None:
+        self._history.record(step, values)
+        self._metrics.record_evaluation(step, values)
+
+    def _progress(self, step: int, values: Mapping[str, float]) -> None:
+        budget = f"/{self.settings.max_steps}" if self.settings.max_steps else ""
+        shown = " ".join(f"{name} {value:.4g}" for name, value in values.items())
+        trial = f"{self.settings.trial} " if self.settings.trial else ""
+        logger.info("%sstep %d%s lr %.3g %s", trial, step, budget, self.lr_at(max(1, step)), shown)
+
+    def _check_divergence(self, step: int, what: str, loss: float) -> None:
+        if self.diverged:
+            return
+        if not math.isfinite(loss):
+            self._diverged_reason = f"{what} became {loss} at step {step}"
+        elif self._reference_loss is not None and is_divergent(
+            loss, self._reference_loss, self.settings.divergence_factor
+        ):
+            self._diverged_reason = (
+                f"{what} {loss:.4g} at step {step} exceeds "
+                f"{self.settings.divergence_factor:g} x the initial loss {self._reference_loss:.4g}"
+            )
+
+    def _range_step(self, step: int, rate: float, loss: float) -> None:
+        smoothed = self._smoother.add(loss)
+        self._record(step, {"train_loss": loss, "learning_rate": rate, "smoothed_loss": smoothed})
+        self._range_curve.append((rate, smoothed))
+        if self._range_stop_reason is None and (
+            not math.isfinite(smoothed)
+            or (
+                step > 1
+                and is_divergent(smoothed, self._best_smoothed, self.settings.divergence_factor)
+            )
+        ):
+            self._range_stop_reason = (
+                f"range test stopped at step {step} (lr {rate:.3g}): smoothed loss "
+                f"{smoothed:.4g} exceeds {self.settings.divergence_factor:g} x the best "
+                f"{self._best_smoothed:.4g}"
+            )
+        self._best_smoothed = min(self._best_smoothed, smoothed)
+        if step % self.settings.eval_every == 0 or self._range_stop_reason is not None:
+            self._progress(step, {"smoothed_loss": smoothed})
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        # Only set a flag: the training loop stops at its next step and writes the summary.
+        self._terminated = True
+
+    # -- the end -------------------------------------------------------------------------
+
+    @property
+    def status(self) -> Status:
+        return "diverged" if self.diverged else "finished"
+
+    def _reason(self) -> str:
+        if self._diverged_reason is not None:
+            return self._diverged_reason
+        if self._range_stop_reason is not None:
+            return self._range_stop_reason
+        if self._terminated:
+            return f"stopped by SIGTERM at step {self._step}"
+        budget = self.settings.max_steps
+        if budget is not None and self._step < budget:
+            return f"ended at step {self._step} of {budget}"
+        return f"reached step {self._step}"
+
+    def finish(self, status: Status | None = None, reason: str | None = None) -> str:
+        """End the trial: write the summary, flag the metrics, stop serving. Idempotent.
+
+        Returns the summary JSON.
+        """
+        if self._summary is not None:
+            return self._summary
+        final_status = status or self.status
+        final_reason = reason or self._reason()
+        rate = self.lr_at(max(1, self._step)) if self.range_test else self.learning_rate
+        self._summary = render_summary(
+            SummaryInput(
+                trial=self.settings.trial,
+                status=final_status,
+                reason=final_reason,
+                step=self._step,
+                learning_rate=rate,
+                points=self._history.points,
+                rungs=self.settings.rungs,
+                range_test=self.range_test,
+                range_result=self.range_result,
+            )
+        )
+        problem = write_summary(self._summary, self.settings.termination_path)
+        if problem is not None:
+            logger.warning("%s", problem)
+        self._metrics.set_finished(diverged=final_status == "diverged")
+        self._metrics.close()
+        if self._handles_sigterm:
+            signal.signal(signal.SIGTERM, self._previous_handler)
+            self._handles_sigterm = False
+        logger.info("%s: %s", final_status, final_reason)
+        return self._summary
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.finish()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.finish("failed", f"interrupted at step {self._step}")
+        else:
+            self.finish("failed", f"{type(exc).__name__} at step {self._step}: {exc}")
+
+
+def start(
+    *,
+    learning_rate: float | None = None,
+    max_steps: int | None = None,
+    eval_every: int | None = None,
+    seed: int = 0,
+    schedule: Callable[[int], float] | None = None,
+    env: Mapping[str, str] | None = None,
+    handle_sigterm: bool = True,
+) -> Session:
+    """Start reporting a trial configured by the LRSWEEP_* environment.
+
+    The keyword arguments are the script's own values, used where the environment sets
+    nothing. `schedule` maps a step (from 1) to a multiplier of the peak rate, for
+    `Session.lr_at`. `env` replaces os.environ (for tests).
+    """
+    settings = RunSettings.from_env(
+        os.environ if env is None else env,
+        learning_rate=learning_rate,
+        max_steps=max_steps,
+        eval_every=eval_every,
+        seed=seed,
+    )
+    return Session(settings, schedule=schedule, handle_sigterm=handle_sigterm)

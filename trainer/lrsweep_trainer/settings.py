@@ -1,0 +1,176 @@
+"""The trial's side of the contract (docs/contract.md): what LRSweep tells a trial to do.
+
+`RunSettings` is read from the LRSWEEP_* environment by the reporting API, and built from
+command-line flags (whose defaults are the same variables) by the built-in trainer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from lrsweep.engine.rangetest import DEFAULT_DIVERGENCE_FACTOR
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+Mode = Literal["train", "range-test"]
+MODES: tuple[Mode, ...] = ("train", "range-test")
+DEFAULT_MODE: Mode = "train"
+
+DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+# Every interface: the operator scrapes the pod from outside it.
+DEFAULT_METRICS_HOST = "0.0.0.0"
+DEFAULT_RANGE_START = 1e-5
+DEFAULT_RANGE_END = 10.0
+
+# Variables of the contract.
+LEARNING_RATE = "LRSWEEP_LEARNING_RATE"
+MAX_STEPS = "LRSWEEP_MAX_STEPS"
+EVAL_EVERY = "LRSWEEP_EVAL_EVERY"
+SEED = "LRSWEEP_SEED"
+SWEEP = "LRSWEEP_SWEEP"
+TRIAL = "LRSWEEP_TRIAL"
+METRICS_PORT = "LRSWEEP_METRICS_PORT"
+METRICS_HOST = "LRSWEEP_METRICS_HOST"
+TERMINATION_PATH = "LRSWEEP_TERMINATION_PATH"
+RUNGS = "LRSWEEP_RUNGS"
+MODE = "LRSWEEP_MODE"
+RANGE_START = "LRSWEEP_RANGE_START"
+RANGE_END = "LRSWEEP_RANGE_END"
+# Not set by the operator; lets a user tune the trainer's divergence rule the same way.
+DIVERGENCE_FACTOR = "LRSWEEP_DIVERGENCE_FACTOR"
+
+
+def parse_positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def parse_port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a port number 0-65535, got {text!r}")
+    return value
+
+
+def parse_rungs(text: str) -> tuple[int, ...]:
+    """'100, 300,900' -> (100, 300, 900); an empty text means no rungs."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    return tuple(sorted({parse_positive_int(part) for part in parts}))
+
+
+def parse_mode(text: str) -> Mode:
+    for mode in MODES:
+        if text == mode:
+            return mode
+    raise ValueError(f"must be one of {', '.join(MODES)}, got {text!r}")
+
+
+def parse_divergence_factor(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 1.0):
+        raise ValueError(f"must be a number above 1, got {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What one trial is asked to do, and where it reports."""
+
+    learning_rate: float
+    max_steps: int | None = None  # None: the script decides (train mode only)
+    eval_every: int = 1
+    seed: int = 0
+    sweep: str = ""
+    trial: str = ""
+    metrics_port: int = 0
+    metrics_host: str = DEFAULT_METRICS_HOST
+    termination_path: str = DEFAULT_TERMINATION_PATH
+    rungs: tuple[int, ...] = ()
+    mode: Mode = "train"
+    range_start: float = DEFAULT_RANGE_START
+    range_end: float = DEFAULT_RANGE_END
+    divergence_factor: float = DEFAULT_DIVERGENCE_FACTOR
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
+            raise ValueError(f"the learning rate must be positive, got {self.learning_rate}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"the step budget must be at least 1, got {self.max_steps}")
+        if self.eval_every < 1:
+            raise ValueError(f"eval_every must be at least 1, got {self.eval_every}")
+        if not self.divergence_factor > 1.0:
+            raise ValueError(f"the divergence factor must exceed 1, got {self.divergence_factor}")
+        if self.mode == "range-test":
+            if self.max_steps is None:
+                raise ValueError("a range test needs a number of steps (LRSWEEP_MAX_STEPS)")
+            if not 0.0 < self.range_start < self.range_end:
+                raise ValueError(
+                    f"the range must grow: start {self.range_start} < end {self.range_end}"
+                )
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        learning_rate: float | None = None,
+        max_steps: int | None = None,
+        eval_every: int | None = None,
+        seed: int = 0,
+    ) -> RunSettings:
+        """Read the environment; the keyword arguments are fallbacks for unset variables.
+
+        The environment wins because it is what the sweep varies: a script's own values are
+        what it runs with when no sweep is driving it.
+        """
+
+        def read(name: str, parse: Callable[[str], T], fallback: U) -> T | U:
+            text = env.get(name, "").strip()
+            if not text:
+                return fallback
+            try:
+                return parse(text)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+
+        mode = read(MODE, parse_mode, DEFAULT_MODE)
+        range_start = read(RANGE_START, parse_positive_float, DEFAULT_RANGE_START)
+        rate = read(LEARNING_RATE, parse_positive_float, learning_rate)
+        if rate is None:
+            if mode != "range-test":
+                raise ValueError(
+                    f"no learning rate: set {LEARNING_RATE} or pass learning_rate= as a fallback"
+                )
+            rate = range_start
+        steps = read(MAX_STEPS, parse_positive_int, max_steps)
+        return cls(
+            learning_rate=rate,
+            max_steps=steps,
+            eval_every=read(EVAL_EVERY, parse_positive_int, eval_every or 1),
+            seed=read(SEED, int, seed),
+            sweep=env.get(SWEEP, ""),
+            trial=env.get(TRIAL, ""),
+            metrics_port=read(METRICS_PORT, parse_port, 0),
+            metrics_host=read(METRICS_HOST, str, DEFAULT_METRICS_HOST),
+            termination_path=read(TERMINATION_PATH, str, DEFAULT_TERMINATION_PATH),
+            rungs=read(RUNGS, parse_rungs, ()),
+            mode=mode,
+            range_start=range_start,
+            range_end=read(RANGE_END, parse_positive_float, DEFAULT_RANGE_END),
+            divergence_factor=read(
+                DIVERGENCE_FACTOR, parse_divergence_factor, DEFAULT_DIVERGENCE_FACTOR
+            ),
+        )

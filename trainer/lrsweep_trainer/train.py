@@ -1,0 +1,130 @@
+"""The built-in training loop: one trial of a built-in task, reported through a Session.
+
+Deterministic for a seed on the CPU: the seed fixes the data split, the initial weights and
+the batch order, and torch runs on a fixed number of threads (1 by default).
+
+Train loss at an evaluation is measured on a fixed subset of the training set, as large as
+the validation set (at most TRAIN_EVAL_SIZE examples) and spread evenly over it, with the
+model in eval mode: the same model state and sample size as the validation loss, so the two
+are comparable, and independent of which batches happened to come last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from lrsweep_trainer.optimizers import (
+    OptimizerConfig,
+    build_optimizer,
+    param_groups,
+    set_learning_rate,
+)
+from lrsweep_trainer.report import Session
+from lrsweep_trainer.tasks import Task
+from lrsweep_trainer.tasks.base import accuracy
+
+Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[Device, ...] = ("auto", "cpu", "cuda")
+
+TRAIN_EVAL_SIZE = 512
+# Batch order uses its own stream, so it does not repeat the data split's random numbers.
+ORDER_SEED_OFFSET = 7919
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: Task
+    batch_size: int
+    optimizer: OptimizerConfig
+    device: Device = "auto"
+    threads: int = 1
+
+
+def resolve_device(name: Device) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but CUDA is not available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Batches:
+    """Minibatch indices: a fresh seeded shuffle each epoch, the ragged end dropped."""
+
+    def __init__(self, count: int, batch_size: int, seed: int, device: torch.device) -> None:
+        self._count = count
+        self._size = min(batch_size, count)
+        self._generator = torch.Generator().manual_seed(seed + ORDER_SEED_OFFSET)
+        self._device = device
+        self._order = torch.empty(0, dtype=torch.long)
+        self._position = 0
+
+    def next(self) -> Tensor:
+        if self._position + self._size > len(self._order):
+            self._order = torch.randperm(self._count, generator=self._generator)
+            self._position = 0
+        batch = self._order[self._position : self._position + self._size]
+        self._position += self._size
+        return batch.to(self._device)
+
+
+@torch.no_grad()
+def evaluate(task: Task, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, float]:
+    """Loss (and accuracy for classification) of `model` on one set, in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        output = model(inputs)
+        result = {"loss": float(task.loss(output, targets))}
+        if task.classification:
+            result["accuracy"] = accuracy(output, targets)
+    model.train()
+    return result
+
+
+def train(config: TrainConfig, session: Session) -> None:
+    """Train until the budget is spent or the session says stop; the caller finishes it."""
+    torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    seed = session.seed
+    torch.manual_seed(seed)
+    task = config.task
+    data = task.load(seed).to(device)
+    model = task.build_model(data).to(device)
+    optimizer = build_optimizer(param_groups(model), config.optimizer, session.lr_at(1))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    count = len(data.train_targets)
+    batches = Batches(count, config.batch_size, seed, device)
+    subset_size = min(TRAIN_EVAL_SIZE, len(data.val_targets), count)
+    subset = torch.linspace(0, count - 1, subset_size).long()
+    train_eval_inputs, train_eval_targets = data.train_inputs[subset], data.train_targets[subset]
+
+    def evaluation() -> dict[str, float]:
+        on_train = evaluate(task, model, train_eval_inputs, train_eval_targets)
+        on_val = evaluate(task, model, data.val_inputs, data.val_targets)
+        metrics = {"train_loss": on_train["loss"], "val_loss": on_val["loss"]}
+        if "accuracy" in on_val:
+            metrics["val_accuracy"] = on_val["accuracy"]
+        return metrics
+
+    # Step 0, before any update: the baseline that tells a stuck run from a fast one.
+    if not session.range_test and session.log(0, **evaluation()):
+        return
+    model.train()
+    for step in range(1, session.max_steps + 1):
+        set_learning_rate(optimizer, session.lr_at(step))
+        batch = batches.next()
+        loss = task.loss(model(data.train_inputs[batch]), data.train_targets[batch])
+        optimizer.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)  # typed, unlike Tensor.backward
+        grads = [p.grad for p in parameters if p.grad is not None]
+        grad_norm = float(torch.nn.utils.get_total_norm(grads))
+        optimizer.step()
+        stop = session.log_step(step, float(loss.item()), grad_norm=grad_norm)
+        if not session.range_test and (stop or session.should_evaluate(step)):
+            stop = session.log(step, **evaluation())
+        if stop:
+            break
