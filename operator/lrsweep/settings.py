@@ -18,6 +18,9 @@ class OperatorSettings(BaseSettings):
     clusterwide: bool = Field(False, description="Watch LRSweeps in every namespace.")
     reconcile_interval: float = Field(2.0, gt=0, description="Seconds between reconciles.")
     scrape_timeout: float = Field(2.0, gt=0, description="Timeout of one metrics scrape.")
+    gate_timeout: float = Field(
+        300.0, ge=0, description="Seconds a trial paused at a rung waits for a decision."
+    )
     stop_grace_seconds: int = Field(10, ge=0, description="Grace period of a stopped trial.")
     metrics_port: int = Field(8080, ge=0, le=65535, description="Operator /metrics; 0: off.")
     health_port: int = Field(8081, ge=0, le=65535, description="Liveness /healthz; 0: off.")

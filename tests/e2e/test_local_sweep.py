@@ -217,3 +217,17 @@ def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) 
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["message"].startswith("interrupted")
     assert result["trials"]
+
+
+def test_asha_stops_trials_at_their_rung_instead_of_letting_them_run_on(tmp_path: Path) -> None:
+    values = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
+    path = toy_sweep(tmp_path, {"strategy": "asha", "values": values})
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    stopped = [t for t in result["trials"].values() if t["phase"] == "Stopped"]
+    assert stopped
+    for trial in stopped:
+        last_rung = max(int(step) for step in trial["rungs"])
+        # Paused at the rung until the decision came: no steps spent beyond it.
+        assert trial["step"] == last_rung, trial

@@ -292,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
         "comma-separated steps the summary keeps exactly",
         fallback="",
     )
+    add(
+        "--gate-timeout",
+        env.GATE_TIMEOUT,
+        _checked(env.parse_seconds, "seconds"),
+        "pause up to this long at each rung for the sweep's go-ahead; 0: never",
+        fallback="0",
+    )
     add("--sweep", env.SWEEP, str, "the sweep's name (metric label)", fallback="")
     add("--trial", env.TRIAL, str, "the trial's id (metric label)", fallback="")
     parser.add_argument(
@@ -365,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics_host=args.metrics_host,
             termination_path=args.termination_path,
             rungs=args.rungs,
+            gate_timeout=args.gate_timeout,
             mode=args.mode,
             range_start=args.range_start,
             range_end=args.range_end,

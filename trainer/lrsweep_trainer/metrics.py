@@ -6,17 +6,32 @@ never share or clash over series.
 
 from __future__ import annotations
 
+import socketserver
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
 
 # The newest evaluation points kept in `lrsweep_trial_eval`.
 HISTORY_POINTS = 500
 
 _LABELS = ("sweep", "trial")
+CONTINUE_PATH = "/continue"
+
+StartResponse = Callable[..., Any]
+
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are routine: keep them out of the trial's log."""
 
 
 class MetricsExporter:
@@ -60,11 +75,36 @@ class MetricsExporter:
         """The port being served, or None when there is no endpoint."""
         return None if self._server is None else self._server.server_port
 
-    def serve(self, port: int, host: str) -> None:
-        """Serve the registry on host:port (port 0 from the contract means: don't)."""
+    def serve(self, port: int, host: str, on_continue: Callable[[int], None] | None = None) -> None:
+        """Serve the registry on host:port (port 0 from the contract means: don't).
+
+        `POST /continue?step=N` is the sweep's go-ahead past the rung at step N
+        (docs/contract.md, "Rung gate"); it calls `on_continue(N)`.
+        """
         if port == 0 or self._server is not None:
             return
-        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        metrics = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") != CONTINUE_PATH:
+                # prometheus_client leaves its WSGI app untyped.
+                return metrics(environ, start_response)  # type: ignore[no-any-return]
+            if environ.get("REQUEST_METHOD") != "POST":
+                start_response("405 Method Not Allowed", [("Allow", "POST")])
+                return [b"POST /continue?step=N\n"]
+            try:
+                step = int(parse_qs(environ.get("QUERY_STRING", ""))["step"][0])
+            except (KeyError, ValueError):
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [b"step=N (an integer) is required\n"]
+            if on_continue is not None:
+                on_continue(step)
+            start_response("204 No Content", [])
+            return []
+
+        self._server = make_server(host, port, app, _Server, _QuietHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
         """Stop serving; the gauges keep their values."""

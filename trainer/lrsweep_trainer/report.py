@@ -28,6 +28,7 @@ import math
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
 from types import FrameType, TracebackType
 
@@ -71,12 +72,17 @@ class Session:
         self._best_smoothed = math.inf
         self._range_curve: list[tuple[float, float]] = []
         self._previous_handler: _Handler = None
+        # The rung gate: the highest rung step the sweep has let this trial pass.
+        self._gate = threading.Condition()
+        self._released = -1
         self._handles_sigterm = False
         if handle_sigterm and threading.current_thread() is threading.main_thread():
             self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
             self._handles_sigterm = True
         try:
-            self._metrics.serve(settings.metrics_port, settings.metrics_host)
+            self._metrics.serve(
+                settings.metrics_port, settings.metrics_host, on_continue=self._release
+            )
         except OSError as error:
             # The summary still carries the result; a missing endpoint only costs live progress.
             logger.warning(
@@ -189,7 +195,41 @@ class Session:
         if "val_loss" in values and not math.isfinite(values["val_loss"]):
             self._check_divergence(step, "validation loss", values["val_loss"])
         self._progress(step, values)
+        if self._gated(step):
+            self._wait_at_rung(step)
         return self.should_stop
+
+    def _gated(self, step: int) -> bool:
+        budget = self.settings.max_steps
+        return (
+            self.settings.gate_timeout > 0
+            and step in self.settings.rungs
+            and (budget is None or step < budget)
+            and not self.should_stop
+        )
+
+    def _release(self, step: int) -> None:
+        with self._gate:
+            self._released = max(self._released, step)
+            self._gate.notify_all()
+
+    def _wait_at_rung(self, step: int) -> None:
+        """Pause until the sweep says go on past `step`, stops us, or the timeout passes.
+
+        Short waits, so a SIGTERM (which only sets a flag) ends the pause promptly.
+        """
+        deadline = time.monotonic() + self.settings.gate_timeout
+        with self._gate:
+            while self._released < step and not self._terminated:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning(
+                        "no decision at rung %d within %gs; going on",
+                        step,
+                        self.settings.gate_timeout,
+                    )
+                    return
+                self._gate.wait(min(left, 0.1))
 
     def _record(self, step: int, values: Mapping[str, float]) -> None:
         self._history.record(step, values)

@@ -42,6 +42,7 @@ RANGE_START = "LRSWEEP_RANGE_START"
 RANGE_END = "LRSWEEP_RANGE_END"
 # Not set by the operator; lets a user tune the trainer's divergence rule the same way.
 DIVERGENCE_FACTOR = "LRSWEEP_DIVERGENCE_FACTOR"
+GATE_TIMEOUT = "LRSWEEP_GATE_TIMEOUT"
 
 
 def parse_positive_float(text: str) -> float:
@@ -78,6 +79,13 @@ def parse_mode(text: str) -> Mode:
     raise ValueError(f"must be one of {', '.join(MODES)}, got {text!r}")
 
 
+def parse_seconds(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def parse_divergence_factor(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value > 1.0):
@@ -103,6 +111,8 @@ class RunSettings:
     range_start: float = DEFAULT_RANGE_START
     range_end: float = DEFAULT_RANGE_END
     divergence_factor: float = DEFAULT_DIVERGENCE_FACTOR
+    # Seconds to pause at each rung for the sweep's go-ahead (0: never pause).
+    gate_timeout: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
@@ -173,4 +183,5 @@ class RunSettings:
             divergence_factor=read(
                 DIVERGENCE_FACTOR, parse_divergence_factor, DEFAULT_DIVERGENCE_FACTOR
             ),
+            gate_timeout=read(GATE_TIMEOUT, parse_seconds, 0.0),
         )

@@ -57,6 +57,8 @@ class Launch:
     rungs: tuple[int, ...]
     range_start: float | None = None
     range_end: float | None = None
+    # Pause at each rung until promoted (early-stopping strategies only).
+    gated: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,20 @@ class Stop:
 
 
 @dataclass(frozen=True)
+class Promote:
+    """Let a trial paused at `rung` go on (idempotent: runtimes may send it repeatedly)."""
+
+    trial: str
+    attempt: int
+    rung: int
+
+
+@dataclass(frozen=True)
 class Decision:
     records: tuple[TrialRecord, ...]
     launches: tuple[Launch, ...]
     stops: tuple[Stop, ...]
+    promotions: tuple[Promote, ...]
     done: bool
     best: strategies.Best | None
     range_result: RangeTestResult | None
@@ -153,10 +165,11 @@ def range_result_of(
 
 def _early_stops(
     sweep: Sweep, records: list[TrialRecord]
-) -> tuple[list[TrialRecord], list[Stop], set[str]]:
-    """Apply early stopping; also return trials that finished but await comparison."""
+) -> tuple[list[TrialRecord], list[Stop], list[Promote], set[str]]:
+    """Apply early stopping: stops, promotions past rungs, and finished-but-undecided trials."""
     spec = sweep.spec
     stops: list[Stop] = []
+    promotions: list[Promote] = []
     undecided: set[str] = set()
     out: list[TrialRecord] = []
     earlier: list[TrialRecord] = []
@@ -184,9 +197,13 @@ def _early_stops(
             elif rule.rule is asha.Rule.WAIT and r.phase is TrialPhase.SUCCEEDED:
                 # Finished before the trials it is compared with: not a result yet.
                 undecided.add(r.id)
+            elif rule.rule is asha.Rule.CONTINUE and r.phase is TrialPhase.RUNNING:
+                passed = [rung for rung in sweep.rungs if rung in r.rungs]
+                if passed:
+                    promotions.append(Promote(r.id, r.attempts, passed[-1]))
         out.append(updated)
         earlier.append(updated)
-    return out, stops, undecided
+    return out, stops, promotions, undecided
 
 
 def _launch(sweep: Sweep, r: TrialRecord, range_result: RangeTestResult | None) -> Launch:
@@ -214,6 +231,7 @@ def _launch(sweep: Sweep, r: TrialRecord, range_result: RangeTestResult | None) 
         steps=spec.budget.steps,
         eval_every=spec.budget.evalEvery,
         rungs=tuple(sweep.rung_steps),
+        gated=strategies.stops_early(spec.search.strategy),
     )
 
 
@@ -239,13 +257,14 @@ def decide(
             records=tuple(current),
             launches=(),
             stops=tuple(Stop(r.id, "the sweep gave up") for r in current if not r.terminal),
+            promotions=(),
             done=True,
             best=None,
             range_result=range_result,
             message=f"trials fail before their first step: {broken.reason}",
             broken=True,
         )
-    current, stops, undecided = _early_stops(sweep, current)
+    current, stops, promotions, undecided = _early_stops(sweep, current)
 
     ctx = strategies.Context(spec, sweep.key, current, range_result, undecided)
     proposals = strategies.PROPOSERS[spec.search.strategy](ctx)
@@ -287,6 +306,7 @@ def decide(
         records=tuple(current),
         launches=tuple(launches),
         stops=tuple(stops),
+        promotions=tuple(promotions),
         done=done,
         best=best,
         range_result=range_result,

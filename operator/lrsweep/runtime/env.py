@@ -33,6 +33,7 @@ def contract_env(
     metrics_port: int,
     termination_path: str | None = None,
     metrics_host: str | None = None,
+    gate_timeout: float = 0.0,
 ) -> dict[str, str]:
     """The LRSWEEP_* variables every trial process receives."""
     env = {
@@ -49,6 +50,8 @@ def contract_env(
     if launch.range_start is not None and launch.range_end is not None:
         env["LRSWEEP_RANGE_START"] = repr(launch.range_start)
         env["LRSWEEP_RANGE_END"] = repr(launch.range_end)
+    if launch.gated and gate_timeout > 0:
+        env["LRSWEEP_GATE_TIMEOUT"] = f"{gate_timeout:g}"
     if termination_path is not None:
         env["LRSWEEP_TERMINATION_PATH"] = termination_path
     if metrics_host is not None:

@@ -66,7 +66,9 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_trial_pod(body: Mapping[str, Any], spec: LRSweepSpec, launch: Launch) -> dict[str, Any]:
+def build_trial_pod(
+    body: Mapping[str, Any], spec: LRSweepSpec, launch: Launch, gate_timeout: float = 0.0
+) -> dict[str, Any]:
     """The Pod of one trial attempt, from the user's pod template."""
     name = body["metadata"]["name"]
     template = copy.deepcopy(spec.trial.template)
@@ -86,6 +88,7 @@ def build_trial_pod(body: Mapping[str, Any], spec: LRSweepSpec, launch: Launch) 
         sweep=name,
         metrics_port=spec.trial.metricsPort,
         termination_path=termination_path,
+        gate_timeout=gate_timeout,
     )
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in contract.items()]
     # Bind the metrics endpoint to the pod's own address.
@@ -289,6 +292,16 @@ class Cluster:
         except (aiohttp.ClientError, TimeoutError):
             return None
 
+    async def promote(self, url: str, timeout: float) -> None:
+        """POST the go-ahead past a rung; a failure is retried by the next reconcile."""
+        if self.http is None:
+            self.http = aiohttp.ClientSession()
+        try:
+            async with self.http.post(url, timeout=aiohttp.ClientTimeout(total=timeout)):
+                pass
+        except (aiohttp.ClientError, TimeoutError):
+            self.telemetry.scrape_failures.labels("promote").inc()
+
     async def close(self) -> None:
         if self.http is not None:
             await self.http.close()
@@ -446,8 +459,24 @@ async def reconcile(
             namespace, pod_name(name, r.id, r.attempts), settings.stop_grace_seconds
         )
         events.append(("Normal", "TrialStopped", f"{stop.trial}: {stop.reason}"))
+    ips = {
+        (p["metadata"]["labels"].get(LABEL_TRIAL), _attempt_of(p)): ip
+        for p in pods
+        if (ip := (p.get("status") or {}).get("podIP")) and (p.get("metadata") or {}).get("labels")
+    }
+    await asyncio.gather(
+        *(
+            cluster.promote(
+                f"http://{ip}:{spec.trial.metricsPort}/continue?step={p.rung}",
+                settings.scrape_timeout,
+            )
+            for p in decision.promotions
+            if (ip := ips.get((p.trial, p.attempt)))
+        )
+    )
     for launch in decision.launches:
-        await cluster.create_pod(namespace, build_trial_pod(body, spec, launch))
+        pod = build_trial_pod(body, spec, launch, settings.gate_timeout)
+        await cluster.create_pod(namespace, pod)
         cluster.telemetry.launches.labels(namespace).inc()
         what = "range test" if launch.mode == "range-test" else f"rate {launch.learning_rate:g}"
         events.append(

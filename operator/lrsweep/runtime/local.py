@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lrsweep.api import LRSweep, SpecError
-from lrsweep.engine.sweep import Decision, Launch, Sweep, decide, update
+from lrsweep.engine.sweep import Decision, Launch, Promote, Sweep, decide, update
 from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
 from lrsweep.runtime.env import contract_env, expand
 from lrsweep.runtime.metrics import MetricsError, Reading, parse_metrics, parse_summary
@@ -33,6 +33,8 @@ from lrsweep.runtime.metrics import MetricsError, Reading, parse_metrics, parse_
 TRAINER_ENTRYPOINT = (sys.executable, "-m", "lrsweep_trainer")
 SCRAPE_TIMEOUT = 2.0
 STOP_GRACE = 5.0
+# How long a trial paused at a rung waits for a decision before going on by itself.
+GATE_TIMEOUT = 60.0
 LOG_TAIL = 300
 
 
@@ -103,6 +105,7 @@ class _Attempt:
     log: IO[bytes]
     url: str
     stop_at: float | None = None  # monotonic time SIGTERM was sent
+    promoted: int = -1  # the highest rung it has been let past
     reported: bool = False
     last_error: str = ""
     seen: list[Reading] = field(default_factory=list)
@@ -138,6 +141,7 @@ class LocalBackend:
             metrics_port=port,
             termination_path=str(summary),
             metrics_host="127.0.0.1",
+            gate_timeout=GATE_TIMEOUT,
         )
         argv, env = build_process(self.sweep.spec.trial.template, contract, name)
         log = base.with_suffix(".log").open("wb")
@@ -165,6 +169,22 @@ class LocalBackend:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(attempt.process.pid, signal.SIGTERM)
         attempt.stop_at = self.clock()
+
+    def promote(self, promotion: Promote) -> None:
+        """Let a trial paused at a rung go on (docs/contract.md, "Rung gate")."""
+        attempt = self.attempts.get(promotion.trial)
+        if attempt is None or attempt.launch.attempt != promotion.attempt:
+            return
+        if promotion.rung <= attempt.promoted or attempt.process.poll() is not None:
+            return
+        request = urllib.request.Request(
+            f"{attempt.url}continue?step={promotion.rung}", method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=SCRAPE_TIMEOUT):
+                attempt.promoted = promotion.rung
+        except (OSError, urllib.error.URLError):
+            return  # not serving (yet, or any more): the next loop tries again
 
     def _enforce_grace(self, attempt: _Attempt) -> None:
         if attempt.stop_at is not None and self.clock() - attempt.stop_at > self.grace:
@@ -299,6 +319,8 @@ def run_sweep(
         current = list(decision.records)
         for stop in decision.stops:
             backend.stop(stop.trial)
+        for promotion in decision.promotions:
+            backend.promote(promotion)
         for launch in decision.launches:
             backend.launch(launch)
         on_decision(decision)

@@ -10,6 +10,7 @@ round-trips through the API model.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -179,3 +180,23 @@ def test_status_round_trips_records_for_a_restart() -> None:
     again = decide(Sweep(spec, "sweep-uid"), rebuilt, final.range_result)
     assert again.best == final.best
     assert again.done
+
+
+def test_trials_passing_a_rung_are_promoted_past_it() -> None:
+    spec = make_spec(search={"strategy": "asha", "values": [0.01, 0.03]})
+    sweep = Sweep(spec, "k")
+    first = decide(sweep, [])
+    assert all(launch.gated for launch in first.launches)
+    records = [
+        replace(r, phase=TrialPhase.RUNNING, rungs={25: 1.0 + i}, step=25)
+        for i, r in enumerate(first.records)
+    ]
+    decision = decide(sweep, records)
+    promoted = {(p.trial, p.rung) for p in decision.promotions}
+    assert ("t000", 25) in promoted
+    assert all(p.trial not in {s.trial for s in decision.stops} for p in decision.promotions)
+
+
+def test_grid_trials_are_not_gated() -> None:
+    decision = decide(Sweep(make_spec(search={"strategy": "grid"}), "k"), [])
+    assert not any(launch.gated for launch in decision.launches)

@@ -1,0 +1,108 @@
+"""The rung gate (docs/contract.md, "Rung gate").
+
+Covers: a trial pauses after its evaluation at a rung until the sweep's POST /continue;
+a go-ahead for a later rung also releases an earlier one; the pause ends by itself after the
+timeout, with a warning; SIGTERM ends the pause; no pause without a timeout, at the last
+step, or away from rungs; the endpoint refuses a go-ahead without a step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lrsweep_trainer import report
+from tests.unit.trainer.helpers import free_port
+
+
+def gated_session(summary_path: Path, timeout: str = "30") -> report.Session:
+    return report.start(
+        env={
+            "LRSWEEP_LEARNING_RATE": "0.1",
+            "LRSWEEP_MAX_STEPS": "30",
+            "LRSWEEP_RUNGS": "10,20,30",
+            "LRSWEEP_GATE_TIMEOUT": timeout,
+            "LRSWEEP_METRICS_PORT": str(free_port()),
+            "LRSWEEP_METRICS_HOST": "127.0.0.1",
+            "LRSWEEP_TERMINATION_PATH": str(summary_path),
+        }
+    )
+
+
+def go_ahead(session: report.Session, step: int, after: threading.Event) -> threading.Thread:
+    def send() -> None:
+        after.wait(10)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{session.metrics_port}/continue?step={step}", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 204
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def test_a_trial_pauses_at_a_rung_until_the_go_ahead(summary_path: Path) -> None:
+    with gated_session(summary_path) as session:
+        sent = threading.Event()
+        thread = go_ahead(session, 10, sent)
+        timer = threading.Timer(0.2, sent.set)
+        timer.start()
+        assert session.log(10, val_loss=1.0) is False
+        assert sent.is_set(), "log() returned before the go-ahead was sent"
+        thread.join()
+
+
+def test_a_go_ahead_for_a_later_rung_releases_an_earlier_one(summary_path: Path) -> None:
+    with gated_session(summary_path) as session:
+        sent = threading.Event()
+        sent.set()
+        go_ahead(session, 20, sent).join()
+        session.log(10, val_loss=1.0)
+        session.log(20, val_loss=0.9)
+
+
+def test_the_pause_ends_by_itself_after_the_timeout(
+    summary_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING), gated_session(summary_path, "0.2") as session:
+        assert session.log(10, val_loss=1.0) is False
+    assert "no decision at rung 10 within 0.2s; going on" in caplog.text
+
+
+def test_sigterm_ends_the_pause(summary_path: Path) -> None:
+    with gated_session(summary_path) as session:
+        timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.start()
+        assert session.log(10, val_loss=1.0) is True
+        timer.join()
+
+
+def test_no_pause_at_the_last_step_or_off_the_rungs(summary_path: Path) -> None:
+    with gated_session(summary_path) as session:
+        session.log(5, val_loss=1.0)
+        session.log(30, val_loss=0.5)
+
+
+def test_no_pause_without_a_timeout(summary_path: Path) -> None:
+    with gated_session(summary_path, "0") as session:
+        session.log(10, val_loss=1.0)
+
+
+def test_a_go_ahead_without_a_step_is_refused(summary_path: Path) -> None:
+    with gated_session(summary_path) as session:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{session.metrics_port}/continue", method="POST"
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=5)
+        assert info.value.code == 400
+        info.value.close()
