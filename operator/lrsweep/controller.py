@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from lrsweep import api
 from lrsweep.runtime.kube import Cluster, reconcile
@@ -61,11 +62,28 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     await memo.cluster.close()
 
 
-@kopf.timer(api.GROUP, api.VERSION, api.PLURAL, interval=SETTINGS.reconcile_interval)
+# A failed reconcile (an API error) is simply tried again soon: every reconcile starts
+# from the sweep's status and the pods, so a retry is always safe.
+@kopf.timer(
+    api.GROUP,
+    api.VERSION,
+    api.PLURAL,
+    interval=SETTINGS.reconcile_interval,
+    backoff=max(1.0, SETTINGS.reconcile_interval),
+)
 async def reconcile_sweep(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     cluster: Cluster = memo.cluster
-    with cluster.telemetry.reconcile_seconds.time():
-        result = await reconcile(cluster, SETTINGS, body, _now())
+    try:
+        with cluster.telemetry.reconcile_seconds.time():
+            result = await reconcile(cluster, SETTINGS, body, _now())
+    except ApiException as err:
+        if err.status is not None and (err.status >= 500 or err.status == 429):
+            # Routine for an API server under load: one line, and the next tick retries.
+            raise kopf.TemporaryError(
+                f"Kubernetes API answered {err.status} {err.reason}; retrying",
+                delay=SETTINGS.reconcile_interval,
+            ) from None
+        raise
     if result.status is not None:
         patch.status.update(result.status)
     for type_, reason, message in result.events:

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.toy import TOY, toy_sweep_doc
+
 ROOT = Path(__file__).resolve().parents[2]
-TOY = Path(__file__).with_name("toy_trainer.py")
 QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
 
 pytestmark = pytest.mark.e2e
@@ -43,35 +44,10 @@ def lrsweep(
 
 
 def toy_sweep(
-    tmp_path: Path, search: dict[str, Any], env: list[dict[str, str]] | None = None, **spec: Any
+    tmp_path: Path, search: dict[str, Any], env: dict[str, str] | None = None, **spec: Any
 ) -> Path:
-    doc = {
-        "apiVersion": "lrsweep.dev/v1alpha1",
-        "kind": "LRSweep",
-        "metadata": {"name": "toy"},
-        "spec": {
-            "search": {"parallelism": 2, **search},
-            "budget": {"steps": 100, "evalEvery": 10, "minSteps": 10},
-            "trial": {
-                "maxRetries": 0,
-                "template": {
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "toy",
-                                "image": "toy",
-                                "command": [sys.executable, str(TOY)],
-                                "env": env or [],
-                            }
-                        ]
-                    }
-                },
-            },
-            **spec,
-        },
-    }
     path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(doc))
+    path.write_text(yaml.safe_dump(toy_sweep_doc("toy", search, env, **spec)))
     return path
 
 
@@ -100,7 +76,7 @@ def test_a_users_script_is_swept_and_the_best_value_wins(tmp_path: Path) -> None
 
 
 def test_crashing_trials_get_a_failed_verdict_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    env = [{"name": "TOY_CRASH_ABOVE", "value": "0.2"}]
+    env = {"TOY_CRASH_ABOVE": "0.2"}
     path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05, 0.1, 0.5]}, env=env)
     done = lrsweep("run", str(path), "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -113,7 +89,7 @@ def test_crashing_trials_get_a_failed_verdict_and_the_sweep_goes_on(tmp_path: Pa
 
 
 def test_garbage_metrics_give_a_reason_not_a_crash(tmp_path: Path) -> None:
-    env = [{"name": "TOY_BEHAVIOUR", "value": "garbage"}]
+    env = {"TOY_BEHAVIOUR": "garbage"}
     path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.1]}, env=env)
     done = lrsweep("run", str(path), "--out", str(tmp_path))
     assert done.returncode == 2
@@ -123,7 +99,7 @@ def test_garbage_metrics_give_a_reason_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_a_trial_template_that_cannot_start_fails_fast_with_exit_code_2(tmp_path: Path) -> None:
-    env = [{"name": "TOY_BEHAVIOUR", "value": "crash"}]
+    env = {"TOY_BEHAVIOUR": "crash"}
     path = toy_sweep(tmp_path, {"strategy": "grid", "candidates": 8}, env=env)
     done = lrsweep("run", str(path), "--out", str(tmp_path))
     assert done.returncode == 2
@@ -192,7 +168,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) -> None:
-    env = [{"name": "TOY_BEHAVIOUR", "value": "slow"}]
+    env = {"TOY_BEHAVIOUR": "slow"}
     path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05, 0.1, 0.2]}, env=env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "lrsweep.cli", "run", str(path), "--out", str(tmp_path)],

@@ -13,7 +13,7 @@ import copy
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -66,6 +66,18 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _quantities_as_strings(container: dict[str, Any]) -> None:
+    """Resource quantities the way the API returns them (`1` -> `"1"`).
+
+    YAML users write `nvidia.com/gpu: 1`; the API accepts it, but the Python client
+    validates a pod body against its string-typed quantity fields before sending it.
+    """
+    resources = container.get("resources") or {}
+    for kind in ("limits", "requests"):
+        if isinstance(resources.get(kind), dict):
+            resources[kind] = {k: str(v) for k, v in resources[kind].items()}
+
+
 def build_trial_pod(
     body: Mapping[str, Any], spec: LRSweepSpec, launch: Launch, gate_timeout: float = 0.0
 ) -> dict[str, Any]:
@@ -81,6 +93,8 @@ def build_trial_pod(
     }
     pod_spec = template["spec"]
     pod_spec["restartPolicy"] = "Never"
+    for container in [*pod_spec.get("initContainers", []), *pod_spec["containers"]]:
+        _quantities_as_strings(container)
     trainer = pod_spec["containers"][0]
     termination_path = trainer.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH
     contract = contract_env(
@@ -215,6 +229,13 @@ def observe_ended_pod(trial: str, attempt: int, pod: Mapping[str, Any]) -> Obser
     )
 
 
+def _api_message(err: ApiException) -> str:
+    try:
+        return str(json.loads(err.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{err.status} {err.reason}"
+
+
 # --- the Kubernetes API, off the event loop --------------------------------------------------
 
 
@@ -245,14 +266,21 @@ class Cluster:
         items: list[dict[str, Any]] = plain.get("items") or []
         return items
 
-    async def create_pod(self, namespace: str, pod: dict[str, Any]) -> None:
+    async def create_pod(self, namespace: str, pod: dict[str, Any]) -> str | None:
+        """Create a trial pod; return why the API refused it for good (None: created)."""
         # The client sends plain dicts as they are; its type stubs only name model classes.
         body: Any = pod
         try:
             await self._call("create_pod", lambda: self.core.create_namespaced_pod(namespace, body))
         except ApiException as err:
-            if err.status != 409:  # AlreadyExists: created before a restart; that is success
-                raise
+            if err.status == 409:  # AlreadyExists: created before a restart; that is success
+                return None
+            if err.status in (400, 403, 422):  # the pod itself is unacceptable: no retry helps
+                return _api_message(err)
+            raise
+        except ValueError as err:  # the client's own validation of the body
+            return str(err).splitlines()[0]
+        return None
 
     async def delete_pod(self, namespace: str, name: str, grace: int) -> None:
         try:
@@ -474,14 +502,35 @@ async def reconcile(
             if (ip := ips.get((p.trial, p.attempt)))
         )
     )
+    refused: list[Observation] = []
     for launch in decision.launches:
         pod = build_trial_pod(body, spec, launch, settings.gate_timeout)
-        await cluster.create_pod(namespace, pod)
+        problem = await cluster.create_pod(namespace, pod)
+        if problem is not None:
+            why = f"the API server refused the trial pod: {problem}"
+            refused.append(
+                Observation(
+                    launch.trial,
+                    launch.attempt,
+                    ProcessState.EXITED,
+                    outcome=Outcome.FAILED,
+                    reason=why,
+                )
+            )
+            events.append(("Warning", "TrialRefused", f"{launch.trial}: {why}"))
+            continue
         cluster.telemetry.launches.labels(namespace).inc()
         what = "range test" if launch.mode == "range-test" else f"rate {launch.learning_rate:g}"
         events.append(
             ("Normal", "TrialStarted", f"{launch.trial} attempt {launch.attempt}: {what}")
         )
+    if refused:
+        # Counted as failed attempts: retried, and a template that never yields a pod ends
+        # the sweep like a trainer that never starts.
+        records = list(decision.records)
+        for obs in refused:
+            records = update(sweep, records, obs)
+        decision = replace(decision, records=tuple(records))
     status = _status(decision, previous, unschedulable, now, generation)
     for r in decision.records:
         before = previous.trials.get(r.id)

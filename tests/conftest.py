@@ -1,0 +1,3 @@
+"""Shared pytest setup: the test cluster's fixtures (tests/harness/pytest_plugin.py)."""
+
+pytest_plugins = ["tests.harness.pytest_plugin"]

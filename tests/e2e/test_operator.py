@@ -1,0 +1,393 @@
+"""The operator end to end on the test cluster, driven with kubectl as a user would.
+
+Covers: the quickstart reaches Succeeded with the winner `lrsweep run` picks for the same
+spec, and `kubectl get lrs` shows the printer columns; SIGKILLing the operator at random
+points never duplicates a (trial, attempt) pod, and the sweep still completes with the same
+winner; invalid specs are refused by the schema/CEL at apply time, or end Failed with a
+condition naming the field, while a valid sweep beside them completes; a trainer that exits
+1 is retried then marked Failed while the sweep goes on, and a diverging rate is
+`diverged`; a GPU sweep on a node without GPUs reports Unschedulable; API faults (500/429,
+latency, dropped watches) do not stop a sweep; deleting a sweep removes its pods; the
+winner also lands in the output ConfigMap.
+
+These tests also run against a real cluster (LRSWEEP_E2E_KUBECONFIG): the trial pods then
+need the trainer image; tests that need the harness's kubelet or faults say so and skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.toy import toy_sweep_doc
+from tests.harness.pytest_plugin import KubeCluster, wait_for
+from tests.harness.threaded import ThreadedHarness
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "manifests" / "crd.yaml"
+QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Operator:
+    """`lrsweep operator` as a process, watching one namespace; restartable, killable."""
+
+    def __init__(self, cluster: KubeCluster, namespace: str, log: Path) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.log_path = log
+        self.metrics_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.cluster.kubeconfig),
+            "LRSWEEP_NAMESPACES": self.namespace,
+            "LRSWEEP_RECONCILE_INTERVAL": "0.5",
+            "LRSWEEP_STOP_GRACE_SECONDS": "2",
+            "LRSWEEP_GATE_TIMEOUT": "60",
+            "LRSWEEP_METRICS_PORT": str(self.metrics_port),
+            "LRSWEEP_HEALTH_PORT": str(free_port()),
+        }
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "lrsweep.cli", "operator"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def crd(kube_cluster: KubeCluster) -> str:
+    kube_cluster.kubectl("apply", "-f", str(CRD))
+    kube_cluster.kubectl(
+        "wait", "--for=condition=Established", "crd/lrsweeps.lrsweep.dev", "--timeout=30s"
+    )
+    return "lrsweeps.lrsweep.dev"
+
+
+@pytest.fixture
+def operator(
+    kube_cluster: KubeCluster, kube_namespace: str, crd: str, tmp_path: Path
+) -> Iterator[Operator]:
+    op = Operator(kube_cluster, kube_namespace, tmp_path / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+    assert "Traceback" not in op.log(), op.log()[-5000:]
+
+
+def apply(cluster: KubeCluster, namespace: str, doc: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc))
+
+
+def get_sweep(cluster: KubeCluster, namespace: str, name: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", "lrs", name, "-n", namespace, "-o", "json").stdout
+    sweep: dict[str, Any] = json.loads(out)
+    return sweep
+
+
+def wait_phase(
+    cluster: KubeCluster, namespace: str, name: str, phases: tuple[str, ...], timeout: float
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        # check=False: under injected API faults a user's kubectl fails too, and retries.
+        done = cluster.kubectl("get", "lrs", name, "-n", namespace, "-o", "json", check=False)
+        if done.returncode != 0:
+            return None
+        sweep: dict[str, Any] = json.loads(done.stdout)
+        return sweep if (sweep.get("status") or {}).get("phase") in phases else None
+
+    return wait_for(
+        probe,
+        timeout=timeout,
+        interval=0.5,
+        message=lambda: f"{name} to reach {phases}: {get_sweep(cluster, namespace, name)}",
+    )
+
+
+def toy_sweep(
+    name: str, search: dict[str, Any], env: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
+    """A sweep of the torch-free toy trainer: fast, deterministic, misbehaves on request."""
+    return toy_sweep_doc(name, search, env, parallelism=3, max_retries=1, **spec)
+
+
+def local_winner(doc: dict[str, Any], tmp_path: Path) -> float:
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "local"
+    done = subprocess.run(
+        [sys.executable, "-m", "lrsweep.cli", "run", str(path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rate: float = json.loads((out / "result.json").read_text())["bestLearningRate"]
+    return rate
+
+
+def needs_local_kubelet(cluster: KubeCluster) -> None:
+    if not cluster.capabilities.local_kubelet:
+        pytest.skip("the toy trainer runs as a host command: needs the harness's kubelet")
+
+
+def test_quickstart_succeeds_with_the_local_winner_and_shows_columns(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    doc = yaml.safe_load(QUICKSTART.read_text())
+    kube_cluster.kubectl("apply", "-n", kube_namespace, "-f", str(QUICKSTART))
+    sweep = wait_phase(kube_cluster, kube_namespace, "quickstart", ("Succeeded", "Failed"), 400)
+    status = sweep["status"]
+    assert status["phase"] == "Succeeded", status
+    table = kube_cluster.kubectl("get", "lrs", "-n", kube_namespace).stdout
+    header = table.splitlines()[0].split()
+    assert header == ["NAME", "PHASE", "BEST", "LR", "SCORE", "TRIALS", "AGE"]
+    assert "quickstart" in table
+    assert "Succeeded" in table
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Complete"]["status"] == "True"
+    assert conditions["Ready"]["reason"] == "BestRateFound"
+    assert status["bestLearningRate"] == local_winner(doc, tmp_path)
+
+
+class PodRecorder:
+    """Records every pod ever created in a namespace, from a watch."""
+
+    def __init__(self, cluster: KubeCluster, namespace: str) -> None:
+        from kubernetes import client, watch
+
+        self.api = cluster.client()
+        self.core = client.CoreV1Api(self.api)
+        # kubernetes.watch is untyped.
+        self.watch = watch.Watch()  # type: ignore[no-untyped-call]
+        self.seen: dict[str, tuple[str, str]] = {}
+        self.namespace = namespace
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for event in self.watch.stream(  # type: ignore[no-untyped-call]
+                self.core.list_namespaced_pod, self.namespace, timeout_seconds=600
+            ):
+                pod = event["object"]
+                labels = pod.metadata.labels or {}
+                key = (labels.get("lrsweep.dev/trial", ""), labels.get("lrsweep.dev/attempt", ""))
+                self.seen[pod.metadata.uid] = key
+        except Exception:
+            if not self.closed.is_set():
+                raise  # a broken watch while recording would hide pods: fail loudly
+
+    def close(self) -> None:
+        self.closed.set()
+        self.watch.stop()  # type: ignore[no-untyped-call]
+        self.api.close()
+        self.thread.join(timeout=10)
+
+
+def test_sigkilled_operator_duplicates_no_pod_and_picks_the_same_winner(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    doc = toy_sweep(
+        "restarts",
+        {"strategy": "asha", "values": [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]},
+        {"TOY_BEHAVIOUR": "slow"},
+    )
+    recorder = PodRecorder(kube_cluster, kube_namespace)
+    try:
+        apply(kube_cluster, kube_namespace, doc)
+        chaos = random.Random(7)
+        for _ in range(4):
+            time.sleep(chaos.uniform(1.0, 4.0))
+            operator.kill()
+            operator.start()
+        sweep = wait_phase(kube_cluster, kube_namespace, "restarts", ("Succeeded", "Failed"), 300)
+    finally:
+        recorder.close()
+    keys = list(recorder.seen.values())
+    assert len(keys) == len(set(keys)), f"two pods share a (trial, attempt): {sorted(keys)}"
+    assert sweep["status"]["phase"] == "Succeeded"
+    assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
+
+
+def test_invalid_specs_are_refused_or_fail_with_a_condition_beside_a_valid_sweep(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    valid = toy_sweep("valid", {"strategy": "grid", "values": [0.05, 0.1]})
+    apply(kube_cluster, kube_namespace, valid)
+
+    bounds = toy_sweep("bad-bounds", {"min": 1.0, "max": 0.1})
+    refused = kube_cluster.kubectl(
+        "apply", "-n", kube_namespace, "-f", "-", input=yaml.safe_dump(bounds), check=False
+    )
+    assert refused.returncode != 0
+    assert "search.min must be below search.max" in refused.stderr
+
+    unknown = toy_sweep("typo", {"strategy": "grid", "candidatez": 3})
+    refused = kube_cluster.kubectl(
+        "apply", "-n", kube_namespace, "-f", "-", input=yaml.safe_dump(unknown), check=False
+    )
+    assert refused.returncode != 0
+    assert "candidatez" in refused.stderr
+
+    empty = toy_sweep("no-containers", {"strategy": "grid"})
+    empty["spec"]["trial"]["template"]["spec"]["containers"] = []
+    apply(kube_cluster, kube_namespace, empty)
+    failed = wait_phase(kube_cluster, kube_namespace, "no-containers", ("Failed",), 60)
+    condition = next(c for c in failed["status"]["conditions"] if c["type"] == "Failed")
+    assert condition["reason"] == "InvalidSpec"
+    assert "spec.trial" in condition["message"]
+    assert "containers must list at least one container" in condition["message"]
+
+    done = wait_phase(kube_cluster, kube_namespace, "valid", ("Succeeded", "Failed"), 120)
+    assert done["status"]["phase"] == "Succeeded"
+    assert done["status"]["bestLearningRate"] == 0.05
+
+
+def test_crashing_trials_are_retried_then_failed_and_diverging_ones_are_diverged(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    doc = toy_sweep(
+        "mixed",
+        {"strategy": "grid", "values": [0.05, 0.5, 3.0]},
+        {"TOY_CRASH_ABOVE": "0.2"},
+    )
+    apply(kube_cluster, kube_namespace, doc)
+    sweep = wait_phase(kube_cluster, kube_namespace, "mixed", ("Succeeded", "Failed"), 120)
+    trials = {t["learningRate"]: t for t in sweep["status"]["trials"].values()}
+    assert trials[0.5]["phase"] == "Failed"
+    assert trials[0.5]["attempts"] == 2
+    assert "exit code 1" in trials[0.5]["reason"]
+    # 3.0 blows up before its first evaluation, so it never reaches the crash.
+    assert trials[3.0]["verdict"] == "diverged"
+    assert sweep["status"]["phase"] == "Succeeded"
+    assert sweep["status"]["bestLearningRate"] == 0.05
+
+
+def test_a_gpu_sweep_without_gpus_reports_unschedulable(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, harness: ThreadedHarness
+) -> None:
+    harness.set_node_capacity(**{"nvidia.com/gpu": "0"})
+    doc = toy_sweep("gpu", {"strategy": "grid", "values": [0.05]})
+    container = doc["spec"]["trial"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    apply(kube_cluster, kube_namespace, doc)
+
+    def unschedulable() -> dict[str, Any] | None:
+        status = get_sweep(kube_cluster, kube_namespace, "gpu").get("status") or {}
+        return next(
+            (
+                c
+                for c in status.get("conditions", [])
+                if c["type"] == "TrialsSchedulable" and c["status"] == "False"
+            ),
+            None,
+        )
+
+    condition = wait_for(unschedulable, timeout=60, interval=0.5, message="Unschedulable")
+    assert condition["reason"] == "Unschedulable"
+    assert "nvidia.com/gpu" in condition["message"]
+
+
+def test_api_faults_do_not_stop_a_sweep_or_change_its_winner(
+    kube_cluster: KubeCluster,
+    kube_namespace: str,
+    operator: Operator,
+    harness: ThreadedHarness,
+    tmp_path: Path,
+) -> None:
+    harness.set_faults(error_rate=0.05, throttle_rate=0.05, latency=0.02, watch_timeout=3.0, seed=3)
+    doc = toy_sweep("faulty", {"strategy": "asha", "values": [0.01, 0.05, 0.1, 0.2]})
+    apply_until_accepted(kube_cluster, kube_namespace, doc)
+    sweep = wait_phase(kube_cluster, kube_namespace, "faulty", ("Succeeded", "Failed"), 240)
+    assert harness.faults_injected() > 0
+    harness.reset_faults()
+    assert sweep["status"]["phase"] == "Succeeded"
+    assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
+
+
+def apply_until_accepted(cluster: KubeCluster, namespace: str, doc: dict[str, Any]) -> None:
+    """kubectl does not retry a 500: a user would run it again, and so does this."""
+    for _ in range(20):
+        done = cluster.kubectl(
+            "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc), check=False
+        )
+        if done.returncode == 0:
+            return
+    raise AssertionError(f"kubectl apply kept failing: {done.stderr}")
+
+
+def test_deleting_a_sweep_removes_its_pods_and_the_winner_lands_in_a_configmap(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    doc = toy_sweep(
+        "done", {"strategy": "grid", "values": [0.05, 0.1]}, output={"configMap": "done-result"}
+    )
+    apply(kube_cluster, kube_namespace, doc)
+    wait_phase(kube_cluster, kube_namespace, "done", ("Succeeded",), 120)
+    cm = json.loads(
+        kube_cluster.kubectl("get", "cm", "done-result", "-n", kube_namespace, "-o", "json").stdout
+    )
+    assert cm["data"]["learningRate"] == "0.05"
+
+    slow = toy_sweep("slow", {"strategy": "grid", "values": [0.05, 0.1]}, {"TOY_BEHAVIOUR": "slow"})
+    apply(kube_cluster, kube_namespace, slow)
+
+    def pods() -> list[str]:
+        out = kube_cluster.kubectl(
+            "get", "pods", "-n", kube_namespace, "-l", "lrsweep.dev/sweep=slow", "-o", "name"
+        ).stdout
+        return out.split()
+
+    wait_for(pods, timeout=60, interval=0.5, message="trial pods of 'slow'")
+    kube_cluster.kubectl("delete", "lrs", "slow", "-n", kube_namespace, "--wait=true")
+    wait_for(lambda: not pods(), timeout=60, interval=0.5, message="pods of 'slow' to go")

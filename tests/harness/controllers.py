@@ -1,0 +1,149 @@
+"""The control-plane loops a real cluster runs beside the API server: namespace termination,
+cleanup of a deleted CRD's instances, and ownerReference garbage collection (background,
+foreground and orphan propagation)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections import defaultdict
+
+from tests.harness.api import CRD_CLEANUP_FINALIZER, Api
+from tests.harness.meta import ApiError, Obj
+from tests.harness.resources import ResourceType
+
+logger = logging.getLogger(__name__)
+
+
+class Controllers:
+    def __init__(self, api: Api, *, debounce: float = 0.01) -> None:
+        self.api = api
+        self._debounce = debounce
+
+    async def run(self) -> None:
+        store = self.api.store
+        while True:
+            await store.changed.wait()
+            # Let a burst of writes land first: one pass then handles all of them.
+            await asyncio.sleep(self._debounce)
+            store.changed.clear()
+            try:
+                self.reconcile()
+            except ApiError as exc:
+                logger.warning("controller pass failed: %s", exc.message)
+
+    def reconcile(self) -> None:
+        self._terminate_namespaces()
+        self._clean_up_crds()
+        self._collect_garbage()
+
+    def _type(self, group: str, plural: str) -> ResourceType:
+        rtype = self.api.registry.by_storage(f"{group}/{plural}")
+        assert rtype is not None, f"{plural}.{group} is a built-in type"
+        return rtype
+
+    def _delete(self, rtype: ResourceType, obj: Obj, policy: str = "Background") -> None:
+        if obj["metadata"].get("deletionTimestamp"):
+            return
+        try:
+            self.api.delete(
+                rtype,
+                obj["metadata"].get("namespace"),
+                obj["metadata"]["name"],
+                {"propagationPolicy": policy},
+            )
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    def _terminate_namespaces(self) -> None:
+        namespaces = self._type("", "namespaces")
+        for ns in self.api.list_objects(namespaces, None):
+            if not ns["metadata"].get("deletionTimestamp"):
+                continue
+            name = ns["metadata"]["name"]
+            if (ns.get("status") or {}).get("phase") != "Terminating":
+                ns["status"] = {"phase": "Terminating"}
+                self.api.update_status(namespaces, ns)
+            remaining = False
+            for storage_key in self.api.store.storage_keys():
+                rtype = self.api.registry.by_storage(storage_key)
+                if rtype is None or not rtype.namespaced:
+                    continue
+                for obj in self.api.store.list_objects(storage_key, name):
+                    remaining = True
+                    self._delete(rtype, obj)
+            if not remaining:
+                self.api.remove_finalizer(namespaces, ns, "kubernetes")
+
+    def _clean_up_crds(self) -> None:
+        crds = self._type("apiextensions.k8s.io", "customresourcedefinitions")
+        for crd in self.api.list_objects(crds, None):
+            meta = crd["metadata"]
+            if not meta.get("deletionTimestamp") or CRD_CLEANUP_FINALIZER not in (
+                meta.get("finalizers") or []
+            ):
+                continue
+            storage_key = f"{crd['spec']['group']}/{crd['spec']['names']['plural']}"
+            rtype = self.api.registry.by_storage(storage_key)
+            instances = self.api.store.list_objects(storage_key)
+            for obj in instances:
+                if rtype is not None:
+                    self._delete(rtype, obj)
+            if not instances:
+                self.api.remove_finalizer(crds, crd, CRD_CLEANUP_FINALIZER)
+
+    def _collect_garbage(self) -> None:
+        store = self.api.store
+        everything: list[tuple[ResourceType, Obj]] = []
+        for storage_key in store.storage_keys():
+            rtype = self.api.registry.by_storage(storage_key)
+            if rtype is not None:
+                everything.extend((rtype, obj) for obj in store.list_objects(storage_key))
+        dependents: dict[str, list[tuple[ResourceType, Obj]]] = defaultdict(list)
+        for rtype, obj in everything:
+            for ref in obj["metadata"].get("ownerReferences") or []:
+                dependents[ref.get("uid", "")].append((rtype, obj))
+
+        for rtype, snapshot in everything:
+            # Earlier steps of this pass may have changed or removed the object.
+            found = store.get(
+                rtype.storage_key,
+                snapshot["metadata"].get("namespace", ""),
+                snapshot["metadata"]["name"],
+            )
+            if found is None:
+                continue
+            obj = self.api.as_version(rtype, found)
+            meta = obj["metadata"]
+            refs = meta.get("ownerReferences") or []
+            if refs and not meta.get("deletionTimestamp"):
+                alive = [ref for ref in refs if store.find_uid(ref.get("uid", "")) is not None]
+                if not alive:
+                    self._delete(rtype, obj)
+                elif len(alive) < len(refs):
+                    updated = copy.deepcopy(obj)
+                    updated["metadata"]["ownerReferences"] = alive
+                    self.api.write_internal(rtype, updated)
+            if not meta.get("deletionTimestamp"):
+                continue
+            finalizers = meta.get("finalizers") or []
+            if "foregroundDeletion" in finalizers:
+                children = dependents.get(meta["uid"], [])
+                for child_type, child in children:
+                    self._delete(child_type, child, "Foreground")
+                if not children:
+                    self.api.remove_finalizer(rtype, obj, "foregroundDeletion")
+            if "orphan" in finalizers:
+                for child_type, child in dependents.get(meta["uid"], []):
+                    orphaned = copy.deepcopy(child)
+                    orphaned["metadata"]["ownerReferences"] = [
+                        ref
+                        for ref in child["metadata"].get("ownerReferences") or []
+                        if ref.get("uid") != meta["uid"]
+                    ] or None
+                    if orphaned["metadata"]["ownerReferences"] is None:
+                        del orphaned["metadata"]["ownerReferences"]
+                    self.api.write_internal(child_type, orphaned)
+                self.api.remove_finalizer(rtype, obj, "orphan")

@@ -1,0 +1,139 @@
+"""In-memory storage: objects per resource, one global resourceVersion counter, and a bounded
+per-resource event log from which watches resume (410 Gone once the log no longer reaches back).
+
+Everything runs on one event loop; no method awaits, so each call is atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from tests.harness.meta import Obj
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    revision: int
+    type: str  # ADDED, MODIFIED, DELETED
+    object: Obj
+    old: Obj | None
+
+
+class GoneError(Exception):
+    """The requested resourceVersion is older than the retained event history."""
+
+
+@dataclass(eq=False)
+class Watcher:
+    """One subscriber to one resource's events; `None` in the queue means "stream dropped"."""
+
+    storage_key: str
+    droppable: bool = True  # the harness's own controllers are not subject to dropped streams
+    queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
+
+
+class Store:
+    def __init__(self, history: int = 10_000) -> None:
+        self.revision = 0
+        self._history = history
+        self._objects: dict[str, dict[tuple[str, str], Obj]] = defaultdict(dict)
+        self._log: dict[str, deque[WatchEvent]] = defaultdict(deque)
+        self._compacted: dict[str, int] = defaultdict(int)
+        self._watchers: dict[str, set[Watcher]] = defaultdict(set)
+        self.uids: dict[str, tuple[str, str, str]] = {}
+        self.changed = asyncio.Event()
+
+    def next_revision(self) -> str:
+        self.revision += 1
+        return str(self.revision)
+
+    def get(self, storage_key: str, namespace: str, name: str) -> Obj | None:
+        obj = self._objects[storage_key].get((namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list_objects(self, storage_key: str, namespace: str | None = None) -> list[Obj]:
+        items = self._objects[storage_key]
+        return [
+            copy.deepcopy(obj)
+            for (ns, _), obj in sorted(items.items())
+            if namespace is None or ns == namespace
+        ]
+
+    def storage_keys(self) -> list[str]:
+        return [key for key, items in self._objects.items() if items]
+
+    def find_uid(self, uid: str) -> tuple[str, str, str] | None:
+        return self.uids.get(uid)
+
+    def write(self, storage_key: str, obj: Obj, old: Obj | None) -> None:
+        """Store an object whose resourceVersion the caller has just assigned."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        self._objects[storage_key][key] = copy.deepcopy(obj)
+        self.uids[meta["uid"]] = (storage_key, *key)
+        self._record(
+            storage_key,
+            WatchEvent(
+                int(meta["resourceVersion"]),
+                "MODIFIED" if old else "ADDED",
+                copy.deepcopy(obj),
+                old,
+            ),
+        )
+
+    def remove(self, storage_key: str, obj: Obj) -> Obj:
+        """Delete for good; the DELETED event carries the last state at a new resourceVersion."""
+        meta = obj["metadata"]
+        self._objects[storage_key].pop((meta.get("namespace", ""), meta["name"]), None)
+        self.uids.pop(meta["uid"], None)
+        final = copy.deepcopy(obj)
+        final["metadata"]["resourceVersion"] = self.next_revision()
+        self._record(storage_key, WatchEvent(int(self.revision), "DELETED", final, obj))
+        return final
+
+    def _record(self, storage_key: str, event: WatchEvent) -> None:
+        log = self._log[storage_key]
+        log.append(event)
+        while len(log) > self._history:
+            self._compacted[storage_key] = log.popleft().revision
+        for watcher in self._watchers[storage_key]:
+            watcher.queue.put_nowait(event)
+        self.changed.set()
+
+    def subscribe(
+        self, storage_key: str, since: int | None, *, droppable: bool = True
+    ) -> tuple[Watcher, list[WatchEvent]]:
+        """Register a watcher; with `since`, also return the retained events after it."""
+        backlog: list[WatchEvent] = []
+        if since is not None:
+            if since < self._compacted[storage_key]:
+                raise GoneError(
+                    f"too old resource version: {since} ({self._compacted[storage_key]})"
+                )
+            backlog = [event for event in self._log[storage_key] if event.revision > since]
+        watcher = Watcher(storage_key, droppable)
+        self._watchers[storage_key].add(watcher)
+        return watcher, backlog
+
+    def unsubscribe(self, watcher: Watcher) -> None:
+        self._watchers[watcher.storage_key].discard(watcher)
+
+    def compact(self) -> None:
+        """Forget all event history, as etcd compaction does: older watches get 410 Gone."""
+        for storage_key in list(self._log):
+            self._log[storage_key].clear()
+        for storage_key in set(self._objects) | set(self._log):
+            self._compacted[storage_key] = self.revision
+
+    def drop_watchers(self) -> int:
+        """End every open watch stream (clients must reconnect from their last version)."""
+        count = 0
+        for watchers in self._watchers.values():
+            for watcher in [w for w in watchers if w.droppable]:
+                watcher.queue.put_nowait(None)
+                watchers.discard(watcher)
+                count += 1
+        return count

@@ -1,0 +1,1 @@
+"""Small operators the harness suite runs against the test cluster."""
