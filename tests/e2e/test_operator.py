@@ -17,133 +17,26 @@ need the trainer image; tests that need the harness's kubelet or faults say so a
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.e2e.cluster import Operator, apply, get_sweep, wait_phase
 from tests.e2e.toy import toy_sweep_doc
 from tests.harness.pytest_plugin import KubeCluster, wait_for
 from tests.harness.threaded import ThreadedHarness
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "manifests" / "crd.yaml"
 QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Operator:
-    """`lrsweep operator` as a process, watching one namespace; restartable, killable."""
-
-    def __init__(self, cluster: KubeCluster, namespace: str, log: Path) -> None:
-        self.cluster = cluster
-        self.namespace = namespace
-        self.log_path = log
-        self.metrics_port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.cluster.kubeconfig),
-            "LRSWEEP_NAMESPACES": self.namespace,
-            "LRSWEEP_RECONCILE_INTERVAL": "0.5",
-            "LRSWEEP_STOP_GRACE_SECONDS": "2",
-            "LRSWEEP_GATE_TIMEOUT": "60",
-            "LRSWEEP_METRICS_PORT": str(self.metrics_port),
-            "LRSWEEP_HEALTH_PORT": str(free_port()),
-        }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "lrsweep.cli", "operator"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture(scope="session")
-def crd(kube_cluster: KubeCluster) -> str:
-    kube_cluster.kubectl("apply", "-f", str(CRD))
-    kube_cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/lrsweeps.lrsweep.dev", "--timeout=30s"
-    )
-    return "lrsweeps.lrsweep.dev"
-
-
-@pytest.fixture
-def operator(
-    kube_cluster: KubeCluster, kube_namespace: str, crd: str, tmp_path: Path
-) -> Iterator[Operator]:
-    op = Operator(kube_cluster, kube_namespace, tmp_path / "operator.log")
-    op.start()
-    yield op
-    op.stop()
-    assert "Traceback" not in op.log(), op.log()[-5000:]
-
-
-def apply(cluster: KubeCluster, namespace: str, doc: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(doc))
-
-
-def get_sweep(cluster: KubeCluster, namespace: str, name: str) -> dict[str, Any]:
-    out = cluster.kubectl("get", "lrs", name, "-n", namespace, "-o", "json").stdout
-    sweep: dict[str, Any] = json.loads(out)
-    return sweep
-
-
-def wait_phase(
-    cluster: KubeCluster, namespace: str, name: str, phases: tuple[str, ...], timeout: float
-) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        # check=False: under injected API faults a user's kubectl fails too, and retries.
-        done = cluster.kubectl("get", "lrs", name, "-n", namespace, "-o", "json", check=False)
-        if done.returncode != 0:
-            return None
-        sweep: dict[str, Any] = json.loads(done.stdout)
-        return sweep if (sweep.get("status") or {}).get("phase") in phases else None
-
-    return wait_for(
-        probe,
-        timeout=timeout,
-        interval=0.5,
-        message=lambda: f"{name} to reach {phases}: {get_sweep(cluster, namespace, name)}",
-    )
 
 
 def toy_sweep(

@@ -67,6 +67,7 @@ class Targets:
     sweep: str  # a sweep with live trials
     failed_sweeps: tuple[str, ...] = ()  # sweeps known to have Failed
     stalled_sweeps: tuple[str, ...] = ()  # Running sweeps with no trial advancing
+    scored_sweep: str | None = None  # a sweep with a best score (default: `sweep`)
 
 
 def free_port() -> int:
@@ -349,7 +350,8 @@ def test_every_operator_panel_returns_data(scraped: PrometheusAPI, targets: Targ
 def test_the_operator_series_keep_the_sweeps_namespace(
     scraped: PrometheusAPI, targets: Targets
 ) -> None:
-    series = scraped.query(f'lrsweep_sweep_best_score{{sweep="{targets.sweep}"}}')
+    scored = targets.scored_sweep or targets.sweep
+    series = scraped.query(f'lrsweep_sweep_best_score{{sweep="{scored}"}}')
     assert [s["metric"]["namespace"] for s in series] == [targets.namespace]
 
 

@@ -464,12 +464,14 @@ async def reconcile(
     try:
         spec = parse_spec(body.get("spec"))
     except SpecError as err:
+        _record(cluster.telemetry, namespace, name, LRSweepStatus(phase=Phase.FAILED))
         return _invalid(status_in, str(err), now, generation)
     try:
         previous = LRSweepStatus.model_validate(_known(status_in))
     except ValueError:
         previous = LRSweepStatus()  # unreadable status: start over rather than crash
     if previous.phase in (Phase.SUCCEEDED, Phase.FAILED):
+        _record(cluster.telemetry, namespace, name, previous)  # also after a restart
         return ReconcileResult(None)
 
     sweep = Sweep(spec, key=meta.get("uid") or name)
@@ -548,15 +550,19 @@ async def reconcile(
         )
         if spec.output.configMap:
             await cluster.apply_configmap(namespace, build_result_configmap(body, status))
-    telemetry = cluster.telemetry
-    telemetry.record_sweep(namespace, name, status.phase.value, [p.value for p in Phase])
-    if status.bestScore is not None and status.bestLearningRate is not None:
-        telemetry.best_score.labels(namespace, name).set(status.bestScore)
-        telemetry.best_rate.labels(namespace, name).set(status.bestLearningRate)
+    _record(cluster.telemetry, namespace, name, status)
     new = status.model_dump(mode="json")
     if new == LRSweepStatus.model_validate(_known(status_in)).model_dump(mode="json"):
         return ReconcileResult(None, events)  # nothing learned: write nothing
     return ReconcileResult(new, events)
+
+
+def _record(telemetry: Telemetry, namespace: str, name: str, status: LRSweepStatus) -> None:
+    """The sweep's phase and best result, as the operator's own metrics."""
+    telemetry.record_sweep(namespace, name, status.phase.value, [p.value for p in Phase])
+    if status.bestScore is not None and status.bestLearningRate is not None:
+        telemetry.best_score.labels(namespace, name).set(status.bestScore)
+        telemetry.best_rate.labels(namespace, name).set(status.bestLearningRate)
 
 
 def _status(
