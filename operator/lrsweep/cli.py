@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -25,16 +26,28 @@ EXIT_OK = 0
 EXIT_SWEEP_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+# Terminals narrower than this show trials without their reasons (result.json has them).
+REASON_WIDTH = 110
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def progress_table(decision: Decision, metric: str) -> Table:
-    table = Table(title=decision.message, title_justify="left", expand=False)
-    for col in ("trial", "rate", "phase", "step", metric, "rung", "verdict", "reason"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=60)
+def progress_table(decision: Decision, metric: str, width: int = 120) -> Table:
+    """Trials as a table; the reason column only where the terminal has room for it."""
+    table = Table(
+        title=decision.message,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    for col in ("trial", "rate", "phase", "step", metric, "rung", "verdict"):
+        table.add_column(col, no_wrap=True)
+    with_reason = width >= REASON_WIDTH
+    if with_reason:
+        table.add_column("reason", no_wrap=True, overflow="ellipsis", max_width=width - 72)
     best = decision.best.trial if decision.best else None
     for r in decision.records:
         last = next((p.metrics[metric] for p in reversed(r.points) if metric in p.metrics), None)
@@ -48,7 +61,7 @@ def progress_table(decision: Decision, metric: str) -> Table:
             f"{last:.4g}" if last is not None else "",
             rung,
             r.verdict.value,
-            r.reason,
+            *([r.reason] if with_reason else []),
         )
     return table
 
@@ -96,13 +109,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
             def show(decision: Decision) -> None:
                 last[:] = [decision]
-                live.update(progress_table(decision, metric), refresh=True)
+                live.update(progress_table(decision, metric, console.width), refresh=True)
 
             run_sweep(sweep, backend, on_decision=show, interval=args.interval)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         backend.shutdown()
+    console.line()
     if not last:
         console.print("[red]interrupted before any trial started[/]")
         return EXIT_INTERRUPTED
