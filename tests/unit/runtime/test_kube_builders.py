@@ -95,10 +95,16 @@ def test_trial_pod_carries_the_env_contract_before_the_users_env() -> None:
     assert names.index("MINE") > names.index("LRSWEEP_TRIAL")
 
 
-def test_trial_pod_keeps_the_users_resources_and_leaves_the_template_untouched() -> None:
+def test_trial_pod_keeps_the_users_resources_as_quantity_strings() -> None:
     pod = build_trial_pod(BODY, SPEC, LAUNCH)
-    assert pod["spec"]["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": 1}}
-    assert "ports" not in SPEC.trial.template["spec"]["containers"][0]
+    assert pod["spec"]["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
+
+
+def test_building_a_pod_leaves_the_template_untouched() -> None:
+    build_trial_pod(BODY, SPEC, LAUNCH)
+    container = SPEC.trial.template["spec"]["containers"][0]
+    assert "ports" not in container
+    assert container["resources"] == {"limits": {"nvidia.com/gpu": 1}}
 
 
 def test_result_configmap_holds_the_winner() -> None:
