@@ -8,7 +8,8 @@ condition naming the field, while a valid sweep beside them completes; a trainer
 1 is retried then marked Failed while the sweep goes on, and a diverging rate is
 `diverged`; a GPU sweep on a node without GPUs reports Unschedulable; API faults (500/429,
 latency, dropped watches) do not stop a sweep; deleting a sweep removes its pods; the
-winner also lands in the output ConfigMap.
+winner also lands in the output ConfigMap, with events for trial starts and the winner; a
+running sweep's spec cannot be changed.
 
 These tests also run against a real cluster (LRSWEEP_E2E_KUBECONFIG): the trial pods then
 need the trainer image; tests that need the harness's kubelet or faults say so and skip.
@@ -184,6 +185,20 @@ def test_invalid_specs_are_refused_or_fail_with_a_condition_beside_a_valid_sweep
     assert done["status"]["bestLearningRate"] == 0.05
 
 
+def test_a_running_sweeps_spec_cannot_change(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    doc = toy_sweep("frozen", {"strategy": "grid", "values": [0.05]}, {"TOY_BEHAVIOUR": "slow"})
+    apply(kube_cluster, kube_namespace, doc)
+    doc["spec"]["search"]["values"] = [0.1]
+    refused = kube_cluster.kubectl(
+        "apply", "-n", kube_namespace, "-f", "-", input=yaml.safe_dump(doc), check=False
+    )
+    assert refused.returncode != 0
+    assert "spec is immutable once created" in refused.stderr
+
+
 def test_crashing_trials_are_retried_then_failed_and_diverging_ones_are_diverged(
     kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
 ) -> None:
@@ -267,6 +282,26 @@ def test_deleting_a_sweep_removes_its_pods_and_the_winner_lands_in_a_configmap(
     )
     apply(kube_cluster, kube_namespace, doc)
     wait_phase(kube_cluster, kube_namespace, "done", ("Succeeded",), 120)
+
+    def reasons() -> set[str]:
+        out = kube_cluster.kubectl(
+            "get",
+            "events",
+            "-n",
+            kube_namespace,
+            "--field-selector",
+            "involvedObject.name=done",
+            "-o",
+            "json",
+        ).stdout
+        return {e["reason"] for e in json.loads(out)["items"]}
+
+    wait_for(
+        lambda: {"TrialStarted", "BestRateFound"} <= reasons(),
+        timeout=30,
+        interval=0.5,
+        message=lambda: f"events, got {reasons()}",
+    )
     cm = json.loads(
         kube_cluster.kubectl("get", "cm", "done-result", "-n", kube_namespace, "-o", "json").stdout
     )
