@@ -5,10 +5,13 @@ the values recorded at that rung (Li et al., "A System for Massively Parallel Hy
 Tuning"; the cutoff is the (1 - 1/eta) quantile of the recorded values, as in Ray Tune).
 
 Classic ASHA compares against whatever happened to be recorded when the trial arrived, so the
-outcome depends on timing. Here a trial is compared against the trials launched *before* it,
-and waits until each of those has either recorded a value at the rung or ended below it. The
-decision is then a function of the curves alone: a restarted operator, or the local runner,
-reaches the same decisions and the same winner.
+outcome depends on timing. Here a trial is compared against fixed peers: the trials launched
+*before* it, and, for the first launch group (as many trials as run at once), the rest of
+that group. It waits (paused at the rung, see the contract's rung gate) until each peer has
+either recorded a value at the rung or ended below it. The decision is then a function of
+the curves alone: a restarted operator, or the local runner, reaches the same decisions and
+the same winner. Judging the first group as a cohort keeps classic ASHA's weak spot, the
+first arrivals passing every rung unopposed, from costing a full run each.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def quantile(values: Sequence[float], q: float) -> float:
 class Rule(enum.Enum):
     CONTINUE = "continue"
     STOP = "stop"
-    WAIT = "wait"  # an earlier trial has not reached this rung yet
+    WAIT = "wait"  # a peer has not reached this rung yet
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class RungDecision:
 
 def decide(
     trial: TrialRecord,
-    earlier: Sequence[TrialRecord],
+    peers: Sequence[TrialRecord],
     rungs: Sequence[int],
     *,
     eta: int,
@@ -74,7 +77,7 @@ def decide(
         if value is None:
             return RungDecision(Rule.CONTINUE)
         recorded: list[float] = []
-        for other in earlier:
+        for other in peers:
             if rung in other.rungs:
                 recorded.append(sign * other.rungs[rung])
             elif not other.terminal:

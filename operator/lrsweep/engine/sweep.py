@@ -174,10 +174,16 @@ def _early_stops(
     out: list[TrialRecord] = []
     earlier: list[TrialRecord] = []
     use_asha = strategies.stops_early(spec.search.strategy)
+    train = [r for r in records if r.mode == "train"]
+    # The first launch group (as many trials as run at once) is judged as a cohort, each
+    # against all the others; every later trial against all trials launched before it.
+    cohort = spec.search.parallelism
     for r in records:
         if r.mode != "train":
             out.append(r)
             continue
+        index = len(earlier)
+        peers = [*earlier, *train[index + 1 : cohort]]
         updated = r
         if r.phase is TrialPhase.RUNNING and r.verdict is Verdict.DIVERGED:
             updated = replace(r, phase=TrialPhase.DIVERGED)
@@ -185,7 +191,7 @@ def _early_stops(
         elif use_asha and r.phase in (TrialPhase.RUNNING, TrialPhase.SUCCEEDED):
             rule = asha.decide(
                 r,
-                earlier,
+                peers,
                 sweep.rungs,
                 eta=spec.budget.reductionFactor,
                 goal=spec.objective.goal,

@@ -200,3 +200,30 @@ def test_trials_passing_a_rung_are_promoted_past_it() -> None:
 def test_grid_trials_are_not_gated() -> None:
     decision = decide(Sweep(make_spec(search={"strategy": "grid"}), "k"), [])
     assert not any(launch.gated for launch in decision.launches)
+
+
+def test_the_first_launch_group_is_judged_as_a_cohort() -> None:
+    spec = make_spec(search={"strategy": "asha", "values": [0.01, 0.03], "parallelism": 2})
+    sweep = Sweep(spec, "k")
+    first = decide(sweep, [])
+    values = {"t000": 2.0, "t001": 1.0}  # the first-launched trial is the worse one
+    records = [
+        replace(r, phase=TrialPhase.RUNNING, rungs={25: values[r.id]}, step=25)
+        for r in first.records
+    ]
+    decision = decide(sweep, records)
+    assert [s.trial for s in decision.stops] == ["t000"]
+    assert [p.trial for p in decision.promotions] == ["t001"]
+
+
+def test_a_cohort_member_waits_for_the_rest_of_its_group() -> None:
+    spec = make_spec(search={"strategy": "asha", "values": [0.01, 0.03], "parallelism": 2})
+    sweep = Sweep(spec, "k")
+    first = decide(sweep, [])
+    records = [
+        replace(r, phase=TrialPhase.RUNNING, rungs={25: 1.0} if r.id == "t000" else {}, step=25)
+        for r in first.records
+    ]
+    decision = decide(sweep, records)
+    assert decision.stops == ()
+    assert decision.promotions == ()
