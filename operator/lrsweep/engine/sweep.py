@@ -199,7 +199,9 @@ def _early_stops(
             if rule.rule is asha.Rule.STOP:
                 if r.phase is TrialPhase.RUNNING:
                     stops.append(Stop(r.id, rule.reason))
-                updated = replace(r, phase=TrialPhase.STOPPED, reason=rule.reason)
+                # Only rungs up to the decision count: anything later depended on timing.
+                kept = {k: v for k, v in r.rungs.items() if rule.rung is None or k <= rule.rung}
+                updated = replace(r, phase=TrialPhase.STOPPED, reason=rule.reason, rungs=kept)
             elif rule.rule is asha.Rule.WAIT and r.phase is TrialPhase.SUCCEEDED:
                 # Finished before the trials it is compared with: not a result yet.
                 undecided.add(r.id)

@@ -109,12 +109,12 @@ def observe(
         # A stale attempt, or a trial already decided (e.g. stopped by the sweep): the
         # sweep's decision stands, but late evaluations still count for the record.
         if record.terminal and obs.attempt == record.attempts and obs.points:
-            points = merge_points(record.points, obs.points)
+            # Kept for the curve and the compute count, but not as rung results: what a
+            # stopped trial did after its decision depends on timing, and decisions must not.
             return replace(
                 record,
-                points=points,
+                points=merge_points(record.points, obs.points),
                 step=max(record.step, obs.step or 0),
-                rungs={**rung_values(points, rung_steps, metric), **record.rungs},
             )
         return record
     points = merge_points(record.points, obs.points)

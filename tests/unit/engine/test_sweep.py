@@ -227,3 +227,18 @@ def test_a_cohort_member_waits_for_the_rest_of_its_group() -> None:
     decision = decide(sweep, records)
     assert decision.stops == ()
     assert decision.promotions == ()
+
+
+def test_a_stopped_trial_keeps_no_rung_results_beyond_its_decision() -> None:
+    spec = make_spec(search={"strategy": "asha", "values": [0.01, 0.03], "parallelism": 2})
+    sweep = Sweep(spec, "k")
+    first = decide(sweep, [])
+    # t000 ran past its first rung (a pause timed out) before the decision came.
+    rungs = {"t000": {25: 2.0, 75: 0.1}, "t001": {25: 1.0}}
+    records = [
+        replace(r, phase=TrialPhase.RUNNING, rungs=rungs[r.id], step=75) for r in first.records
+    ]
+    decision = decide(sweep, records)
+    stopped = next(r for r in decision.records if r.id == "t000")
+    assert stopped.phase is TrialPhase.STOPPED
+    assert dict(stopped.rungs) == {25: 2.0}
