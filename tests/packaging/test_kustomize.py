@@ -4,9 +4,9 @@ Covers: `kubectl kustomize manifests/` builds; every object validates against th
 schemas (strict, CustomResourceDefinition included); the operator pod meets Pod Security
 "restricted"; RBAC has no wildcards and no secrets; namespaced objects land in
 lrsweep-system, which enforces "restricted"; the examples are not applied; the operator
-Deployment is one replica, Recreate, with its liveness probe and resources, watching every
-namespace; the manifests grant exactly the rules the chart grants; the metrics Service
-reaches the operator's metrics port.
+Deployment is one replica, Recreate, with its liveness probe and resources, watching its own
+namespace with a namespaced Role; the manifests grant exactly the rules the chart grants; the
+metrics Service reaches the operator's metrics port.
 """
 
 from __future__ import annotations
@@ -75,18 +75,31 @@ def test_the_operator_is_one_replica_recreated_probed_and_bounded(
     assert container["resources"]["limits"]["memory"]
 
 
-def test_the_operator_watches_every_namespace(objects: list[dict[str, Any]]) -> None:
+def test_the_operator_watches_its_own_namespace(objects: list[dict[str, Any]]) -> None:
     env = _env(only(objects, "Deployment"))
-    assert env["LRSWEEP_CLUSTERWIDE"] == "true"
+    assert "LRSWEEP_CLUSTERWIDE" not in env
+    assert "LRSWEEP_NAMESPACES" not in env
     assert env["LRSWEEP_POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_the_operators_rules_are_a_namespaced_role(objects: list[dict[str, Any]]) -> None:
+    assert named(objects, "Role")[f"{NAMESPACE}/lrsweep-operator"]
+    binding = named(objects, "RoleBinding")[f"{NAMESPACE}/lrsweep-operator"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "lrsweep-operator",
+    }
+    assert "lrsweep-operator" not in named(objects, "ClusterRole")
 
 
 def test_the_manifests_grant_exactly_the_charts_rules(objects: list[dict[str, Any]]) -> None:
     chart = helm_template("--set", "operator.clusterWide=true")
-    ours = named(objects, "ClusterRole")
     theirs = named(chart, "ClusterRole")
-    assert ours["lrsweep-operator"]["rules"] == theirs["lrsweep"]["rules"]
-    assert ours["lrsweep-operator-discovery"]["rules"] == theirs["lrsweep-discovery"]["rules"]
+    role = named(objects, "Role")[f"{NAMESPACE}/lrsweep-operator"]
+    assert role["rules"] == theirs["lrsweep"]["rules"]
+    discovery = named(objects, "ClusterRole")["lrsweep-operator-discovery"]
+    assert discovery["rules"] == theirs["lrsweep-discovery"]["rules"]
 
 
 def test_the_metrics_service_reaches_the_operator(objects: list[dict[str, Any]]) -> None:
