@@ -11,7 +11,7 @@ Both runtimes drive a sweep the same way:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from lrsweep.api import (
@@ -214,7 +214,7 @@ def _early_stops(
     return out, stops, promotions, undecided
 
 
-def _launch(sweep: Sweep, r: TrialRecord, range_result: RangeTestResult | None) -> Launch:
+def _launch(sweep: Sweep, r: TrialRecord) -> Launch:
     spec = sweep.spec
     if r.mode == "range-test":
         steps = strategies.range_test_steps(spec)
@@ -296,7 +296,7 @@ def decide(
         if running >= spec.search.parallelism:
             break
         if r.queued and not r.terminal:
-            launches.append(_launch(sweep, r, range_result))
+            launches.append(_launch(sweep, r))
             launched[r.id] = replace(
                 r,
                 attempts=r.attempts + 1,
@@ -336,10 +336,6 @@ def _message(
     if best is not None:
         return f"best rate {best.learning_rate:g} ({goal.value} score {best.score:.4g}); {summary}"
     return summary
-
-
-def records_by_id(records: Sequence[TrialRecord]) -> Mapping[str, TrialRecord]:
-    return {r.id: r for r in records}
 
 
 def range_result_from_status(status: RangeTestStatus | None) -> RangeTestResult | None:
