@@ -1,0 +1,899 @@
+"""Search efficiency of every strategy against a dense ground-truth grid.
+
+    .venv/bin/python -m benchmarks.search_efficiency [--quick] [--jobs N] [--out DIR]
+
+For each task (built-in trainer tasks with different models, optimizers and schedules, and a
+user's own script on the reporting API) and each seed, everything runs through the local
+runtime (`lrsweep.runtime.local.run_local`, the code path of `lrsweep run`):
+
+1. the ground truth: ONE grid sweep over a dense log grid (35 rates spaced by 10^(5/34),
+   finer than sqrt(2), over 5 decades), every rate trained for the full budget; cached per
+   (task configuration hash, seed) in OUT/ground-truth/ so reruns are cheap;
+2. each strategy as a user would write it: `grid` (8 log-spaced rates), `random` with
+   ceil(2 x adaptive's compute) full-budget rates, `asha` (16 rates, early stopping),
+   `rangeTest` with the valley and with the steepest suggestion, and `adaptive` with its
+   defaults (the default strategy: what is being measured).
+
+Per (task, seed, strategy) it records the chosen rate, the regret (score of the chosen rate
+at that seed / best score of the dense grid at that seed - 1), the compute in R (training
+steps of every trial, range test included, / steps of one full run) and the seed spread of
+the grid's best score. Writes OUT/search-efficiency.json, .md and .png (OUT defaults to
+benchmarks/results; with --quick, to out/search-efficiency-quick).
+
+Trials are deterministic for a (task, rate, seed, steps, evalEvery), so the score a strategy
+reports for its winner is that rate's full-run score at that seed. A sweep's own seeds are
+0..seeds-1; a benchmark case at seed s passes `--seed s` to the built-in trainer (flags win
+over the environment) and sets LRSWEEP_SEED=s in the user script's container env.
+
+Strategy sweeps use the resource's default parallelism (4): early stopping judges the first
+launch group (parallelism trials) as a cohort, so parallelism is part of the strategy being
+measured, not a machine setting. `--jobs N` sets the ground-truth sweeps' parallelism (they
+run one after the other) and how many strategy sweeps run at once. Decisions depend on the
+curves alone, never on timing, so --jobs changes wall time only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lrsweep.api import Budget, LRSweep, Search, TrialPhase
+from lrsweep.engine import asha, space, strategies
+from lrsweep.engine.sweep import Decision
+from lrsweep.runtime.local import run_local
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+QUICK_OUT = ROOT / "out" / "search-efficiency-quick"
+STEM = "search-efficiency"
+IMAGE = "ghcr.io/lrsweep/lrsweep-trainer:0.1.0"
+DEFAULT_STRATEGY = "adaptive"
+STRATEGIES = (
+    "adaptive",
+    "random-2x",
+    "grid",
+    "asha",
+    "rangeTest-valley",
+    "rangeTest-steepest",
+)
+# Bump when the ground truth's meaning changes (not needed for task changes: those change
+# the configuration hash).
+GROUND_TRUTH_VERSION = 1
+# Strategy sweeps run with the resource's default parallelism (see the module docstring).
+STRATEGY_PARALLELISM: int = Search.model_fields["parallelism"].default
+# Short-horizon check among contenders: dense rates within this many decades of the best.
+CONTENDER_DECADES = 1.0
+# Regret counts as a hit at or below max(TOLERANCE, seed spread).
+TOLERANCE = 0.01
+REDUCTION_FACTOR = 3
+
+
+@dataclass(frozen=True)
+class BenchTask:
+    """One task of the benchmark: a trial program, its rate range and its budget."""
+
+    name: str
+    what: str  # model, optimizer and schedule, in words
+    low: float
+    high: float
+    steps: int
+    eval_every: int
+    min_steps: int
+    trainer_args: tuple[str, ...] = ()  # flags of the built-in trainer (no --lr/--seed)
+    script: str | None = None  # a user's script (reporting API), relative to the repo
+    why: str = ""
+
+    def config(self) -> dict[str, Any]:
+        """What the ground truth depends on (hashed for the cache)."""
+        return {
+            "name": self.name,
+            "low": self.low,
+            "high": self.high,
+            "steps": self.steps,
+            "evalEvery": self.eval_every,
+            "minSteps": self.min_steps,
+            "reductionFactor": REDUCTION_FACTOR,
+            "trainer_args": list(self.trainer_args),
+            "script": self.script,
+        }
+
+    def container(self, seed: int) -> dict[str, Any]:
+        if self.script is not None:
+            # The user's script reads the seed from the environment (report.start()); the
+            # container's env wins over the contract's LRSWEEP_SEED.
+            return {
+                "name": "trainer",
+                "image": IMAGE,
+                "command": [sys.executable, str(ROOT / self.script)],
+                "env": [{"name": "LRSWEEP_SEED", "value": str(seed)}],
+            }
+        return {
+            "name": "trainer",
+            "image": IMAGE,
+            "args": [*self.trainer_args, "--lr", "$(LRSWEEP_LEARNING_RATE)", "--seed", str(seed)],
+        }
+
+    @property
+    def first_rung(self) -> int:
+        return self.rungs[0] if self.rungs else self.steps
+
+    @property
+    def rungs(self) -> list[int]:
+        """Early-stopping rungs of this budget (below the full budget)."""
+        budget = Budget(
+            steps=self.steps,
+            evalEvery=self.eval_every,
+            minSteps=self.min_steps,
+            reductionFactor=REDUCTION_FACTOR,
+        )
+        return asha.rung_steps(budget)
+
+
+# Budgets: a full run is a few seconds of CPU (process start-up, ~1.5 s of importing torch,
+# is most of a short trial's cost). minSteps is steps / 9, so with reductionFactor 3 the rungs
+# are R/9 and R/3 below the full budget R: the three-level successive-halving ladder, where a
+# trial stopped at the first rung costs 0.11 R. Every task trains long enough that the rate
+# matters far beyond the first rung (too small rates are still far from converged, too large
+# ones diverge or stall), and the ranges span 5 decades from "barely moves" to "diverges".
+TASKS: tuple[BenchTask, ...] = (
+    BenchTask(
+        name="digits-mlp",
+        what="MLP 64-64-64-10 on digits, SGD momentum 0.9, cosine decay",
+        low=1e-4,
+        high=10.0,
+        steps=540,
+        eval_every=20,
+        min_steps=60,
+        trainer_args=("--task", "digits-mlp", "--optimizer", "sgd", "--schedule", "cosine"),
+        why="540 steps = 12 epochs: the best rates converge (val loss ~0.09), a cliff to "
+        "divergence sits just above the optimum",
+    ),
+    BenchTask(
+        name="digits-cnn",
+        what="2-conv CNN on digits, Adam, constant rate",
+        low=1e-5,
+        high=1.0,
+        steps=360,
+        eval_every=20,
+        min_steps=40,
+        trainer_args=("--task", "digits-cnn", "--optimizer", "adam", "--schedule", "constant"),
+        why="360 steps = 8 epochs; without decay, too-high Adam rates stay noisy instead of "
+        "diverging, a different failure shape from SGD",
+    ),
+    BenchTask(
+        name="regression",
+        what="MLP 8-64-64-1 regression (MSE), SGD momentum 0.9, exponential decay",
+        low=1e-4,
+        high=10.0,
+        steps=540,
+        eval_every=20,
+        min_steps=60,
+        trainer_args=(
+            "--task",
+            "regression",
+            "--optimizer",
+            "sgd",
+            "--schedule",
+            "exponential",
+        ),
+        why="the loss keeps falling with the rate up to the edge of stability: the best rate "
+        "is right below divergence (x8 decay over the run)",
+    ),
+    BenchTask(
+        name="char-lm",
+        what="1-block transformer char LM, AdamW, 10% warm-up + cosine",
+        low=1e-5,
+        high=1.0,
+        steps=270,
+        eval_every=15,
+        min_steps=30,
+        trainer_args=(
+            "--task",
+            "char-lm",
+            "--optimizer",
+            "adamw",
+            "--schedule",
+            "cosine",
+            "--warmup-steps",
+            "27",
+        ),
+        why="the slowest task (~3 s of training per full run); the first rung (30 steps) is "
+        "right after warm-up, a hard short-horizon case",
+    ),
+    BenchTask(
+        name="custom",
+        what="user script (reporting API): 2-spiral MLP, SGD momentum 0.9, constant rate",
+        low=1e-4,
+        high=10.0,
+        steps=270,
+        eval_every=15,
+        min_steps=30,
+        script="trainer/examples/custom_train.py",
+        why="trainer/examples/custom_train.py as written by a user, swept with `command:`; "
+        "spirals need a high rate for long enough, so early rungs mislead",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    tasks: tuple[BenchTask, ...]
+    seeds: tuple[int, ...]
+    dense_points: int
+    grid_points: int
+    asha_candidates: int
+    quick: bool = False
+    strategy_parallelism: int = STRATEGY_PARALLELISM
+
+
+FULL = Settings(tasks=TASKS, seeds=(0, 1, 2), dense_points=35, grid_points=8, asha_candidates=16)
+
+
+def quick_settings() -> Settings:
+    """A smoke test: the user's script (every strategy on it), short budgets, a coarse grid."""
+    custom = next(t for t in TASKS if t.name == "custom")
+    return Settings(
+        tasks=(replace(custom, steps=108, eval_every=12, min_steps=12),),
+        seeds=(0,),
+        dense_points=9,
+        grid_points=4,
+        asha_candidates=6,
+        quick=True,
+    )
+
+
+# --- sweeps ---------------------------------------------------------------------------------
+
+
+def dense_rates(task: BenchTask, points: int) -> list[float]:
+    return space.log_grid(task.low, task.high, points)
+
+
+def sweep_doc(task: BenchTask, seed: int, label: str, search: Mapping[str, Any]) -> LRSweep:
+    name = f"{task.name}-s{seed}-{label.lower()}"
+    return LRSweep.model_validate(
+        {
+            "apiVersion": "lrsweep.dev/v1alpha1",
+            "kind": "LRSweep",
+            "metadata": {"name": name},
+            "spec": {
+                "search": {"min": task.low, "max": task.high, **search},
+                "budget": {
+                    "steps": task.steps,
+                    "evalEvery": task.eval_every,
+                    "minSteps": task.min_steps,
+                    "reductionFactor": REDUCTION_FACTOR,
+                },
+                "objective": {"metric": "val_loss", "goal": "minimize"},
+                "trial": {
+                    "maxRetries": 1,
+                    "template": {"spec": {"containers": [task.container(seed)]}},
+                },
+            },
+        }
+    )
+
+
+def compute_r(decision: Decision, steps: int) -> float:
+    return sum(r.steps_used for r in decision.records) / steps
+
+
+def compute_breakdown(decision: Decision, steps: int) -> dict[str, float]:
+    """Compute in R of the range test, the first round and later rounds (refinement)."""
+    parts = {"range_test": 0, "first_round": 0, "refinement": 0}
+    for r in decision.records:
+        if r.mode == "range-test":
+            parts["range_test"] += r.steps_used
+        elif r.round == 0:
+            parts["first_round"] += r.steps_used
+        else:
+            parts["refinement"] += r.steps_used
+    return {k: round(v / steps, 3) for k, v in parts.items()}
+
+
+def trial_rows(decision: Decision, steps: int) -> list[dict[str, Any]]:
+    """Every trial of a sweep, compactly: what happened at which rate."""
+    rows = []
+    for r in decision.records:
+        final = _finite(r.rungs.get(steps)) if r.phase is TrialPhase.SUCCEEDED else None
+        rows.append(
+            {
+                "id": r.id,
+                "lr": r.learning_rate,
+                "mode": r.mode,
+                "round": r.round,
+                "phase": r.phase.value,
+                "steps": r.steps_used,
+                "final": final,
+                "verdict": r.verdict.value,
+            }
+        )
+    return rows
+
+
+# --- ground truth ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    lr: float
+    final: float | None  # val loss at the full budget; None: diverged or failed
+    rungs: dict[int, float]
+    phase: str
+    steps_used: int
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    task: str
+    seed: int
+    points: tuple[RatePoint, ...]
+    cached: bool = False
+    seconds: float = 0.0
+
+    @property
+    def finals(self) -> dict[float, float]:
+        return {p.lr: p.final for p in self.points if p.final is not None}
+
+    @property
+    def best(self) -> tuple[float, float]:
+        finals = self.finals
+        if not finals:
+            raise RuntimeError(f"{self.task} seed {self.seed}: no dense-grid rate finished")
+        lr = min(finals, key=lambda r: (finals[r], r))
+        return lr, finals[lr]
+
+
+def config_hash(task: BenchTask, rates: Sequence[float]) -> str:
+    blob = json.dumps(
+        {"v": GROUND_TRUTH_VERSION, "task": task.config(), "rates": list(rates)}, sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _load_cache(path: Path, digest: str) -> GroundTruth | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("hash") != digest:
+        return None
+    points = tuple(
+        RatePoint(
+            lr=p["lr"],
+            final=p["final"],
+            rungs={int(k): v for k, v in p["rungs"].items()},
+            phase=p["phase"],
+            steps_used=p["steps_used"],
+        )
+        for p in data["rates"]
+    )
+    return GroundTruth(data["task"], data["seed"], points, cached=True, seconds=data["seconds"])
+
+
+def _save_cache(path: Path, digest: str, task: BenchTask, truth: GroundTruth) -> None:
+    data = {
+        "task": truth.task,
+        "seed": truth.seed,
+        "hash": digest,
+        "config": task.config(),
+        "seconds": round(truth.seconds, 1),
+        "rates": [
+            {
+                "lr": p.lr,
+                "final": p.final,
+                "rungs": {str(k): v for k, v in sorted(p.rungs.items())},
+                "phase": p.phase,
+                "steps_used": p.steps_used,
+            }
+            for p in truth.points
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def ground_truth(
+    task: BenchTask,
+    seed: int,
+    settings: Settings,
+    *,
+    jobs: int,
+    cache_dir: Path,
+    workdir: Path,
+    fresh: bool,
+) -> GroundTruth:
+    """Full runs of every dense rate at this seed: one grid sweep, or the cache of it."""
+    rates = dense_rates(task, settings.dense_points)
+    digest = config_hash(task, rates)
+    path = cache_dir / f"{task.name}-s{seed}-{digest}.json"
+    if not fresh and (cached := _load_cache(path, digest)) is not None:
+        return cached
+    search = {
+        "strategy": "grid",
+        "values": rates,
+        "maxTrials": len(rates),
+        "parallelism": jobs,
+    }
+    started = time.monotonic()
+    decision = run_local(sweep_doc(task, seed, "dense", search), workdir / "dense")
+    points = tuple(
+        RatePoint(
+            lr=r.learning_rate,
+            final=_finite(r.rungs.get(task.steps)) if r.phase is TrialPhase.SUCCEEDED else None,
+            rungs={k: v for k, v in r.rungs.items() if math.isfinite(v)},
+            phase=r.phase.value,
+            steps_used=r.steps_used,
+        )
+        for r in sorted(decision.records, key=lambda r: r.learning_rate)
+    )
+    truth = GroundTruth(task.name, seed, points, seconds=time.monotonic() - started)
+    _save_cache(path, digest, task, truth)
+    return truth
+
+
+def seed_spread(truths: Sequence[GroundTruth]) -> tuple[float | None, float]:
+    """The rate with the best mean final score over seeds, and the relative sd there.
+
+    Relative: the sample standard deviation over seeds divided by the mean, comparable with
+    regret. 0 with a single seed.
+    """
+    common: dict[float, list[float]] = {}
+    for truth in truths:
+        for lr, score in truth.finals.items():
+            common.setdefault(lr, []).append(score)
+    complete = {lr: v for lr, v in common.items() if len(v) == len(truths)}
+    if not complete:
+        return None, 0.0
+    lr = min(complete, key=lambda r: (statistics.fmean(complete[r]), r))
+    scores = complete[lr]
+    if len(scores) < 2:
+        return lr, 0.0
+    return lr, statistics.stdev(scores) / statistics.fmean(scores)
+
+
+# --- short horizon --------------------------------------------------------------------------
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    """Average ranks (1-based), ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    if len(xs) != len(ys) or len(xs) < 3:
+        return None
+    rx, ry = _ranks(xs), _ranks(ys)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    vx = sum((a - mx) ** 2 for a in rx)
+    vy = sum((b - my) ** 2 for b in ry)
+    if vx == 0 or vy == 0:
+        return None
+    return cov / math.sqrt(vx * vy)
+
+
+@dataclass(frozen=True)
+class ShortHorizon:
+    first_rung: int
+    spearman: float | None  # first rung against final, every dense rate
+    # The same among contenders only: dense rates within CONTENDER_DECADES of the best,
+    # at the first and at the second rung. What early stopping must get right.
+    contenders_first: float | None
+    contenders_second: float | None
+    first_rung_pick_regret: float | None  # final regret of the rate best at the first rung
+
+
+def _rung_vs_final(points: Sequence[RatePoint], rung: int | None) -> float | None:
+    """Spearman of the score at `rung` against the final score, over rates that reached it.
+
+    A rate that reached the rung but not the end (diverged later) counts as the worst final
+    score; rates that diverged before the rung are left out (every rule gets those right,
+    and they would inflate the correlation).
+    """
+    if rung is None:
+        return None
+    pairs = [
+        (p.rungs[rung], p.final if p.final is not None else math.inf)
+        for p in points
+        if rung in p.rungs
+    ]
+    return spearman([a for a, _ in pairs], [b for _, b in pairs])
+
+
+def short_horizon(task: BenchTask, truth: GroundTruth) -> ShortHorizon:
+    """How well early rungs rank rates by their final score, on the dense grid."""
+    rungs = task.rungs
+    first = rungs[0] if rungs else None
+    second = rungs[1] if len(rungs) > 1 else None
+    best_lr, best_score = truth.best
+    contenders = [
+        p for p in truth.points if abs(math.log10(p.lr / best_lr)) <= CONTENDER_DECADES + 1e-9
+    ]
+    pick_regret = None
+    reached = [p for p in truth.points if first is not None and first in p.rungs]
+    if first is not None and reached:
+        pick = min(reached, key=lambda p: p.rungs[first])
+        pick_regret = pick.final / best_score - 1 if pick.final is not None else None
+    return ShortHorizon(
+        first_rung=task.first_rung,
+        spearman=_rung_vs_final(truth.points, first),
+        contenders_first=_rung_vs_final(contenders, first),
+        contenders_second=_rung_vs_final(contenders, second),
+        first_rung_pick_regret=pick_regret,
+    )
+
+
+# --- strategies -----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    task: str
+    seed: int
+    strategy: str
+    chosen_lr: float | None
+    score: float | None
+    regret: float | None
+    compute_r: float
+    seed_sd: float = 0.0
+    trials: int = 0
+    breakdown: dict[str, float] = field(default_factory=dict)
+    range_test: dict[str, float | None] | None = None
+    trial_rows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    message: str = ""
+
+    def within(self) -> bool:
+        return self.regret is not None and self.regret <= max(TOLERANCE, self.seed_sd)
+
+
+def _range_test_of(decision: Decision, task: BenchTask) -> dict[str, float | None] | None:
+    """The range test's suggestions, and the range adaptive searches after it."""
+    rt = decision.range_result
+    if rt is None:
+        return None
+    low, high = strategies.adaptive_bounds(rt, task.low, task.high)
+    return {
+        "steepest": rt.steepest,
+        "valley": rt.valley,
+        "minimum": rt.minimum,
+        "divergence": rt.divergence,
+        "ceiling": rt.ceiling,
+        "adaptive_low": low,
+        "adaptive_high": high,
+    }
+
+
+def run_strategy(
+    task: BenchTask,
+    seed: int,
+    label: str,
+    search: Mapping[str, Any],
+    truth: GroundTruth,
+    workdir: Path,
+    parallelism: int = STRATEGY_PARALLELISM,
+) -> Run:
+    started = time.monotonic()
+    doc = sweep_doc(task, seed, label, {**search, "parallelism": parallelism})
+    decision = run_local(doc, workdir / label)
+    _, best_score = truth.best
+    chosen = decision.best
+    regret = chosen.score / best_score - 1 if chosen is not None else None
+    return Run(
+        task=task.name,
+        seed=seed,
+        strategy=label,
+        chosen_lr=chosen.learning_rate if chosen else None,
+        score=chosen.score if chosen else None,
+        regret=regret,
+        compute_r=compute_r(decision, task.steps),
+        trials=len(decision.records),
+        breakdown=compute_breakdown(decision, task.steps),
+        range_test=_range_test_of(decision, task),
+        trial_rows=trial_rows(decision, task.steps),
+        seconds=time.monotonic() - started,
+        message=decision.message,
+    )
+
+
+def case_units(
+    task: BenchTask,
+    seed: int,
+    truth: GroundTruth,
+    settings: Settings,
+    workdir: Path,
+    log: Callable[[str], None],
+) -> list[Callable[[], list[Run]]]:
+    """Every strategy on one (task, seed), as independent units of work.
+
+    `random-2x` runs right after `adaptive` in the same unit: its budget is adaptive's compute.
+    """
+
+    def one(label: str, search: Mapping[str, Any]) -> Run:
+        run = run_strategy(task, seed, label, search, truth, workdir, settings.strategy_parallelism)
+        regret = "-" if run.regret is None else f"{run.regret:+.2%}"
+        chosen = "none" if run.chosen_lr is None else f"{run.chosen_lr:.4g}"
+        log(
+            f"{task.name} s{seed} {label:<18} lr {chosen:<9} regret {regret:>8} "
+            f"compute {run.compute_r:5.2f} R  ({run.seconds:.0f} s)"
+        )
+        return run
+
+    def adaptive_then_random() -> list[Run]:
+        adaptive = one("adaptive", {"strategy": "adaptive"})
+        draws = max(1, math.ceil(2 * adaptive.compute_r - 1e-9))
+        search = {"strategy": "random", "candidates": draws, "maxTrials": draws}
+        return [adaptive, one("random-2x", search)]
+
+    def single(label: str, search: Mapping[str, Any]) -> Callable[[], list[Run]]:
+        return lambda: [one(label, search)]
+
+    return [
+        adaptive_then_random,
+        single("asha", {"strategy": "asha", "candidates": settings.asha_candidates}),
+        single("grid", {"strategy": "grid", "candidates": settings.grid_points}),
+        single("rangeTest-valley", {"strategy": "rangeTest", "suggestion": "valley"}),
+        single("rangeTest-steepest", {"strategy": "rangeTest", "suggestion": "steepest"}),
+    ]
+
+
+# --- the whole benchmark ------------------------------------------------------------------
+
+
+def engine_fingerprint() -> dict[str, str]:
+    """Which engine produced the numbers: the commit, and a hash of the engine's sources."""
+    engine = ROOT / "operator" / "lrsweep" / "engine"
+    digest = hashlib.sha256()
+    for path in sorted(engine.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {"commit": commit, "engine_sha256": digest.hexdigest()[:12]}
+
+
+def run_benchmark(
+    settings: Settings, *, jobs: int, out: Path, workdir: Path, fresh: bool
+) -> dict[str, Any]:
+    lock = threading.Lock()
+    started = time.monotonic()
+    fingerprint = engine_fingerprint()  # before anything runs: the engine that decided
+
+    def log(line: str) -> None:
+        with lock:
+            print(f"[{time.monotonic() - started:6.0f}s] {line}", flush=True)
+
+    truths: dict[tuple[str, int], GroundTruth] = {}
+    for task in settings.tasks:
+        for seed in settings.seeds:
+            truth = ground_truth(
+                task,
+                seed,
+                settings,
+                jobs=jobs,
+                cache_dir=out / "ground-truth",
+                workdir=workdir / task.name / f"s{seed}",
+                fresh=fresh,
+            )
+            lr, score = truth.best
+            source = "cached" if truth.cached else f"{truth.seconds:.0f} s"
+            log(f"{task.name} s{seed} ground truth: best lr {lr:.4g} val {score:.4g} ({source})")
+            truths[task.name, seed] = truth
+    truth_seconds = time.monotonic() - started
+
+    cases = [(task, seed) for task in settings.tasks for seed in settings.seeds]
+    units = [
+        case_units(
+            task,
+            seed,
+            truths[task.name, seed],
+            settings,
+            workdir / task.name / f"s{seed}",
+            log,
+        )
+        for task, seed in cases
+    ]
+    # The longest units (adaptive, then random) of every case first, the short ones last.
+    order = [unit for position in range(len(units[0])) for unit in (u[position] for u in units)]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(unit) for unit in order]
+        done = [run for future in futures for run in future.result()]
+    timing = {
+        "total_s": round(time.monotonic() - started, 1),
+        "ground_truth_s": round(truth_seconds, 1),
+        "ground_truth_cached": sum(t.cached for t in truths.values()),
+        "ground_truth_sweeps": len(truths),
+        # Wall time the ground-truth sweeps took when they ran (cached ones included).
+        "ground_truth_compute_s": round(sum(t.seconds for t in truths.values()), 1),
+    }
+    return finish(
+        settings,
+        done,
+        truths,
+        timing=timing,
+        fingerprint=fingerprint,
+        command=_command(),
+        jobs=jobs,
+    )
+
+
+def finish(
+    settings: Settings,
+    runs: Sequence[Run],
+    truths: Mapping[tuple[str, int], GroundTruth],
+    **about: Any,
+) -> dict[str, Any]:
+    """Seed spreads, short-horizon checks and the summary of finished runs."""
+    from benchmarks.search_efficiency_report import summarize
+
+    names = [task.name for task in settings.tasks]
+    rank = {s: i for i, s in enumerate(STRATEGIES)}
+    ordered = sorted(runs, key=lambda r: (names.index(r.task), r.seed, rank[r.strategy]))
+    spreads = {
+        task.name: seed_spread([truths[task.name, s] for s in settings.seeds])
+        for task in settings.tasks
+    }
+    for run in ordered:
+        run.seed_sd = spreads[run.task][1]
+    horizons = {
+        (task.name, seed): short_horizon(task, truths[task.name, seed])
+        for task in settings.tasks
+        for seed in settings.seeds
+    }
+    return summarize(settings, ordered, truths, spreads, horizons, **about)
+
+
+def rerender(out: Path) -> dict[str, Any]:
+    """Rebuild the summary, report and plot of OUT/search-efficiency.json without running.
+
+    Uses the runs and trial details stored there and the cached ground truth; for changes
+    to the report itself (the numbers of every run stay as measured).
+    """
+    result = json.loads((out / f"{STEM}.json").read_text())
+    base = quick_settings() if result["quick"] else FULL
+    conf = result["settings"]
+    settings = replace(
+        base,
+        tasks=tuple(t for t in base.tasks if t.name in result["tasks"]),
+        seeds=tuple(conf["seeds"]),
+        # Results from before the setting was recorded ran each strategy sweep alone.
+        strategy_parallelism=conf.get("strategy_parallelism", 1),
+    )
+    truths: dict[tuple[str, int], GroundTruth] = {}
+    for task in settings.tasks:
+        digest = config_hash(task, dense_rates(task, settings.dense_points))
+        for seed in settings.seeds:
+            truth = _load_cache(out / "ground-truth" / f"{task.name}-s{seed}-{digest}.json", digest)
+            if truth is None:
+                raise SystemExit(f"no cached ground truth for {task.name} seed {seed} in {out}")
+            truths[task.name, seed] = truth
+    runs = []
+    for stored in result["runs"]:
+        detail = result["details"][f"{stored['task']}/s{stored['seed']}/{stored['strategy']}"]
+        _, best_score = truths[stored["task"], stored["seed"]].best
+        score = stored["score"]
+        runs.append(
+            Run(
+                task=stored["task"],
+                seed=stored["seed"],
+                strategy=stored["strategy"],
+                chosen_lr=stored["chosen_lr"],
+                score=score,
+                regret=None if score is None else score / best_score - 1,
+                compute_r=stored["compute_r"],
+                trials=stored["trials"],
+                breakdown=detail["compute_breakdown"],
+                range_test=detail["range_test"],
+                trial_rows=detail["trials"],
+                seconds=detail["seconds"],
+                message=detail["message"],
+            )
+        )
+    timing = {
+        "ground_truth_compute_s": round(sum(t.seconds for t in truths.values()), 1),
+        **result["timing"],
+    }
+    return finish(
+        settings,
+        runs,
+        truths,
+        timing=timing,
+        fingerprint=result["engine"],
+        command=result["command"],
+        jobs=result["jobs"],
+    )
+
+
+def _command() -> str:
+    return shlex.join([".venv/bin/python", "-m", "benchmarks.search_efficiency", *sys.argv[1:]])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (~2 minutes)")
+    parser.add_argument("--jobs", type=int, default=2, help="trial processes at once")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"results directory (default {RESULTS.relative_to(ROOT)}; "
+        f"--quick: {QUICK_OUT.relative_to(ROOT)})",
+    )
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="keep trial logs here (default: a temp dir)"
+    )
+    parser.add_argument("--task", action="append", default=None, help="only this task (repeatable)")
+    parser.add_argument("--fresh", action="store_true", help="recompute the ground truth")
+    parser.add_argument(
+        "--rerender",
+        action="store_true",
+        help="rebuild the report and plot from OUT's results and ground truth, running nothing",
+    )
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    settings = quick_settings() if args.quick else FULL
+    if args.task:
+        known = [t.name for t in settings.tasks]
+        unknown = sorted(set(args.task) - set(known))
+        if unknown:
+            parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        settings = replace(settings, tasks=tuple(t for t in settings.tasks if t.name in args.task))
+    out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
+    out.mkdir(parents=True, exist_ok=True)
+    from benchmarks.search_efficiency_report import write_outputs
+
+    if args.rerender:
+        result = rerender(out)
+    elif args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        result = run_benchmark(
+            settings, jobs=args.jobs, out=out, workdir=args.workdir, fresh=args.fresh
+        )
+    else:
+        with tempfile.TemporaryDirectory(prefix="lrsweep-se-") as tmp:
+            result = run_benchmark(
+                settings, jobs=args.jobs, out=out, workdir=Path(tmp), fresh=args.fresh
+            )
+    write_outputs(result, out, STEM)
+    print(json.dumps({"summary": result["summary"], "target": result["target"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

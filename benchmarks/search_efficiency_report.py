@@ -1,0 +1,656 @@
+"""Summaries, the markdown report and the plot of benchmarks/search_efficiency.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmarks.search_efficiency import GroundTruth, Run, Settings, ShortHorizon
+
+# Target of issue 6 for the default strategy.
+TARGET_SHARE = 0.9
+TARGET_MEDIAN_COMPUTE = 4.0
+# Scores of the same (task, rate, seed) must agree this closely wherever they ran.
+DETERMINISM_TOLERANCE = 1e-9
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _strategy_summary(runs: Sequence[Run]) -> dict[str, Any]:
+    regrets = [r.regret for r in runs if r.regret is not None]
+    return {
+        "cases": len(runs),
+        "within_target_share": round(sum(r.within() for r in runs) / len(runs), 4),
+        "within_1pct_share": round(
+            sum(r.regret is not None and r.regret <= 0.01 for r in runs) / len(runs), 4
+        ),
+        "median_compute_r": round(statistics.median(r.compute_r for r in runs), 3),
+        "mean_regret": _round(statistics.fmean(regrets) if regrets else None, 5),
+        "median_regret": _round(statistics.median(regrets) if regrets else None, 5),
+        "max_regret": _round(max(regrets) if regrets else None, 5),
+        "no_winner": sum(r.regret is None for r in runs),
+    }
+
+
+def neighbour_regret(truth: GroundTruth) -> float | None:
+    """Mean regret of the dense rates one step either side of the best (x or / 10^(5/34)).
+
+    How rough the landscape is at the optimum: the regret of missing it by one grid step.
+    """
+    points = sorted(truth.points, key=lambda p: p.lr)
+    best_lr, best_score = truth.best
+    at = next(i for i, p in enumerate(points) if p.lr == best_lr)
+    regrets = [
+        points[i].final / best_score - 1  # type: ignore[operator]
+        for i in (at - 1, at + 1)
+        if 0 <= i < len(points) and points[i].final is not None
+    ]
+    return statistics.fmean(regrets) if regrets else None
+
+
+def _nearest(truth: GroundTruth, lr: float) -> tuple[float, float | None]:
+    """The dense rate nearest to `lr` (log scale) and its final score."""
+    point = min(truth.points, key=lambda p: abs(math.log(p.lr / lr)))
+    return point.lr, point.final
+
+
+def _cut_contenders(run: Run, truth: GroundTruth, tolerance: float) -> list[dict[str, Any]]:
+    """Trials stopped at a rung whose nearest dense rate is within target at full budget.
+
+    Approximate (the trial's rate is up to half a grid step from that dense rate, and the
+    landscape is rough), but it separates early-stopping misses from placement misses.
+    """
+    _, best = truth.best
+    cut = []
+    for row in run.trial_rows:
+        if row["mode"] != "train" or row["phase"] != "Stopped":
+            continue
+        lr, final = _nearest(truth, row["lr"])
+        if final is not None and final / best - 1 <= max(tolerance, run.seed_sd):
+            cut.append(
+                {
+                    "lr": row["lr"],
+                    "stopped_at": row["steps"],
+                    "nearest_dense_lr": lr,
+                    "nearest_dense_regret": round(final / best - 1, 4),
+                }
+            )
+    return cut
+
+
+def _miss_cause(run: Run, truth: GroundTruth, tolerance: float) -> str:
+    """Why a case missed: a near-best rate was cut early, never tried, or ran but lost."""
+    if run.chosen_lr is None:
+        return "no winner: every full run diverged or failed"
+    _, best = truth.best
+    near = []
+    for row in run.trial_rows:
+        if row["mode"] != "train":
+            continue
+        _, final = _nearest(truth, row["lr"])
+        if final is not None and final / best - 1 <= max(tolerance, run.seed_sd):
+            near.append(row)
+    if not near:
+        return "placement: no tried rate is next to a within-target dense rate"
+    cut = [r for r in near if r["phase"] == "Stopped"]
+    if cut:
+        where = ", ".join(f"{r['lr']:.4g} at step {r['steps']}" for r in cut)
+        return f"early stopping: near-best rate(s) cut at a rung ({where})"
+    return "roughness: near-best rates ran fully but scored worse than their dense neighbour"
+
+
+def _suggestions(
+    runs: Sequence[Run], truths: Mapping[tuple[str, int], GroundTruth], strategy: str
+) -> dict[str, Any]:
+    """Each range-test suggestion against the dense best: log10(suggestion / best).
+
+    `limit/10` is a tenth of the first rate where the range test blew up or climbed back
+    above its starting loss (min of divergence and ceiling), the upper bound adaptive uses.
+    """
+    cases: list[dict[str, Any]] = []
+    for run in runs:
+        rt = run.range_test
+        if run.strategy != strategy or rt is None:
+            continue
+        best_lr, _ = truths[run.task, run.seed].best
+        limits = [x for x in (rt.get("divergence"), rt.get("ceiling")) if x is not None]
+        values = {
+            "valley": rt.get("valley"),
+            "steepest": rt.get("steepest"),
+            "minimum": rt.get("minimum"),
+            "limit/10": min(limits) / 10 if limits else None,
+        }
+        cases.append(
+            {
+                "task": run.task,
+                "seed": run.seed,
+                "dense_best_lr": best_lr,
+                "log10_ratio": {
+                    k: None if v is None else round(math.log10(v / best_lr), 3)
+                    for k, v in values.items()
+                },
+            }
+        )
+    summary = {}
+    for name in ("valley", "steepest", "minimum", "limit/10"):
+        distances = [
+            abs(c["log10_ratio"][name]) for c in cases if c["log10_ratio"][name] is not None
+        ]
+        summary[name] = {
+            "cases": len(distances),
+            "mean_abs_log10": _round(statistics.fmean(distances) if distances else None, 3),
+            "within_2x": sum(d <= math.log10(2) for d in distances),
+        }
+    return {"summary": summary, "cases": cases}
+
+
+def _determinism(runs: Sequence[Run], truths: Mapping[tuple[str, int], GroundTruth]) -> Any:
+    """Every full run of a dense-grid rate must score exactly what the ground truth says."""
+    compared = 0
+    mismatches: list[dict[str, Any]] = []
+    for run in runs:
+        finals = truths[run.task, run.seed].finals
+        for row in run.trial_rows:
+            if row["final"] is None or row["lr"] not in finals:
+                continue
+            compared += 1
+            expected = finals[row["lr"]]
+            if abs(row["final"] - expected) > DETERMINISM_TOLERANCE * max(1.0, abs(expected)):
+                mismatches.append(
+                    {
+                        "task": run.task,
+                        "seed": run.seed,
+                        "strategy": run.strategy,
+                        "lr": row["lr"],
+                        "score": row["final"],
+                        "ground_truth": expected,
+                    }
+                )
+    return {"compared": compared, "mismatches": mismatches}
+
+
+def _target(summary: Mapping[str, Mapping[str, Any]], default: str) -> dict[str, Any]:
+    mine = summary[default]
+    mean = mine["mean_regret"]
+
+    def lower_than(other: str) -> dict[str, Any]:
+        theirs = summary[other]["mean_regret"]
+        met = mean is not None and (theirs is None or mean < theirs)
+        return {"value": mean, "other": theirs, "met": met}
+
+    checks = {
+        "within_share": {
+            "value": mine["within_target_share"],
+            "required": TARGET_SHARE,
+            "met": mine["within_target_share"] >= TARGET_SHARE,
+        },
+        "median_compute_r": {
+            "value": mine["median_compute_r"],
+            "required": TARGET_MEDIAN_COMPUTE,
+            "met": mine["median_compute_r"] <= TARGET_MEDIAN_COMPUTE,
+        },
+        "mean_regret_below_random_2x": lower_than("random-2x"),
+        "mean_regret_below_rangeTest_valley": lower_than("rangeTest-valley"),
+        "mean_regret_below_rangeTest_steepest": lower_than("rangeTest-steepest"),
+    }
+    return {"met": all(c["met"] for c in checks.values()), **checks}
+
+
+def summarize(
+    settings: Settings,
+    runs: Sequence[Run],
+    truths: Mapping[tuple[str, int], GroundTruth],
+    spreads: Mapping[str, tuple[float | None, float]],
+    horizons: Mapping[tuple[str, int], ShortHorizon],
+    *,
+    timing: Mapping[str, Any],
+    fingerprint: Mapping[str, str],
+    command: str,
+    jobs: int,
+) -> dict[str, Any]:
+    from benchmarks.search_efficiency import DEFAULT_STRATEGY, STRATEGIES, TOLERANCE
+
+    summary = {s: _strategy_summary([r for r in runs if r.strategy == s]) for s in STRATEGIES}
+    builtin = {task.name for task in settings.tasks if task.script is None}
+    summary_builtin = {
+        s: _strategy_summary([r for r in runs if r.strategy == s and r.task in builtin])
+        for s in STRATEGIES
+    }
+    per_task = {
+        task.name: {
+            s: _strategy_summary([r for r in runs if r.strategy == s and r.task == task.name])
+            for s in STRATEGIES
+        }
+        for task in settings.tasks
+    }
+    tasks = {}
+    for task in settings.tasks:
+        sd_lr, sd = spreads[task.name]
+        tasks[task.name] = {
+            "what": task.what,
+            "range": [task.low, task.high],
+            "steps": task.steps,
+            "evalEvery": task.eval_every,
+            "minSteps": task.min_steps,
+            "rungs": task.rungs,
+            "trainer": (
+                {"command": ["python", task.script]}
+                if task.script
+                else {"args": [*task.trainer_args, "--lr", "$(LRSWEEP_LEARNING_RATE)"]}
+            ),
+            "why": task.why,
+            "dense_points": settings.dense_points,
+            "dense_best": {
+                str(seed): {
+                    "lr": truths[task.name, seed].best[0],
+                    "score": truths[task.name, seed].best[1],
+                }
+                for seed in settings.seeds
+            },
+            "seed_sd": round(sd, 5),
+            "seed_sd_lr": sd_lr,
+            "neighbour_regret_by_seed": [
+                _round(neighbour_regret(truths[task.name, seed])) for seed in settings.seeds
+            ],
+        }
+    short = {}
+    short_detail = {}
+    for task in settings.tasks:
+        values = [horizons[task.name, s] for s in settings.seeds]
+        rhos = [h.spearman for h in values if h.spearman is not None]
+        short[task.name] = _round(statistics.fmean(rhos) if rhos else None, 3)
+        short_detail[task.name] = {
+            "first_rung": values[0].first_rung,
+            "spearman_by_seed": [_round(h.spearman, 3) for h in values],
+            "first_rung_pick_regret_by_seed": [_round(h.first_rung_pick_regret) for h in values],
+            "contenders_first_rung_by_seed": [_round(h.contenders_first, 3) for h in values],
+            "contenders_second_rung_by_seed": [_round(h.contenders_second, 3) for h in values],
+        }
+    return {
+        "default_strategy": DEFAULT_STRATEGY,
+        "command": command,
+        "quick": settings.quick,
+        "jobs": jobs,
+        "engine": dict(fingerprint),
+        "timing": dict(timing),
+        "tolerance": f"regret <= max({TOLERANCE:g}, seed_sd)",
+        "settings": {
+            "strategy_parallelism": settings.strategy_parallelism,
+            "seeds": list(settings.seeds),
+            "dense_points": settings.dense_points,
+            "grid_points": settings.grid_points,
+            "asha_candidates": settings.asha_candidates,
+        },
+        "runs": [
+            {
+                "task": r.task,
+                "seed": r.seed,
+                "strategy": r.strategy,
+                "chosen_lr": r.chosen_lr,
+                "regret": _round(r.regret, 5),
+                "compute_r": round(r.compute_r, 3),
+                "seed_sd": round(r.seed_sd, 5),
+                "score": r.score,
+                "trials": r.trials,
+                "within_target": r.within(),
+            }
+            for r in runs
+        ],
+        "summary": summary,
+        "target": _target(summary, DEFAULT_STRATEGY),
+        # The same over the built-in trainer's tasks only (without the user script).
+        "summary_builtin_tasks": summary_builtin if builtin and builtin != set(per_task) else {},
+        "per_task": per_task,
+        "short_horizon": short,
+        "short_horizon_detail": short_detail,
+        "tasks": tasks,
+        "checks": {"deterministic_scores": _determinism(runs, truths)},
+        "diagnostics": {
+            "range_test_suggestions": _suggestions(runs, truths, DEFAULT_STRATEGY),
+            "misses": [
+                {
+                    "task": r.task,
+                    "seed": r.seed,
+                    "strategy": r.strategy,
+                    "cause": _miss_cause(r, truths[r.task, r.seed], TOLERANCE),
+                }
+                for r in runs
+                if r.strategy in ("adaptive", "asha") and not r.within()
+            ],
+        },
+        "details": {
+            f"{r.task}/s{r.seed}/{r.strategy}": {
+                "compute_breakdown": r.breakdown,
+                "cut_contenders": _cut_contenders(r, truths[r.task, r.seed], TOLERANCE),
+                "range_test": r.range_test,
+                "message": r.message,
+                "seconds": round(r.seconds, 1),
+                "trials": r.trial_rows,
+            }
+            for r in runs
+        },
+    }
+
+
+# --- markdown -------------------------------------------------------------------------------
+
+
+def _joined(values: Sequence[float | None]) -> str:
+    return ", ".join("-" if v is None else f"{v:.2f}" for v in values)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2%}"
+
+
+def _lr(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _yes(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def _summary_table(
+    summary: Mapping[str, Mapping[str, Any]], strategies: Sequence[str]
+) -> list[str]:
+    lines = [
+        "| strategy | cases | within target | regret <= 1% | median compute | mean regret "
+        "| median regret | max regret | no winner |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in strategies:
+        m = summary[s]
+        lines.append(
+            f"| {s} | {m['cases']} | {m['within_target_share']:.0%} | "
+            f"{m['within_1pct_share']:.0%} | {m['median_compute_r']:.2f} R | "
+            f"{_pct(m['mean_regret'])} | {_pct(m['median_regret'])} | {_pct(m['max_regret'])} | "
+            f"{m['no_winner']} |"
+        )
+    return lines
+
+
+def markdown(result: Mapping[str, Any]) -> str:
+    from benchmarks.search_efficiency import STRATEGIES
+
+    target = result["target"]
+    timing = result["timing"]
+    conf = result["settings"]
+    dense = conf["dense_points"]
+    spacing = 10 ** (5 / (dense - 1))
+    lines = [
+        "# Search efficiency against a dense ground-truth grid",
+        "",
+        "Reproduce (from the repository root; the ground truth is cached in "
+        "`benchmarks/results/ground-truth/`, delete it or pass `--fresh` after changing the "
+        "trainer):",
+        "",
+        "```sh",
+        result["command"],
+        "```",
+        "",
+        f"Engine: commit `{result['engine']['commit']}`, engine sources sha256 "
+        f"`{result['engine']['engine_sha256']}`. Wall time {timing['total_s'] / 60:.1f} min "
+        f"with --jobs {result['jobs']} (ground truth {timing['ground_truth_s'] / 60:.1f} min, "
+        f"{timing['ground_truth_cached']} of {timing['ground_truth_sweeps']} sweeps from the "
+        f"cache; computing all of them took {timing['ground_truth_compute_s'] / 60:.1f} min).",
+        "",
+        f"Regret = score(chosen rate) / best dense-grid score - 1 at the same seed; a case is "
+        f"within target when {result['tolerance']}. Compute in R = training steps of every "
+        "trial (range test included) / steps of one full run.",
+        "",
+        "## Target (issue 6) for `adaptive`",
+        "",
+        "| criterion | value | required | met |",
+        "|---|---|---|---|",
+        f"| cases within target | {target['within_share']['value']:.0%} | >= 90% | "
+        f"{_yes(target['within_share']['met'])} |",
+        f"| median compute | {target['median_compute_r']['value']:.2f} R | <= 4 R | "
+        f"{_yes(target['median_compute_r']['met'])} |",
+    ]
+    for key, name in (
+        ("mean_regret_below_random_2x", "random-2x"),
+        ("mean_regret_below_rangeTest_valley", "rangeTest-valley"),
+        ("mean_regret_below_rangeTest_steepest", "rangeTest-steepest"),
+    ):
+        check = target[key]
+        lines.append(
+            f"| mean regret below {name} | {_pct(check['value'])} | < {_pct(check['other'])} | "
+            f"{_yes(check['met'])} |"
+        )
+    lines += [
+        "",
+        f"**Target met: {'yes' if target['met'] else 'no'}.**",
+        "",
+        "## Per strategy (all tasks and seeds)",
+        "",
+        "Mean regret is over cases with a winner; a sweep with no winner (its full runs "
+        "diverged) counts as a miss.",
+        "",
+        *_summary_table(result["summary"], STRATEGIES),
+    ]
+    if result.get("summary_builtin_tasks"):
+        lines += [
+            "",
+            "The same over the built-in trainer's tasks only. The user script's spirals reach a "
+            "validation loss near 0 at good rates (see the dense best scores under Tasks), "
+            "where a relative regret of hundreds of percent is a small absolute difference, "
+            "and such cases dominate any mean.",
+            "",
+            *_summary_table(result["summary_builtin_tasks"], STRATEGIES),
+        ]
+    lines += [
+        "",
+        "## Per task: mean regret / median compute",
+        "",
+        "| task | " + " | ".join(STRATEGIES) + " |",
+        "|---|" + "---|" * len(STRATEGIES),
+    ]
+    for task, by in result["per_task"].items():
+        cells = [
+            f"{_pct(by[s]['mean_regret'])} / {by[s]['median_compute_r']:.1f} R" for s in STRATEGIES
+        ]
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## adaptive, case by case",
+        "",
+        "Compute split: range test / first round (ASHA over the candidates) / refinement.",
+        "",
+        "| task | seed | chosen | dense best | regret | seed sd | compute | split | within |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    details = result["details"]
+    for run in result["runs"]:
+        if run["strategy"] != result["default_strategy"]:
+            continue
+        best = result["tasks"][run["task"]]["dense_best"][str(run["seed"])]
+        split = details[f"{run['task']}/s{run['seed']}/{run['strategy']}"]["compute_breakdown"]
+        lines.append(
+            f"| {run['task']} | {run['seed']} | {_lr(run['chosen_lr'])} | {_lr(best['lr'])} | "
+            f"{_pct(run['regret'])} | {run['seed_sd']:.2%} | {run['compute_r']:.2f} R | "
+            f"{split['range_test']:.2f} / {split['first_round']:.2f} / "
+            f"{split['refinement']:.2f} | {'yes' if run['within_target'] else '**no**'} |"
+        )
+    lines += [
+        "",
+        "## Short horizon: early rungs against final scores on the dense grid",
+        "",
+        "Spearman rank correlation of the first-rung score with the final score over every "
+        "dense rate that reached the first rung (a rate that diverged later ranks last), mean "
+        "over seeds; then the same among contenders only (dense rates within "
+        "one decade of each seed's best: the comparisons early stopping actually has to get "
+        "right) at the first and at the second rung; and the final regret of the rate that was "
+        "best at the first rung (`-` when it diverged later).",
+        "",
+        "| task | first rung | Spearman, all rates | contenders, first rung | contenders, second "
+        "rung | first-rung pick regret |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, rho in result["short_horizon"].items():
+        d = result["short_horizon_detail"][task]
+        picks = ", ".join(_pct(v) for v in d["first_rung_pick_regret_by_seed"])
+        shown = "-" if rho is None else f"{rho:.2f}"
+        lines.append(
+            f"| {task} | {d['first_rung']} | {shown} ({_joined(d['spearman_by_seed'])}) | "
+            f"{_joined(d['contenders_first_rung_by_seed'])} | "
+            f"{_joined(d['contenders_second_rung_by_seed'])} | {picks} |"
+        )
+    diagnostics = result["diagnostics"]
+    lines += [
+        "",
+        "## Why `adaptive` and `asha` miss",
+        "",
+        "Attributed from the trials each sweep ran and the dense grid (a trial's rate is "
+        "matched with the nearest dense rate, at most half a grid step away): *early "
+        "stopping* when a rate next to a within-target dense rate was tried and cut at a "
+        "rung; *placement* when no tried rate was next to one; *roughness* when such a rate "
+        "ran fully and still scored worse.",
+        "",
+        "| task | seed | strategy | cause |",
+        "|---|---|---|---|",
+    ]
+    for miss in diagnostics["misses"]:
+        lines.append(f"| {miss['task']} | {miss['seed']} | {miss['strategy']} | {miss['cause']} |")
+    suggestions = diagnostics["range_test_suggestions"]
+    lines += [
+        "",
+        "## Range-test suggestions against the dense best",
+        "",
+        "log10(suggestion / dense-best rate) per case, from the range test adaptive ran "
+        "(rangeTest runs the same one). `limit/10` is a tenth of the first rate where the "
+        "range test diverged or climbed back above its starting loss (adaptive's upper "
+        "bound).",
+        "",
+        "| suggestion | mean abs log10 distance | within 2x of the best |",
+        "|---|---|---|",
+    ]
+    for name, stats in suggestions["summary"].items():
+        mean = "-" if stats["mean_abs_log10"] is None else f"{stats['mean_abs_log10']:.2f}"
+        lines.append(f"| {name} | {mean} | {stats['within_2x']} of {stats['cases']} |")
+    lines += [
+        "",
+        "| task | seed | dense best | valley | steepest | minimum | limit/10 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for case in suggestions["cases"]:
+        ratios = case["log10_ratio"]
+        distances = " | ".join(
+            "-" if ratios[k] is None else f"{ratios[k]:+.2f}"
+            for k in ("valley", "steepest", "minimum", "limit/10")
+        )
+        lines.append(
+            f"| {case['task']} | {case['seed']} | {_lr(case['dense_best_lr'])} | {distances} |"
+        )
+    lines += [
+        "",
+        "## Tasks and budgets",
+        "",
+        "minSteps = steps / 9 and reductionFactor 3 everywhere: rungs at R/9 and R/3, the "
+        "three-level successive-halving ladder (a trial stopped at the first rung costs "
+        "0.11 R). A full run is a few seconds on one CPU core, most of it process start-up.",
+        "",
+        "seed sd: relative spread over seeds of the final score at the rate with the best mean "
+        "(each seed also draws its own data split). one-step regret: mean regret of the dense "
+        f"rates one grid step (x{spacing:.2f}) either side of each seed's best, i.e. how rough "
+        "the landscape is at the optimum.",
+        "",
+        "| task | what | range | steps | evalEvery | minSteps | rungs | dense best lr (score) "
+        "by seed | seed sd | one-step regret by seed | why |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, t in result["tasks"].items():
+        bests = ", ".join(f"{_lr(b['lr'])} ({b['score']:.3g})" for b in t["dense_best"].values())
+        steps = ", ".join(_pct(v) for v in t["neighbour_regret_by_seed"])
+        lines.append(
+            f"| {name} | {t['what']} | {t['range'][0]:g} .. {t['range'][1]:g} | {t['steps']} | "
+            f"{t['evalEvery']} | {t['minSteps']} | {', '.join(map(str, t['rungs']))} | "
+            f"{bests} | {t['seed_sd']:.2%} | {steps} | {t['why']} |"
+        )
+    checks = result["checks"]["deterministic_scores"]
+    lines += [
+        "",
+        "## Method",
+        "",
+        f"- Ground truth: one `grid` sweep per (task, seed) over {dense} log-spaced rates "
+        f"covering the task's 5-decade range (spacing 10^(5/{dense - 1}) = x{spacing:.3f}), "
+        "every rate trained for the full budget; the best final validation loss at that seed "
+        "is the reference.",
+        "- Strategies run through `lrsweep.runtime.local.run_local` as a user would write "
+        f"them: `grid` {conf['grid_points']} log-spaced rates; `random-2x` ceil(2 x adaptive's "
+        "compute in R) log-uniform rates (the sweep's name, which seeds the draw, varies per "
+        f"task and seed); `asha` {conf['asha_candidates']} log-spaced rates with the engine's "
+        "successive halving (Ray Tune's cutoff, compared with earlier-launched trials, spread "
+        "launch order); `rangeTest-valley` / `rangeTest-steepest` one range test and one full "
+        "run at its suggestion; `adaptive` with its defaults (8 candidates, 1 refinement round). "
+        f"Every strategy sweep runs with parallelism {conf['strategy_parallelism']}, the "
+        "resource's default (early stopping judges the first launch group as a cohort, so "
+        "parallelism is part of the strategy).",
+        "- Seed s of a case reaches the trial as `--seed s` (built-in trainer; flags win over "
+        "the environment) or as the container env LRSWEEP_SEED (the user script).",
+        "- seed sd: standard deviation over seeds of the final score at the rate with the best "
+        "mean dense-grid score, divided by its mean.",
+        f"- Determinism check: {checks['compared']} full runs of dense-grid rates inside the "
+        f"strategies' sweeps scored exactly as the ground truth; "
+        f"{len(checks['mismatches'])} mismatches.",
+        "",
+        "![regret against compute](search-efficiency.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --- plot -----------------------------------------------------------------------------------
+
+
+def plot(result: Mapping[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from benchmarks.search_efficiency import STRATEGIES
+
+    figure, axes = plt.subplots(figsize=(8.5, 5.5))
+    colors = plt.get_cmap("tab10")
+    floor = 1e-4
+    for i, strategy in enumerate(STRATEGIES):
+        runs = [r for r in result["runs"] if r["strategy"] == strategy]
+        xs = [r["compute_r"] for r in runs if r["regret"] is not None]
+        ys = [max(floor, r["regret"]) for r in runs if r["regret"] is not None]
+        axes.scatter(xs, ys, s=18, alpha=0.55, color=colors(i))
+        m = result["summary"][strategy]
+        if m["mean_regret"] is not None:
+            axes.scatter(
+                [m["median_compute_r"]],
+                [max(floor, m["mean_regret"])],
+                s=140,
+                marker="D",
+                edgecolors="black",
+                color=colors(i),
+                label=f"{strategy} ({m['within_target_share']:.0%} within target)",
+            )
+    axes.axhline(0.01, color="gray", linestyle="--", linewidth=1)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("compute (R = one full training run)")
+    axes.set_ylabel(f"regret (floored at {floor:g})")
+    axes.set_title("Regret vs compute per (task, seed); diamonds: median compute, mean regret")
+    axes.legend(fontsize=8, loc="upper right")
+    axes.grid(True, which="both", alpha=0.2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_outputs(result: Mapping[str, Any], out: Path, stem: str) -> None:
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+    (out / f"{stem}.md").write_text(markdown(result))
+    plot(result, out / f"{stem}.png")
