@@ -218,11 +218,16 @@ def summarize(
     from benchmarks.search_efficiency import DEFAULT_STRATEGY, STRATEGIES, TOLERANCE
 
     summary = {s: _strategy_summary([r for r in runs if r.strategy == s]) for s in STRATEGIES}
+    # The same over the built-in trainer's tasks only, when there are others too.
     builtin = {task.name for task in settings.tasks if task.script is None}
-    summary_builtin = {
-        s: _strategy_summary([r for r in runs if r.strategy == s and r.task in builtin])
-        for s in STRATEGIES
-    }
+    summary_builtin = (
+        {
+            s: _strategy_summary([r for r in runs if r.strategy == s and r.task in builtin])
+            for s in STRATEGIES
+        }
+        if builtin and len(builtin) < len(settings.tasks)
+        else {}
+    )
     per_task = {
         task.name: {
             s: _strategy_summary([r for r in runs if r.strategy == s and r.task == task.name])
@@ -305,8 +310,7 @@ def summarize(
         ],
         "summary": summary,
         "target": _target(summary, DEFAULT_STRATEGY),
-        # The same over the built-in trainer's tasks only (without the user script).
-        "summary_builtin_tasks": summary_builtin if builtin and builtin != set(per_task) else {},
+        "summary_builtin_tasks": summary_builtin,
         "per_task": per_task,
         "short_horizon": short,
         "short_horizon_detail": short_detail,
@@ -650,7 +654,21 @@ def plot(result: Mapping[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def compact_json(value: Any, indent: str = "") -> str:
+    """JSON with one line per value that fits in ~200 characters (runs, trials), so the
+    results file stays small and diffs stay readable."""
+    flat = json.dumps(value, allow_nan=False)
+    if len(flat) + len(indent) <= 200 or not isinstance(value, dict | list) or not value:
+        return flat
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(k)}: {compact_json(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + indent + "}"
+    items = [inner + compact_json(v, inner) for v in value]
+    return "[\n" + ",\n".join(items) + "\n" + indent + "]"
+
+
 def write_outputs(result: Mapping[str, Any], out: Path, stem: str) -> None:
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1, allow_nan=False) + "\n")
+    (out / f"{stem}.json").write_text(compact_json(result) + "\n")
     (out / f"{stem}.md").write_text(markdown(result))
     plot(result, out / f"{stem}.png")
