@@ -72,7 +72,11 @@ class Search(_Model):
         Suggestion.VALLEY, description="rangeTest strategy: which suggestion to train at."
     )
     refineRounds: int = Field(
-        1, ge=0, le=5, description="adaptive: rounds of refinement around the best rate."
+        1,
+        ge=0,
+        le=5,
+        description="adaptive: extra rounds, each one rate past the edge when the best rate "
+        "is the lowest or highest tried.",
     )
 
     @model_validator(mode="after")

@@ -69,8 +69,14 @@ def decide(
     *,
     eta: int,
     goal: Goal,
+    finalists: int = 1,
 ) -> RungDecision:
-    """Walk the rungs `trial` has reached; the first one it fails stops it."""
+    """Walk the rungs `trial` has reached; the first one it fails stops it.
+
+    At the last rung a trial also goes on while fewer than `finalists` of its peers recorded
+    a better value there: near the optimum, full-budget scores of neighbouring rates differ
+    by less than their noise, so the winner is picked among several full runs.
+    """
     sign = 1.0 if goal is Goal.MINIMIZE else -1.0
     for rung in rungs:
         value = trial.rungs.get(rung)
@@ -86,7 +92,8 @@ def decide(
             continue
         # Keep the top 1/eta: the cutoff is the (1/eta) quantile of signed values.
         cutoff = quantile(recorded, 1.0 / eta)
-        if sign * value > cutoff:
+        finalist = rung == rungs[-1] and sum(v < sign * value for v in recorded) < finalists
+        if sign * value > cutoff and not finalist:
             return RungDecision(
                 Rule.STOP,
                 rung,

@@ -34,26 +34,23 @@ def geometric_mean(a: float, b: float) -> float:
     return tidy(math.sqrt(a * b))
 
 
-def refine(best: float, tried: Sequence[float], low: float, high: float) -> list[float]:
-    """New rates around `best`: halfway (on the log scale) to each tried neighbour.
+def beyond_edge(best: float, tried: Sequence[float], low: float, high: float) -> list[float]:
+    """One rate past `best` when it is the lowest or highest rate tried, else none.
 
-    When `best` is the lowest or highest rate tried, the rate one step beyond it is proposed
-    instead (0.5x or 2x, at least), as long as it stays within [low, high].
+    The step is the (log) spacing to its neighbour, or a factor of 2 either way when it is
+    the only rate, so a first round placed too low or too high extends the way the scores
+    point. Rates stay within [low, high].
     """
     ordered = sorted(set(tried))
-    below = [r for r in ordered if r < best]
-    above = [r for r in ordered if r > best]
-    proposals: list[float] = []
-    if below:
-        proposals.append(geometric_mean(best, below[-1]))
+    if len(ordered) == 1:
+        proposals = [tidy(best / 2), tidy(best * 2)]
+    elif best == ordered[0]:
+        proposals = [tidy(best * best / ordered[1])]
+    elif best == ordered[-1]:
+        proposals = [tidy(best * best / ordered[-2])]
     else:
-        proposals.append(tidy(best / 2))
-    if above:
-        proposals.append(geometric_mean(best, above[0]))
-    else:
-        proposals.append(tidy(best * 2))
-    tried_set = set(ordered)
-    return [r for r in proposals if low <= r <= high and r not in tried_set]
+        proposals = []
+    return [r for r in proposals if low <= r <= high and r not in ordered]
 
 
 def doubled(rate: float, high: float, tried: Sequence[float]) -> float | None:

@@ -16,8 +16,15 @@ from lrsweep.engine import space
 from lrsweep.engine.rangetest import RangeTestResult
 from lrsweep.engine.trials import Mode, TrialRecord
 
-# adaptive: candidates span this many decades below the range test's divergence point.
-ADAPTIVE_DECADES = 2.5
+# adaptive's first round: `candidates` rates spanning ADAPTIVE_DECADES below ADAPTIVE_TOP x
+# the range test's limit (where its loss blew up or climbed back above the start). A full run
+# at a constant or decaying rate tolerates less than the range test's sweeping rate, and the
+# best rate sat 0.2-1.8 decades below the limit on every task of the search-efficiency
+# benchmark (benchmarks/results/search-efficiency.md).
+ADAPTIVE_TOP = 0.4
+ADAPTIVE_DECADES = 1.0
+# adaptive trains at least this many trials to the full budget and keeps the best of them.
+FINALISTS = 3
 
 
 @dataclass(frozen=True)
@@ -136,18 +143,16 @@ def range_test(ctx: Context) -> list[Proposal]:
 
 
 def adaptive_bounds(result: RangeTestResult | None, low: float, high: float) -> tuple[float, float]:
-    """The range ASHA searches after a range test.
+    """The range adaptive's first round searches after a range test.
 
-    A full run tolerates less than the rate where the range test blew up (or climbed back
-    above its starting loss), and the best rate sits at most a few decades below that.
-    Without such a point the whole user range is searched.
+    Anchored at the range test's limit, or, when its loss never blew up or climbed back, at
+    the rate where the loss was lowest. Without a range test the whole user range is searched.
     """
     if result is None:
         return low, high
     limits = [x for x in (result.divergence, result.ceiling) if x is not None]
-    if not limits:
-        return low, high
-    hi = min(high, *limits)
+    anchor = min(limits) if limits else result.minimum
+    hi = min(high, anchor * ADAPTIVE_TOP)
     lo = max(low, hi / 10**ADAPTIVE_DECADES)
     if lo >= hi:
         return low, high
@@ -155,7 +160,7 @@ def adaptive_bounds(result: RangeTestResult | None, low: float, high: float) -> 
 
 
 def adaptive(ctx: Context) -> list[Proposal]:
-    """Range test -> ASHA over log-spaced candidates -> refinement around the best."""
+    """Range test -> ASHA over log-spaced candidates -> a step past an edge if the best is there."""
     search = ctx.spec.search
     if not ctx.records:
         return _range_test() if search.values is None else grid(ctx)
@@ -177,7 +182,7 @@ def adaptive(ctx: Context) -> list[Proposal]:
         # Every rate diverged or failed: look below the lowest one tried.
         lower = space.tidy(tried[0] / 4)
         return _each_seed([lower], search.seeds) if lower >= search.min else []
-    rates = space.refine(best.learning_rate, tried, search.min, search.max)
+    rates = space.beyond_edge(best.learning_rate, tried, search.min, search.max)
     best_trial = next(r for r in ctx.train if r.id == best.trial)
     if best_trial.verdict is Verdict.TOO_SLOW:
         doubled = space.doubled(best.learning_rate, search.max, tried)
@@ -193,6 +198,11 @@ PROPOSERS: dict[Strategy, Callable[[Context], list[Proposal]]] = {
     Strategy.ASHA: asha,
     Strategy.ADAPTIVE: adaptive,
 }
+
+
+def finalists(spec: LRSweepSpec) -> int:
+    """How many trials early stopping lets through its last rung, at least."""
+    return FINALISTS if spec.search.strategy is Strategy.ADAPTIVE else 1
 
 
 def stops_early(strategy: Strategy) -> bool:

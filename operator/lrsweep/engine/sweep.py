@@ -195,6 +195,7 @@ def _early_stops(
                 sweep.rungs,
                 eta=spec.budget.reductionFactor,
                 goal=spec.objective.goal,
+                finalists=strategies.finalists(spec),
             )
             if rule.rule is asha.Rule.STOP:
                 if r.phase is TrialPhase.RUNNING:

@@ -2,7 +2,8 @@
 
 Covers: rung placement on the evaluation grid; the cutoff keeps the top 1/eta; a trial with
 no earlier results continues; waiting on earlier trials not yet at a rung; earlier trials
-that ended below a rung are not waited for; maximisation flips the order; quantile math.
+that ended below a rung are not waited for; maximisation flips the order; quantile math;
+finalists pass the last rung (only the last) while fewer peers than that beat them.
 """
 
 from __future__ import annotations
@@ -66,3 +67,21 @@ def test_does_not_wait_for_an_earlier_trial_that_ended_below_the_rung() -> None:
     diverged = rec("t0", {}, phase=TrialPhase.DIVERGED)
     decision = decide(rec("t1", {100: 0.5}), [diverged], [100], eta=3, goal=Goal.MINIMIZE)
     assert decision.rule is Rule.CONTINUE
+
+
+def test_a_finalist_passes_the_last_rung_outside_the_top_third() -> None:
+    earlier = [rec("t0", {100: 0.1}), rec("t1", {100: 0.2}), rec("t2", {100: 0.3})]
+    trial = rec("t3", {100: 0.25})
+    assert decide(trial, earlier, [100], eta=3, goal=Goal.MINIMIZE, finalists=3).rule is (
+        Rule.CONTINUE
+    )
+    assert decide(trial, earlier, [100], eta=3, goal=Goal.MINIMIZE, finalists=2).rule is (Rule.STOP)
+
+
+def test_finalists_do_not_change_earlier_rungs() -> None:
+    earlier = [rec("t0", {50: 0.1}), rec("t1", {50: 0.2}), rec("t2", {50: 0.3})]
+    decision = decide(
+        rec("t3", {50: 0.25}), earlier, [50, 100], eta=3, goal=Goal.MINIMIZE, finalists=3
+    )
+    assert decision.rule is Rule.STOP
+    assert decision.rung == 50

@@ -1,13 +1,12 @@
-"""Candidate rates: log grids, log-uniform draws, refinement and the 2x move.
+"""Candidate rates: log grids, log-uniform draws, stepping past an edge and the 2x move.
 
 Covers: candidates stay within bounds (property); grids include both ends and are evenly
-spaced on the log scale; draws are reproducible from the seed; refinement proposes the
-log-midpoints to the neighbours, or one step beyond an edge; launch orders are permutations.
+spaced on the log scale; draws are reproducible from the seed; a best rate at an edge of
+the tried rates gets one rate beyond it at the same spacing, an inner one none; launch
+orders are permutations.
 """
 
 from __future__ import annotations
-
-import math
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -45,19 +44,24 @@ def test_log_uniform_is_reproducible_from_its_seed() -> None:
     assert space.log_uniform(1e-5, 1, 6, "a") != space.log_uniform(1e-5, 1, 6, "b")
 
 
-def test_refine_proposes_log_midpoints_to_both_neighbours() -> None:
-    assert space.refine(0.01, [0.001, 0.01, 0.1], 1e-5, 1.0) == [
-        space.tidy(math.sqrt(1e-5)),
-        space.tidy(math.sqrt(1e-3)),
-    ]
+def test_no_rate_beyond_the_edges_when_the_best_is_inside() -> None:
+    assert space.beyond_edge(0.01, [0.001, 0.01, 0.1], 1e-5, 1.0) == []
 
 
-def test_refine_steps_beyond_an_edge_when_the_best_is_the_highest_rate() -> None:
-    assert space.refine(0.1, [0.01, 0.1], 1e-5, 1.0) == [space.tidy(math.sqrt(1e-3)), 0.2]
+def test_a_best_highest_rate_gets_one_rate_above_at_the_same_spacing() -> None:
+    assert space.beyond_edge(0.1, [0.01, 0.1], 1e-5, 10.0) == [1.0]
 
 
-def test_refine_never_leaves_the_user_range() -> None:
-    assert space.refine(1.0, [0.1, 1.0], 1e-5, 1.0) == [space.tidy(math.sqrt(0.1))]
+def test_a_best_lowest_rate_gets_one_rate_below_at_the_same_spacing() -> None:
+    assert space.beyond_edge(0.01, [0.01, 0.02, 0.04], 1e-5, 1.0) == [0.005]
+
+
+def test_a_single_rate_gets_half_and_double() -> None:
+    assert space.beyond_edge(0.01, [0.01], 1e-5, 1.0) == [0.005, 0.02]
+
+
+def test_beyond_edge_never_leaves_the_user_range() -> None:
+    assert space.beyond_edge(1.0, [0.1, 1.0], 1e-5, 1.0) == []
 
 
 def test_doubling_is_offered_until_it_leaves_the_range_or_was_tried() -> None:

@@ -1,10 +1,12 @@
 """The sweep state machine, driven through a simulated world.
 
 Covers: every strategy finishes and picks the rate nearest the true optimum; parallelism is
-honoured; ASHA stops trials early; the winner does not depend on the order in which trials
-progress (same inputs, same actions); failed attempts are retried then marked Failed; a
-sweep where nothing completes ends Failed with a reason; maxTrials caps the sweep; status
-round-trips through the API model.
+honoured; adaptive searches below its range test's limit, trains several finalists to the
+full budget and steps past an edge only when the best candidate sits there; ASHA stops
+trials early; the winner does not depend on the order in which trials progress (same
+inputs, same actions); failed attempts are retried then marked Failed; a sweep where
+nothing completes ends Failed with a reason; maxTrials caps the sweep; status round-trips
+through the API model.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lrsweep.api import Phase, TrialPhase, Verdict
+from lrsweep.engine import strategies
 from lrsweep.engine.sweep import Sweep, decide, update
 from lrsweep.engine.trials import TrialRecord, from_status
 from tests.unit.engine.conftest import make_spec
@@ -90,15 +93,51 @@ def test_asha_stops_poor_trials_early_and_spends_less_than_a_grid() -> None:
     assert asha.best.learning_rate == grid.best.learning_rate
 
 
-def test_adaptive_runs_a_range_test_first_then_refines() -> None:
-    world = World(make_spec(), bowl(0.05))
+def test_adaptive_runs_a_range_test_first_then_searches_below_its_limit() -> None:
+    world = World(make_spec(), bowl(0.05, cliff=10))
     decision = run(world)
     assert world.launched[0].mode == "range-test"
     assert decision.range_result is not None
-    rounds = {r.round for r in decision.records if r.mode == "train"}
-    assert rounds == {0, 1}
+    low, high = strategies.adaptive_bounds(decision.range_result, 1e-5, 1.0)
+    first = [r.learning_rate for r in decision.records if r.mode == "train" and r.round == 0]
+    assert len(first) == 8
+    assert all(low * 0.999 <= lr <= high * 1.001 for lr in first)
     assert decision.best is not None
     assert _near(decision.best.learning_rate, 0.05, 1.5)
+
+
+def test_adaptive_trains_several_finalists_to_the_full_budget() -> None:
+    decision = run(World(make_spec(), bowl(0.05, cliff=10)))
+    full = [r for r in decision.records if r.phase is TrialPhase.SUCCEEDED and r.mode == "train"]
+    assert len(full) >= strategies.FINALISTS
+    stopped = [r for r in decision.records if r.phase is TrialPhase.STOPPED]
+    assert stopped, "early stopping still cuts the poor candidates"
+
+
+def _finished(index: int, lr: float, final: float) -> TrialRecord:
+    return TrialRecord(
+        f"t{index:03d}",
+        lr,
+        0,
+        phase=TrialPhase.SUCCEEDED,
+        queued=False,
+        attempts=1,
+        rungs={300: final},
+        verdict=Verdict.CONVERGING,
+    )
+
+
+def test_adaptive_steps_past_the_edge_when_the_best_is_the_lowest_candidate() -> None:
+    records = [_finished(i, lr, final) for i, lr, final in ((1, 0.01, 0.1), (2, 0.02, 0.2))]
+    ctx = strategies.Context(make_spec(), "k", records, range_result=None)
+    assert strategies.adaptive(ctx) == [strategies.Proposal(0.005, 0)]
+
+
+def test_adaptive_stops_after_its_first_round_when_the_best_is_inside() -> None:
+    rates = ((1, 0.01, 0.3), (2, 0.02, 0.1), (3, 0.04, 0.2))
+    records = [_finished(i, lr, final) for i, lr, final in rates]
+    ctx = strategies.Context(make_spec(), "k", records, range_result=None)
+    assert strategies.adaptive(ctx) == []
 
 
 @settings(max_examples=25, deadline=None)

@@ -19,12 +19,12 @@ from lrsweep.engine.verdict import Point
 LossFn = Callable[[float, int], float]
 
 
-def bowl(best: float = 0.03) -> LossFn:
-    """A loss whose floor is lowest at `best` and that blows up far above it."""
+def bowl(best: float = 0.03, cliff: float = 300.0) -> LossFn:
+    """A loss whose floor is lowest at `best` and that blows up above `cliff` x best."""
 
     def loss(lr: float, step: int) -> float:
         distance = abs(math.log10(lr / best))
-        if lr > best * 300:
+        if lr > best * cliff:
             return math.inf if step > 20 else 2.0 * (1 + step)
         floor = 0.1 + 0.5 * distance**2
         speed = min(1.0, lr / best)
