@@ -9,7 +9,9 @@ runtime (`lrsweep.runtime.local.run_local`, the code path of `lrsweep run`):
 1. the ground truth: ONE grid sweep over a dense log grid (35 rates spaced by 10^(5/34),
    finer than sqrt(2), over 5 decades), every rate trained for the full budget; cached per
    (task configuration hash, seed) in OUT/ground-truth/ so reruns are cheap;
-2. each strategy as a user would write it: `grid` (8 log-spaced rates), `random` with
+2. the noise floor: full runs at each seed's dense-best rate x1.02 and /1.02 (cached too):
+   what a search that knew the best rate to within 2% would score;
+3. each strategy as a user would write it: `grid` (8 log-spaced rates), `random` with
    ceil(2 x adaptive's compute) full-budget rates, `asha` (16 rates, early stopping),
    `rangeTest` with the valley and with the steepest suggestion, and `adaptive` with its
    defaults (the default strategy: what is being measured).
@@ -47,7 +49,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,8 @@ STRATEGY_PARALLELISM: int = Search.model_fields["parallelism"].default
 CONTENDER_DECADES = 1.0
 # Regret counts as a hit at or below max(TOLERANCE, seed spread).
 TOLERANCE = 0.01
+# The noise floor: full runs at each seed's dense-best rate times and divided by NUDGE.
+NUDGE = 1.02
 REDUCTION_FACTOR = 3
 
 
@@ -411,30 +415,28 @@ def _save_cache(path: Path, digest: str, task: BenchTask, truth: GroundTruth) ->
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
-def ground_truth(
+def _full_runs(
     task: BenchTask,
     seed: int,
-    settings: Settings,
+    rates: Sequence[float],
+    path: Path,
+    digest: str,
     *,
     jobs: int,
-    cache_dir: Path,
     workdir: Path,
     fresh: bool,
 ) -> GroundTruth:
-    """Full runs of every dense rate at this seed: one grid sweep, or the cache of it."""
-    rates = dense_rates(task, settings.dense_points)
-    digest = config_hash(task, rates)
-    path = cache_dir / f"{task.name}-s{seed}-{digest}.json"
+    """Every rate trained for the full budget at this seed: one grid sweep, or its cache."""
     if not fresh and (cached := _load_cache(path, digest)) is not None:
         return cached
     search = {
         "strategy": "grid",
-        "values": rates,
+        "values": list(rates),
         "maxTrials": len(rates),
         "parallelism": jobs,
     }
     started = time.monotonic()
-    decision = run_local(sweep_doc(task, seed, "dense", search), workdir / "dense")
+    decision = run_local(sweep_doc(task, seed, "dense", search), workdir)
     points = tuple(
         RatePoint(
             lr=r.learning_rate,
@@ -448,6 +450,57 @@ def ground_truth(
     truth = GroundTruth(task.name, seed, points, seconds=time.monotonic() - started)
     _save_cache(path, digest, task, truth)
     return truth
+
+
+def ground_truth(
+    task: BenchTask,
+    seed: int,
+    settings: Settings,
+    *,
+    jobs: int,
+    cache_dir: Path,
+    workdir: Path,
+    fresh: bool,
+) -> GroundTruth:
+    """Full runs of every dense rate at this seed (cached per configuration and seed)."""
+    rates = dense_rates(task, settings.dense_points)
+    digest = config_hash(task, rates)
+    path = cache_dir / f"{task.name}-s{seed}-{digest}.json"
+    return _full_runs(
+        task, seed, rates, path, digest, jobs=jobs, workdir=workdir / "dense", fresh=fresh
+    )
+
+
+def nudged_rates(truth: GroundTruth) -> list[float]:
+    best_lr, _ = truth.best
+    return [space.tidy(best_lr / NUDGE), space.tidy(best_lr * NUDGE)]
+
+
+def nudged_path(cache_dir: Path, task: BenchTask, truth: GroundTruth) -> tuple[Path, str]:
+    digest = config_hash(task, nudged_rates(truth))
+    return cache_dir / f"{task.name}-s{truth.seed}-nudged-{digest}.json", digest
+
+
+def noise_floor(
+    task: BenchTask,
+    truth: GroundTruth,
+    *,
+    jobs: int,
+    cache_dir: Path,
+    workdir: Path,
+    fresh: bool,
+) -> GroundTruth:
+    """Full runs at the dense-best rate x NUDGE and / NUDGE, same seed (cached).
+
+    Their regret is what a search would get that knew the best rate to within 2% but did
+    not land on the dense-grid rate itself: how rough the score is around the optimum, and
+    so how often any strategy can meet the target.
+    """
+    path, digest = nudged_path(cache_dir, task, truth)
+    rates = nudged_rates(truth)
+    return _full_runs(
+        task, truth.seed, rates, path, digest, jobs=jobs, workdir=workdir / "nudged", fresh=fresh
+    )
 
 
 def seed_spread(truths: Sequence[GroundTruth]) -> tuple[float | None, float]:
@@ -625,6 +678,42 @@ def run_strategy(
     )
 
 
+@dataclass(frozen=True)
+class RunCache:
+    """Finished strategy runs, so an interrupted benchmark resumes where it stopped.
+
+    Keyed by everything a run depends on, the engine's sources included; kept out of git
+    (benchmarks/results/cache/ is ignored).
+    """
+
+    directory: Path
+    engine: str
+    enabled: bool = True
+    hits: list[str] = field(default_factory=list)  # runs taken from the cache
+
+    def path(self, task: BenchTask, seed: int, label: str, search: Mapping[str, Any]) -> Path:
+        blob = json.dumps(
+            {"task": task.config(), "seed": seed, "search": dict(search), "engine": self.engine},
+            sort_keys=True,
+        )
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return self.directory / f"{task.name}-s{seed}-{label}-{digest}.json"
+
+    def load(self, path: Path) -> Run | None:
+        if not self.enabled:
+            return None
+        try:
+            run = Run(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        self.hits.append(path.name)
+        return run
+
+    def save(self, path: Path, run: Run) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(run)))
+
+
 def case_units(
     task: BenchTask,
     seed: int,
@@ -632,6 +721,7 @@ def case_units(
     settings: Settings,
     workdir: Path,
     log: Callable[[str], None],
+    cache: RunCache,
 ) -> list[Callable[[], list[Run]]]:
     """Every strategy on one (task, seed), as independent units of work.
 
@@ -639,12 +729,22 @@ def case_units(
     """
 
     def one(label: str, search: Mapping[str, Any]) -> Run:
-        run = run_strategy(task, seed, label, search, truth, workdir, settings.strategy_parallelism)
+        full = {**search, "parallelism": settings.strategy_parallelism}
+        path = cache.path(task, seed, label, full)
+        run = cache.load(path)
+        if run is None:
+            run = run_strategy(
+                task, seed, label, search, truth, workdir, settings.strategy_parallelism
+            )
+            cache.save(path, run)
+            took = f"{run.seconds:.0f} s"
+        else:
+            took = "cached"
         regret = "-" if run.regret is None else f"{run.regret:+.2%}"
         chosen = "none" if run.chosen_lr is None else f"{run.chosen_lr:.4g}"
         log(
             f"{task.name} s{seed} {label:<18} lr {chosen:<9} regret {regret:>8} "
-            f"compute {run.compute_r:5.2f} R  ({run.seconds:.0f} s)"
+            f"compute {run.compute_r:5.2f} R  ({took})"
         )
         return run
 
@@ -715,9 +815,28 @@ def run_benchmark(
             source = "cached" if truth.cached else f"{truth.seconds:.0f} s"
             log(f"{task.name} s{seed} ground truth: best lr {lr:.4g} val {score:.4g} ({source})")
             truths[task.name, seed] = truth
+    floors: dict[tuple[str, int], GroundTruth] = {}
+    for task in settings.tasks:
+        for seed in settings.seeds:
+            floor = noise_floor(
+                task,
+                truths[task.name, seed],
+                jobs=jobs,
+                cache_dir=out / "ground-truth",
+                workdir=workdir / task.name / f"s{seed}",
+                fresh=fresh,
+            )
+            _, best = truths[task.name, seed].best
+            regrets = ", ".join(
+                "diverged" if p.final is None else f"{p.final / best - 1:+.2%}"
+                for p in floor.points
+            )
+            log(f"{task.name} s{seed} noise floor: best lr /{NUDGE:g}, x{NUDGE:g}: {regrets}")
+            floors[task.name, seed] = floor
     truth_seconds = time.monotonic() - started
 
     cases = [(task, seed) for task in settings.tasks for seed in settings.seeds]
+    cache = RunCache(out / "cache", fingerprint["engine_sha256"], enabled=not fresh)
     units = [
         case_units(
             task,
@@ -726,6 +845,7 @@ def run_benchmark(
             settings,
             workdir / task.name / f"s{seed}",
             log,
+            cache,
         )
         for task, seed in cases
     ]
@@ -741,11 +861,14 @@ def run_benchmark(
         "ground_truth_sweeps": len(truths),
         # Wall time the ground-truth sweeps took when they ran (cached ones included).
         "ground_truth_compute_s": round(sum(t.seconds for t in truths.values()), 1),
+        "strategy_runs": len(done),
+        "strategy_runs_cached": len(cache.hits),
     }
     return finish(
         settings,
         done,
         truths,
+        floors,
         timing=timing,
         fingerprint=fingerprint,
         command=_command(),
@@ -757,6 +880,7 @@ def finish(
     settings: Settings,
     runs: Sequence[Run],
     truths: Mapping[tuple[str, int], GroundTruth],
+    floors: Mapping[tuple[str, int], GroundTruth],
     **about: Any,
 ) -> dict[str, Any]:
     """Seed spreads, short-horizon checks and the summary of finished runs."""
@@ -776,7 +900,7 @@ def finish(
         for task in settings.tasks
         for seed in settings.seeds
     }
-    return summarize(settings, ordered, truths, spreads, horizons, **about)
+    return summarize(settings, ordered, truths, floors, spreads, horizons, **about)
 
 
 def rerender(out: Path) -> dict[str, Any]:
@@ -803,6 +927,12 @@ def rerender(out: Path) -> dict[str, Any]:
             if truth is None:
                 raise SystemExit(f"no cached ground truth for {task.name} seed {seed} in {out}")
             truths[task.name, seed] = truth
+    floors: dict[tuple[str, int], GroundTruth] = {}
+    for task in settings.tasks:
+        for seed in settings.seeds:
+            path, digest = nudged_path(out / "ground-truth", task, truths[task.name, seed])
+            if (floor := _load_cache(path, digest)) is not None:
+                floors[task.name, seed] = floor
     runs = []
     for stored in result["runs"]:
         detail = result["details"][f"{stored['task']}/s{stored['seed']}/{stored['strategy']}"]
@@ -833,6 +963,7 @@ def rerender(out: Path) -> dict[str, Any]:
         settings,
         runs,
         truths,
+        floors,
         timing=timing,
         fingerprint=result["engine"],
         command=result["command"],
@@ -859,7 +990,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--workdir", type=Path, default=None, help="keep trial logs here (default: a temp dir)"
     )
     parser.add_argument("--task", action="append", default=None, help="only this task (repeatable)")
-    parser.add_argument("--fresh", action="store_true", help="recompute the ground truth")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="recompute the ground truth and every run (default: reuse OUT/ground-truth and "
+        "the finished runs in OUT/cache, so an interrupted run resumes)",
+    )
     parser.add_argument(
         "--rerender",
         action="store_true",

@@ -203,10 +203,51 @@ def _target(summary: Mapping[str, Mapping[str, Any]], default: str) -> dict[str,
     return {"met": all(c["met"] for c in checks.values()), **checks}
 
 
+def _noise_floor(
+    settings: Settings,
+    truths: Mapping[tuple[str, int], GroundTruth],
+    floors: Mapping[tuple[str, int], GroundTruth],
+    spreads: Mapping[str, tuple[float | None, float]],
+) -> dict[str, Any] | None:
+    """Regret of full runs 2% either side of each seed's dense-best rate, and how many hit."""
+    from benchmarks.search_efficiency import NUDGE, TOLERANCE
+
+    if not floors:
+        return None
+    cases: list[dict[str, Any]] = []
+    for task in settings.tasks:
+        for seed in settings.seeds:
+            floor = floors.get((task.name, seed))
+            if floor is None:
+                continue
+            best_lr, best = truths[task.name, seed].best
+            tolerance = max(TOLERANCE, spreads[task.name][1])
+            for point in floor.points:
+                regret = None if point.final is None else point.final / best - 1
+                cases.append(
+                    {
+                        "task": task.name,
+                        "seed": seed,
+                        "dense_best_lr": best_lr,
+                        "lr": point.lr,
+                        "regret": _round(regret, 5),
+                        "within_target": regret is not None and regret <= tolerance,
+                    }
+                )
+    hits = sum(bool(c["within_target"]) for c in cases)
+    return {
+        "nudge": NUDGE,
+        "runs": cases,
+        "within_target": hits,
+        "share_within_target": _round(hits / len(cases) if cases else None, 3),
+    }
+
+
 def summarize(
     settings: Settings,
     runs: Sequence[Run],
     truths: Mapping[tuple[str, int], GroundTruth],
+    floors: Mapping[tuple[str, int], GroundTruth],
     spreads: Mapping[str, tuple[float | None, float]],
     horizons: Mapping[tuple[str, int], ShortHorizon],
     *,
@@ -310,6 +351,7 @@ def summarize(
         ],
         "summary": summary,
         "target": _target(summary, DEFAULT_STRATEGY),
+        "noise_floor": _noise_floor(settings, truths, floors, spreads),
         "summary_builtin_tasks": summary_builtin,
         "per_task": per_task,
         "short_horizon": short,
@@ -381,6 +423,35 @@ def _summary_table(
     return lines
 
 
+def _noise_floor_lines(floor: Mapping[str, Any] | None) -> list[str]:
+    if not floor or not floor["runs"]:
+        return []
+    nudge = floor["nudge"]
+    lines = [
+        f"## Noise floor: the dense best, nudged by {nudge - 1:.0%}",
+        "",
+        f"Full runs at each seed's dense-best rate /{nudge:g} and x{nudge:g}, same task, "
+        "budget and seed. Their regret is what a search would get that knew the best rate to "
+        f"within {nudge - 1:.0%} but did not land on the dense-grid rate itself. "
+        f"**{floor['within_target']} of {len(floor['runs'])} "
+        f"({floor['share_within_target']:.0%}) are within target**: the share any strategy "
+        "can expect where the score is this rough around the optimum.",
+        "",
+        f"| task | seed | dense best | regret at /{nudge:g} | regret at x{nudge:g} |",
+        "|---|---|---|---|---|",
+    ]
+    by_case: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for run in floor["runs"]:
+        by_case.setdefault((run["task"], run["seed"]), []).append(run)
+    for (task, seed), pair in by_case.items():
+        cells = [
+            _pct(r["regret"]) + ("" if r["within_target"] else " (miss)")
+            for r in sorted(pair, key=lambda r: r["lr"])
+        ]
+        lines.append(f"| {task} | {seed} | {_lr(pair[0]['dense_best_lr'])} | {' | '.join(cells)} |")
+    return [*lines, ""]
+
+
 def markdown(result: Mapping[str, Any]) -> str:
     from benchmarks.search_efficiency import STRATEGIES
 
@@ -404,7 +475,13 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"`{result['engine']['engine_sha256']}`. Wall time {timing['total_s'] / 60:.1f} min "
         f"with --jobs {result['jobs']} (ground truth {timing['ground_truth_s'] / 60:.1f} min, "
         f"{timing['ground_truth_cached']} of {timing['ground_truth_sweeps']} sweeps from the "
-        f"cache; computing all of them took {timing['ground_truth_compute_s'] / 60:.1f} min).",
+        f"cache; computing all of them took {timing['ground_truth_compute_s'] / 60:.1f} min)"
+        + (
+            f"; {timing['strategy_runs_cached']} of {timing['strategy_runs']} strategy runs "
+            "came from an interrupted invocation's cache."
+            if timing.get("strategy_runs_cached")
+            else "."
+        ),
         "",
         f"Regret = score(chosen rate) / best dense-grid score - 1 at the same seed; a case is "
         f"within target when {result['tolerance']}. Compute in R = training steps of every "
@@ -433,6 +510,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
         f"**Target met: {'yes' if target['met'] else 'no'}.**",
         "",
+        *_noise_floor_lines(result.get("noise_floor")),
         "## Per strategy (all tasks and seeds)",
         "",
         "Mean regret is over cases with a winner; a sweep with no winner (its full runs "
@@ -593,7 +671,9 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"task and seed); `asha` {conf['asha_candidates']} log-spaced rates with the engine's "
         "successive halving (Ray Tune's cutoff, compared with earlier-launched trials, spread "
         "launch order); `rangeTest-valley` / `rangeTest-steepest` one range test and one full "
-        "run at its suggestion; `adaptive` with its defaults (8 candidates, 1 refinement round). "
+        "run at its suggestion; `adaptive` with its defaults (8 candidates in the decade below "
+        "0.4 x the range test's limit, 3 finalists trained to the full budget, 1 round past an "
+        "edge when the best candidate sits there). "
         f"Every strategy sweep runs with parallelism {conf['strategy_parallelism']}, the "
         "resource's default (early stopping judges the first launch group as a cohort, so "
         "parallelism is part of the strategy).",

@@ -7,8 +7,10 @@ DIR/ground-truth; the JSON has the default strategy, the reproduce command, one 
 strategy with a chosen rate, finite regret and compute above zero, the seed spread, a
 summary per strategy, the target check, a short-horizon correlation per task, and the
 determinism check (full runs of the same rate and seed score the same in every sweep);
-the markdown carries the reproduce command. Helpers (Spearman with ties, the seed spread)
-are checked on small hand-made inputs.
+the noise floor has full runs 2% either side of the dense best, cached beside the ground
+truth; the markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
+from the stored runs and the cached ground truth without running anything. Helpers
+(Spearman with ties, the seed spread) are checked on small hand-made inputs.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -127,13 +129,42 @@ def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
     checks = result["checks"]["deterministic_scores"]
     assert checks["mismatches"] == []
 
-    cache = list((tmp_path / "ground-truth").glob("custom-s0-*.json"))
+    cache = [
+        p for p in (tmp_path / "ground-truth").glob("custom-s0-*.json") if "nudged" not in p.name
+    ]
     assert len(cache) == 1
     truth = json.loads(cache[0].read_text())
     assert len(truth["rates"]) == result["settings"]["dense_points"]
     assert any(p["final"] is not None for p in truth["rates"])
 
+    # The noise floor: full runs 2% either side of the dense best, at the same seed.
+    floor = result["noise_floor"]
+    best_lr = result["tasks"]["custom"]["dense_best"]["0"]["lr"]
+    nudged = sorted(r["lr"] for r in floor["runs"])
+    assert nudged[0] == pytest.approx(best_lr / floor["nudge"], rel=1e-3)
+    assert nudged[1] == pytest.approx(best_lr * floor["nudge"], rel=1e-3)
+    assert floor["within_target"] == sum(r["within_target"] for r in floor["runs"])
+    assert len(list((tmp_path / "ground-truth").glob("custom-s0-nudged-*.json"))) == 1
+
     report = (tmp_path / "search-efficiency.md").read_text()
     assert result["command"] in report
     assert "Target met" in report
     assert (tmp_path / "search-efficiency.png").read_bytes().startswith(b"\x89PNG")
+
+    # --rerender rebuilds the report from the stored runs and cached ground truth alone.
+    (tmp_path / "search-efficiency.md").unlink()
+    again = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.search_efficiency"),
+            *("--quick", "--rerender", "--out", str(tmp_path)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    rerendered = json.loads((tmp_path / "search-efficiency.json").read_text())
+    assert rerendered["runs"] == result["runs"]
+    assert rerendered["summary"] == result["summary"]
+    assert (tmp_path / "search-efficiency.md").read_text() == report
