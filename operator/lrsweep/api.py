@@ -24,6 +24,9 @@ SHORT_NAME = "lrs"
 CATEGORY = "ml"
 # Status keeps at most this many trials so the object stays far below etcd's size limit.
 MAX_TRIALS_LIMIT = 200
+# First-round rates when `candidates` is not set (adaptive's first rung costs 3x as much).
+DEFAULT_CANDIDATES = 8
+ADAPTIVE_CANDIDATES = 6
 
 
 class _Model(BaseModel):
@@ -62,7 +65,13 @@ class Search(_Model):
         max_length=MAX_TRIALS_LIMIT,
         description="Explicit rates to try instead of a range (grid, random and asha).",
     )
-    candidates: int = Field(8, ge=1, le=64, description="Rates tried in the first round.")
+    candidates: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Rates tried in the first round; default 6 for adaptive (its first rung "
+        "is longer), 8 for the other strategies.",
+    )
     seeds: int = Field(1, ge=1, le=10, description="Training runs per rate, with seeds 0..n-1.")
     maxTrials: int = Field(
         32, ge=1, le=MAX_TRIALS_LIMIT, description="Upper bound on trials, range test included."
@@ -79,6 +88,13 @@ class Search(_Model):
         "is the lowest or highest tried.",
     )
 
+    @property
+    def candidate_count(self) -> int:
+        """`candidates`, or the strategy's default."""
+        if self.candidates is not None:
+            return self.candidates
+        return ADAPTIVE_CANDIDATES if self.strategy is Strategy.ADAPTIVE else DEFAULT_CANDIDATES
+
     @model_validator(mode="after")
     def _check_range(self) -> Self:
         if self.min >= self.max:
@@ -92,7 +108,10 @@ class Budget(_Model):
     steps: int = Field(3000, ge=1, description="Training steps of one full trial.")
     evalEvery: int = Field(100, ge=1, description="Evaluate validation loss every N steps.")
     minSteps: int = Field(
-        300, ge=1, description="First rung: steps before a trial can be stopped early."
+        300,
+        ge=1,
+        description="First rung: steps before a trial can be stopped early (adaptive compares "
+        "first at minSteps x reductionFactor).",
     )
     reductionFactor: int = Field(
         3, ge=2, le=10, description="ASHA: keep the top 1/reductionFactor at each rung."

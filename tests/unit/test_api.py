@@ -1,6 +1,7 @@
 """Loading LRSweep documents: what is accepted and what each refusal says.
 
-Covers: the quickstart example loads with defaults filled in; every refusal names the field,
+Covers: the quickstart example loads with defaults filled in (adaptive's first round is
+smaller than the other strategies' unless `candidates` is set); every refusal names the field,
 the bad value and what is allowed (unknown fields, min >= max, non-positive budgets, bad
 strategy, no containers, invalid YAML, several documents, not a mapping).
 """
@@ -53,6 +54,17 @@ def test_defaults_fill_a_minimal_spec() -> None:
     sweep = load_sweep(yaml.safe_dump(_doc()))
     assert sweep.spec.budget.steps == 3000
     assert sweep.spec.search.parallelism == 4
+
+
+def test_adaptive_defaults_to_fewer_candidates_than_the_other_strategies() -> None:
+    assert load_sweep(yaml.safe_dump(_doc())).spec.search.candidate_count == 6
+    grid = _doc(search={"strategy": "grid"})
+    assert load_sweep(yaml.safe_dump(grid)).spec.search.candidate_count == 8
+
+
+def test_explicit_candidates_win_over_the_strategy_default() -> None:
+    doc = _doc(search={"candidates": 10})
+    assert load_sweep(yaml.safe_dump(doc)).spec.search.candidate_count == 10
 
 
 def test_unknown_field_is_named() -> None:

@@ -13,18 +13,19 @@ from dataclasses import dataclass
 
 from lrsweep.api import Goal, LRSweepSpec, Strategy, Suggestion, TrialPhase, Verdict
 from lrsweep.engine import space
+from lrsweep.engine.asha import rung_steps
 from lrsweep.engine.rangetest import RangeTestResult
 from lrsweep.engine.trials import Mode, TrialRecord
 
 # adaptive's first round: `candidates` rates spanning ADAPTIVE_DECADES below ADAPTIVE_TOP x
 # the range test's limit (where its loss blew up or climbed back above the start). A full run
 # at a constant or decaying rate tolerates less than the range test's sweeping rate, and the
-# best rate sat 0.2-1.8 decades below the limit on every task of the search-efficiency
+# best rate sat 0.6-1.8 decades below the limit on every task of the search-efficiency
 # benchmark (benchmarks/results/search-efficiency.md).
 ADAPTIVE_TOP = 0.4
 ADAPTIVE_DECADES = 1.0
 # adaptive trains at least this many trials to the full budget and keeps the best of them.
-FINALISTS = 3
+FINALISTS = 2
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _first_rates(ctx: Context) -> list[float]:
     search = ctx.spec.search
     if search.values is not None:
         return sorted({space.tidy(v) for v in search.values})
-    return space.log_grid(search.min, search.max, search.candidates)
+    return space.log_grid(search.min, search.max, search.candidate_count)
 
 
 def _round_done(ctx: Context) -> bool:
@@ -114,7 +115,7 @@ def random(ctx: Context) -> list[Proposal]:
     search = ctx.spec.search
     if search.values is not None:
         return _each_seed(_first_rates(ctx), search.seeds)
-    rates = space.log_uniform(search.min, search.max, search.candidates, seed=ctx.key)
+    rates = space.log_uniform(search.min, search.max, search.candidate_count, seed=ctx.key)
     return _each_seed(rates, search.seeds)
 
 
@@ -171,7 +172,7 @@ def adaptive(ctx: Context) -> list[Proposal]:
         # The most promising rates first: they set a high bar early, so early stopping
         # cuts the poor ones at the first rung.
         center = ctx.range_result.valley if ctx.range_result else math.sqrt(lo * hi)
-        rates = space.nearest_first(space.log_grid(lo, hi, search.candidates), center)
+        rates = space.nearest_first(space.log_grid(lo, hi, search.candidate_count), center)
         return _each_seed(rates, search.seeds)
     rounds = max(r.round for r in ctx.train)
     if rounds >= search.refineRounds:
@@ -198,6 +199,20 @@ PROPOSERS: dict[Strategy, Callable[[Context], list[Proposal]]] = {
     Strategy.ASHA: asha,
     Strategy.ADAPTIVE: adaptive,
 }
+
+
+def rungs(spec: LRSweepSpec) -> list[int]:
+    """Steps at which early stopping compares trials.
+
+    adaptive skips ASHA's shortest rung and compares first at minSteps x reductionFactor:
+    among near-best rates, scores at minSteps barely predict final ones (the benchmark's
+    short-horizon check: rank correlation about 0 on two of its five tasks), so a short
+    first rung cuts the eventual best.
+    """
+    steps = rung_steps(spec.budget)
+    if spec.search.strategy is Strategy.ADAPTIVE and len(steps) > 1:
+        return steps[1:]
+    return steps
 
 
 def finalists(spec: LRSweepSpec) -> int:

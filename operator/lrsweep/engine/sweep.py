@@ -35,7 +35,7 @@ class Sweep:
 
     @property
     def rungs(self) -> list[int]:
-        return asha.rung_steps(self.spec.budget)
+        return strategies.rungs(self.spec)
 
     @property
     def rung_steps(self) -> list[int]:

@@ -1,8 +1,9 @@
 """The sweep state machine, driven through a simulated world.
 
 Covers: every strategy finishes and picks the rate nearest the true optimum; parallelism is
-honoured; adaptive searches below its range test's limit, trains several finalists to the
-full budget and steps past an edge only when the best candidate sits there; ASHA stops
+honoured; adaptive searches below its range test's limit, compares first at its second
+rung, trains several finalists to the full budget and steps past an edge only when the best
+candidate sits there; ASHA stops
 trials early; the winner does not depend on the order in which trials progress (same
 inputs, same actions); failed attempts are retried then marked Failed; a sweep where
 nothing completes ends Failed with a reason; maxTrials caps the sweep; status round-trips
@@ -104,6 +105,14 @@ def test_adaptive_runs_a_range_test_first_then_searches_below_its_limit() -> Non
     assert all(low * 0.999 <= lr <= high * 1.001 for lr in first)
     assert decision.best is not None
     assert _near(decision.best.learning_rate, 0.05, 1.5)
+
+
+def test_adaptive_compares_first_at_its_second_rung() -> None:
+    asha = Sweep(make_spec(search={"strategy": "asha"}), "k")
+    adaptive = Sweep(make_spec(), "k")
+    assert asha.rungs == [25, 75, 225]
+    assert adaptive.rungs == [75, 225]
+    assert adaptive.rung_steps == [75, 225, 300]
 
 
 def test_adaptive_trains_several_finalists_to_the_full_budget() -> None:
