@@ -297,7 +297,7 @@ def compute_r(decision: Decision, steps: int) -> float:
 
 
 def compute_breakdown(decision: Decision, steps: int) -> dict[str, float]:
-    """Compute in R of the range test, the first round and later rounds (refinement)."""
+    """Compute in R of the range test, the first round and later rounds ("refinement")."""
     parts = {"range_test": 0, "first_round": 0, "refinement": 0}
     for r in decision.records:
         if r.mode == "range-test":

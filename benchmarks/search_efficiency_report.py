@@ -544,7 +544,8 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
         "## adaptive, case by case",
         "",
-        "Compute split: range test / first round (ASHA over the candidates) / refinement.",
+        "Compute split: range test / first round (ASHA over the candidates) / later rounds "
+        "(`refinement` in the JSON: a rate past an edge).",
         "",
         "| task | seed | chosen | dense best | regret | seed sd | compute | split | within |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -671,9 +672,10 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"task and seed); `asha` {conf['asha_candidates']} log-spaced rates with the engine's "
         "successive halving (Ray Tune's cutoff, compared with earlier-launched trials, spread "
         "launch order); `rangeTest-valley` / `rangeTest-steepest` one range test and one full "
-        "run at its suggestion; `adaptive` with its defaults (8 candidates in the decade below "
-        "0.4 x the range test's limit, 3 finalists trained to the full budget, 1 round past an "
-        "edge when the best candidate sits there). "
+        "run at its suggestion; `adaptive` with its defaults (6 candidates in the decade below "
+        "0.4 x the range test's limit, compared first at the second rung, at least 2 finalists "
+        "trained to the full budget, 1 round past an edge when the best candidate sits "
+        "there). "
         f"Every strategy sweep runs with parallelism {conf['strategy_parallelism']}, the "
         "resource's default (early stopping judges the first launch group as a cohort, so "
         "parallelism is part of the strategy).",
