@@ -30,10 +30,6 @@ def log_uniform(low: float, high: float, count: int, seed: str) -> list[float]:
     return [tidy(math.exp(rng.uniform(math.log(low), math.log(high)))) for _ in range(count)]
 
 
-def geometric_mean(a: float, b: float) -> float:
-    return tidy(math.sqrt(a * b))
-
-
 def beyond_edge(best: float, tried: Sequence[float], low: float, high: float) -> list[float]:
     """One rate past `best` when it is the lowest or highest rate tried, else none.
 
