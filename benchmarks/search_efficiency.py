@@ -972,7 +972,13 @@ def rerender(out: Path) -> dict[str, Any]:
 
 
 def _command() -> str:
-    return shlex.join([".venv/bin/python", "-m", "benchmarks.search_efficiency", *sys.argv[1:]])
+    """This invocation, without --workdir (where trial logs went: no bearing on results)."""
+    args = sys.argv[1:]
+    if "--workdir" in args:
+        at = args.index("--workdir")
+        args = args[:at] + args[at + 2 :]
+    args = [a for a in args if not a.startswith("--workdir=")]
+    return shlex.join([".venv/bin/python", "-m", "benchmarks.search_efficiency", *args])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
