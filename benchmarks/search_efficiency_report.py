@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 # Target of issue 6 for the default strategy.
 TARGET_SHARE = 0.9
 TARGET_MEDIAN_COMPUTE = 4.0
+# A first rung whose contenders' rank correlation with final scores is below this is "low".
+LOW_CORRELATION = 0.5
 # Scores of the same (task, rate, seed) must agree this closely wherever they ran.
 DETERMINISM_TOLERANCE = 1e-9
 
@@ -453,6 +455,16 @@ def _noise_floor_lines(floor: Mapping[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def low_first_rung(detail: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Tasks whose first-rung scores barely rank the contenders (mean over seeds)."""
+    low = []
+    for task, d in detail.items():
+        values = [v for v in d["contenders_first_rung_by_seed"] if v is not None]
+        if values and statistics.fmean(values) < LOW_CORRELATION:
+            low.append(task)
+    return low
+
+
 def markdown(result: Mapping[str, Any]) -> str:
     from benchmarks.search_efficiency import STRATEGIES
 
@@ -587,6 +599,14 @@ def markdown(result: Mapping[str, Any]) -> str:
             f"{_joined(d['contenders_first_rung_by_seed'])} | "
             f"{_joined(d['contenders_second_rung_by_seed'])} | {picks} |"
         )
+    low = low_first_rung(result["short_horizon_detail"])
+    if low:
+        lines += [
+            "",
+            f"Among contenders the first rung ranks poorly (mean Spearman below "
+            f"{LOW_CORRELATION:g}) on {', '.join(low)}: `adaptive` therefore compares first "
+            "at the second rung (minSteps x reductionFactor).",
+        ]
     diagnostics = result["diagnostics"]
     lines += [
         "",

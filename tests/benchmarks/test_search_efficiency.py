@@ -10,7 +10,8 @@ determinism check (full runs of the same rate and seed score the same in every s
 the noise floor has full runs 2% either side of the dense best, cached beside the ground
 truth; the markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
 from the stored runs and the cached ground truth without running anything. Helpers
-(Spearman with ties, the seed spread) are checked on small hand-made inputs.
+(Spearman with ties, the seed spread, the low-first-rung flag) are checked on small
+hand-made inputs.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -33,6 +34,7 @@ from benchmarks.search_efficiency import (
     seed_spread,
     spearman,
 )
+from benchmarks.search_efficiency_report import low_first_rung
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,6 +56,15 @@ def test_spearman_handles_ties_and_reversed_orders() -> None:
     )
     assert spearman([1, 2], [1, 2]) is None
     assert spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_alow_first_rung_is_flagged_from_the_contenders_mean_correlation() -> None:
+    detail: dict[str, dict[str, list[float | None]]] = {
+        "poor": {"contenders_first_rung_by_seed": [0.1, -0.2, None]},
+        "good": {"contenders_first_rung_by_seed": [0.9, 0.8, 0.7]},
+        "unknown": {"contenders_first_rung_by_seed": [None]},
+    }
+    assert low_first_rung(detail) == ["poor"]
 
 
 def test_seed_spread_is_relative_at_the_best_mean_rate() -> None:
