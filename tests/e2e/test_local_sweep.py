@@ -176,6 +176,9 @@ def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) 
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        # As from a terminal: a test run started in the background (`make test &`) passes
+        # SIGINT down ignored, and Python then keeps ignoring it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     trials = tmp_path / "trials"
     deadline = time.monotonic() + 60
