@@ -53,6 +53,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from scipy import stats
+
 from lrsweep.api import Budget, LRSweep, Search, TrialPhase
 from lrsweep.engine import asha, space, strategies
 from lrsweep.engine.sweep import Decision
@@ -526,32 +528,12 @@ def seed_spread(truths: Sequence[GroundTruth]) -> tuple[float | None, float]:
 # --- short horizon --------------------------------------------------------------------------
 
 
-def _ranks(values: Sequence[float]) -> list[float]:
-    """Average ranks (1-based), ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
 def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
-    if len(xs) != len(ys) or len(xs) < 3:
+    """Spearman's rank correlation (ties share their mean rank; inf ranks last), or None
+    with fewer than 3 points or a constant side."""
+    if len(xs) != len(ys) or len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return None
-    rx, ry = _ranks(xs), _ranks(ys)
-    mx, my = statistics.fmean(rx), statistics.fmean(ry)
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    vx = sum((a - mx) ** 2 for a in rx)
-    vy = sum((b - my) ** 2 for b in ry)
-    if vx == 0 or vy == 0:
-        return None
-    return cov / math.sqrt(vx * vy)
+    return float(stats.spearmanr(xs, ys).statistic)
 
 
 @dataclass(frozen=True)
