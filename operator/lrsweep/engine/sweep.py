@@ -174,6 +174,8 @@ def _early_stops(
     out: list[TrialRecord] = []
     earlier: list[TrialRecord] = []
     use_asha = strategies.stops_early(spec.search.strategy)
+    rungs = sweep.rungs
+    finalists = strategies.finalists(spec)
     train = [r for r in records if r.mode == "train"]
     # The first launch group (as many trials as run at once) is judged as a cohort, each
     # against all the others; every later trial against all trials launched before it.
@@ -192,10 +194,10 @@ def _early_stops(
             rule = asha.decide(
                 r,
                 peers,
-                sweep.rungs,
+                rungs,
                 eta=spec.budget.reductionFactor,
                 goal=spec.objective.goal,
-                finalists=strategies.finalists(spec),
+                finalists=finalists,
             )
             if rule.rule is asha.Rule.STOP:
                 if r.phase is TrialPhase.RUNNING:
@@ -207,7 +209,7 @@ def _early_stops(
                 # Finished before the trials it is compared with: not a result yet.
                 undecided.add(r.id)
             elif rule.rule is asha.Rule.CONTINUE and r.phase is TrialPhase.RUNNING:
-                passed = [rung for rung in sweep.rungs if rung in r.rungs]
+                passed = [rung for rung in rungs if rung in r.rungs]
                 if passed:
                     promotions.append(Promote(r.id, r.attempts, passed[-1]))
         out.append(updated)
