@@ -14,7 +14,10 @@ runtime (`lrsweep.runtime.local.run_local`, the code path of `lrsweep run`):
 3. each strategy as a user would write it: `grid` (8 log-spaced rates), `random` with
    ceil(2 x adaptive's compute) full-budget rates, `asha` (16 rates, early stopping),
    `rangeTest` with the valley and with the steepest suggestion, and `adaptive` with its
-   defaults (the default strategy: what is being measured).
+   defaults (the default strategy: what is being measured);
+4. other seeds: every chosen rate trained fully at the task's other seeds too (cached, the
+   dense grid reused), so the report can say whether a rate is good across seeds or was
+   lucky at its own (not issue 6's target; a user's final run uses a new seed).
 
 Per (task, seed, strategy) it records the chosen rate, the regret (score of the chosen rate
 at that seed / best score of the dense grid at that seed - 1), the compute in R (training
@@ -431,6 +434,15 @@ def _full_runs(
     """Every rate trained for the full budget at this seed: one grid sweep, or its cache."""
     if not fresh and (cached := _load_cache(path, digest)) is not None:
         return cached
+    truth = _train(task, seed, rates, jobs=jobs, workdir=workdir)
+    _save_cache(path, digest, task, truth)
+    return truth
+
+
+def _train(
+    task: BenchTask, seed: int, rates: Sequence[float], *, jobs: int, workdir: Path
+) -> GroundTruth:
+    """Every rate trained for the full budget at this seed, as one grid sweep."""
     search = {
         "strategy": "grid",
         "values": list(rates),
@@ -449,9 +461,7 @@ def _full_runs(
         )
         for r in sorted(decision.records, key=lambda r: r.learning_rate)
     )
-    truth = GroundTruth(task.name, seed, points, seconds=time.monotonic() - started)
-    _save_cache(path, digest, task, truth)
-    return truth
+    return GroundTruth(task.name, seed, points, seconds=time.monotonic() - started)
 
 
 def ground_truth(
@@ -503,6 +513,48 @@ def noise_floor(
     return _full_runs(
         task, truth.seed, rates, path, digest, jobs=jobs, workdir=workdir / "nudged", fresh=fresh
     )
+
+
+def other_seeds_path(cache_dir: Path, task: BenchTask, seed: int) -> tuple[Path, str]:
+    """The growing cache of full runs at rates strategies chose at the task's other seeds."""
+    digest = config_hash(task, [])  # the task alone: rates accumulate in the file
+    return cache_dir / f"{task.name}-s{seed}-others-{digest}.json", digest
+
+
+def load_other_seeds(cache_dir: Path, task: BenchTask, seed: int) -> GroundTruth | None:
+    path, digest = other_seeds_path(cache_dir, task, seed)
+    return _load_cache(path, digest)
+
+
+def other_seed_runs(
+    task: BenchTask,
+    truth: GroundTruth,
+    rates: Sequence[float],
+    *,
+    jobs: int,
+    cache_dir: Path,
+    workdir: Path,
+    fresh: bool,
+) -> GroundTruth:
+    """Full runs at `truth`'s seed of rates chosen at other seeds (cached, the file grows).
+
+    Rates of the dense grid are not trained again (the ground truth has them); the result
+    holds every other rate asked for, now or by an earlier run of the benchmark.
+    """
+    path, digest = other_seeds_path(cache_dir, task, truth.seed)
+    cached = None if fresh else _load_cache(path, digest)
+    known = {p.lr: p for p in cached.points} if cached else {}
+    dense = {p.lr for p in truth.points}
+    missing = sorted({lr for lr in rates if lr not in dense and lr not in known})
+    if not missing:
+        return cached or GroundTruth(task.name, truth.seed, ())
+    ran = _train(task, truth.seed, missing, jobs=jobs, workdir=workdir)
+    known.update({p.lr: p for p in ran.points})
+    seconds = ran.seconds + (cached.seconds if cached else 0.0)
+    points = tuple(known[lr] for lr in sorted(known))
+    result = GroundTruth(task.name, truth.seed, points, seconds=seconds)
+    _save_cache(path, digest, task, result)
+    return result
 
 
 def seed_spread(truths: Sequence[GroundTruth]) -> tuple[float | None, float]:
@@ -836,6 +888,29 @@ def run_benchmark(
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(unit) for unit in order]
         done = [run for future in futures for run in future.result()]
+    others: dict[tuple[str, int], GroundTruth] = {}
+    if len(settings.seeds) > 1:
+        for task in settings.tasks:
+            for seed in settings.seeds:
+                picked = {
+                    run.chosen_lr
+                    for run in done
+                    if run.task == task.name and run.seed != seed and run.chosen_lr is not None
+                }
+                other = other_seed_runs(
+                    task,
+                    truths[task.name, seed],
+                    sorted(picked),
+                    jobs=jobs,
+                    cache_dir=out / "ground-truth",
+                    workdir=workdir / task.name / f"s{seed}" / "others",
+                    fresh=fresh,
+                )
+                log(
+                    f"{task.name} s{seed}: {len(picked)} rates chosen at other seeds "
+                    f"({len(other.points)} off the dense grid trained here, cached)"
+                )
+                others[task.name, seed] = other
     timing = {
         "total_s": round(time.monotonic() - started, 1),
         "ground_truth_s": round(truth_seconds, 1),
@@ -851,6 +926,7 @@ def run_benchmark(
         done,
         truths,
         floors,
+        others,
         timing=timing,
         fingerprint=fingerprint,
         command=_command(),
@@ -863,6 +939,7 @@ def finish(
     runs: Sequence[Run],
     truths: Mapping[tuple[str, int], GroundTruth],
     floors: Mapping[tuple[str, int], GroundTruth],
+    others: Mapping[tuple[str, int], GroundTruth],
     **about: Any,
 ) -> dict[str, Any]:
     """Seed spreads, short-horizon checks and the summary of finished runs."""
@@ -882,7 +959,7 @@ def finish(
         for task in settings.tasks
         for seed in settings.seeds
     }
-    return summarize(settings, ordered, truths, floors, spreads, horizons, **about)
+    return summarize(settings, ordered, truths, floors, others, spreads, horizons, **about)
 
 
 def rerender(out: Path) -> dict[str, Any]:
@@ -910,11 +987,14 @@ def rerender(out: Path) -> dict[str, Any]:
                 raise SystemExit(f"no cached ground truth for {task.name} seed {seed} in {out}")
             truths[task.name, seed] = truth
     floors: dict[tuple[str, int], GroundTruth] = {}
+    others: dict[tuple[str, int], GroundTruth] = {}
     for task in settings.tasks:
         for seed in settings.seeds:
             path, digest = nudged_path(out / "ground-truth", task, truths[task.name, seed])
             if (floor := _load_cache(path, digest)) is not None:
                 floors[task.name, seed] = floor
+            if (other := load_other_seeds(out / "ground-truth", task, seed)) is not None:
+                others[task.name, seed] = other
     runs = []
     for stored in result["runs"]:
         detail = result["details"][f"{stored['task']}/s{stored['seed']}/{stored['strategy']}"]
@@ -946,6 +1026,7 @@ def rerender(out: Path) -> dict[str, Any]:
         runs,
         truths,
         floors,
+        others,
         timing=timing,
         fingerprint=result["engine"],
         command=result["command"],

@@ -246,11 +246,94 @@ def _noise_floor(
     }
 
 
+def _score_at(
+    lr: float, truth: GroundTruth, extra: GroundTruth | None
+) -> tuple[bool, float | None]:
+    """(measured, final score) of a full run at `lr` at the seed of `truth`."""
+    for source in (truth, extra):
+        for point in source.points if source else ():
+            if point.lr == lr:
+                return True, point.final
+    return False, None
+
+
+def summarize_other_seeds(
+    settings: Settings,
+    runs: Sequence[Run],
+    truths: Mapping[tuple[str, int], GroundTruth],
+    others: Mapping[tuple[str, int], GroundTruth],
+    spreads: Mapping[str, tuple[float | None, float]],
+) -> dict[str, Any] | None:
+    """Each chosen rate at every seed of its task: its mean score against the best mean.
+
+    A user trains the final model at a seed the sweep never saw, so the rate should be good
+    across seeds, not only at the one it was picked at. The reference is the dense rate
+    with the best mean final score over seeds; a rate that diverges at any seed has no mean.
+    """
+    from benchmarks.search_efficiency import STRATEGIES, TOLERANCE
+
+    if len(settings.seeds) < 2:
+        return None
+    reference: dict[str, dict[str, float]] = {}
+    for task in settings.tasks:
+        lr, sd = spreads[task.name]
+        if lr is None:
+            continue
+        mean = statistics.fmean(truths[task.name, s].finals[lr] for s in settings.seeds)
+        reference[task.name] = {"lr": lr, "mean": mean, "tolerance": max(TOLERANCE, sd)}
+    cases: list[dict[str, Any]] = []
+    for run in runs:
+        ref = reference.get(run.task)
+        if run.chosen_lr is None or ref is None:
+            continue
+        scores: dict[str, float | None] = {}
+        for seed in settings.seeds:
+            measured, score = _score_at(
+                run.chosen_lr, truths[run.task, seed], others.get((run.task, seed))
+            )
+            if seed == run.seed:
+                measured, score = True, run.score
+            if not measured:
+                break
+            scores[str(seed)] = score
+        else:
+            finite = [v for v in scores.values() if v is not None]
+            regret = (
+                statistics.fmean(finite) / ref["mean"] - 1 if len(finite) == len(scores) else None
+            )
+            cases.append(
+                {
+                    "task": run.task,
+                    "seed": run.seed,
+                    "strategy": run.strategy,
+                    "chosen_lr": run.chosen_lr,
+                    "scores_by_seed": scores,
+                    "regret": _round(regret, 5),
+                    "within_target": regret is not None and regret <= ref["tolerance"],
+                }
+            )
+    summary: dict[str, Any] = {}
+    for strategy in STRATEGIES:
+        mine = [c for c in cases if c["strategy"] == strategy]
+        regrets = [c["regret"] for c in mine if c["regret"] is not None]
+        summary[strategy] = {
+            "cases": len(mine),
+            "within_target_share": _round(
+                sum(c["within_target"] for c in mine) / len(mine) if mine else None, 4
+            ),
+            "median_regret": _round(statistics.median(regrets) if regrets else None, 5),
+            "mean_regret": _round(statistics.fmean(regrets) if regrets else None, 5),
+            "diverged_at_another_seed": len(mine) - len(regrets),
+        }
+    return {"reference": reference, "summary": summary, "runs": cases}
+
+
 def summarize(
     settings: Settings,
     runs: Sequence[Run],
     truths: Mapping[tuple[str, int], GroundTruth],
     floors: Mapping[tuple[str, int], GroundTruth],
+    others: Mapping[tuple[str, int], GroundTruth],
     spreads: Mapping[str, tuple[float | None, float]],
     horizons: Mapping[tuple[str, int], ShortHorizon],
     *,
@@ -355,6 +438,7 @@ def summarize(
         "summary": summary,
         "target": _target(summary, DEFAULT_STRATEGY),
         "noise_floor": _noise_floor(settings, truths, floors, spreads),
+        "other_seeds": summarize_other_seeds(settings, runs, truths, others, spreads),
         "summary_builtin_tasks": summary_builtin,
         "per_task": per_task,
         "short_horizon": short,
@@ -455,6 +539,34 @@ def _noise_floor_lines(floor: Mapping[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _other_seeds_lines(other: Mapping[str, Any] | None, strategies: Sequence[str]) -> list[str]:
+    if not other or not other["runs"]:
+        return []
+    lines = [
+        "## Other seeds: does the chosen rate carry over?",
+        "",
+        "A user trains the final model at a seed the sweep never saw. Each strategy's chosen "
+        "rate is also trained fully at the task's other seeds; its mean final score over all "
+        "seeds is compared with the dense rate of best mean score over seeds (regret against "
+        "that mean, within target under the same tolerance). A rate that diverges at another "
+        "seed has no mean: a miss. This is not issue 6's target, but it separates a rate that "
+        "is good from one that was lucky at its seed.",
+        "",
+        "| strategy | cases | within target | median regret | mean regret | diverged at "
+        "another seed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in strategies:
+        m = other["summary"][s]
+        share = "-" if m["within_target_share"] is None else f"{m['within_target_share']:.0%}"
+        lines.append(
+            f"| {s} | {m['cases']} | {share} | {_pct(m['median_regret'])} | "
+            f"{_pct(m['mean_regret'])} | {m['diverged_at_another_seed']} |"
+        )
+    reference = ", ".join(f"{task} {_lr(r['lr'])}" for task, r in other["reference"].items())
+    return [*lines, "", f"Best mean rate per task: {reference}.", ""]
+
+
 def low_first_rung(detail: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Tasks whose first-rung scores barely rank the contenders (mean over seeds)."""
     low = []
@@ -543,6 +655,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         ]
     lines += [
         "",
+        *_other_seeds_lines(result.get("other_seeds"), STRATEGIES),
         "## Per task: mean regret / median compute",
         "",
         "| task | " + " | ".join(STRATEGIES) + " |",
@@ -560,20 +673,35 @@ def markdown(result: Mapping[str, Any]) -> str:
         "Compute split: range test / first round (ASHA over the candidates) / later rounds "
         "(`refinement` in the JSON: a rate past an edge).",
         "",
-        "| task | seed | chosen | dense best | regret | seed sd | compute | split | within |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "`over seeds`: the regret of the chosen rate's mean score over every seed (see Other "
+        "seeds; `diverged` when it diverged at one).",
+        "",
+        "| task | seed | chosen | dense best | regret | seed sd | compute | split | within "
+        "| over seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     details = result["details"]
+    across = {
+        (c["task"], c["seed"], c["strategy"]): c
+        for c in (result.get("other_seeds") or {}).get("runs", [])
+    }
     for run in result["runs"]:
         if run["strategy"] != result["default_strategy"]:
             continue
         best = result["tasks"][run["task"]]["dense_best"][str(run["seed"])]
         split = details[f"{run['task']}/s{run['seed']}/{run['strategy']}"]["compute_breakdown"]
+        other = across.get((run["task"], run["seed"], run["strategy"]))
+        over = (
+            "-"
+            if other is None
+            else (_pct(other["regret"]) if other["regret"] is not None else "diverged")
+        )
         lines.append(
             f"| {run['task']} | {run['seed']} | {_lr(run['chosen_lr'])} | {_lr(best['lr'])} | "
             f"{_pct(run['regret'])} | {run['seed_sd']:.2%} | {run['compute_r']:.2f} R | "
             f"{split['range_test']:.2f} / {split['first_round']:.2f} / "
-            f"{split['refinement']:.2f} | {'yes' if run['within_target'] else '**no**'} |"
+            f"{split['refinement']:.2f} | {'yes' if run['within_target'] else '**no**'} | "
+            f"{over} |"
         )
     lines += [
         "",

@@ -23,18 +23,22 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+import benchmarks.search_efficiency as se
 from benchmarks.search_efficiency import (
     STRATEGIES,
     GroundTruth,
     RatePoint,
+    Run,
+    quick_settings,
     seed_spread,
     spearman,
 )
-from benchmarks.search_efficiency_report import low_first_rung
+from benchmarks.search_efficiency_report import low_first_rung, summarize_other_seeds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +62,7 @@ def test_spearman_handles_ties_and_reversed_orders() -> None:
     assert spearman([1, 1, 1], [1, 2, 3]) is None
 
 
-def test_alow_first_rung_is_flagged_from_the_contenders_mean_correlation() -> None:
+def test_a_low_first_rung_is_flagged_from_the_contenders_mean_correlation() -> None:
     detail: dict[str, dict[str, list[float | None]]] = {
         "poor": {"contenders_first_rung_by_seed": [0.1, -0.2, None]},
         "good": {"contenders_first_rung_by_seed": [0.9, 0.8, 0.7]},
@@ -77,6 +81,77 @@ def test_seed_spread_is_relative_at_the_best_mean_rate() -> None:
     assert lr == 0.2
     assert sd == pytest.approx(math.sqrt(0.005) / 0.95)
     assert seed_spread(truths[:1]) == (0.2, 0.0)
+
+
+def _run(seed: int, strategy: str, lr: float | None, score: float | None) -> Run:
+    return Run("t", seed, strategy, lr, score, None, 1.0)
+
+
+def test_other_seeds_score_the_chosen_rate_by_its_mean_over_every_seed() -> None:
+    settings = replace(quick_settings(), tasks=(replace(quick_settings().tasks[0], name="t"),))
+    settings = replace(settings, seeds=(0, 1))
+    truths = {
+        ("t", 0): _truth(0, {0.1: 1.0, 0.2: 0.8, 0.4: 0.5}),
+        ("t", 1): _truth(1, {0.1: 1.0, 0.2: 0.8, 0.4: None}),
+    }
+    # 0.3 is off the dense grid: seed 1 has it from the other-seeds runs, seed 0 does not.
+    others = {("t", 1): _truth(1, {0.3: 1.2})}
+    runs = [
+        _run(0, "grid", 0.1, 1.0),  # dense at both seeds
+        _run(0, "asha", 0.4, 0.5),  # diverges at seed 1
+        _run(0, "adaptive", 0.3, 0.6),  # its own score at seed 0, the extra run at seed 1
+        _run(1, "adaptive", 0.3, 1.2),  # seed 0 never trained 0.3: not measured
+        _run(0, "random-2x", None, None),  # no winner
+    ]
+    spreads = {"t": seed_spread([truths["t", 0], truths["t", 1]])}
+    result = summarize_other_seeds(settings, runs, truths, others, spreads)
+
+    assert result is not None
+    # The reference: 0.2, the best mean over seeds (0.4 diverged at seed 1).
+    assert result["reference"]["t"]["lr"] == 0.2
+    assert result["reference"]["t"]["mean"] == pytest.approx(0.8)
+    by = {(c["seed"], c["strategy"]): c for c in result["runs"]}
+    assert set(by) == {(0, "grid"), (0, "asha"), (0, "adaptive")}
+    assert by[0, "grid"]["regret"] == pytest.approx(1.0 / 0.8 - 1)
+    assert by[0, "grid"]["scores_by_seed"] == {"0": 1.0, "1": 1.0}
+    assert by[0, "asha"]["regret"] is None
+    assert by[0, "asha"]["within_target"] is False
+    assert by[0, "adaptive"]["regret"] == pytest.approx(0.9 / 0.8 - 1)
+    assert result["summary"]["asha"]["diverged_at_another_seed"] == 1
+    assert result["summary"]["random-2x"]["cases"] == 0
+
+
+def test_other_seeds_need_two_seeds() -> None:
+    settings = replace(quick_settings(), seeds=(0,))
+    truths = {("custom", 0): _truth(0, {0.1: 1.0})}
+    spreads = {"custom": seed_spread([truths["custom", 0]])}
+    assert summarize_other_seeds(settings, [], truths, {}, spreads) is None
+
+
+@pytest.mark.e2e
+def test_other_seed_runs_train_each_missing_rate_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = quick_settings().tasks[0]
+    truth = _truth(1, {0.1: 0.5})
+    first = se.other_seed_runs(
+        task, truth, [0.1, 0.25], jobs=1, cache_dir=tmp_path, workdir=tmp_path / "w", fresh=False
+    )
+    # 0.1 is on the dense grid: only 0.25 trained, for the full budget, at the truth's seed.
+    assert [p.lr for p in first.points] == [0.25]
+    assert first.points[0].steps_used == task.steps
+    assert first.seed == 1
+
+    def no_training(*args: object, **kwargs: object) -> GroundTruth:
+        raise AssertionError("trained a rate the cache already holds")
+
+    monkeypatch.setattr(se, "_train", no_training)
+    again = se.other_seed_runs(
+        task, truth, [0.25], jobs=1, cache_dir=tmp_path, workdir=tmp_path / "w", fresh=False
+    )
+    assert again.points == first.points
+    assert se.load_other_seeds(tmp_path, task, 1) is not None
+    assert se.load_other_seeds(tmp_path, task, 0) is None
 
 
 @pytest.mark.e2e
