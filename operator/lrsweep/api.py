@@ -72,7 +72,13 @@ class Search(_Model):
         description="Rates tried in the first round; default 6 for adaptive (its first rung "
         "is longer), 8 for the other strategies.",
     )
-    seeds: int = Field(1, ge=1, le=10, description="Training runs per rate, with seeds 0..n-1.")
+    seeds: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Training runs per rate, with seeds 0..n-1; a rate scores the mean over "
+        "them. Early stopping judges a rate by its seed-0 run; the others follow it.",
+    )
     maxTrials: int = Field(
         32, ge=1, le=MAX_TRIALS_LIMIT, description="Upper bound on trials, range test included."
     )

@@ -166,7 +166,13 @@ def range_result_of(
 def _early_stops(
     sweep: Sweep, records: list[TrialRecord]
 ) -> tuple[list[TrialRecord], list[Stop], list[Promote], set[str]]:
-    """Apply early stopping: stops, promotions past rungs, and finished-but-undecided trials."""
+    """Apply early stopping: stops, promotions past rungs, and finished-but-undecided trials.
+
+    With several seeds per rate, a rate's seed-0 trial (its lead) is what early stopping
+    judges, against the other rates' leads; the rate's other seeds follow it: promoted past
+    the rungs it passed, stopped when it stops. So a rate is kept or cut as a whole (its
+    seeds never compete with each other), and no trial waits for one launched after it.
+    """
     spec = sweep.spec
     stops: list[Stop] = []
     promotions: list[Promote] = []
@@ -177,6 +183,9 @@ def _early_stops(
     rungs = sweep.rungs
     finalists = strategies.finalists(spec)
     train = [r for r in records if r.mode == "train"]
+    # Each lead (seed-0 trial) by rate and round: as decided, the rungs it passed, and
+    # whether it finished with every comparison behind it.
+    leads: dict[tuple[float, int], tuple[TrialRecord, list[int], bool]] = {}
     # The first launch group (as many trials as run at once) is judged as a cohort, each
     # against all the others; every later trial against all trials launched before it.
     cohort = spec.search.parallelism
@@ -185,12 +194,15 @@ def _early_stops(
             out.append(r)
             continue
         index = len(earlier)
-        peers = [*earlier, *train[index + 1 : cohort]]
+        lead = leads.get((r.learning_rate, r.round)) if r.seed > 0 else None
         updated = r
         if r.phase is TrialPhase.RUNNING and r.verdict is Verdict.DIVERGED:
             updated = replace(r, phase=TrialPhase.DIVERGED)
             stops.append(Stop(r.id, r.reason))
+        elif use_asha and lead is not None:
+            updated = _follow(r, *lead, stops, promotions, undecided)
         elif use_asha and r.phase in (TrialPhase.RUNNING, TrialPhase.SUCCEEDED):
+            peers = [p for p in (*earlier, *train[index + 1 : cohort]) if p.seed == 0]
             rule = asha.decide(
                 r,
                 peers,
@@ -199,22 +211,55 @@ def _early_stops(
                 goal=spec.objective.goal,
                 finalists=finalists,
             )
+            passed = [rung for rung in rungs if rung in r.rungs]
             if rule.rule is asha.Rule.STOP:
                 if r.phase is TrialPhase.RUNNING:
                     stops.append(Stop(r.id, rule.reason))
                 # Only rungs up to the decision count: anything later depended on timing.
                 kept = {k: v for k, v in r.rungs.items() if rule.rung is None or k <= rule.rung}
                 updated = replace(r, phase=TrialPhase.STOPPED, reason=rule.reason, rungs=kept)
-            elif rule.rule is asha.Rule.WAIT and r.phase is TrialPhase.SUCCEEDED:
-                # Finished before the trials it is compared with: not a result yet.
-                undecided.add(r.id)
-            elif rule.rule is asha.Rule.CONTINUE and r.phase is TrialPhase.RUNNING:
-                passed = [rung for rung in rungs if rung in r.rungs]
-                if passed:
-                    promotions.append(Promote(r.id, r.attempts, passed[-1]))
+            elif rule.rule is asha.Rule.WAIT:
+                passed = [rung for rung in passed if rule.rung is None or rung < rule.rung]
+                if r.phase is TrialPhase.SUCCEEDED:
+                    # Finished before the trials it is compared with: not a result yet.
+                    undecided.add(r.id)
+            elif r.phase is TrialPhase.RUNNING and passed:
+                promotions.append(Promote(r.id, r.attempts, passed[-1]))
+            if r.seed == 0:
+                cleared = updated.phase is TrialPhase.SUCCEEDED and r.id not in undecided
+                leads[r.learning_rate, r.round] = (updated, passed, cleared)
+        elif r.seed == 0:
+            leads[r.learning_rate, r.round] = (updated, [], False)
         out.append(updated)
         earlier.append(updated)
     return out, stops, promotions, undecided
+
+
+def _follow(
+    r: TrialRecord,
+    lead: TrialRecord,
+    passed: list[int],
+    cleared: bool,
+    stops: list[Stop],
+    promotions: list[Promote],
+    undecided: set[str],
+) -> TrialRecord:
+    """Another seed of a rate: stopped with its lead, promoted past the rungs the lead passed."""
+    if lead.phase in (TrialPhase.STOPPED, TrialPhase.DIVERGED, TrialPhase.FAILED):
+        if r.terminal:
+            return r
+        why = f"stopped with {lead.id}, this rate's seed-0 trial ({lead.phase.value.lower()})"
+        if not r.queued:
+            stops.append(Stop(r.id, why))
+        kept = {k: v for k, v in r.rungs.items() if k in lead.rungs}
+        return replace(r, phase=TrialPhase.STOPPED, reason=why, rungs=kept)
+    if r.phase is TrialPhase.RUNNING:
+        reached = [rung for rung in passed if rung in r.rungs]
+        if reached:
+            promotions.append(Promote(r.id, r.attempts, reached[-1]))
+    elif r.phase is TrialPhase.SUCCEEDED and not cleared:
+        undecided.add(r.id)  # its rate is not through every rung yet
+    return r
 
 
 def _launch(sweep: Sweep, r: TrialRecord) -> Launch:

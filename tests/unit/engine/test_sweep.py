@@ -7,7 +7,9 @@ candidate sits there; ASHA stops
 trials early; the winner does not depend on the order in which trials progress (same
 inputs, same actions); failed attempts are retried then marked Failed; a sweep where
 nothing completes ends Failed with a reason; maxTrials caps the sweep; status round-trips
-through the API model.
+through the API model. With several seeds per rate, a rate is kept or cut as a whole (its
+seed-0 trial is judged, the other seeds follow it: they wait at a rung until it passes, stop
+with it, and count only once it is through), and the winner is the best mean over seeds.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -150,11 +153,15 @@ def test_adaptive_stops_after_its_first_round_when_the_best_is_inside() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(order_seed=st.integers(0, 10_000), strategy=st.sampled_from(["asha", "adaptive"]))
+@given(
+    order_seed=st.integers(0, 10_000),
+    strategy=st.sampled_from(["asha", "adaptive"]),
+    seeds=st.sampled_from([1, 2]),
+)
 def test_winner_does_not_depend_on_the_order_trials_progress(
-    order_seed: int, strategy: str
+    order_seed: int, strategy: str, seeds: int
 ) -> None:
-    spec = make_spec(search={"strategy": strategy})
+    spec = make_spec(search={"strategy": strategy, "seeds": seeds, "maxTrials": 64})
     reference = run(World(spec, bowl(0.02), seed=0))
     shuffled = run(World(spec, bowl(0.02), seed=order_seed))
     assert reference.best == shuffled.best
@@ -290,3 +297,93 @@ def test_a_stopped_trial_keeps_no_rung_results_beyond_its_decision() -> None:
     stopped = next(r for r in decision.records if r.id == "t000")
     assert stopped.phase is TrialPhase.STOPPED
     assert dict(stopped.rungs) == {25: 2.0}
+
+
+@pytest.mark.parametrize("strategy", ["asha", "adaptive"])
+def test_with_several_seeds_a_rate_is_kept_or_cut_as_a_whole(strategy: str) -> None:
+    spec = make_spec(search={"strategy": strategy, "seeds": 3, "maxTrials": 100})
+    decision = run(World(spec, bowl(0.03, cliff=10)))
+    by_rate: dict[tuple[float, int], list[TrialRecord]] = {}
+    for r in decision.records:
+        if r.mode == "train":
+            by_rate.setdefault((r.learning_rate, r.round), []).append(r)
+    kept = [trials for trials in by_rate.values() if trials[0].phase is TrialPhase.SUCCEEDED]
+    cut = [trials for trials in by_rate.values() if trials[0].phase is TrialPhase.STOPPED]
+    assert kept, "some rates ran every seed fully"
+    assert cut, "early stopping still cut some rates"
+    for trials in by_rate.values():
+        assert sorted(r.seed for r in trials) == [0, 1, 2]
+        phases = {r.phase for r in trials}
+        assert not {TrialPhase.SUCCEEDED, TrialPhase.STOPPED} <= phases, trials
+    followers = [r for trials in cut for r in trials if r.seed > 0]
+    assert all("this rate's seed-0 trial" in r.reason for r in followers)
+
+
+def test_with_several_seeds_the_winner_is_the_best_mean_over_every_seed() -> None:
+    spec = make_spec(search={"seeds": 3, "maxTrials": 100})
+    decision = run(World(spec, bowl(0.03, cliff=10)))
+    assert decision.best is not None
+    finals = [
+        r.rungs[300]
+        for r in decision.records
+        if r.learning_rate == decision.best.learning_rate and r.phase is TrialPhase.SUCCEEDED
+    ]
+    assert len(finals) == 3
+    assert decision.best.score == pytest.approx(sum(finals) / 3)
+
+
+def _seed_trial(index: int, seed: int, phase: TrialPhase, rungs: dict[int, float]) -> TrialRecord:
+    return TrialRecord(
+        f"t{index:03d}", 0.01, seed, phase=phase, queued=False, attempts=1, rungs=rungs
+    )
+
+
+def test_another_seed_waits_at_a_rung_until_its_rate_passes_it() -> None:
+    spec = make_spec(search={"strategy": "asha", "values": [0.01], "seeds": 2})
+    sweep = Sweep(spec, "k")
+    lead = _seed_trial(0, 0, TrialPhase.RUNNING, {})
+    other = _seed_trial(1, 1, TrialPhase.RUNNING, {25: 1.0})
+    waiting = decide(sweep, [lead, other])
+    assert waiting.promotions == ()
+    assert waiting.stops == ()
+
+    lead = replace(lead, rungs={25: 2.0})  # no peers at seed 0: the lead passes
+    passed = decide(sweep, [lead, other])
+    assert {(p.trial, p.rung) for p in passed.promotions} == {("t000", 25), ("t001", 25)}
+
+
+def test_another_seed_that_finished_first_counts_only_once_its_rate_is_through() -> None:
+    spec = make_spec(search={"strategy": "asha", "values": [0.01], "seeds": 2})
+    sweep = Sweep(spec, "k")
+    full = {25: 1.0, 75: 0.5, 225: 0.3, 300: 0.2}
+    other = _seed_trial(1, 1, TrialPhase.SUCCEEDED, full)
+    lead = _seed_trial(0, 0, TrialPhase.RUNNING, {25: 1.0, 75: 0.5})
+    early = decide(sweep, [lead, other])
+    assert not early.done
+    assert early.best is None
+
+    lead = replace(lead, phase=TrialPhase.SUCCEEDED, rungs=full)
+    late = decide(sweep, [lead, other])
+    assert late.done
+    assert late.best is not None
+    assert late.best.score == pytest.approx(0.2)
+
+
+def test_another_seed_is_stopped_with_its_rate() -> None:
+    spec = make_spec(search={"strategy": "asha", "values": [0.01, 0.03], "seeds": 2})
+    sweep = Sweep(spec, "k")
+    first = decide(sweep, [])
+    # t000/t001: 0.01 at seeds 0 and 1; t002/t003: 0.03. The cohort (parallelism 3) holds
+    # both leads, and 0.01's lead is the worse one at the first rung.
+    values = {"t000": 2.0, "t001": 0.5, "t002": 1.0}
+    records = [
+        replace(r, phase=TrialPhase.RUNNING, rungs={25: values[r.id]}, step=25, queued=False)
+        if r.id in values
+        else r
+        for r in first.records
+    ]
+    decision = decide(sweep, records)
+    assert {s.trial for s in decision.stops} == {"t000", "t001"}
+    follower = next(r for r in decision.records if r.id == "t001")
+    assert follower.phase is TrialPhase.STOPPED
+    assert "t000" in follower.reason
