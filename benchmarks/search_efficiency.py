@@ -908,7 +908,7 @@ def run_benchmark(
                 )
                 log(
                     f"{task.name} s{seed}: {len(picked)} rates chosen at other seeds "
-                    f"({len(other.points)} off the dense grid trained here, cached)"
+                    f"({len(other.points)} rates off the dense grid in its cache)"
                 )
                 others[task.name, seed] = other
     timing = {
