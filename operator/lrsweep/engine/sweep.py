@@ -196,6 +196,7 @@ def _early_stops(
         index = len(earlier)
         lead = leads.get((r.learning_rate, r.round)) if r.seed > 0 else None
         updated = r
+        passed: list[int] = []
         if r.phase is TrialPhase.RUNNING and r.verdict is Verdict.DIVERGED:
             updated = replace(r, phase=TrialPhase.DIVERGED)
             stops.append(Stop(r.id, r.reason))
@@ -225,11 +226,9 @@ def _early_stops(
                     undecided.add(r.id)
             elif r.phase is TrialPhase.RUNNING and passed:
                 promotions.append(Promote(r.id, r.attempts, passed[-1]))
-            if r.seed == 0:
-                cleared = updated.phase is TrialPhase.SUCCEEDED and r.id not in undecided
-                leads[r.learning_rate, r.round] = (updated, passed, cleared)
-        elif r.seed == 0:
-            leads[r.learning_rate, r.round] = (updated, [], False)
+        if r.seed == 0:
+            cleared = updated.phase is TrialPhase.SUCCEEDED and r.id not in undecided
+            leads[r.learning_rate, r.round] = (updated, passed, cleared)
         out.append(updated)
         earlier.append(updated)
     return out, stops, promotions, undecided
