@@ -5,7 +5,8 @@ script (reporting API) sweeps with explicit values, and crashing trials get a fa
 while the sweep goes on; a trial serving garbage metrics gets a reason; bad input exits 2
 with a one-line error (missing file, invalid YAML, unknown field, min >= max, a command that
 does not exist, an unknown task); Ctrl-C stops every trial process and writes the partial
-result.
+result; ASHA's stopped trials spend no steps past their rung; with two seeds per rate, each
+rate is kept or cut whole and the winner scores the mean of its seeds.
 """
 
 from __future__ import annotations
@@ -210,3 +211,26 @@ def test_asha_stops_trials_at_their_rung_instead_of_letting_them_run_on(tmp_path
         last_rung = max(int(step) for step in trial["rungs"])
         # Paused at the rung until the decision came: no steps spent beyond it.
         assert trial["step"] == last_rung, trial
+
+
+def test_with_two_seeds_each_rate_is_kept_or_cut_whole_and_scores_its_mean(
+    tmp_path: Path,
+) -> None:
+    values = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
+    path = toy_sweep(tmp_path, {"strategy": "asha", "values": values, "seeds": 2})
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    by_rate: dict[float, list[dict[str, Any]]] = {}
+    for trial in result["trials"].values():
+        by_rate.setdefault(trial["learningRate"], []).append(trial)
+    assert sorted(by_rate) == values
+    for rate, trials in by_rate.items():
+        assert sorted(t["seed"] for t in trials) == [0, 1], rate
+        phases = {t["phase"] for t in trials}
+        assert not {"Succeeded", "Stopped"} <= phases, (rate, phases)
+    assert any(t["phase"] == "Stopped" for t in result["trials"].values())
+    best = by_rate[result["bestLearningRate"]]
+    assert [t["phase"] for t in best] == ["Succeeded", "Succeeded"]
+    finals = [t["rungs"]["100"] for t in best]
+    assert result["bestScore"] == pytest.approx(sum(finals) / 2)
