@@ -11,7 +11,10 @@ the noise floor has full runs 2% either side of the dense best, cached beside th
 truth; the markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
 from the stored runs and the cached ground truth without running anything. Helpers
 (Spearman with ties, the seed spread, the low-first-rung flag) are checked on small
-hand-made inputs.
+hand-made inputs. Other seeds: a pick is scored by its mean over every seed against the
+best mean dense rate (a pick that diverges at another seed has no mean; one not trained at
+every seed is left out; one seed gives no section), and the runs at other seeds train only
+rates neither the dense grid nor their growing cache already has.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
