@@ -1017,10 +1017,9 @@ def rerender(out: Path) -> dict[str, Any]:
                 message=detail["message"],
             )
         )
-    timing = {
-        "ground_truth_compute_s": round(sum(t.seconds for t in truths.values()), 1),
-        **result["timing"],
-    }
+    # Results from before it was recorded lack the ground truth's compute time.
+    timing = dict(result["timing"])
+    timing.setdefault("ground_truth_compute_s", round(sum(t.seconds for t in truths.values()), 1))
     return finish(
         settings,
         runs,

@@ -288,11 +288,12 @@ def summarize_other_seeds(
             continue
         scores: dict[str, float | None] = {}
         for seed in settings.seeds:
+            if seed == run.seed:
+                scores[str(seed)] = run.score
+                continue
             measured, score = _score_at(
                 run.chosen_lr, truths[run.task, seed], others.get((run.task, seed))
             )
-            if seed == run.seed:
-                measured, score = True, run.score
             if not measured:
                 break
             scores[str(seed)] = score

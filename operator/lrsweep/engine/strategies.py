@@ -170,7 +170,7 @@ def adaptive(ctx: Context) -> list[Proposal]:
     if not ctx.train:
         lo, hi = adaptive_bounds(ctx.range_result, search.min, search.max)
         # The most promising rates first: they set a high bar early, so early stopping
-        # cuts the poor ones at the first rung.
+        # cuts the poor ones at their first comparison.
         center = ctx.range_result.valley if ctx.range_result else math.sqrt(lo * hi)
         rates = space.nearest_first(space.log_grid(lo, hi, search.candidate_count), center)
         return _each_seed(rates, search.seeds)
