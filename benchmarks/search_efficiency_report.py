@@ -19,6 +19,8 @@ TARGET_MEDIAN_COMPUTE = 4.0
 LOW_CORRELATION = 0.5
 # Scores of the same (task, rate, seed) must agree this closely wherever they ran.
 DETERMINISM_TOLERANCE = 1e-9
+# For scale: exhaustive grids made of every k-th dense rate, for these k.
+SPARSER_GRID_STEPS = (2, 3, 4, 5)
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -246,6 +248,63 @@ def _noise_floor(
     }
 
 
+def sparser_grids(
+    settings: Settings,
+    truths: Mapping[tuple[str, int], GroundTruth],
+    spreads: Mapping[str, tuple[float | None, float]],
+    steps: Sequence[int] = SPARSER_GRID_STEPS,
+) -> list[dict[str, Any]]:
+    """What an exhaustive grid k times sparser than the dense one achieves, for scale.
+
+    Every k-th dense rate, from each of the k possible first rates, is a grid whose rates
+    all ran for the full budget in the ground truth (nothing new is trained); it picks the
+    rate with the best final score at the seed, and its compute is its number of rates in R.
+    A grid whose rates all diverged has no pick: a miss.
+    """
+    from benchmarks.search_efficiency import TOLERANCE
+
+    rows: list[dict[str, Any]] = []
+    for step in steps:
+        grids: list[tuple[str, float | None, int]] = []  # (task, regret, rates)
+        for task in settings.tasks:
+            for seed in settings.seeds:
+                truth = truths[task.name, seed]
+                points = sorted(truth.points, key=lambda p: p.lr)
+                if step >= len(points):
+                    continue
+                _, best = truth.best
+                for first in range(step):
+                    finals = [p.final for p in points[first::step] if p.final is not None]
+                    regret = min(finals) / best - 1 if finals else None
+                    grids.append((task.name, regret, len(points[first::step])))
+        if not grids:
+            continue
+
+        def within(task: str, regret: float | None) -> bool:
+            return regret is not None and regret <= max(TOLERANCE, spreads[task][1])
+
+        regrets = [r for _, r, _ in grids if r is not None]
+        by_task: dict[str, list[bool]] = {}
+        for task_name, regret, _ in grids:
+            by_task.setdefault(task_name, []).append(within(task_name, regret))
+        rows.append(
+            {
+                "every": step,
+                "grids": len(grids),
+                "mean_compute_r": round(statistics.fmean(n for *_, n in grids), 2),
+                "within_target_share": round(
+                    sum(within(t, r) for t, r, _ in grids) / len(grids), 4
+                ),
+                "mean_regret": _round(statistics.fmean(regrets) if regrets else None, 5),
+                "median_regret": _round(statistics.median(regrets) if regrets else None, 5),
+                "within_target_by_task": {
+                    t: round(sum(hits) / len(hits), 4) for t, hits in by_task.items()
+                },
+            }
+        )
+    return rows
+
+
 def _score_at(
     lr: float, truth: GroundTruth, extra: GroundTruth | None
 ) -> tuple[bool, float | None]:
@@ -439,6 +498,7 @@ def summarize(
         "summary": summary,
         "target": _target(summary, DEFAULT_STRATEGY),
         "noise_floor": _noise_floor(settings, truths, floors, spreads),
+        "sparser_grids": sparser_grids(settings, truths, spreads),
         "other_seeds": summarize_other_seeds(settings, runs, truths, others, spreads),
         "summary_builtin_tasks": summary_builtin,
         "per_task": per_task,
@@ -540,6 +600,38 @@ def _noise_floor_lines(floor: Mapping[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def _sparser_grid_lines(result: Mapping[str, Any], spacing: float) -> list[str]:
+    rows = result.get("sparser_grids")
+    if not rows:
+        return []
+    mine = result["summary"][result["default_strategy"]]
+    tasks = list(rows[0]["within_target_by_task"])
+    lines = [
+        "## For scale: exhaustive grids sparser than the dense one",
+        "",
+        "Every k-th rate of the dense grid, from each of the k possible first rates, as a grid "
+        "that trains every rate for the full budget and picks the best final score at the "
+        "seed. Read from the ground truth (no new runs); compute is the number of rates. "
+        f"For comparison, `{result['default_strategy']}` is within target in "
+        f"{mine['within_target_share']:.0%} of cases at a median {mine['median_compute_r']:.2f} R.",
+        "",
+        "| grid | spacing | compute | grids | within target | mean regret | median regret | "
+        + " | ".join(tasks)
+        + " |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(tasks),
+    ]
+    for row in rows:
+        every = row["every"]
+        by_task = " | ".join(f"{row['within_target_by_task'][t]:.0%}" for t in tasks)
+        lines.append(
+            f"| 1 in {every} dense rates | "
+            f"x{spacing**every:.2f} | {row['mean_compute_r']:.1f} R | {row['grids']} | "
+            f"{row['within_target_share']:.0%} | {_pct(row['mean_regret'])} | "
+            f"{_pct(row['median_regret'])} | {by_task} |"
+        )
+    return [*lines, ""]
+
+
 def _other_seeds_lines(other: Mapping[str, Any] | None, strategies: Sequence[str]) -> list[str]:
     if not other or not other["runs"]:
         return []
@@ -637,6 +729,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"**Target met: {'yes' if target['met'] else 'no'}.**",
         "",
         *_noise_floor_lines(result.get("noise_floor")),
+        *_sparser_grid_lines(result, spacing),
         "## Per strategy (all tasks and seeds)",
         "",
         "Mean regret is over cases with a winner; a sweep with no winner (its full runs "

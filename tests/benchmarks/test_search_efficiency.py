@@ -8,13 +8,15 @@ strategy with a chosen rate, finite regret and compute above zero, the seed spre
 summary per strategy, the target check, a short-horizon correlation per task, and the
 determinism check (full runs of the same rate and seed score the same in every sweep);
 the noise floor has full runs 2% either side of the dense best, cached beside the ground
-truth; the markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
+truth; the sparser grids (every k-th dense rate, from the ground truth) are reported; the
+markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
 from the stored runs and the cached ground truth without running anything. Helpers
 (Spearman with ties, the seed spread, the low-first-rung flag) are checked on small
-hand-made inputs. Other seeds: a pick is scored by its mean over every seed against the
-best mean dense rate (a pick that diverges at another seed has no mean; one not trained at
-every seed is left out; one seed gives no section), and the runs at other seeds train only
-rates neither the dense grid nor their growing cache already has.
+hand-made inputs, and so is a sparser grid's pick from every offset. Other seeds: a pick
+is scored by its mean over every seed against the best mean dense rate (a pick that
+diverges at another seed has no mean; one not trained at every seed is left out; one seed
+gives no section), and the runs at other seeds train only rates neither the dense grid nor
+their growing cache already has.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -41,7 +43,11 @@ from benchmarks.search_efficiency import (
     seed_spread,
     spearman,
 )
-from benchmarks.search_efficiency_report import low_first_rung, summarize_other_seeds
+from benchmarks.search_efficiency_report import (
+    low_first_rung,
+    sparser_grids,
+    summarize_other_seeds,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,6 +135,28 @@ def test_other_seeds_need_two_seeds() -> None:
     truths = {("custom", 0): _truth(0, {0.1: 1.0})}
     spreads = {"custom": seed_spread([truths["custom", 0]])}
     assert summarize_other_seeds(settings, [], truths, {}, spreads) is None
+
+
+def test_sparser_grids_pick_their_best_rate_from_every_offset() -> None:
+    settings = replace(quick_settings(), tasks=(replace(quick_settings().tasks[0], name="t"),))
+    settings = replace(settings, seeds=(0,))
+    truths = {("t", 0): _truth(0, {0.8: 0.6, 0.1: 1.0, 0.4: None, 0.2: 0.5})}
+    spreads = {"t": (0.2, 0.1)}  # tolerance: regret <= 10%
+
+    rows = {row["every"]: row for row in sparser_grids(settings, truths, spreads, (2, 3, 4))}
+
+    # 1 in 2, in rate order: {0.1, 0.4} picks 0.1 (0.4 diverged), {0.2, 0.8} picks 0.2.
+    assert rows[2]["grids"] == 2
+    assert rows[2]["mean_compute_r"] == 2
+    assert rows[2]["within_target_share"] == 0.5
+    assert rows[2]["mean_regret"] == pytest.approx(0.5)  # (1.0 / 0.5 - 1 + 0) / 2
+    # 1 in 3: {0.1, 0.8} picks 0.8 (+20%), {0.2} hits, {0.4} diverged: no pick, a miss.
+    assert rows[3]["grids"] == 3
+    assert rows[3]["within_target_share"] == pytest.approx(1 / 3, abs=1e-4)
+    assert rows[3]["mean_regret"] == pytest.approx(0.1)
+    assert rows[3]["within_target_by_task"] == {"t": pytest.approx(1 / 3, abs=1e-4)}
+    # One rate per grid is no grid at all.
+    assert 4 not in rows
 
 
 @pytest.mark.e2e
@@ -234,6 +262,13 @@ def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
     assert nudged[1] == pytest.approx(best_lr * floor["nudge"], rel=1e-3)
     assert floor["within_target"] == sum(r["within_target"] for r in floor["runs"])
     assert len(list((tmp_path / "ground-truth").glob("custom-s0-nudged-*.json"))) == 1
+
+    # For scale, exhaustive grids of every k-th dense rate, from the ground truth alone.
+    sparser = result["sparser_grids"]
+    assert [row["every"] for row in sparser] == [2, 3, 4, 5]
+    for row in sparser:
+        assert row["grids"] == row["every"]  # one task, one seed: one grid per offset
+        assert 0 <= row["within_target_share"] <= 1
 
     report = (tmp_path / "search-efficiency.md").read_text()
     assert result["command"] in report
