@@ -35,6 +35,9 @@ launch group (parallelism trials) as a cohort, so parallelism is part of the str
 measured, not a machine setting. `--jobs N` sets the ground-truth sweeps' parallelism (they
 run one after the other) and how many strategy sweeps run at once. Decisions depend on the
 curves alone, never on timing, so --jobs changes wall time only.
+
+Ctrl-C or SIGTERM stops every sweep and its trial processes and exits with 130; finished
+ground-truth sweeps and strategy runs stay cached, so the same command resumes.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ import hashlib
 import json
 import math
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,6 +58,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from scipy import stats
@@ -89,6 +94,28 @@ TOLERANCE = 0.01
 # The noise floor: full runs at each seed's dense-best rate times and divided by NUDGE.
 NUDGE = 1.02
 REDUCTION_FACTOR = 3
+EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
+
+
+# Set when the strategy sweeps (worker threads) are interrupted by Ctrl-C or SIGTERM, or
+# one of them failed: every sweep still running stops its trials and raises
+# SweepInterruptedError at its next decision. (Sweeps in the main thread stop through the
+# KeyboardInterrupt itself.)
+STOP = threading.Event()
+
+
+class SweepInterruptedError(Exception):
+    """The benchmark was asked to stop before this sweep finished."""
+
+
+def run_sweep_doc(doc: LRSweep, workdir: Path) -> Decision:
+    """`run_local`, abandoned at its next decision once STOP is set (its trials stopped)."""
+
+    def check(decision: Decision) -> None:
+        if STOP.is_set():
+            raise SweepInterruptedError(doc.metadata.name)
+
+    return run_local(doc, workdir, on_decision=check)
 
 
 @dataclass(frozen=True)
@@ -450,7 +477,7 @@ def _train(
         "parallelism": jobs,
     }
     started = time.monotonic()
-    decision = run_local(sweep_doc(task, seed, "dense", search), workdir)
+    decision = run_sweep_doc(sweep_doc(task, seed, "dense", search), workdir)
     points = tuple(
         RatePoint(
             lr=r.learning_rate,
@@ -691,7 +718,7 @@ def run_strategy(
 ) -> Run:
     started = time.monotonic()
     doc = sweep_doc(task, seed, label, {**search, "parallelism": parallelism})
-    decision = run_local(doc, workdir / label)
+    decision = run_sweep_doc(doc, workdir / label)
     _, best_score = truth.best
     chosen = decision.best
     regret = chosen.score / best_score - 1 if chosen is not None else None
@@ -827,6 +854,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     lock = threading.Lock()
     started = time.monotonic()
+    STOP.clear()
     fingerprint = engine_fingerprint()  # before anything runs: the engine that decided
 
     def log(line: str) -> None:
@@ -886,8 +914,15 @@ def run_benchmark(
     # The longest units (adaptive, then random) of every case first, the short ones last.
     order = [unit for position in range(len(units[0])) for unit in (u[position] for u in units)]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(unit) for unit in order]
-        done = [run for future in futures for run in future.result()]
+        try:
+            futures = [pool.submit(unit) for unit in order]
+            done = [run for future in futures for run in future.result()]
+        except BaseException:
+            # Interrupted (or a unit failed): the sweeps still running in other threads stop
+            # their trials at their next decision, queued ones never start.
+            STOP.set()
+            pool.shutdown(cancel_futures=True)
+            raise
     others: dict[tuple[str, int], GroundTruth] = {}
     if len(settings.seeds) > 1:
         for task in settings.tasks:
@@ -1043,6 +1078,11 @@ def _command() -> str:
     return shlex.join([".venv/bin/python", "-m", "benchmarks.search_efficiency", *args])
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM stops the benchmark the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run (~2 minutes)")
@@ -1083,18 +1123,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     from benchmarks.search_efficiency_report import write_outputs
 
-    if args.rerender:
-        result = rerender(out)
-    elif args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        result = run_benchmark(
-            settings, jobs=args.jobs, out=out, workdir=args.workdir, fresh=args.fresh
-        )
-    else:
-        with tempfile.TemporaryDirectory(prefix="lrsweep-se-") as tmp:
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if args.rerender:
+            result = rerender(out)
+        elif args.workdir is not None:
+            args.workdir.mkdir(parents=True, exist_ok=True)
             result = run_benchmark(
-                settings, jobs=args.jobs, out=out, workdir=Path(tmp), fresh=args.fresh
+                settings, jobs=args.jobs, out=out, workdir=args.workdir, fresh=args.fresh
             )
+        else:
+            with tempfile.TemporaryDirectory(prefix="lrsweep-se-") as tmp:
+                result = run_benchmark(
+                    settings, jobs=args.jobs, out=out, workdir=Path(tmp), fresh=args.fresh
+                )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: every trial process is stopped; finished sweeps stay cached in "
+            f"{out / 'ground-truth'} and {out / 'cache'}, so the same command resumes",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_INTERRUPTED) from None
     write_outputs(result, out, STEM)
     print(json.dumps({"summary": result["summary"], "target": result["target"]}, indent=2))
 

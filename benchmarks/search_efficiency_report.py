@@ -181,6 +181,14 @@ def _determinism(runs: Sequence[Run], truths: Mapping[tuple[str, int], GroundTru
     return {"compared": compared, "mismatches": mismatches}
 
 
+def share_interval(hits: int, cases: int) -> list[float]:
+    """Exact (Clopper-Pearson) 95% interval of a share measured as hits out of cases."""
+    from scipy import stats
+
+    interval = stats.binomtest(hits, cases).proportion_ci(confidence_level=0.95)
+    return [round(float(interval.low), 4), round(float(interval.high), 4)]
+
+
 def _target(summary: Mapping[str, Mapping[str, Any]], default: str) -> dict[str, Any]:
     mine = summary[default]
     mean = mine["mean_regret"]
@@ -190,11 +198,17 @@ def _target(summary: Mapping[str, Mapping[str, Any]], default: str) -> dict[str,
         met = mean is not None and (theirs is None or mean < theirs)
         return {"value": mean, "other": theirs, "met": met}
 
+    hits = round(mine["within_target_share"] * mine["cases"])
     checks = {
         "within_share": {
             "value": mine["within_target_share"],
             "required": TARGET_SHARE,
             "met": mine["within_target_share"] >= TARGET_SHARE,
+            "cases": mine["cases"],
+            "hits": hits,
+            # How precisely so few cases measure the share: the exact (Clopper-Pearson) 95%
+            # interval of a binomial proportion. Context only; `met` compares the share.
+            "interval_95": share_interval(hits, mine["cases"]),
         },
         "median_compute_r": {
             "value": mine["median_compute_r"],
@@ -548,6 +562,14 @@ def _lr(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
+def _share_with_interval(check: Mapping[str, Any]) -> str:
+    text = f"{check['value']:.0%}"
+    if "interval_95" not in check:  # results from before it was recorded
+        return text
+    low, high = check["interval_95"]
+    return f"{text} ({check['hits']} of {check['cases']}; 95% interval {low:.0%}-{high:.0%})"
+
+
 def _yes(met: bool) -> str:
     return "yes" if met else "**no**"
 
@@ -709,7 +731,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
         "| criterion | value | required | met |",
         "|---|---|---|---|",
-        f"| cases within target | {target['within_share']['value']:.0%} | >= 90% | "
+        f"| cases within target | {_share_with_interval(target['within_share'])} | >= 90% | "
         f"{_yes(target['within_share']['met'])} |",
         f"| median compute | {target['median_compute_r']['value']:.2f} R | <= 4 R | "
         f"{_yes(target['median_compute_r']['met'])} |",
@@ -728,6 +750,15 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
         f"**Target met: {'yes' if target['met'] else 'no'}.**",
         "",
+        *(
+            [
+                "The 95% interval (exact binomial) says how precisely this many cases measure "
+                "the share; the target compares the measured share itself.",
+                "",
+            ]
+            if "interval_95" in target["within_share"]
+            else []
+        ),
         *_noise_floor_lines(result.get("noise_floor")),
         *_sparser_grid_lines(result, spacing),
         "## Per strategy (all tasks and seeds)",

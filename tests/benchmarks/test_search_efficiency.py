@@ -11,12 +11,14 @@ the noise floor has full runs 2% either side of the dense best, cached beside th
 truth; the sparser grids (every k-th dense rate, from the ground truth) are reported; the
 markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
 from the stored runs and the cached ground truth without running anything. Helpers
-(Spearman with ties, the seed spread, the low-first-rung flag) are checked on small
-hand-made inputs, and so is a sparser grid's pick from every offset. Other seeds: a pick
-is scored by its mean over every seed against the best mean dense rate (a pick that
-diverges at another seed has no mean; one not trained at every seed is left out; one seed
-gives no section), and the runs at other seeds train only rates neither the dense grid nor
-their growing cache already has.
+(Spearman with ties, the seed spread, the low-first-rung flag, the exact binomial interval
+of a share, a sparser grid's pick from every offset) are checked on small hand-made inputs.
+Other seeds: a pick is scored by its mean over every seed against the best mean dense rate
+(a pick that diverges at another seed has no mean; one not trained at every seed is left
+out; one seed gives no section), and the runs at other seeds train only rates neither the
+dense grid nor their growing cache already has. SIGTERM stops the benchmark with exit
+code 130 and no trial process left running, both while the ground truth runs (main thread)
+and while strategy sweeps run in worker threads.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -26,8 +28,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,6 +50,7 @@ from benchmarks.search_efficiency import (
 )
 from benchmarks.search_efficiency_report import (
     low_first_rung,
+    share_interval,
     sparser_grids,
     summarize_other_seeds,
 )
@@ -135,6 +141,16 @@ def test_other_seeds_need_two_seeds() -> None:
     truths = {("custom", 0): _truth(0, {0.1: 1.0})}
     spreads = {"custom": seed_spread([truths["custom", 0]])}
     assert summarize_other_seeds(settings, [], truths, {}, spreads) is None
+
+
+def test_share_interval_is_the_exact_binomial_one() -> None:
+    # Closed forms at the extremes: 0 of n has upper bound 1 - 0.025^(1/n), n of n has
+    # lower bound 0.025^(1/n).
+    assert share_interval(0, 10) == [0.0, pytest.approx(1 - 0.025 ** (1 / 10), abs=1e-4)]
+    assert share_interval(10, 10) == [pytest.approx(0.025 ** (1 / 10), abs=1e-4), 1.0]
+    low, high = share_interval(11, 15)
+    assert low < 11 / 15 < high
+    assert share_interval(22, 30)[1] - share_interval(22, 30)[0] < high - low
 
 
 def test_sparser_grids_pick_their_best_rate_from_every_offset() -> None:
@@ -292,3 +308,55 @@ def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
     assert rerendered["runs"] == result["runs"]
     assert rerendered["summary"] == result["summary"]
     assert (tmp_path / "search-efficiency.md").read_text() == report
+
+
+def _processes_under(workdir: Path) -> list[int]:
+    """Live processes whose environment names `workdir` (Linux /proc; a trial's environment
+    holds its summary path, which is under the sweep's workdir)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if str(workdir).encode() in (entry / "environ").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:  # gone, or not ours to read
+            continue
+    return pids
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "sweep",
+    [
+        "dense",  # the ground truth, in the main thread
+        "adaptive",  # a strategy sweep, in a worker thread
+    ],
+)
+def test_sigterm_stops_the_benchmark_and_every_trial_process(tmp_path: Path, sweep: str) -> None:
+    workdir = tmp_path / "work"
+    bench = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "benchmarks.search_efficiency", "--quick", "--jobs", "2"),
+            *("--out", str(tmp_path / "out"), "--workdir", str(workdir)),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (
+            list(workdir.glob(f"custom/s0/{sweep}/trials/*.log")) and _processes_under(workdir)
+        ):
+            assert bench.poll() is None, bench.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, f"no {sweep} trial started in 300 s"
+            time.sleep(0.2)
+        os.kill(bench.pid, signal.SIGTERM)
+        _, stderr = bench.communicate(timeout=60)
+    finally:
+        bench.kill()
+    assert _processes_under(workdir) == []
+    assert bench.returncode == 130, stderr[-3000:]
+    assert "interrupted" in stderr
