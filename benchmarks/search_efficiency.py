@@ -97,10 +97,10 @@ REDUCTION_FACTOR = 3
 EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
 
 
-# Set when the strategy sweeps (worker threads) are interrupted by Ctrl-C or SIGTERM, or
-# one of them failed: every sweep still running stops its trials and raises
-# SweepInterruptedError at its next decision. (Sweeps in the main thread stop through the
-# KeyboardInterrupt itself.)
+# Set on Ctrl-C or SIGTERM, or when a strategy sweep failed: every sweep still running, in
+# the main thread or a worker thread, stops its trials and raises SweepInterruptedError at
+# its next decision. (No exception is raised asynchronously into whatever the main thread
+# is doing, such as waiting on a future's lock.)
 STOP = threading.Event()
 
 
@@ -1079,8 +1079,10 @@ def _command() -> str:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM stops the benchmark the way Ctrl-C does."""
-    raise KeyboardInterrupt
+    """Ctrl-C or SIGTERM: every sweep stops at its next decision; a second one stops at once."""
+    if STOP.is_set():
+        raise KeyboardInterrupt
+    STOP.set()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -1123,6 +1125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     from benchmarks.search_efficiency_report import write_outputs
 
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.rerender:
@@ -1137,7 +1140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 result = run_benchmark(
                     settings, jobs=args.jobs, out=out, workdir=Path(tmp), fresh=args.fresh
                 )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SweepInterruptedError):
         print(
             f"interrupted: every trial process is stopped; finished sweeps stay cached in "
             f"{out / 'ground-truth'} and {out / 'cache'}, so the same command resumes",

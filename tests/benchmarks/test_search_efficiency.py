@@ -16,9 +16,9 @@ of a share, a sparser grid's pick from every offset) are checked on small hand-m
 Other seeds: a pick is scored by its mean over every seed against the best mean dense rate
 (a pick that diverges at another seed has no mean; one not trained at every seed is left
 out; one seed gives no section), and the runs at other seeds train only rates neither the
-dense grid nor their growing cache already has. SIGTERM stops the benchmark with exit
-code 130 and no trial process left running, both while the ground truth runs (main thread)
-and while strategy sweeps run in worker threads.
+dense grid nor their growing cache already has. SIGTERM or Ctrl-C stops the benchmark with
+exit code 130 and no trial process left running, both while the ground truth runs (main
+thread) and while strategy sweeps run in worker threads.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -327,13 +327,16 @@ def _processes_under(workdir: Path) -> list[int]:
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(
-    "sweep",
+    ("sweep", "signum"),
     [
-        "dense",  # the ground truth, in the main thread
-        "adaptive",  # a strategy sweep, in a worker thread
+        ("dense", signal.SIGTERM),  # the ground truth, in the main thread
+        ("adaptive", signal.SIGTERM),  # a strategy sweep, in a worker thread
+        ("adaptive", signal.SIGINT),  # Ctrl-C
     ],
 )
-def test_sigterm_stops_the_benchmark_and_every_trial_process(tmp_path: Path, sweep: str) -> None:
+def test_a_signal_stops_the_benchmark_and_every_trial_process(
+    tmp_path: Path, sweep: str, signum: signal.Signals
+) -> None:
     workdir = tmp_path / "work"
     bench = subprocess.Popen(
         [
@@ -353,7 +356,7 @@ def test_sigterm_stops_the_benchmark_and_every_trial_process(tmp_path: Path, swe
             assert bench.poll() is None, bench.communicate()[1][-3000:]
             assert time.monotonic() < deadline, f"no {sweep} trial started in 300 s"
             time.sleep(0.2)
-        os.kill(bench.pid, signal.SIGTERM)
+        os.kill(bench.pid, signum)
         _, stderr = bench.communicate(timeout=60)
     finally:
         bench.kill()
