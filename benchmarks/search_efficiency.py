@@ -276,7 +276,9 @@ class Settings:
     strategy_parallelism: int = STRATEGY_PARALLELISM
 
 
-FULL = Settings(tasks=TASKS, seeds=(0, 1, 2), dense_points=35, grid_points=8, asha_candidates=16)
+FULL = Settings(
+    tasks=TASKS, seeds=(0, 1, 2, 3, 4), dense_points=35, grid_points=8, asha_candidates=16
+)
 
 
 def quick_settings() -> Settings:
