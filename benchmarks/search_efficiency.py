@@ -94,6 +94,13 @@ TOLERANCE = 0.01
 # The noise floor: full runs at each seed's dense-best rate times and divided by NUDGE.
 NUDGE = 1.02
 REDUCTION_FACTOR = 3
+
+
+def within_target(regret: float | None, seed_sd: float) -> bool:
+    """A hit: a regret (None: no winner, a miss) at or below max(TOLERANCE, seed_sd)."""
+    return regret is not None and regret <= max(TOLERANCE, seed_sd)
+
+
 EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
 
 
@@ -689,7 +696,7 @@ class Run:
     message: str = ""
 
     def within(self) -> bool:
-        return self.regret is not None and self.regret <= max(TOLERANCE, self.seed_sd)
+        return within_target(self.regret, self.seed_sd)
 
 
 def _range_test_of(decision: Decision, task: BenchTask) -> dict[str, float | None] | None:

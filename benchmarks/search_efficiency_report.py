@@ -31,6 +31,7 @@ def _strategy_summary(runs: Sequence[Run]) -> dict[str, Any]:
     regrets = [r.regret for r in runs if r.regret is not None]
     return {
         "cases": len(runs),
+        "within_target": sum(r.within() for r in runs),
         "within_target_share": round(sum(r.within() for r in runs) / len(runs), 4),
         "within_1pct_share": round(
             sum(r.regret is not None and r.regret <= 0.01 for r in runs) / len(runs), 4
@@ -198,17 +199,16 @@ def _target(summary: Mapping[str, Mapping[str, Any]], default: str) -> dict[str,
         met = mean is not None and (theirs is None or mean < theirs)
         return {"value": mean, "other": theirs, "met": met}
 
-    hits = round(mine["within_target_share"] * mine["cases"])
     checks = {
         "within_share": {
             "value": mine["within_target_share"],
             "required": TARGET_SHARE,
             "met": mine["within_target_share"] >= TARGET_SHARE,
             "cases": mine["cases"],
-            "hits": hits,
+            "hits": mine["within_target"],
             # How precisely so few cases measure the share: the exact (Clopper-Pearson) 95%
             # interval of a binomial proportion. Context only; `met` compares the share.
-            "interval_95": share_interval(hits, mine["cases"]),
+            "interval_95": share_interval(mine["within_target"], mine["cases"]),
         },
         "median_compute_r": {
             "value": mine["median_compute_r"],
@@ -229,7 +229,7 @@ def _noise_floor(
     spreads: Mapping[str, tuple[float | None, float]],
 ) -> dict[str, Any] | None:
     """Regret of full runs 2% either side of each seed's dense-best rate, and how many hit."""
-    from benchmarks.search_efficiency import NUDGE, TOLERANCE
+    from benchmarks.search_efficiency import NUDGE, within_target
 
     if not floors:
         return None
@@ -240,7 +240,6 @@ def _noise_floor(
             if floor is None:
                 continue
             best_lr, best = truths[task.name, seed].best
-            tolerance = max(TOLERANCE, spreads[task.name][1])
             for point in floor.points:
                 regret = None if point.final is None else point.final / best - 1
                 cases.append(
@@ -250,7 +249,7 @@ def _noise_floor(
                         "dense_best_lr": best_lr,
                         "lr": point.lr,
                         "regret": _round(regret, 5),
-                        "within_target": regret is not None and regret <= tolerance,
+                        "within_target": within_target(regret, spreads[task.name][1]),
                     }
                 )
     hits = sum(bool(c["within_target"]) for c in cases)
@@ -275,7 +274,7 @@ def sparser_grids(
     rate with the best final score at the seed, and its compute is its number of rates in R.
     A grid whose rates all diverged has no pick: a miss.
     """
-    from benchmarks.search_efficiency import TOLERANCE
+    from benchmarks.search_efficiency import within_target
 
     rows: list[dict[str, Any]] = []
     for step in steps:
@@ -293,22 +292,17 @@ def sparser_grids(
                     grids.append((task.name, regret, len(points[first::step])))
         if not grids:
             continue
-
-        def within(task: str, regret: float | None) -> bool:
-            return regret is not None and regret <= max(TOLERANCE, spreads[task][1])
-
         regrets = [r for _, r, _ in grids if r is not None]
         by_task: dict[str, list[bool]] = {}
         for task_name, regret, _ in grids:
-            by_task.setdefault(task_name, []).append(within(task_name, regret))
+            by_task.setdefault(task_name, []).append(within_target(regret, spreads[task_name][1]))
+        hits = sum(sum(h) for h in by_task.values())
         rows.append(
             {
                 "every": step,
                 "grids": len(grids),
                 "mean_compute_r": round(statistics.fmean(n for *_, n in grids), 2),
-                "within_target_share": round(
-                    sum(within(t, r) for t, r, _ in grids) / len(grids), 4
-                ),
+                "within_target_share": round(hits / len(grids), 4),
                 "mean_regret": _round(statistics.fmean(regrets) if regrets else None, 5),
                 "median_regret": _round(statistics.median(regrets) if regrets else None, 5),
                 "within_target_by_task": {
@@ -563,11 +557,11 @@ def _lr(value: float | None) -> str:
 
 
 def _share_with_interval(check: Mapping[str, Any]) -> str:
-    text = f"{check['value']:.0%}"
-    if "interval_95" not in check:  # results from before it was recorded
-        return text
     low, high = check["interval_95"]
-    return f"{text} ({check['hits']} of {check['cases']}; 95% interval {low:.0%}-{high:.0%})"
+    return (
+        f"{check['value']:.0%} ({check['hits']} of {check['cases']}; "
+        f"95% interval {low:.0%}-{high:.0%})"
+    )
 
 
 def _yes(met: bool) -> str:
@@ -623,7 +617,7 @@ def _noise_floor_lines(floor: Mapping[str, Any] | None) -> list[str]:
 
 
 def _sparser_grid_lines(result: Mapping[str, Any], spacing: float) -> list[str]:
-    rows = result.get("sparser_grids")
+    rows = result["sparser_grids"]
     if not rows:
         return []
     mine = result["summary"][result["default_strategy"]]
@@ -750,15 +744,9 @@ def markdown(result: Mapping[str, Any]) -> str:
         "",
         f"**Target met: {'yes' if target['met'] else 'no'}.**",
         "",
-        *(
-            [
-                "The 95% interval (exact binomial) says how precisely this many cases measure "
-                "the share; the target compares the measured share itself.",
-                "",
-            ]
-            if "interval_95" in target["within_share"]
-            else []
-        ),
+        "The 95% interval (exact binomial) says how precisely this many cases measure the "
+        "share; the target compares the measured share itself.",
+        "",
         *_noise_floor_lines(result.get("noise_floor")),
         *_sparser_grid_lines(result, spacing),
         "## Per strategy (all tasks and seeds)",
