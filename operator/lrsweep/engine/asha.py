@@ -41,12 +41,35 @@ def rung_steps(budget: Budget) -> list[int]:
 
 
 def quantile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated quantile (numpy's default method) of a non-empty sequence."""
+    """Linear-interpolated quantile (numpy's default method) of a non-empty sequence.
+
+    Infinite values are allowed: between an infinite and a finite value the quantile is the
+    infinite one (the limit as that value grows without bound).
+    """
     ordered = sorted(values)
     pos = q * (len(ordered) - 1)
     lo = math.floor(pos)
     hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    low, high = ordered[lo], ordered[hi]
+    if pos == lo or low == high:
+        return low
+    if math.isinf(low):
+        return low
+    if math.isinf(high):
+        return high
+    return low + (high - low) * (pos - lo)
+
+
+def most_kept(n: int, eta: int, finalists: int = 0) -> int:
+    """The most of `n` trials compared at one rung that `decide` lets go on.
+
+    A trial passes the top-1/eta cutoff only with at most ceil((n - 2) / eta) peers ahead
+    of it, or as one of `finalists` (pass 0 below the last rung); ties are broken by launch
+    order, so the bound holds for any values.
+    """
+    if n <= 1:
+        return n
+    return max(finalists, math.ceil((n - 2) / eta) + 1)
 
 
 class Rule(enum.Enum):
@@ -82,22 +105,49 @@ def decide(
         value = trial.rungs.get(rung)
         if value is None:
             return RungDecision(Rule.CONTINUE)
-        recorded: list[float] = []
+        recorded: list[_Peer] = []
+        on_the_way: list[TrialRecord] = []  # peers still running (or queued) below this rung
         for other in peers:
             if rung in other.rungs:
-                recorded.append(sign * other.rungs[rung])
+                recorded.append(_Peer(sign * other.rungs[rung], other.id < trial.id))
             elif not other.terminal:
-                return RungDecision(Rule.WAIT, rung, f"waiting for {other.id} to reach {rung}")
-        if not recorded:
+                on_the_way.append(other)
+        if not recorded and not on_the_way:
             continue
-        # Keep the top 1/eta: the cutoff is the (1/eta) quantile of signed values.
-        cutoff = quantile(recorded, 1.0 / eta)
-        finalist = rung == rungs[-1] and sum(v < sign * value for v in recorded) < finalists
-        if sign * value > cutoff and not finalist:
+        mine = sign * value
+        finalists_here = finalists if rung == rungs[-1] else 0
+        # Settled early when the peers on their way cannot change the outcome: it fails even
+        # if they all record worse values, or passes even if they all record better ones.
+        best_case = [*recorded, *(_Peer(math.inf, False) for _ in on_the_way)]
+        if not _passes(mine, best_case, eta, finalists_here):
+            cutoff = quantile([p.value for p in best_case], 1.0 / eta)
             return RungDecision(
                 Rule.STOP,
                 rung,
                 f"stopped at step {rung}: objective {value:.4g} is not in the top 1/{eta} of "
-                f"{len(recorded) + 1} trials at that rung (cutoff {sign * cutoff:.4g})",
+                f"{len(best_case) + 1} trials at that rung (cutoff {sign * cutoff:.4g})",
             )
+        worst_case = [*recorded, *(_Peer(-math.inf, True) for _ in on_the_way)]
+        if not _passes(mine, worst_case, eta, finalists_here):
+            return RungDecision(Rule.WAIT, rung, f"waiting for {on_the_way[0].id} to reach {rung}")
     return RungDecision(Rule.CONTINUE)
+
+
+@dataclass(frozen=True)
+class _Peer:
+    value: float  # signed: lower is better
+    earlier: bool  # launched before the trial judged (wins a tie)
+
+
+def _passes(mine: float, peers: Sequence[_Peer], eta: int, finalists: int) -> bool:
+    """The rule at one rung, given every peer's value there.
+
+    In the top 1/eta (ASHA's cutoff), or one of the `finalists`; and, so that ties cannot
+    keep more than `most_kept` trials, fewer than that many peers ahead of it (a tie goes to
+    the trial launched first).
+    """
+    cutoff = quantile([p.value for p in peers], 1.0 / eta)
+    better = sum(p.value < mine for p in peers)
+    ahead = better + sum(p.value == mine and p.earlier for p in peers)
+    kept = mine <= cutoff or better < finalists
+    return kept and ahead < most_kept(len(peers) + 1, eta, finalists)

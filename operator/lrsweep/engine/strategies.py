@@ -11,9 +11,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from lrsweep.api import Goal, LRSweepSpec, Strategy, Suggestion, TrialPhase, Verdict
+from lrsweep.api import Goal, LRSweepSpec, Search, Strategy, Suggestion, TrialPhase, Verdict
 from lrsweep.engine import space
-from lrsweep.engine.asha import rung_steps
+from lrsweep.engine.asha import most_kept, rung_steps
 from lrsweep.engine.rangetest import RangeTestResult
 from lrsweep.engine.trials import Mode, TrialRecord
 
@@ -92,8 +92,7 @@ def _each_seed(rates: Sequence[float], seeds: int) -> list[Proposal]:
     return [Proposal(rate, seed) for rate in rates for seed in range(seeds)]
 
 
-def _first_rates(ctx: Context) -> list[float]:
-    search = ctx.spec.search
+def _first_rates(search: Search) -> list[float]:
     if search.values is not None:
         return sorted({space.tidy(v) for v in search.values})
     return space.log_grid(search.min, search.max, search.candidate_count)
@@ -106,7 +105,8 @@ def _round_done(ctx: Context) -> bool:
 def grid(ctx: Context) -> list[Proposal]:
     if ctx.records:
         return []
-    return _each_seed(_first_rates(ctx), ctx.spec.search.seeds)
+    search = ctx.spec.search
+    return _each_seed(_first_rates(search), search.seeds)
 
 
 def random(ctx: Context) -> list[Proposal]:
@@ -114,7 +114,7 @@ def random(ctx: Context) -> list[Proposal]:
         return []
     search = ctx.spec.search
     if search.values is not None:
-        return _each_seed(_first_rates(ctx), search.seeds)
+        return _each_seed(_first_rates(search), search.seeds)
     rates = space.log_uniform(search.min, search.max, search.candidate_count, seed=ctx.key)
     return _each_seed(rates, search.seeds)
 
@@ -123,7 +123,8 @@ def asha(ctx: Context) -> list[Proposal]:
     """The grid's candidates, launched in spread order; early stopping does the rest."""
     if ctx.records:
         return []
-    return _each_seed(space.spread_order(_first_rates(ctx)), ctx.spec.search.seeds)
+    search = ctx.spec.search
+    return _each_seed(space.spread_order(_first_rates(search)), search.seeds)
 
 
 def _range_test() -> list[Proposal]:
@@ -169,8 +170,9 @@ def adaptive(ctx: Context) -> list[Proposal]:
         return []
     if not ctx.train:
         lo, hi = adaptive_bounds(ctx.range_result, search.min, search.max)
-        # The most promising rates first: they set a high bar early, so early stopping
-        # cuts the poor ones at their first comparison.
+        # The most promising rates first: where the round is not judged as one cohort (see
+        # `cohort`), they set a high bar early, so early stopping cuts the poor ones at
+        # their first comparison.
         center = ctx.range_result.valley if ctx.range_result else math.sqrt(lo * hi)
         rates = space.nearest_first(space.log_grid(lo, hi, search.candidate_count), center)
         return _each_seed(rates, search.seeds)
@@ -218,6 +220,30 @@ def rungs(spec: LRSweepSpec) -> list[int]:
 def finalists(spec: LRSweepSpec) -> int:
     """How many trials early stopping lets through its last rung, at least."""
     return FINALISTS if spec.search.strategy is Strategy.ADAPTIVE else 1
+
+
+def cohort(spec: LRSweepSpec) -> int:
+    """How many of the first trials early stopping judges together, each against all others.
+
+    The first launch group (`parallelism` trials) at least. adaptive judges its whole first
+    round together, as successive halving would, as far as that cannot deadlock: a member
+    waits at a rung for members still queued, so the trials that can be paused at once (at
+    most `most_kept` rates at the first comparison, each with its seeds) must leave a slot
+    free. Without that, the members launched after the first group face only the trials
+    before them, and often pass where the whole round would have cut them.
+    """
+    search = spec.search
+    if search.strategy is not Strategy.ADAPTIVE:
+        return search.parallelism
+    comparisons = rungs(spec)
+    if not comparisons:
+        return search.parallelism
+    eta = spec.budget.reductionFactor
+    finalists_there = FINALISTS if len(comparisons) == 1 else 0  # finalists: last rung only
+    rates = len(_first_rates(search))
+    while rates > 1 and most_kept(rates, eta, finalists_there) * search.seeds >= search.parallelism:
+        rates -= 1
+    return max(search.parallelism, rates * search.seeds)
 
 
 def stops_early(strategy: Strategy) -> bool:

@@ -186,9 +186,10 @@ def _early_stops(
     # Each lead (seed-0 trial) by rate and round: as decided, the rungs it passed, and
     # whether it finished with every comparison behind it.
     leads: dict[tuple[float, int], tuple[TrialRecord, list[int], bool]] = {}
-    # The first launch group (as many trials as run at once) is judged as a cohort, each
-    # against all the others; every later trial against all trials launched before it.
-    cohort = spec.search.parallelism
+    # The cohort (the first launch group, or adaptive's whole first round: see
+    # strategies.cohort) is judged together, each against all the others; every later
+    # trial against all trials launched before it.
+    cohort = strategies.cohort(spec)
     for r in records:
         if r.mode != "train":
             out.append(r)

@@ -2,8 +2,9 @@
 
 Covers: every strategy finishes and picks the rate nearest the true optimum; parallelism is
 honoured; adaptive searches below its range test's limit, compares first at its second
-rung, trains several finalists to the full budget and steps past an edge only when the best
-candidate sits there; ASHA stops
+rung, trains several finalists to the full budget, judges its whole first round as one
+cohort where that leaves a trial slot free (so gated trials never wait on each other forever)
+and steps past an edge only when the best candidate sits there; ASHA stops
 trials early; the winner does not depend on the order in which trials progress (same
 inputs, same actions); failed attempts are retried then marked Failed; a sweep where
 nothing completes ends Failed with a reason; maxTrials caps the sweep; status round-trips
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lrsweep.api import Phase, TrialPhase, Verdict
+from lrsweep.api import LRSweepSpec, Phase, TrialPhase, Verdict
 from lrsweep.engine import strategies
 from lrsweep.engine.sweep import Sweep, decide, update
 from lrsweep.engine.trials import TrialRecord, from_status
@@ -125,6 +126,56 @@ def test_adaptive_trains_several_finalists_to_the_full_budget() -> None:
     assert len(full) >= strategies.FINALISTS
     stopped = [r for r in decision.records if r.phase is TrialPhase.STOPPED]
     assert stopped, "early stopping still cuts the poor candidates"
+
+
+def _one_rung_spec(**search: object) -> LRSweepSpec:
+    """adaptive with a single comparison (at step 180) before the full budget of 540."""
+    budget = {"steps": 540, "evalEvery": 60, "minSteps": 60}
+    return make_spec(search={"parallelism": 4, **search}, budget=budget)
+
+
+def test_adaptive_judges_its_whole_first_round_together() -> None:
+    spec = _one_rung_spec(values=[0.001, 0.003, 0.01, 0.03, 0.1, 0.3])
+    sweep = Sweep(spec, "k")
+    assert sweep.rungs == [180]
+    assert strategies.cohort(spec) == 6
+    first = decide(sweep, [])
+    assert [launch.trial for launch in first.launches] == ["t000", "t001", "t002", "t003"]
+    values = {"t000": 0.4, "t001": 0.1, "t002": 0.3, "t003": 0.2}
+    records = [
+        replace(r, phase=TrialPhase.RUNNING, rungs={180: values[r.id]}, step=180)
+        if r.id in values
+        else r
+        for r in first.records
+    ]
+    decision = decide(sweep, records)
+    # The first group's two worst cannot be among the round's best: cut now, freeing their
+    # slots for the last two candidates, which the best two wait for.
+    assert [s.trial for s in decision.stops] == ["t000", "t002"]
+    assert decision.promotions == ()
+    assert [launch.trial for launch in decision.launches] == ["t004", "t005"]
+
+
+def test_adaptive_judges_only_the_first_launch_group_together_when_slots_are_few() -> None:
+    assert strategies.cohort(_one_rung_spec(parallelism=2)) == 2
+    assert strategies.cohort(_one_rung_spec(seeds=3)) == 4
+    assert strategies.cohort(_one_rung_spec(strategy="asha")) == 4
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    parallelism=st.integers(1, 6),
+    seeds=st.integers(1, 3),
+    candidates=st.integers(2, 10),
+    order_seed=st.integers(0, 10_000),
+)
+def test_gated_trials_of_adaptive_never_wait_on_each_other_forever(
+    parallelism: int, seeds: int, candidates: int, order_seed: int
+) -> None:
+    search = {"parallelism": parallelism, "seeds": seeds, "candidates": candidates}
+    spec = make_spec(search={**search, "maxTrials": 100})
+    decision = run(World(spec, bowl(0.02, cliff=10), seed=order_seed))
+    assert decision.best is not None
 
 
 def _finished(index: int, lr: float, final: float) -> TrialRecord:

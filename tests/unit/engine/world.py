@@ -1,7 +1,9 @@
 """A simulated world for engine tests: trials whose curves are known functions of the rate.
 
-It plays the runtime's part (launch, stop, observe) without processes, and lets a test pick
-the order in which running trials make progress, to show decisions do not depend on timing.
+It plays the runtime's part (launch, stop, promote, observe) without processes, and lets a
+test pick the order in which running trials make progress, to show decisions do not depend
+on timing. Gated trials pause at each rung until promoted, with no timeout: a sweep that
+could wait on itself forever does not finish here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lrsweep.api import LRSweepSpec
-from lrsweep.engine.sweep import Decision, Launch, Sweep, decide, update
+from lrsweep.engine.sweep import Decision, Launch, Promote, Sweep, decide, update
 from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
 from lrsweep.engine.verdict import Point
 
@@ -55,6 +57,7 @@ class World:
     running: dict[str, tuple[Launch, int]] = field(default_factory=dict)
     launched: list[Launch] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    promoted: dict[str, int] = field(default_factory=dict)  # trial -> last rung let through
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -62,10 +65,23 @@ class World:
     def launch(self, launch: Launch) -> None:
         self.launched.append(launch)
         self.running[launch.trial] = (launch, 0)
+        self.promoted.pop(launch.trial, None)
 
     def stop(self, trial: str) -> None:
         self.stopped.append(trial)
         self.running.pop(trial, None)
+
+    def promote(self, promotion: Promote) -> None:
+        current = self.running.get(promotion.trial)
+        if current is not None and current[0].attempt == promotion.attempt:
+            self.promoted[promotion.trial] = max(
+                promotion.rung, self.promoted.get(promotion.trial, 0)
+            )
+
+    def paused(self, launch: Launch, step: int) -> bool:
+        """At a rung and not yet let through it (the rung gate)."""
+        gates = launch.rungs[:-1] if launch.rungs and launch.rungs[-1] == launch.steps else ()
+        return launch.gated and step in gates and self.promoted.get(launch.trial, 0) < step
 
     def tick(self) -> list[Observation]:
         """Advance a random subset of running trials by one evaluation."""
@@ -74,6 +90,8 @@ class World:
             if self.rng.random() < 0.4:
                 continue
             launch, step = self.running[trial]
+            if self.paused(launch, step):
+                continue
             if self.fail(trial, launch.attempt):
                 del self.running[trial]
                 out.append(
@@ -149,6 +167,8 @@ def run(world: World, key: str = "sweep-uid", max_ticks: int = 10_000) -> Decisi
         records = list(decision.records)
         for stop in decision.stops:
             world.stop(stop.trial)
+        for promotion in decision.promotions:
+            world.promote(promotion)
         for launch in decision.launches:
             world.launch(launch)
         if decision.done:
