@@ -6,12 +6,13 @@ Tuning"; the cutoff is the (1 - 1/eta) quantile of the recorded values, as in Ra
 
 Classic ASHA compares against whatever happened to be recorded when the trial arrived, so the
 outcome depends on timing. Here a trial is compared against fixed peers: the trials launched
-*before* it, and, for the first launch group (as many trials as run at once), the rest of
-that group. It waits (paused at the rung, see the contract's rung gate) until each peer has
-either recorded a value at the rung or ended below it. The decision is then a function of
-the curves alone: a restarted operator, or the local runner, reaches the same decisions and
-the same winner. Judging the first group as a cohort keeps classic ASHA's weak spot, the
-first arrivals passing every rung unopposed, from costing a full run each.
+*before* it, and, within the first cohort (the first launch group, or adaptive's whole first
+round), the rest of that cohort. It waits (paused at the rung, see the contract's rung gate)
+while the peers that have not reported there could still change the outcome, and is decided
+as soon as they cannot. The decision is then a function of the curves alone: a restarted
+operator, or the local runner, reaches the same decisions and the same winner. Judging a
+cohort together keeps classic ASHA's weak spot, the first arrivals passing every rung
+unopposed, from costing a full run each.
 """
 
 from __future__ import annotations
@@ -121,11 +122,16 @@ def decide(
         best_case = [*recorded, *(_Peer(math.inf, False) for _ in on_the_way)]
         if not _passes(mine, best_case, eta, finalists_here):
             cutoff = quantile([p.value for p in best_case], 1.0 / eta)
+            why = (
+                f"cutoff {sign * cutoff:.4g}"
+                if mine > cutoff
+                else "tied with trials launched before it, which go first"
+            )
             return RungDecision(
                 Rule.STOP,
                 rung,
                 f"stopped at step {rung}: objective {value:.4g} is not in the top 1/{eta} of "
-                f"{len(best_case) + 1} trials at that rung (cutoff {sign * cutoff:.4g})",
+                f"{len(best_case) + 1} trials at that rung ({why})",
             )
         worst_case = [*recorded, *(_Peer(-math.inf, True) for _ in on_the_way)]
         if not _passes(mine, worst_case, eta, finalists_here):

@@ -146,6 +146,8 @@ def test_tied_trials_pass_in_launch_order_up_to_the_most_kept() -> None:
     passed = _passing(trials, [100, 300], eta=3, finalists=1)
     assert [t.id for t in passed] == ["t0", "t1"]
     assert len(passed) == most_kept(5, 3)
+    third = decide(trials[2], [trials[0], trials[1], *trials[3:]], [100], eta=3, goal=Goal.MINIMIZE)
+    assert "tied with trials launched before it" in third.reason
 
 
 def test_most_kept_grows_with_the_trials_compared_and_the_finalists() -> None:
