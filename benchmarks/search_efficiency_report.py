@@ -29,10 +29,11 @@ def _round(value: float | None, digits: int = 4) -> float | None:
 
 def _strategy_summary(runs: Sequence[Run]) -> dict[str, Any]:
     regrets = [r.regret for r in runs if r.regret is not None]
+    hits = sum(r.within() for r in runs)
     return {
         "cases": len(runs),
-        "within_target": sum(r.within() for r in runs),
-        "within_target_share": round(sum(r.within() for r in runs) / len(runs), 4),
+        "within_target": hits,
+        "within_target_share": round(hits / len(runs), 4),
         "within_1pct_share": round(
             sum(r.regret is not None and r.regret <= 0.01 for r in runs) / len(runs), 4
         ),
