@@ -33,7 +33,7 @@ from lrsweep.engine.sweep import (
 )
 from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord, from_status
 from lrsweep.runtime.env import contract_env
-from lrsweep.runtime.metrics import MetricsError, parse_metrics, parse_summary
+from lrsweep.runtime.metrics import MetricsError, exit_observation, parse_metrics, parse_summary
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
 
@@ -198,34 +198,14 @@ def observe_ended_pod(trial: str, attempt: int, pod: Mapping[str, Any]) -> Obser
             summary = parse_summary(message)
         except ValueError:
             summary = None
-    if code not in (0, None) and (summary is None or summary.outcome is not Outcome.DIVERGED):
-        detail = message.strip().splitlines()[-1][:300] if message and summary is None else ""
-        why = f"exit code {code}" + (f": {detail}" if detail else "")
-        return Observation(
-            trial,
-            attempt,
-            ProcessState.EXITED,
-            points=summary.points if summary else (),
-            outcome=Outcome.FAILED,
-            reason=why,
-        )
-    if summary is None:
-        return Observation(
-            trial,
-            attempt,
-            ProcessState.EXITED,
-            outcome=Outcome.FAILED,
-            reason="ended without a summary in its termination message",
-        )
-    return Observation(
+    detail = message.strip().splitlines()[-1][:300] if message and summary is None else ""
+    return exit_observation(
         trial,
         attempt,
-        ProcessState.EXITED,
-        step=summary.step,
-        points=summary.points,
-        range_curve=summary.range_curve,
-        outcome=summary.outcome,
-        reason=summary.reason,
+        code,
+        summary,
+        detail=detail,
+        missing="ended without a summary in its termination message",
     )
 
 

@@ -25,9 +25,15 @@ from typing import IO, Any
 
 from lrsweep.api import LRSweep, SpecError
 from lrsweep.engine.sweep import Decision, Launch, Promote, Sweep, decide, update
-from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
+from lrsweep.engine.trials import Observation, ProcessState, TrialRecord
 from lrsweep.runtime.env import contract_env, expand
-from lrsweep.runtime.metrics import MetricsError, Reading, parse_metrics, parse_summary
+from lrsweep.runtime.metrics import (
+    MetricsError,
+    Reading,
+    exit_observation,
+    parse_metrics,
+    parse_summary,
+)
 
 # Without a `command`, a container runs its image's entrypoint; the trainer image's is this.
 TRAINER_ENTRYPOINT = (sys.executable, "-m", "lrsweep_trainer")
@@ -221,34 +227,13 @@ class LocalBackend:
             problem = "no summary written"
         except (OSError, ValueError) as err:
             problem = f"unreadable summary: {err}"
-        if code != 0 and (summary is None or summary.outcome is not Outcome.DIVERGED):
-            tail = self._log_tail(attempt)
-            why = f"exit code {code}" + (f": {tail}" if tail else "")
-            return Observation(
-                launch.trial,
-                launch.attempt,
-                ProcessState.EXITED,
-                points=summary.points if summary else (),
-                outcome=Outcome.FAILED,
-                reason=why,
-            )
-        if summary is None:
-            return Observation(
-                launch.trial,
-                launch.attempt,
-                ProcessState.EXITED,
-                outcome=Outcome.FAILED,
-                reason=f"exited without a result ({problem})",
-            )
-        return Observation(
+        return exit_observation(
             launch.trial,
             launch.attempt,
-            ProcessState.EXITED,
-            step=summary.step,
-            points=summary.points,
-            range_curve=summary.range_curve,
-            outcome=summary.outcome,
-            reason=summary.reason,
+            code,
+            summary,
+            detail=self._log_tail(attempt) if code != 0 else "",
+            missing=f"exited without a result ({problem})",
         )
 
     def observe(self) -> list[Observation]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from lrsweep.engine.trials import Outcome
+from lrsweep.engine.trials import Observation, Outcome, ProcessState
 from lrsweep.engine.verdict import Point
 
 HISTORY = "lrsweep_trial_eval"
@@ -123,4 +123,45 @@ def parse_summary(text: str) -> Reading:
         diverged=outcome is Outcome.DIVERGED,
         outcome=outcome,
         reason=str(data.get("reason", ""))[:500],
+    )
+
+
+def exit_observation(
+    trial: str,
+    attempt: int,
+    code: int | None,
+    summary: Reading | None,
+    *,
+    detail: str,
+    missing: str,
+) -> Observation:
+    """An attempt that ended, from its exit code and its summary (None: none readable).
+
+    A non-zero exit fails the attempt unless its summary says it diverged; `detail` (the last
+    log line, or the termination message) says why. An exit without a summary fails it for
+    `missing`.
+    """
+    if code not in (0, None) and (summary is None or summary.outcome is not Outcome.DIVERGED):
+        why = f"exit code {code}" + (f": {detail}" if detail else "")
+        return Observation(
+            trial,
+            attempt,
+            ProcessState.EXITED,
+            points=summary.points if summary else (),
+            outcome=Outcome.FAILED,
+            reason=why,
+        )
+    if summary is None:
+        return Observation(
+            trial, attempt, ProcessState.EXITED, outcome=Outcome.FAILED, reason=missing
+        )
+    return Observation(
+        trial,
+        attempt,
+        ProcessState.EXITED,
+        step=summary.step,
+        points=summary.points,
+        range_curve=summary.range_curve,
+        outcome=summary.outcome,
+        reason=summary.reason,
     )

@@ -2,7 +2,8 @@
 
 Covers: the evaluation history becomes points per step; range-test samples become a curve;
 NaN survives; garbage raises MetricsError (never anything else); summaries with non-finite
-strings, range tests, and malformed content.
+strings, range tests, and malformed content; what an ended attempt's exit code and summary
+add up to (the same rule for pods and local processes).
 """
 
 from __future__ import annotations
@@ -12,8 +13,13 @@ import math
 
 import pytest
 
-from lrsweep.engine.trials import Outcome
-from lrsweep.runtime.metrics import MetricsError, parse_metrics, parse_summary
+from lrsweep.engine.trials import Outcome, ProcessState
+from lrsweep.runtime.metrics import (
+    MetricsError,
+    exit_observation,
+    parse_metrics,
+    parse_summary,
+)
 
 TEXT = """\
 # HELP lrsweep_trial_step Last completed step
@@ -93,3 +99,45 @@ def test_summary_range_test_block_becomes_a_curve() -> None:
 def test_malformed_summaries_raise_value_error(text: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011  # the message varies by defect
         parse_summary(text)
+
+
+def _summary(status: str) -> str:
+    return json.dumps(
+        {
+            "status": status,
+            "step": 40,
+            "reason": status,
+            "history": {"step": [40], "val_loss": [2.0]},
+        }
+    )
+
+
+def test_an_exit_with_a_summary_reports_the_summarys_outcome() -> None:
+    obs = exit_observation(
+        "t001", 1, 0, parse_summary(_summary("finished")), detail="", missing="none"
+    )
+    assert obs.state is ProcessState.EXITED
+    assert obs.outcome is Outcome.FINISHED
+    assert obs.step == 40
+
+
+def test_a_non_zero_exit_after_diverging_is_a_divergence_not_a_failure() -> None:
+    obs = exit_observation(
+        "t001", 1, 1, parse_summary(_summary("diverged")), detail="boom", missing="none"
+    )
+    assert obs.outcome is Outcome.DIVERGED
+
+
+def test_a_non_zero_exit_fails_naming_the_code_and_keeps_the_points() -> None:
+    obs = exit_observation(
+        "t001", 1, 3, parse_summary(_summary("finished")), detail="boom", missing="none"
+    )
+    assert obs.outcome is Outcome.FAILED
+    assert obs.reason == "exit code 3: boom"
+    assert [p.step for p in obs.points] == [40]
+
+
+def test_a_clean_exit_without_a_summary_fails_for_the_reason_given() -> None:
+    obs = exit_observation("t001", 1, 0, None, detail="", missing="no summary written")
+    assert obs.outcome is Outcome.FAILED
+    assert obs.reason == "no summary written"
