@@ -706,8 +706,9 @@ def markdown(result: Mapping[str, Any]) -> str:
         result["command"],
         "```",
         "",
-        f"Engine: commit `{result['engine']['commit']}`, engine sources sha256 "
-        f"`{result['engine']['engine_sha256']}`. Wall time {timing['total_s'] / 60:.1f} min "
+        f"Engine: commit `{result['engine']['commit']}`, engine code sha256 "
+        f"`{result['engine']['engine_sha256']}` (its syntax trees, docstrings left out). "
+        f"Wall time {timing['total_s'] / 60:.1f} min "
         f"with --jobs {result['jobs']} (ground truth {timing['ground_truth_s'] / 60:.1f} min, "
         f"{timing['ground_truth_cached']} of {timing['ground_truth_sweeps']} sweeps from the "
         f"cache; computing all of them took {timing['ground_truth_compute_s'] / 60:.1f} min)"

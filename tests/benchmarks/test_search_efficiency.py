@@ -13,6 +13,8 @@ markdown carries the reproduce command; `--rerender` rebuilds the same JSON and 
 from the stored runs and the cached ground truth without running anything. Helpers
 (Spearman with ties, the seed spread, the low-first-rung flag, the exact binomial interval
 of a share, a sparser grid's pick from every offset) are checked on small hand-made inputs.
+The engine's code digest (the strategy cache's key) ignores docstrings, comments and layout
+and changes with any change to the code itself.
 Other seeds: a pick is scored by its mean over every seed against the best mean dense rate
 (a pick that diverges at another seed has no mean; one not trained at every seed is left
 out; one seed gives no section), and the runs at other seeds train only rates neither the
@@ -33,6 +35,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,6 +67,48 @@ def _truth(seed: int, finals: dict[float, float | None]) -> GroundTruth:
         for lr, final in finals.items()
     )
     return GroundTruth("t", seed, points)
+
+
+ENGINE_MODULE = '''"""A module."""
+
+class Rule:
+    """A class."""
+
+    def keep(self, x: int) -> bool:
+        """A method."""
+        return x > 2  # the threshold
+
+
+def only_a_docstring() -> None:
+    """Nothing else."""
+'''
+
+
+def _digest_of(tmp_path: Path, source: str) -> str:
+    (tmp_path / "rule.py").write_text(source)
+    return se.code_digest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda s: s.replace("A method.", "Keeps x when it is large."),
+        lambda s: s.replace("  # the threshold", "  # a different comment"),
+        lambda s: s.replace('"""A module."""\n', ""),
+        lambda s: s.replace('    """Nothing else."""', "    pass"),
+        lambda s: s.replace("return x > 2", "return (\n            x > 2\n        )"),
+    ],
+    ids=["docstring", "comment", "module docstring", "docstring-only body", "layout"],
+)
+def test_the_engine_digest_ignores_what_does_not_run(
+    tmp_path: Path, edit: Callable[[str], str]
+) -> None:
+    assert _digest_of(tmp_path, edit(ENGINE_MODULE)) == _digest_of(tmp_path, ENGINE_MODULE)
+
+
+def test_the_engine_digest_changes_with_the_code(tmp_path: Path) -> None:
+    changed = ENGINE_MODULE.replace("return x > 2", "return x >= 2")
+    assert _digest_of(tmp_path, changed) != _digest_of(tmp_path, ENGINE_MODULE)
 
 
 def test_spearman_handles_ties_and_reversed_orders() -> None:
