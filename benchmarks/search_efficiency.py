@@ -112,6 +112,14 @@ EXIT_INTERRUPTED = 130  # as a shell reports a process stopped by Ctrl-C
 STOP = threading.Event()
 
 
+# How long a trial paused at a rung waits for its sweep's decision before training on.
+# `lrsweep run` waits 60 s. Here trials of two sweeps share the cores, and on a loaded
+# machine a wait can pass 60 s: the trial then trains on and, if cut, has spent steps past
+# the rung, so the compute column would depend on the load. A long wait keeps it a function
+# of the curves alone (the engine never waits on itself: tests/unit/engine/test_sweep.py).
+GATE_TIMEOUT = 600.0
+
+
 class SweepInterruptedError(Exception):
     """The benchmark was asked to stop before this sweep finished."""
 
@@ -123,7 +131,7 @@ def run_sweep_doc(doc: LRSweep, workdir: Path) -> Decision:
         if STOP.is_set():
             raise SweepInterruptedError(doc.metadata.name)
 
-    return run_local(doc, workdir, on_decision=check)
+    return run_local(doc, workdir, on_decision=check, gate_timeout=GATE_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -764,7 +772,13 @@ class RunCache:
 
     def path(self, task: BenchTask, seed: int, label: str, search: Mapping[str, Any]) -> Path:
         blob = json.dumps(
-            {"task": task.config(), "seed": seed, "search": dict(search), "engine": self.engine},
+            {
+                "task": task.config(),
+                "seed": seed,
+                "search": dict(search),
+                "engine": self.engine,
+                "gate_timeout": GATE_TIMEOUT,
+            },
             sort_keys=True,
         )
         digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -864,8 +878,9 @@ def code_digest(directory: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def engine_fingerprint() -> dict[str, str]:
-    """Which engine produced the numbers: the commit, and a hash of the engine's code."""
+def engine_fingerprint() -> dict[str, Any]:
+    """Which engine produced the numbers: the commit, a hash of the engine's code, and how
+    long trials waited at a rung."""
     engine_sha = code_digest(ROOT / "operator" / "lrsweep" / "engine")
     try:
         commit = subprocess.run(
@@ -877,7 +892,7 @@ def engine_fingerprint() -> dict[str, str]:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    return {"commit": commit, "engine_sha256": engine_sha}
+    return {"commit": commit, "engine_sha256": engine_sha, "gate_timeout_s": GATE_TIMEOUT}
 
 
 def run_benchmark(

@@ -407,7 +407,7 @@ def summarize(
     horizons: Mapping[tuple[str, int], ShortHorizon],
     *,
     timing: Mapping[str, Any],
-    fingerprint: Mapping[str, str],
+    fingerprint: Mapping[str, Any],
     command: str,
     jobs: int,
 ) -> dict[str, Any]:
@@ -707,7 +707,13 @@ def markdown(result: Mapping[str, Any]) -> str:
         "```",
         "",
         f"Engine: commit `{result['engine']['commit']}`, engine code sha256 "
-        f"`{result['engine']['engine_sha256']}` (its syntax trees, docstrings left out). "
+        f"`{result['engine']['engine_sha256']}` (its syntax trees, docstrings left out)"
+        + (
+            f"; trials waited up to {gate:g} s at a rung for a decision"
+            if (gate := result["engine"].get("gate_timeout_s")) is not None
+            else ""
+        )
+        + ". "
         f"Wall time {timing['total_s'] / 60:.1f} min "
         f"with --jobs {result['jobs']} (ground truth {timing['ground_truth_s'] / 60:.1f} min, "
         f"{timing['ground_truth_cached']} of {timing['ground_truth_sweeps']} sweeps from the "

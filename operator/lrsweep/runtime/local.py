@@ -127,11 +127,13 @@ class LocalBackend:
         *,
         clock: Callable[[], float] = time.monotonic,
         grace: float = STOP_GRACE,
+        gate_timeout: float = GATE_TIMEOUT,
     ) -> None:
         self.sweep = sweep
         self.workdir = workdir
         self.clock = clock
         self.grace = grace
+        self.gate_timeout = gate_timeout
         self.attempts: dict[str, _Attempt] = {}
         (workdir / "trials").mkdir(parents=True, exist_ok=True)
 
@@ -147,7 +149,7 @@ class LocalBackend:
             metrics_port=port,
             termination_path=str(summary),
             metrics_host="127.0.0.1",
-            gate_timeout=GATE_TIMEOUT,
+            gate_timeout=self.gate_timeout,
         )
         argv, env = build_process(self.sweep.spec.trial.template, contract, name)
         log = base.with_suffix(".log").open("wb")
@@ -320,10 +322,15 @@ def run_local(
     *,
     interval: float = 0.2,
     on_decision: Callable[[Decision], None] = lambda d: None,
+    gate_timeout: float = GATE_TIMEOUT,
 ) -> Decision:
-    """Run a whole sweep with local processes; every trial process is gone on return."""
+    """Run a whole sweep with local processes; every trial process is gone on return.
+
+    `gate_timeout`: how long a trial paused at a rung waits for the sweep's decision before
+    training on (a backstop; a trial that trains on and is then cut has spent those steps).
+    """
     sweep = Sweep(sweep_doc.spec, key=sweep_doc.metadata.uid or sweep_doc.metadata.name)
-    backend = LocalBackend(sweep_doc, workdir)
+    backend = LocalBackend(sweep_doc, workdir, gate_timeout=gate_timeout)
     try:
         return run_sweep(sweep, backend, interval=interval, on_decision=on_decision)
     finally:
