@@ -2,17 +2,28 @@
 
 Covers: Kubernetes $(VAR) expansion rules; the contract env; the trainer as default
 entrypoint; container env referring to contract variables; fieldRef resolution; refusal of
-env sources local trials cannot resolve; a missing program is refused before the sweep.
+env sources local trials cannot resolve; a missing program is refused before the sweep;
+a gated trial process is told how long to wait at a rung (the backend's gate timeout).
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
-from lrsweep.api import SpecError
+from lrsweep.api import SpecError, parse_sweep
 from lrsweep.engine.sweep import Launch
 from lrsweep.runtime.env import contract_env, expand
-from lrsweep.runtime.local import TRAINER_ENTRYPOINT, build_process, check_command
+from lrsweep.runtime.local import (
+    GATE_TIMEOUT,
+    TRAINER_ENTRYPOINT,
+    LocalBackend,
+    build_process,
+    check_command,
+)
 
 LAUNCH = Launch("t003", 2, 0.03, 1, "train", 300, 25, (25, 75, 300))
 
@@ -73,3 +84,39 @@ def test_secret_refs_are_refused_with_a_reason() -> None:
 def test_a_program_not_on_path_is_refused_before_the_sweep() -> None:
     with pytest.raises(SpecError, match="'no-such-trainer' was not found on this machine"):
         check_command(template(command=["no-such-trainer"]))
+
+
+def _gate_timeout_seen(tmp_path: Path, gate_timeout: float | None = None) -> str:
+    """Launch a gated trial whose program prints its LRSWEEP_GATE_TIMEOUT; return the line."""
+    program = "import os; print(os.environ.get('LRSWEEP_GATE_TIMEOUT'))"
+    sweep = parse_sweep(
+        {
+            "apiVersion": "lrsweep.dev/v1alpha1",
+            "kind": "LRSweep",
+            "metadata": {"name": "gate"},
+            "spec": {
+                "search": {"strategy": "asha", "min": 0.001, "max": 0.1},
+                "budget": {"steps": 300},
+                "objective": {"metric": "val_loss"},
+                "trial": {"template": template(command=[sys.executable, "-c", program])},
+            },
+        }
+    )
+    if gate_timeout is None:
+        local = LocalBackend(sweep, tmp_path)
+    else:
+        local = LocalBackend(sweep, tmp_path, gate_timeout=gate_timeout)
+    local.launch(replace(LAUNCH, gated=True))
+    try:
+        local.attempts[LAUNCH.trial].process.wait(timeout=60)
+    finally:
+        local.shutdown()
+    return (tmp_path / "trials" / f"{LAUNCH.trial}-a{LAUNCH.attempt}.log").read_text().strip()
+
+
+def test_a_gated_trial_waits_the_default_gate_timeout(tmp_path: Path) -> None:
+    assert _gate_timeout_seen(tmp_path) == f"{GATE_TIMEOUT:g}"
+
+
+def test_a_gated_trial_waits_the_backends_gate_timeout(tmp_path: Path) -> None:
+    assert _gate_timeout_seen(tmp_path, gate_timeout=600.0) == "600"
