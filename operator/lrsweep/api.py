@@ -128,10 +128,14 @@ class Budget(_Model):
 
     @model_validator(mode="after")
     def _check_steps(self) -> Self:
-        if self.evalEvery > self.steps:
-            raise ValueError(f"evalEvery ({self.evalEvery}) must not exceed steps ({self.steps})")
-        if self.minSteps > self.steps:
-            raise ValueError(f"minSteps ({self.minSteps}) must not exceed steps ({self.steps})")
+        for name in ("evalEvery", "minSteps"):
+            value = getattr(self, name)
+            if value > self.steps:
+                default = "" if name in self.model_fields_set else ", the default"
+                raise ValueError(
+                    f"{name} ({value}{default}) must not exceed steps ({self.steps}); "
+                    f"set budget.{name} to at most {self.steps} or raise budget.steps"
+                )
         return self
 
 

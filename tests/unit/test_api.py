@@ -85,6 +85,22 @@ def test_non_positive_budget_names_field_and_value() -> None:
     assert "(got 0)" in message
 
 
+def test_short_budget_says_the_default_first_rung_is_too_long_and_what_to_set() -> None:
+    message = _error(_doc(budget={"steps": 100, "evalEvery": 10}))
+    assert message == (
+        "spec.budget: minSteps (300, the default) must not exceed steps (100); "
+        "set budget.minSteps to at most 100 or raise budget.steps"
+    )
+
+
+def test_eval_interval_longer_than_the_budget_is_refused() -> None:
+    message = _error(_doc(budget={"steps": 50, "evalEvery": 60, "minSteps": 10}))
+    assert message == (
+        "spec.budget: evalEvery (60) must not exceed steps (50); "
+        "set budget.evalEvery to at most 50 or raise budget.steps"
+    )
+
+
 def test_unknown_strategy_lists_the_allowed_ones() -> None:
     message = _error(_doc(search={"strategy": "bayes"}))
     assert "spec.search.strategy: got 'bayes'" in message
