@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lrsweep.api import TrialPhase
 from lrsweep.engine.strategies import Best
 from lrsweep.engine.trials import TrialRecord
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def plot_report(
@@ -48,6 +52,8 @@ def plot_report(
             linewidth=width,
             label=f"{r.id} lr={r.learning_rate:.3g}",
         )
+    if not curves.lines:
+        _note(curves, f"no trial reported {metric!r}")
     curves.set_xlabel("step")
     curves.set_ylabel(metric)
     if positive:
@@ -84,8 +90,16 @@ def plot_report(
     scores.set_xlabel("learning rate")
     scores.set_ylabel(metric)
     scores.set_title("score against rate")
-    scores.legend(loc="best", fontsize="small")
+    if scores.collections:
+        scores.legend(loc="best", fontsize="small")
+    else:
+        _note(scores, f"no trial has a score ({metric!r} at a rung)")
     fig.suptitle(title)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _note(axes: Axes, text: str) -> None:
+    """Say in an empty panel why it is empty."""
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes, color="gray")

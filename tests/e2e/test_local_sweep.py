@@ -110,6 +110,19 @@ def test_a_trial_template_that_cannot_start_fails_fast_with_exit_code_2(tmp_path
     assert len(result["trials"]) < 8 or any(t["attempts"] == 0 for t in result["trials"].values())
 
 
+def test_an_objective_the_trials_do_not_report_fails_fast_with_exit_code_2(
+    tmp_path: Path,
+) -> None:
+    path = toy_sweep(tmp_path, {"strategy": "grid", "candidates": 8}, objective={"metric": "acc"})
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert "the objective metric 'acc' is not reported" in done.stderr
+    assert "set spec.objective.metric" in done.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["phase"] == "Failed"
+    assert any(t["attempts"] == 0 for t in result["trials"].values())
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -42,6 +42,13 @@ class Sweep:
         """Every step whose evaluation the engine keeps: the rungs and the full budget."""
         return [*self.rungs, self.spec.budget.steps]
 
+    @property
+    def scored_steps(self) -> list[int]:
+        """Steps whose evaluation the sweep needs the objective at."""
+        if strategies.stops_early(self.spec.search.strategy):
+            return self.rung_steps
+        return [self.spec.budget.steps]
+
 
 @dataclass(frozen=True)
 class Launch:
@@ -86,8 +93,9 @@ class Decision:
     best: strategies.Best | None
     range_result: RangeTestResult | None
     message: str
-    # The trials cannot run at all (every attempt failed before a first step): the sweep
-    # gives up instead of burning every retry of every trial on a broken template.
+    # The trials cannot run at all (every attempt failed before a first step) or cannot be
+    # scored (they do not report the objective): the sweep gives up instead of burning the
+    # whole budget on a broken template or spec.
     broken: bool = False
 
     def status(self) -> LRSweepStatus:
@@ -299,6 +307,35 @@ def _broken(records: Sequence[TrialRecord]) -> TrialRecord | None:
     return None
 
 
+def _unscored(records: Sequence[TrialRecord], metric: str, due: Sequence[int]) -> str | None:
+    """Why no trial can be scored: an evaluation where the objective was due lacks it.
+
+    Only evaluations known to be complete count: one followed by a later evaluation, or the
+    last of a trial that finished its budget (a scrape can catch the newest one half-written).
+    """
+    for r in records:
+        if r.mode != "train" or not r.points:
+            continue
+        last = r.points[-1].step
+        for p in r.points:
+            complete = p.step < last or r.phase is TrialPhase.SUCCEEDED
+            if p.step not in due or not complete or metric in p.metrics:
+                continue
+            if any(metric in q.metrics for q in r.points):
+                return (
+                    f"trial {r.id} reported the objective metric {metric!r} at some "
+                    f"evaluations but not at step {p.step}, where the sweep compares trials; "
+                    "report it at every evaluation (every budget.evalEvery steps)"
+                )
+            reported = ", ".join(sorted(p.metrics)) or "no metric"
+            return (
+                f"the objective metric {metric!r} is not reported: trial {r.id} reported "
+                f"{reported} at step {p.step}; set spec.objective.metric to the name the "
+                "trainer reports"
+            )
+    return None
+
+
 def decide(
     sweep: Sweep,
     records: Sequence[TrialRecord],
@@ -308,7 +345,12 @@ def decide(
     current = sorted(records, key=lambda r: r.id)
     range_result = range_result_of(current, known_range)
     broken = _broken(current)
-    if broken is not None:
+    why = (
+        f"trials fail before their first step: {broken.reason}"
+        if broken is not None
+        else _unscored(current, spec.objective.metric, sweep.scored_steps)
+    )
+    if why is not None:
         return Decision(
             records=tuple(current),
             launches=(),
@@ -317,7 +359,7 @@ def decide(
             done=True,
             best=None,
             range_result=range_result,
-            message=f"trials fail before their first step: {broken.reason}",
+            message=why,
             broken=True,
         )
     current, stops, promotions, undecided = _early_stops(sweep, current)

@@ -7,10 +7,14 @@ cohort where that leaves a trial slot free (so gated trials never wait on each o
 and steps past an edge only when the best candidate sits there; ASHA stops
 trials early; the winner does not depend on the order in which trials progress (same
 inputs, same actions); failed attempts are retried then marked Failed; a sweep where
-nothing completes ends Failed with a reason; maxTrials caps the sweep; status round-trips
-through the API model. With several seeds per rate, a rate is kept or cut as a whole (its
-seed-0 trial is judged, the other seeds follow it: they wait at a rung until it passes, stop
-with it, and count only once it is through), and the winner is the best mean over seeds.
+nothing completes ends Failed with a reason; a sweep whose trials do not report the
+objective where it is needed (at rungs with early stopping, else at the full budget) ends at
+once, naming what they report (or asking for it at every evaluation where it is reported only
+at some), but not on an evaluation scraped half-written; maxTrials caps the sweep; status
+round-trips through the API model. With several seeds per rate, a rate is kept or cut as a
+whole (its seed-0 trial is judged, the other seeds follow it: they wait at a rung until it
+passes, stop with it, and count only once it is through), and the winner is the best mean
+over seeds.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from hypothesis import strategies as st
 
 from lrsweep.api import LRSweepSpec, Phase, TrialPhase, Verdict
 from lrsweep.engine import strategies
-from lrsweep.engine.sweep import Sweep, decide, update
+from lrsweep.engine.sweep import Decision, Sweep, decide, update
 from lrsweep.engine.trials import TrialRecord, from_status
+from lrsweep.engine.verdict import Point
 from tests.unit.engine.conftest import make_spec
 from tests.unit.engine.world import World, bowl, run
 
@@ -268,6 +273,67 @@ def test_a_sweep_whose_trials_never_start_gives_up_after_one_trials_retries() ->
     assert "trials fail before their first step" in decision.message
     assert "exit code 1" in decision.message
     assert len([launch for launch in world.launched if launch.trial == "t000"]) == 2
+
+
+def test_a_sweep_whose_trials_do_not_report_the_objective_ends_early_naming_what_they_report() -> (
+    None
+):
+    spec = make_spec(search={"strategy": "grid"}, objective={"metric": "val_los"})
+    world = World(spec, bowl())
+    decision = run(world)
+    assert decision.broken
+    assert decision.status().phase is Phase.FAILED
+    assert "the objective metric 'val_los' is not reported" in decision.message
+    assert "reported train_loss, val_loss at step 300" in decision.message
+    assert len(world.launched) < 8
+
+
+def _decide_on_one_running_trial(strategy: str, points: tuple[Point, ...]) -> Decision:
+    """What the sweep decides when its only trial (rate 0.01) has recorded `points`."""
+    sweep = Sweep(make_spec(search={"strategy": strategy, "values": [0.01]}), "sweep-uid")
+    record = TrialRecord(
+        "t000", 0.01, 0, phase=TrialPhase.RUNNING, attempts=1, queued=False, points=points
+    )
+    return decide(sweep, [record])
+
+
+def _first_rung(strategy: str) -> int:
+    return strategies.rungs(make_spec(search={"strategy": strategy}))[0]
+
+
+def test_an_early_stopping_sweep_needs_the_objective_at_its_rungs() -> None:
+    rung = _first_rung("asha")
+    points = (Point(rung, {"train_loss": 0.5}), Point(rung + 25, {"train_loss": 0.4}))
+    decision = _decide_on_one_running_trial("asha", points)
+    assert decision.broken
+    assert f"reported train_loss at step {rung};" in decision.message
+
+
+def test_an_objective_missing_only_at_a_rung_asks_for_it_at_every_evaluation() -> None:
+    rung = _first_rung("asha")
+    points = (
+        Point(rung - 25, {"train_loss": 0.6, "val_loss": 0.7}),
+        Point(rung, {"train_loss": 0.5}),
+        Point(rung + 25, {"train_loss": 0.4}),
+    )
+    decision = _decide_on_one_running_trial("asha", points)
+    assert decision.broken
+    assert f"'val_loss' at some evaluations but not at step {rung}" in decision.message
+    assert "report it at every evaluation" in decision.message
+
+
+def test_a_sweep_without_early_stopping_needs_the_objective_only_at_the_full_budget() -> None:
+    rung = _first_rung("grid")
+    points = (Point(rung, {"train_loss": 0.5}), Point(rung + 25, {"train_loss": 0.4}))
+    assert not _decide_on_one_running_trial("grid", points).broken
+
+
+def test_a_half_written_newest_evaluation_is_not_taken_for_a_missing_objective() -> None:
+    rung = _first_rung("asha")
+    written = Point(rung, {"train_loss": 0.5})  # its val_loss not yet set when scraped
+    decision = _decide_on_one_running_trial("asha", (written,))
+    assert not decision.broken
+    assert not decision.done
 
 
 def test_a_sweep_where_no_trial_completes_ends_failed_with_the_reason() -> None:

@@ -1,0 +1,36 @@
+"""The sweep's picture (`lrsweep.report.plot_report`).
+
+Covers: a sweep with scored trials gets a PNG; a sweep where no trial reported the objective
+still gets one, saying so in its panels instead of warning about an empty legend (pytest
+turns warnings into errors here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lrsweep.api import TrialPhase
+from lrsweep.engine.strategies import Best
+from lrsweep.engine.trials import TrialRecord
+from lrsweep.engine.verdict import Point
+from lrsweep.report import plot_report
+
+
+def _trial(trial: str, rate: float, metric: str) -> TrialRecord:
+    points = tuple(Point(step, {metric: 1.0 / step}) for step in (10, 20, 30))
+    rungs = {30: 1.0 / 30} if metric == "val_loss" else {}
+    return TrialRecord(trial, rate, 0, phase=TrialPhase.SUCCEEDED, points=points, rungs=rungs)
+
+
+def test_scored_trials_give_a_png(tmp_path: Path) -> None:
+    records = [_trial("t000", 0.01, "val_loss"), _trial("t001", 0.1, "val_loss")]
+    path = tmp_path / "report.png"
+    plot_report(records, Best(0.01, 1.0 / 30, "t000"), "val_loss", 30, path, "sweep")
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_trials_without_the_objective_still_give_a_png_without_warnings(tmp_path: Path) -> None:
+    records = [_trial("t000", 0.01, "train_loss"), _trial("t001", 0.1, "train_loss")]
+    path = tmp_path / "report.png"
+    plot_report(records, None, "val_loss", 30, path, "sweep")
+    assert path.read_bytes().startswith(b"\x89PNG")
