@@ -9,6 +9,7 @@ summary of ended ones, and turns both into engine Observations.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -38,6 +39,8 @@ from lrsweep.runtime.metrics import (
 # Without a `command`, a container runs its image's entrypoint; the trainer image's is this.
 TRAINER_ENTRYPOINT = (sys.executable, "-m", "lrsweep_trainer")
 SCRAPE_TIMEOUT = 2.0
+# In a sweep's directory while it runs: held locked, so a second sweep there is refused.
+LOCK_FILE = ".lrsweep.lock"
 STOP_GRACE = 5.0
 # How long a trial paused at a rung waits for a decision before going on by itself.
 GATE_TIMEOUT = 60.0
@@ -136,6 +139,7 @@ class LocalBackend:
         self.gate_timeout = gate_timeout
         self.attempts: dict[str, _Attempt] = {}
         (workdir / "trials").mkdir(parents=True, exist_ok=True)
+        self._lock = _hold(workdir)
 
     def launch(self, launch: Launch) -> None:
         name = f"{self.sweep.metadata.name}-{launch.trial}-{launch.attempt}"
@@ -284,6 +288,22 @@ class LocalBackend:
                 attempt.process.wait()
             if not attempt.log.closed:
                 attempt.log.close()
+        self._lock.close()  # releases the directory
+
+
+def _hold(workdir: Path) -> IO[str]:
+    """Lock `workdir` for one sweep: two sweeps in one directory would read each other's
+    trial summaries (trial ids and attempt numbers repeat across sweeps)."""
+    handle = (workdir / LOCK_FILE).open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SpecError(
+            f"{workdir} is in use by another sweep running on this machine; wait for it to "
+            "end, or give this sweep another directory (lrsweep run --out DIR)"
+        ) from None
+    return handle
 
 
 def run_sweep(

@@ -3,7 +3,9 @@
 Covers: Kubernetes $(VAR) expansion rules; the contract env; the trainer as default
 entrypoint; container env referring to contract variables; fieldRef resolution; refusal of
 env sources local trials cannot resolve; a missing program is refused before the sweep;
-a gated trial process is told how long to wait at a rung (the backend's gate timeout).
+a gated trial process is told how long to wait at a rung (the backend's gate timeout); a
+second sweep in a directory another sweep is running in is refused, and allowed once the
+first one has shut down.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lrsweep.api import SpecError, parse_sweep
+from lrsweep.api import LRSweep, SpecError, parse_sweep
 from lrsweep.engine.sweep import Launch
 from lrsweep.runtime.env import contract_env, expand
 from lrsweep.runtime.local import (
@@ -120,3 +122,29 @@ def test_a_gated_trial_waits_the_default_gate_timeout(tmp_path: Path) -> None:
 
 def test_a_gated_trial_waits_the_backends_gate_timeout(tmp_path: Path) -> None:
     assert _gate_timeout_seen(tmp_path, gate_timeout=600.0) == "600"
+
+
+def _sweep() -> LRSweep:
+    return parse_sweep(
+        {
+            "apiVersion": "lrsweep.dev/v1alpha1",
+            "kind": "LRSweep",
+            "metadata": {"name": "busy"},
+            "spec": {"trial": {"template": template(command=[sys.executable, "-c", "pass"])}},
+        }
+    )
+
+
+def test_a_second_sweep_in_a_directory_in_use_is_refused(tmp_path: Path) -> None:
+    first = LocalBackend(_sweep(), tmp_path)
+    try:
+        with pytest.raises(SpecError, match=r"is in use by another sweep .* --out DIR"):
+            LocalBackend(_sweep(), tmp_path)
+    finally:
+        first.shutdown()
+
+
+def test_a_directory_is_free_again_once_its_sweep_has_shut_down(tmp_path: Path) -> None:
+    LocalBackend(_sweep(), tmp_path).shutdown()
+    again = LocalBackend(_sweep(), tmp_path)
+    again.shutdown()
