@@ -895,18 +895,16 @@ def engine_fingerprint() -> dict[str, Any]:
     return {"commit": commit, "engine_sha256": engine_sha, "gate_timeout_s": GATE_TIMEOUT}
 
 
-def run_benchmark(
-    settings: Settings, *, jobs: int, out: Path, workdir: Path, fresh: bool
-) -> dict[str, Any]:
-    lock = threading.Lock()
-    started = time.monotonic()
-    STOP.clear()
-    fingerprint = engine_fingerprint()  # before anything runs: the engine that decided
-
-    def log(line: str) -> None:
-        with lock:
-            print(f"[{time.monotonic() - started:6.0f}s] {line}", flush=True)
-
+def ground_truths(
+    settings: Settings,
+    *,
+    jobs: int,
+    out: Path,
+    workdir: Path,
+    fresh: bool,
+    log: Callable[[str], None],
+) -> dict[tuple[str, int], GroundTruth]:
+    """The ground truth of every (task, seed), from OUT/ground-truth or computed into it."""
     truths: dict[tuple[str, int], GroundTruth] = {}
     for task in settings.tasks:
         for seed in settings.seeds:
@@ -923,6 +921,22 @@ def run_benchmark(
             source = "cached" if truth.cached else f"{truth.seconds:.0f} s"
             log(f"{task.name} s{seed} ground truth: best lr {lr:.4g} val {score:.4g} ({source})")
             truths[task.name, seed] = truth
+    return truths
+
+
+def run_benchmark(
+    settings: Settings, *, jobs: int, out: Path, workdir: Path, fresh: bool
+) -> dict[str, Any]:
+    lock = threading.Lock()
+    started = time.monotonic()
+    STOP.clear()
+    fingerprint = engine_fingerprint()  # before anything runs: the engine that decided
+
+    def log(line: str) -> None:
+        with lock:
+            print(f"[{time.monotonic() - started:6.0f}s] {line}", flush=True)
+
+    truths = ground_truths(settings, jobs=jobs, out=out, workdir=workdir, fresh=fresh, log=log)
     floors: dict[tuple[str, int], GroundTruth] = {}
     for task in settings.tasks:
         for seed in settings.seeds:

@@ -1,0 +1,98 @@
+"""The parallelism benchmark (`python -m benchmarks.parallelism`).
+
+Covers: `--quick` with two parallelism values runs `adaptive` end to end through real trial
+processes on the smoke settings and writes parallelism.json and .md (one case per
+(task, seed, parallelism) with a chosen rate, finite regret and compute above zero; the
+reproduce command); a second invocation takes every run from the search-efficiency caches
+and reports the same cases. The summary (share within target, median compute, mean
+regret, cases with the same choice at every parallelism) and the markdown table are checked
+on hand-made cases.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.parallelism import Case, markdown, summarise
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _case(task: str, seed: int, p: int, lr: float, regret: float, compute: float) -> Case:
+    return Case(task, seed, p, lr, regret, compute, within=regret <= 0.05)
+
+
+CASES = [
+    _case("a", 0, 2, 0.1, 0.01, 5.0),
+    _case("a", 1, 2, 0.2, 0.30, 6.0),
+    _case("b", 0, 2, 0.3, 0.00, 4.0),
+    _case("a", 0, 4, 0.1, 0.01, 3.0),
+    _case("a", 1, 4, 0.1, 0.02, 4.0),
+    _case("b", 0, 4, 0.3, 0.00, 3.5),
+]
+
+
+def test_summary_counts_hits_median_compute_mean_regret_and_same_choices() -> None:
+    summary = summarise(CASES)
+    two, four = summary["per_parallelism"]["2"], summary["per_parallelism"]["4"]
+    assert (two["within_target"], two["cases"]) == (2, 3)
+    assert two["median_compute_r"] == 5.0
+    assert math.isclose(two["mean_regret"], 0.31 / 3)
+    assert (four["within_target"], four["median_compute_r"]) == (3, 3.5)
+    assert (summary["same_choice"], summary["case_count"]) == (2, 3)
+
+
+def test_markdown_has_the_command_a_summary_row_per_parallelism_and_a_row_per_case() -> None:
+    result: dict[str, Any] = {
+        "command": ".venv/bin/python -m benchmarks.parallelism",
+        "engine": {"commit": "abc1234", "engine_sha256": "0123456789ab"},
+        "parallelism": [2, 4],
+        "summary": summarise(CASES),
+        "cases": [c.__dict__ for c in CASES],
+        "cached_runs": 0,
+    }
+    text = markdown(result)
+    assert ".venv/bin/python -m benchmarks.parallelism" in text
+    assert "| 2 | 67% (2 of 3) | 5.00 R | +10.33% |" in text
+    assert "| a | 1 | 0.2 / +30.00% (miss) / 6.00 R | 0.1 / +2.00% / 4.00 R |" in text
+    assert "in 2 of 3 cases" in text
+
+
+def _run(out: Path) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.parallelism", "--quick", "--out", str(out)),
+            *("--parallelism", "1", "--parallelism", "4"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result: dict[str, Any] = json.loads((out / "parallelism.json").read_text())
+    return result
+
+
+def test_quick_run_writes_a_case_per_parallelism_and_a_rerun_comes_from_the_cache(
+    tmp_path: Path,
+) -> None:
+    first = _run(tmp_path)
+    assert first["quick"] is True
+    assert "benchmarks.parallelism --quick" in first["command"]
+    assert sorted(c["parallelism"] for c in first["cases"]) == [1, 4]
+    for case in first["cases"]:
+        assert case["chosen_lr"] is not None, case
+        assert case["chosen_lr"] > 0, case
+        assert math.isfinite(case["regret"]), case
+        assert case["compute_r"] > 0, case
+    assert first["command"] in (tmp_path / "parallelism.md").read_text()
+
+    again = _run(tmp_path)
+    assert again["cached_runs"] == len(first["cases"])
+    assert again["cases"] == first["cases"]
