@@ -6,7 +6,8 @@ points never duplicates a (trial, attempt) pod, and the sweep still completes wi
 winner; invalid specs are refused by the schema/CEL at apply time, or end Failed with a
 condition naming the field, while a valid sweep beside them completes; a trainer that exits
 1 is retried then marked Failed while the sweep goes on, and a diverging rate is
-`diverged`; a GPU sweep on a node without GPUs reports Unschedulable; API faults (500/429,
+`diverged`; a sweep whose trials do not report its objective ends Failed at once, naming
+what they report; a GPU sweep on a node without GPUs reports Unschedulable; API faults (500/429,
 latency, dropped watches) do not stop a sweep; deleting a sweep removes its pods; the
 winner also lands in the output ConfigMap, with events for trial starts and the winner; a
 running sweep's spec cannot be changed.
@@ -218,6 +219,21 @@ def test_crashing_trials_are_retried_then_failed_and_diverging_ones_are_diverged
     assert trials[3.0]["verdict"] == "diverged"
     assert sweep["status"]["phase"] == "Succeeded"
     assert sweep["status"]["bestLearningRate"] == 0.05
+
+
+def test_an_objective_the_trials_do_not_report_fails_the_sweep_naming_what_they_report(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    values = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3]
+    doc = toy_sweep("typo", {"strategy": "grid", "values": values}, objective={"metric": "acc"})
+    apply(kube_cluster, kube_namespace, doc)
+    sweep = wait_phase(kube_cluster, kube_namespace, "typo", ("Succeeded", "Failed"), 120)
+    status = sweep["status"]
+    assert status["phase"] == "Failed"
+    assert "the objective metric 'acc' is not reported" in status["message"]
+    assert "set spec.objective.metric" in status["message"]
+    assert any(t["attempts"] == 0 for t in status["trials"].values())
 
 
 def test_a_gpu_sweep_without_gpus_reports_unschedulable(
