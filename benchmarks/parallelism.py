@@ -25,7 +25,7 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,7 @@ def run(
         "parallelism": list(parallelisms),
         "seed_sd": spread,
         "summary": summarise(cases),
-        "cases": [c.__dict__ for c in cases],
+        "cases": [asdict(c) for c in cases],
         "cached_runs": len(cache.hits),
     }
 

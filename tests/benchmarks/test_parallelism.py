@@ -15,6 +15,7 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def test_markdown_has_the_command_a_summary_row_per_parallelism_and_a_row_per_ca
         "engine": {"commit": "abc1234", "engine_sha256": "0123456789ab"},
         "parallelism": [2, 4],
         "summary": summarise(CASES),
-        "cases": [c.__dict__ for c in CASES],
+        "cases": [asdict(c) for c in CASES],
         "cached_runs": 0,
     }
     text = markdown(result)
