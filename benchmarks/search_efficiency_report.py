@@ -720,7 +720,8 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"cache; computing all of them took {timing['ground_truth_compute_s'] / 60:.1f} min)"
         + (
             f"; {timing['strategy_runs_cached']} of {timing['strategy_runs']} strategy runs "
-            "came from an interrupted invocation's cache."
+            "came from the run cache (an earlier invocation with the same engine code, e.g. "
+            "an interrupted one or `benchmarks.parallelism`)."
             if timing.get("strategy_runs_cached")
             else "."
         ),
