@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,9 @@ from lrsweep.engine.trials import TrialRecord
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+# Characters per line of the figure's title (it carries the sweep's message, which can be long).
+TITLE_WIDTH = 130
 
 
 def plot_report(
@@ -94,7 +98,7 @@ def plot_report(
         scores.legend(loc="best", fontsize="small")
     else:
         _note(scores, f"no trial has a score ({metric!r} at a rung)")
-    fig.suptitle(title)
+    fig.suptitle(textwrap.fill(title, TITLE_WIDTH))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -2,18 +2,20 @@
 
 Covers: a sweep with scored trials gets a PNG; a sweep where no trial reported the objective
 still gets one, saying so in its panels instead of warning about an empty legend (pytest
-turns warnings into errors here).
+turns warnings into errors here); a long sweep message is wrapped in the figure's title.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from lrsweep.api import TrialPhase
 from lrsweep.engine.strategies import Best
 from lrsweep.engine.trials import TrialRecord
 from lrsweep.engine.verdict import Point
-from lrsweep.report import plot_report
+from lrsweep.report import TITLE_WIDTH, plot_report
 
 
 def _trial(trial: str, rate: float, metric: str) -> TrialRecord:
@@ -34,3 +36,19 @@ def test_trials_without_the_objective_still_give_a_png_without_warnings(tmp_path
     path = tmp_path / "report.png"
     plot_report(records, None, "val_loss", 30, path, "sweep")
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_long_sweep_message_is_wrapped_in_the_title(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    closed: list[Figure] = []
+    monkeypatch.setattr(plt, "close", closed.append)
+    title = "LRSweep s: " + "word " * 60
+    plot_report([_trial("t000", 0.01, "val_loss")], None, "val_loss", 30, tmp_path / "r.png", title)
+    lines = closed[0].get_suptitle().splitlines()
+    assert len(lines) > 1
+    assert all(len(line) <= TITLE_WIDTH for line in lines)
+    assert " ".join(lines) == title.strip()
