@@ -42,11 +42,12 @@ from benchmarks.search_efficiency import (
     SweepInterruptedError,
     engine_fingerprint,
     ground_truths,
+    interrupt,
     quick_settings,
-    run_strategy,
     seed_spread,
     within_target,
 )
+from benchmarks.search_efficiency_report import pct
 
 STEM = "parallelism"
 LABEL = "adaptive"
@@ -107,13 +108,9 @@ def run(
 
     def one(unit: tuple[BenchTask, int, int]) -> Case:
         task, seed, p = unit
-        path = cache.path(task, seed, LABEL, {**SEARCH, "parallelism": p})
-        result = cache.load(path)
-        if result is None:
-            # A directory per sweep: the local runner refuses two sweeps in one.
-            sweep_dir = workdir / f"p{p}" / task.name / f"s{seed}"
-            result = run_strategy(task, seed, LABEL, SEARCH, truths[task.name, seed], sweep_dir, p)
-            cache.save(path, result)
+        # A directory per sweep: the local runner refuses two sweeps in one.
+        sweep_dir = workdir / f"p{p}" / task.name / f"s{seed}"
+        result, _ = cache.run(task, seed, LABEL, SEARCH, truths[task.name, seed], sweep_dir, p)
         case = Case(
             task=task.name,
             seed=seed,
@@ -153,10 +150,6 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:+.2%}"
-
-
 def markdown(result: Mapping[str, Any]) -> str:
     per = result["summary"]["per_parallelism"]
     ps = [str(p) for p in result["parallelism"]]
@@ -181,7 +174,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         s = per[p]
         lines.append(
             f"| {p} | {s['within_share']:.0%} ({s['within_target']} of {s['cases']}) | "
-            f"{s['median_compute_r']:.2f} R | {_pct(s['mean_regret'])} |"
+            f"{s['median_compute_r']:.2f} R | {pct(s['mean_regret'])} |"
         )
     summary = result["summary"]
     lines += [
@@ -197,7 +190,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         table.setdefault((c["task"], c["seed"]), {})[str(c["parallelism"])] = c
     for (task, seed), row in table.items():
         cells = [
-            f"{row[p]['chosen_lr']:.4g} / {_pct(row[p]['regret'])}"
+            f"{row[p]['chosen_lr']:.4g} / {pct(row[p]['regret'])}"
             f"{'' if row[p]['within'] else ' (miss)'} / {row[p]['compute_r']:.2f} R"
             if row[p]["chosen_lr"] is not None
             else f"none / {row[p]['compute_r']:.2f} R"
@@ -227,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda signum, frame: STOP.set())
+        signal.signal(signum, interrupt)
     try:
         with tempfile.TemporaryDirectory(prefix="lrsweep-par-") as tmp:
             result = run(settings, parallelisms, jobs=args.jobs, out=out, workdir=Path(tmp))

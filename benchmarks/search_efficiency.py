@@ -798,6 +798,25 @@ class RunCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(run)))
 
+    def run(
+        self,
+        task: BenchTask,
+        seed: int,
+        label: str,
+        search: Mapping[str, Any],
+        truth: GroundTruth,
+        workdir: Path,
+        parallelism: int,
+    ) -> tuple[Run, bool]:
+        """`run_strategy` at `parallelism`, or its cached result; True when cached."""
+        path = self.path(task, seed, label, {**search, "parallelism": parallelism})
+        cached = self.load(path)
+        if cached is not None:
+            return cached, True
+        run = run_strategy(task, seed, label, search, truth, workdir, parallelism)
+        self.save(path, run)
+        return run, False
+
 
 def case_units(
     task: BenchTask,
@@ -814,17 +833,10 @@ def case_units(
     """
 
     def one(label: str, search: Mapping[str, Any]) -> Run:
-        full = {**search, "parallelism": settings.strategy_parallelism}
-        path = cache.path(task, seed, label, full)
-        run = cache.load(path)
-        if run is None:
-            run = run_strategy(
-                task, seed, label, search, truth, workdir, settings.strategy_parallelism
-            )
-            cache.save(path, run)
-            took = f"{run.seconds:.0f} s"
-        else:
-            took = "cached"
+        run, cached = cache.run(
+            task, seed, label, search, truth, workdir, settings.strategy_parallelism
+        )
+        took = "cached" if cached else f"{run.seconds:.0f} s"
         regret = "-" if run.regret is None else f"{run.regret:+.2%}"
         chosen = "none" if run.chosen_lr is None else f"{run.chosen_lr:.4g}"
         log(
@@ -1138,7 +1150,7 @@ def _command() -> str:
     return shlex.join([".venv/bin/python", "-m", "benchmarks.search_efficiency", *args])
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
+def interrupt(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C or SIGTERM: every sweep stops at its next decision; a second one stops at once."""
     if STOP.is_set():
         raise KeyboardInterrupt
@@ -1185,8 +1197,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     from benchmarks.search_efficiency_report import write_outputs
 
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         if args.rerender:
             result = rerender(out)

@@ -549,7 +549,7 @@ def _joined(values: Sequence[float | None]) -> str:
     return ", ".join("-" if v is None else f"{v:.2f}" for v in values)
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.2%}"
 
 
@@ -582,7 +582,7 @@ def _summary_table(
         lines.append(
             f"| {s} | {m['cases']} | {m['within_target_share']:.0%} | "
             f"{m['within_1pct_share']:.0%} | {m['median_compute_r']:.2f} R | "
-            f"{_pct(m['mean_regret'])} | {_pct(m['median_regret'])} | {_pct(m['max_regret'])} | "
+            f"{pct(m['mean_regret'])} | {pct(m['median_regret'])} | {pct(m['max_regret'])} | "
             f"{m['no_winner']} |"
         )
     return lines
@@ -610,7 +610,7 @@ def _noise_floor_lines(floor: Mapping[str, Any] | None) -> list[str]:
         by_case.setdefault((run["task"], run["seed"]), []).append(run)
     for (task, seed), pair in by_case.items():
         cells = [
-            _pct(r["regret"]) + ("" if r["within_target"] else " (miss)")
+            pct(r["regret"]) + ("" if r["within_target"] else " (miss)")
             for r in sorted(pair, key=lambda r: r["lr"])
         ]
         lines.append(f"| {task} | {seed} | {_lr(pair[0]['dense_best_lr'])} | {' | '.join(cells)} |")
@@ -643,8 +643,8 @@ def _sparser_grid_lines(result: Mapping[str, Any], spacing: float) -> list[str]:
         lines.append(
             f"| 1 in {every} dense rates | "
             f"x{spacing**every:.2f} | {row['mean_compute_r']:.1f} R | {row['grids']} | "
-            f"{row['within_target_share']:.0%} | {_pct(row['mean_regret'])} | "
-            f"{_pct(row['median_regret'])} | {by_task} |"
+            f"{row['within_target_share']:.0%} | {pct(row['mean_regret'])} | "
+            f"{pct(row['median_regret'])} | {by_task} |"
         )
     return [*lines, ""]
 
@@ -670,8 +670,8 @@ def _other_seeds_lines(other: Mapping[str, Any] | None, strategies: Sequence[str
         m = other["summary"][s]
         share = "-" if m["within_target_share"] is None else f"{m['within_target_share']:.0%}"
         lines.append(
-            f"| {s} | {m['cases']} | {share} | {_pct(m['median_regret'])} | "
-            f"{_pct(m['mean_regret'])} | {m['diverged_at_another_seed']} |"
+            f"| {s} | {m['cases']} | {share} | {pct(m['median_regret'])} | "
+            f"{pct(m['mean_regret'])} | {m['diverged_at_another_seed']} |"
         )
     reference = ", ".join(f"{task} {_lr(r['lr'])}" for task, r in other["reference"].items())
     return [*lines, "", f"Best mean rate per task: {reference}.", ""]
@@ -746,7 +746,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     ):
         check = target[key]
         lines.append(
-            f"| mean regret below {name} | {_pct(check['value'])} | < {_pct(check['other'])} | "
+            f"| mean regret below {name} | {pct(check['value'])} | < {pct(check['other'])} | "
             f"{_yes(check['met'])} |"
         )
     lines += [
@@ -785,7 +785,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     ]
     for task, by in result["per_task"].items():
         cells = [
-            f"{_pct(by[s]['mean_regret'])} / {by[s]['median_compute_r']:.1f} R" for s in STRATEGIES
+            f"{pct(by[s]['mean_regret'])} / {by[s]['median_compute_r']:.1f} R" for s in STRATEGIES
         ]
         lines.append(f"| {task} | " + " | ".join(cells) + " |")
     lines += [
@@ -816,11 +816,11 @@ def markdown(result: Mapping[str, Any]) -> str:
         over = (
             "-"
             if other is None
-            else (_pct(other["regret"]) if other["regret"] is not None else "diverged")
+            else (pct(other["regret"]) if other["regret"] is not None else "diverged")
         )
         lines.append(
             f"| {run['task']} | {run['seed']} | {_lr(run['chosen_lr'])} | {_lr(best['lr'])} | "
-            f"{_pct(run['regret'])} | {run['seed_sd']:.2%} | {run['compute_r']:.2f} R | "
+            f"{pct(run['regret'])} | {run['seed_sd']:.2%} | {run['compute_r']:.2f} R | "
             f"{split['range_test']:.2f} / {split['first_round']:.2f} / "
             f"{split['refinement']:.2f} | {'yes' if run['within_target'] else '**no**'} | "
             f"{over} |"
@@ -842,7 +842,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     ]
     for task, rho in result["short_horizon"].items():
         d = result["short_horizon_detail"][task]
-        picks = ", ".join(_pct(v) for v in d["first_rung_pick_regret_by_seed"])
+        picks = ", ".join(pct(v) for v in d["first_rung_pick_regret_by_seed"])
         shown = "-" if rho is None else f"{rho:.2f}"
         lines.append(
             f"| {task} | {d['first_rung']} | {shown} ({_joined(d['spearman_by_seed'])}) | "
@@ -923,7 +923,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     ]
     for name, t in result["tasks"].items():
         bests = ", ".join(f"{_lr(b['lr'])} ({b['score']:.3g})" for b in t["dense_best"].values())
-        steps = ", ".join(_pct(v) for v in t["neighbour_regret_by_seed"])
+        steps = ", ".join(pct(v) for v in t["neighbour_regret_by_seed"])
         lines.append(
             f"| {name} | {t['what']} | {t['range'][0]:g} .. {t['range'][1]:g} | {t['steps']} | "
             f"{t['evalEvery']} | {t['minSteps']} | {', '.join(map(str, t['rungs']))} | "
