@@ -88,22 +88,25 @@ def test_a_program_not_on_path_is_refused_before_the_sweep() -> None:
         check_command(template(command=["no-such-trainer"]))
 
 
-def _gate_timeout_seen(tmp_path: Path, gate_timeout: float | None = None) -> str:
-    """Launch a gated trial whose program prints its LRSWEEP_GATE_TIMEOUT; return the line."""
-    program = "import os; print(os.environ.get('LRSWEEP_GATE_TIMEOUT'))"
-    sweep = parse_sweep(
+def _sweep(program: str = "pass") -> LRSweep:
+    """An asha sweep whose trials run `program` with this Python."""
+    return parse_sweep(
         {
             "apiVersion": "lrsweep.dev/v1alpha1",
             "kind": "LRSweep",
-            "metadata": {"name": "gate"},
+            "metadata": {"name": "local"},
             "spec": {
                 "search": {"strategy": "asha", "min": 0.001, "max": 0.1},
                 "budget": {"steps": 300},
-                "objective": {"metric": "val_loss"},
                 "trial": {"template": template(command=[sys.executable, "-c", program])},
             },
         }
     )
+
+
+def _gate_timeout_seen(tmp_path: Path, gate_timeout: float | None = None) -> str:
+    """Launch a gated trial whose program prints its LRSWEEP_GATE_TIMEOUT; return the line."""
+    sweep = _sweep("import os; print(os.environ.get('LRSWEEP_GATE_TIMEOUT'))")
     if gate_timeout is None:
         local = LocalBackend(sweep, tmp_path)
     else:
@@ -122,17 +125,6 @@ def test_a_gated_trial_waits_the_default_gate_timeout(tmp_path: Path) -> None:
 
 def test_a_gated_trial_waits_the_backends_gate_timeout(tmp_path: Path) -> None:
     assert _gate_timeout_seen(tmp_path, gate_timeout=600.0) == "600"
-
-
-def _sweep() -> LRSweep:
-    return parse_sweep(
-        {
-            "apiVersion": "lrsweep.dev/v1alpha1",
-            "kind": "LRSweep",
-            "metadata": {"name": "busy"},
-            "spec": {"trial": {"template": template(command=[sys.executable, "-c", "pass"])}},
-        }
-    )
 
 
 def test_a_second_sweep_in_a_directory_in_use_is_refused(tmp_path: Path) -> None:
