@@ -317,9 +317,10 @@ def _unscored(records: Sequence[TrialRecord], metric: str, due: Sequence[int]) -
         if r.mode != "train" or not r.points:
             continue
         last = r.points[-1].step
-        for p in r.points:
+        at = {p.step: p for p in r.points}
+        for p in (at[step] for step in due if step in at):
             complete = p.step < last or r.phase is TrialPhase.SUCCEEDED
-            if p.step not in due or not complete or metric in p.metrics:
+            if not complete or metric in p.metrics:
                 continue
             if any(metric in q.metrics for q in r.points):
                 return (

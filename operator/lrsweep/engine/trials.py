@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from lrsweep.api import TrialPhase, TrialStatus, Verdict
+from lrsweep.api import LRSweepStatus, TrialPhase, TrialStatus, Verdict
 from lrsweep.engine.verdict import Point, judge
 
 Mode = Literal["train", "range-test"]
@@ -161,18 +161,35 @@ def observe(
     return _failed_attempt(updated, why, max_retries)
 
 
+def requeue(record: TrialRecord, reason: str) -> TrialRecord:
+    """Queue a new attempt of the trial, from its first step; the steps spent so far count."""
+    return replace(
+        record,
+        phase=TrialPhase.PENDING,
+        queued=True,
+        spent_steps=record.spent_steps + record.step,
+        step=0,
+        points=(),
+        rungs={},
+        reason=reason,
+    )
+
+
+def interrupted(record: TrialRecord) -> TrialRecord:
+    """A record as its sweep resumes after the sweep itself stopped (`lrsweep run --resume`).
+
+    A trial that was running or paused lost its process with the sweep: it starts again even
+    when it has no retries left (the relaunch is its next attempt, so a later failure has one
+    retry fewer). Decided and queued trials stay as they were.
+    """
+    if record.terminal or record.queued:
+        return record
+    return requeue(record, f"attempt {record.attempts} interrupted with the sweep; relaunched")
+
+
 def _failed_attempt(record: TrialRecord, why: str, max_retries: int) -> TrialRecord:
     if record.attempts <= max_retries:
-        return replace(
-            record,
-            phase=TrialPhase.PENDING,
-            queued=True,
-            spent_steps=record.spent_steps + record.step,
-            step=0,
-            points=(),
-            rungs={},
-            reason=f"attempt {record.attempts} failed ({why}); retrying",
-        )
+        return requeue(record, f"attempt {record.attempts} failed ({why}); retrying")
     return replace(
         record,
         phase=TrialPhase.FAILED,
@@ -216,3 +233,8 @@ def from_status(trial_id: str, status: TrialStatus) -> TrialRecord:
         verdict=status.verdict,
         reason=status.reason,
     )
+
+
+def records_from_status(status: LRSweepStatus) -> list[TrialRecord]:
+    """Every trial of a stored status, in trial-id order."""
+    return [from_status(tid, t) for tid, t in sorted(status.trials.items())]

@@ -31,7 +31,13 @@ from lrsweep.engine.sweep import (
     range_result_from_status,
     update,
 )
-from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord, from_status
+from lrsweep.engine.trials import (
+    Observation,
+    Outcome,
+    ProcessState,
+    TrialRecord,
+    records_from_status,
+)
 from lrsweep.runtime.env import contract_env
 from lrsweep.runtime.metrics import MetricsError, exit_observation, parse_metrics, parse_summary
 from lrsweep.settings import OperatorSettings
@@ -426,10 +432,6 @@ def _known(status_in: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status_in.items() if k in fields}
 
 
-def load_records(status: LRSweepStatus) -> list[TrialRecord]:
-    return [from_status(tid, t) for tid, t in sorted(status.trials.items())]
-
-
 async def reconcile(
     cluster: Cluster,
     settings: OperatorSettings,
@@ -455,7 +457,7 @@ async def reconcile(
         return ReconcileResult(None)
 
     sweep = Sweep(spec, key=meta.get("uid") or name)
-    records = load_records(previous)
+    records = records_from_status(previous)
     pods = await cluster.list_pods(namespace, name)
     observations, unschedulable = await _observe(cluster, settings, namespace, spec, records, pods)
     for obs in observations:

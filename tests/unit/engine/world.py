@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lrsweep.api import LRSweepSpec
+from lrsweep.engine.rangetest import RangeTestResult
 from lrsweep.engine.sweep import Decision, Launch, Promote, Sweep, decide, update
 from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
 from lrsweep.engine.verdict import Point
@@ -154,11 +155,21 @@ class World:
         return out
 
 
-def run(world: World, key: str = "sweep-uid", max_ticks: int = 10_000) -> Decision:
-    """Drive a sweep in the world to its end, the way a runtime does."""
+def run(
+    world: World,
+    key: str = "sweep-uid",
+    max_ticks: int = 10_000,
+    *,
+    records: Sequence[TrialRecord] = (),
+    range_result: RangeTestResult | None = None,
+    until: Callable[[Decision], bool] = lambda decision: decision.done,
+) -> Decision:
+    """Drive a sweep in the world, the way a runtime does, to its end or to `until`.
+
+    `records` and `range_result`: where a resumed sweep starts from.
+    """
     sweep = Sweep(world.spec, key)
-    records: list[TrialRecord] = []
-    range_result = None
+    records = list(records)
     for _ in range(max_ticks):
         for obs in world.tick():
             records = update(sweep, records, obs)
@@ -171,6 +182,6 @@ def run(world: World, key: str = "sweep-uid", max_ticks: int = 10_000) -> Decisi
             world.promote(promotion)
         for launch in decision.launches:
             world.launch(launch)
-        if decision.done:
+        if until(decision):
             return decision
     raise AssertionError("sweep did not finish")
