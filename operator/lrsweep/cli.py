@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -20,7 +19,16 @@ from lrsweep import __version__
 from lrsweep.api import LRSweep, LRSweepStatus, Phase, SpecError, load_sweep
 from lrsweep.engine.sweep import Decision, Sweep
 from lrsweep.runtime.env import contract_env
-from lrsweep.runtime.local import LocalBackend, build_process, check_command, run_sweep
+from lrsweep.runtime.local import (
+    LocalBackend,
+    Resumed,
+    build_process,
+    check_command,
+    resume,
+    run_sweep,
+    save_sweep,
+    write_status,
+)
 
 EXIT_OK = 0
 EXIT_SWEEP_FAILED = 1
@@ -76,12 +84,6 @@ def _preflight(sweep: LRSweep) -> None:
     build_process(template, contract_env(probe, sweep=sweep.metadata.name, metrics_port=0), "x")
 
 
-def write_result(out: Path, status: LRSweepStatus) -> Path:
-    path = out / "result.json"
-    path.write_text(json.dumps(status.model_dump(mode="json"), indent=2) + "\n")
-    return path
-
-
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     path = Path(args.path)
     try:
@@ -92,11 +94,41 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     _preflight(sweep_doc)
     out = Path(args.out or f"lrsweep-out/{sweep_doc.metadata.name}")
     out.mkdir(parents=True, exist_ok=True)
+    backend = LocalBackend(sweep_doc, out)  # locks the directory for this sweep
+    try:
+        if args.resume:
+            state = resume(out, sweep_doc)
+            console.print(
+                f"resuming {sweep_doc.metadata.name} from {out}: "
+                f"{sum(r.terminal for r in state.records)} trial(s) decided, "
+                f"{len(state.relaunched)} relaunched"
+            )
+        else:
+            state = Resumed()
+            save_sweep(out, sweep_doc)
+        return _run(args, console, sweep_doc, out, backend, state)
+    finally:
+        backend.shutdown()
+
+
+def _run(
+    args: argparse.Namespace,
+    console: Console,
+    sweep_doc: LRSweep,
+    out: Path,
+    backend: LocalBackend,
+    state: Resumed,
+) -> int:
     sweep = Sweep(sweep_doc.spec, key=sweep_doc.metadata.uid or sweep_doc.metadata.name)
     metric = sweep_doc.spec.objective.metric
-    backend = LocalBackend(sweep_doc, out)
-    started = _now()
+    started = state.start_time or _now()
     last: list[Decision] = []
+    written = ""
+
+    def stamped(decision: Decision) -> LRSweepStatus:
+        status = decision.status()
+        status.startTime = started
+        return status
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -108,10 +140,24 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         with live:
 
             def show(decision: Decision) -> None:
+                nonlocal written
                 last[:] = [decision]
                 live.update(progress_table(decision, metric, console.width), refresh=True)
+                # Kept current on disk, so even a killed sweep can be resumed.
+                status = stamped(decision)
+                text = status.model_dump_json()
+                if text != written:
+                    write_status(out, status)
+                    written = text
 
-            run_sweep(sweep, backend, on_decision=show, interval=args.interval)
+            run_sweep(
+                sweep,
+                backend,
+                on_decision=show,
+                interval=args.interval,
+                records=state.records,
+                known_range=state.range_result,
+            )
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -121,13 +167,12 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print("[red]interrupted before any trial started[/]")
         return EXIT_INTERRUPTED
     decision = last[-1]
-    status = decision.status()
-    status.startTime = started
+    status = stamped(decision)
     status.completionTime = _now()
     if interrupted:
         status.phase = Phase.FAILED
         status.message = f"interrupted: partial result. {status.message}"
-    result = write_result(out, status)
+    result = write_status(out, status)
     from lrsweep.report import plot_report
 
     plot = out / "report.png"
@@ -157,6 +202,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         )
         return EXIT_BAD_INPUT
     if interrupted:
+        console.print(
+            f"go on from here with: lrsweep run {args.path} --out {out} --resume",
+            markup=False,
+            highlight=False,
+        )
         return EXIT_INTERRUPTED
     return EXIT_OK if status.phase is Phase.SUCCEEDED else EXIT_SWEEP_FAILED
 
@@ -171,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="directory for result.json, report.png and trial logs")
     run.add_argument(
         "--interval", type=float, default=0.2, help="seconds between polls of the trials"
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with the sweep that stopped in --out (Ctrl-C, a crash): decided trials "
+        "keep their results, trials that were running start again",
     )
     sub.add_parser("crd", help="print the LRSweep CustomResourceDefinition (YAML)")
     sub.add_parser(

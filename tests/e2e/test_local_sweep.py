@@ -5,8 +5,10 @@ script (reporting API) sweeps with explicit values, and crashing trials get a fa
 while the sweep goes on; a trial serving garbage metrics gets a reason; bad input exits 2
 with a one-line error (missing file, invalid YAML, unknown field, min >= max, a command that
 does not exist, an unknown task); Ctrl-C stops every trial process and writes the partial
-result; ASHA's stopped trials spend no steps past their rung; with two seeds per rate, each
-rate is kept or cut whole and the winner scores the mean of its seeds.
+result, saying how to resume; `--resume` keeps the decided trials of an interrupted sweep
+(not trained again) and finishes the rest, and refuses a directory where no sweep ran;
+ASHA's stopped trials spend no steps past their rung; with two seeds per rate, each rate is
+kept or cut whole and the winner scores the mean of its seeds.
 """
 
 from __future__ import annotations
@@ -181,11 +183,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) -> None:
-    env = {"TOY_BEHAVIOUR": "slow"}
-    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05, 0.1, 0.2]}, env=env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lrsweep.cli", "run", str(path), "--out", str(tmp_path)],
+def _start_run(path: Path, out: Path) -> subprocess.Popen[str]:
+    """`lrsweep run` in the background, interruptible with SIGINT."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lrsweep.cli", "run", str(path), "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -194,6 +195,12 @@ def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) 
         # SIGINT down ignored, and Python then keeps ignoring it.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) -> None:
+    env = {"TOY_BEHAVIOUR": "slow"}
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05, 0.1, 0.2]}, env=env)
+    proc = _start_run(path, tmp_path)
     trials = tmp_path / "trials"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(trials.glob("*.log"))) < 2:
@@ -210,6 +217,67 @@ def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) 
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["message"].startswith("interrupted")
     assert result["trials"]
+
+
+def _interrupt_once_a_trial_is_decided(path: Path, out: Path) -> str:
+    """Start `lrsweep run`, Ctrl-C it once its status on disk shows a finished trial."""
+    proc = _start_run(path, out)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            trials = json.loads((out / "result.json").read_text())["trials"]
+        except (OSError, ValueError, KeyError):
+            trials = {}
+        if any(t["phase"] == "Succeeded" for t in trials.values()):
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("the running sweep's status never showed a finished trial")
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    return stdout
+
+
+def test_an_interrupted_sweep_says_how_to_resume_it(tmp_path: Path) -> None:
+    values = [0.05, 0.1, 0.2, 0.4]
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": values}, {"TOY_BEHAVIOUR": "slow"})
+    out = tmp_path / "out"
+    stdout = _interrupt_once_a_trial_is_decided(path, out)
+    assert f"lrsweep run {path} --out {out} --resume" in " ".join(stdout.split())
+
+
+def test_a_resumed_sweep_keeps_its_decided_trials_and_finishes_the_rest(tmp_path: Path) -> None:
+    values = [0.05, 0.1, 0.2, 0.4]
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": values}, {"TOY_BEHAVIOUR": "slow"})
+    out = tmp_path / "out"
+    _interrupt_once_a_trial_is_decided(path, out)
+    before = json.loads((out / "result.json").read_text())["trials"]
+    decided = {tid for tid, t in before.items() if t["phase"] == "Succeeded"}
+
+    def files_of_decided() -> dict[str, int]:
+        found = [p for tid in decided for p in (out / "trials").glob(f"{tid}-a*")]
+        return {p.name: p.stat().st_mtime_ns for p in found}
+
+    kept = files_of_decided()
+    done = lrsweep("run", str(path), "--out", str(out), "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(decided)} trial(s) decided" in " ".join(done.stdout.split())
+    result = json.loads((out / "result.json").read_text())
+    assert result["bestLearningRate"] == 0.05
+    assert all(t["phase"] == "Succeeded" for t in result["trials"].values())
+    for tid in decided:
+        assert result["trials"][tid] == before[tid]  # kept as they were
+    assert files_of_decided() == kept  # and not trained again
+
+
+def test_resume_where_no_sweep_ran_exits_2_saying_to_run_without_it(tmp_path: Path) -> None:
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.1]})
+    done = lrsweep("run", str(path), "--out", str(tmp_path / "empty"), "--resume")
+    assert done.returncode == 2
+    assert "holds no sweep to resume" in done.stderr
+    assert "run without --resume" in done.stderr
 
 
 def test_asha_stops_trials_at_their_rung_instead_of_letting_them_run_on(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -20,13 +21,30 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
-from lrsweep.api import LRSweep, SpecError
-from lrsweep.engine.sweep import Decision, Launch, Promote, Sweep, decide, update
-from lrsweep.engine.trials import Observation, ProcessState, TrialRecord
+from pydantic import BaseModel, ValidationError
+
+from lrsweep.api import LRSweep, LRSweepStatus, SpecError
+from lrsweep.engine.rangetest import RangeTestResult
+from lrsweep.engine.sweep import (
+    Decision,
+    Launch,
+    Promote,
+    Sweep,
+    decide,
+    range_result_from_status,
+    update,
+)
+from lrsweep.engine.trials import (
+    Observation,
+    ProcessState,
+    TrialRecord,
+    interrupted,
+    records_from_status,
+)
 from lrsweep.runtime.env import contract_env, expand
 from lrsweep.runtime.metrics import (
     MetricsError,
@@ -41,10 +59,19 @@ TRAINER_ENTRYPOINT = (sys.executable, "-m", "lrsweep_trainer")
 SCRAPE_TIMEOUT = 2.0
 # In a sweep's directory while it runs: held locked, so a second sweep there is refused.
 LOCK_FILE = ".lrsweep.lock"
+# Also in it: the sweep's status, rewritten whenever it changes, and the document it belongs
+# to; together they let `lrsweep run --resume` go on after an interruption or a crash.
+RESULT_FILE = "result.json"
+SWEEP_FILE = "sweep.json"
 STOP_GRACE = 5.0
 # How long a trial paused at a rung waits for a decision before going on by itself.
 GATE_TIMEOUT = 60.0
 LOG_TAIL = 300
+
+
+def attempt_files(workdir: Path, trial: str, attempt: int) -> Path:
+    """The common stem of one attempt's files: `<stem>.log` and `<stem>.summary.json`."""
+    return workdir / "trials" / f"{trial}-a{attempt}"
 
 
 def free_port() -> int:
@@ -143,7 +170,7 @@ class LocalBackend:
 
     def launch(self, launch: Launch) -> None:
         name = f"{self.sweep.metadata.name}-{launch.trial}-{launch.attempt}"
-        base = self.workdir / "trials" / f"{launch.trial}-a{launch.attempt}"
+        base = attempt_files(self.workdir, launch.trial, launch.attempt)
         summary = base.with_suffix(".summary.json")
         summary.unlink(missing_ok=True)
         port = free_port()
@@ -274,7 +301,9 @@ class LocalBackend:
         return sum(1 for a in self.attempts.values() if a.process.poll() is None)
 
     def shutdown(self) -> None:
-        """Stop every trial process still alive: SIGTERM, the grace period, then SIGKILL."""
+        """Stop every trial process still alive: SIGTERM, the grace period, then SIGKILL.
+
+        Safe to call again: the second call finds nothing left to stop."""
         for trial in self.attempts:
             self.stop(trial)
         deadline = self.clock() + self.grace
@@ -314,10 +343,14 @@ def run_sweep(
     on_decision: Callable[[Decision], None] = lambda d: None,
     sleep: Callable[[float], None] = time.sleep,
     records: Sequence[TrialRecord] = (),
+    known_range: RangeTestResult | None = None,
 ) -> Decision:
-    """Drive a sweep to its end with local processes. The caller owns shutdown."""
+    """Drive a sweep to its end with local processes. The caller owns shutdown.
+
+    `records` and `known_range`: where a resumed sweep stopped (see `resume`).
+    """
     current = list(records)
-    range_result = None
+    range_result = known_range
     while True:
         for obs in backend.observe():
             current = update(sweep, current, obs)
@@ -355,3 +388,119 @@ def run_local(
         return run_sweep(sweep, backend, interval=interval, on_decision=on_decision)
     finally:
         backend.shutdown()
+
+
+# --- the sweep's directory: status, document, resuming ----------------------------------------
+
+
+def write_status(workdir: Path, status: LRSweepStatus) -> Path:
+    """Replace DIR/result.json in one step: a reader, or a crash, never meets half a file."""
+    path = workdir / RESULT_FILE
+    partial = path.with_name(f".{RESULT_FILE}.partial")
+    partial.write_text(json.dumps(status.model_dump(mode="json"), indent=2) + "\n")
+    partial.replace(path)
+    return path
+
+
+def save_sweep(workdir: Path, sweep_doc: LRSweep) -> None:
+    """Keep the document the directory's status belongs to (what `resume` checks against)."""
+    text = sweep_doc.model_dump_json(indent=2, exclude={"status"})
+    (workdir / SWEEP_FILE).write_text(text + "\n")
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where a sweep stopped: its trials (running ones queued again) and its range test."""
+
+    records: tuple[TrialRecord, ...] = ()
+    range_result: RangeTestResult | None = None
+    start_time: str | None = None
+    relaunched: tuple[str, ...] = ()  # trials that were running and start again
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _read_saved(path: Path, model: type[Model]) -> Model:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(
+            f"{path.parent} holds no sweep to resume ({path.name} is missing); run without "
+            "--resume to start the sweep there"
+        ) from None
+    except OSError as err:
+        raise SpecError(f"cannot resume: cannot read {path}: {err.strerror}") from None
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the document"
+        raise SpecError(
+            f"cannot resume: {path} is not a saved {model.__name__} ({where}: {first['msg']}); "
+            "run without --resume to start over"
+        ) from None
+
+
+def _flatten(value: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        return {prefix: value}
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        flat.update(_flatten(item, f"{prefix}.{key}"))
+    return flat
+
+
+def _differences(saved: LRSweep, new: LRSweep) -> list[str]:
+    """The fields in which two sweep documents differ, as `field: old -> new`."""
+
+    def fields(doc: LRSweep) -> dict[str, Any]:
+        return {"metadata.name": doc.metadata.name, **_flatten(doc.spec.model_dump(), "spec")}
+
+    old, now = fields(saved), fields(new)
+    return [
+        f"{key}: {old.get(key, 'unset')!r} -> {now.get(key, 'unset')!r}"
+        for key in sorted(old.keys() | now.keys())
+        if old.get(key) != now.get(key)
+    ]
+
+
+def _with_curve(workdir: Path, record: TrialRecord) -> TrialRecord:
+    """A decided trial with the evaluations its summary kept (the status has no curves)."""
+    if not record.terminal or record.attempts == 0:
+        return record
+    path = attempt_files(workdir, record.id, record.attempts).with_suffix(".summary.json")
+    try:
+        reading = parse_summary(path.read_text())
+    except (OSError, ValueError):
+        return record  # the curve only draws the report; the result is in the status
+    return replace(
+        record, points=reading.points, range_curve=reading.range_curve or record.range_curve
+    )
+
+
+def resume(workdir: Path, sweep_doc: LRSweep) -> Resumed:
+    """Where the sweep in `workdir` stopped, to go on from there (`lrsweep run --resume`).
+
+    Refused, saying what differs, unless the directory's sweep has the same name and spec:
+    its results were measured with that spec. Decided trials keep their results; trials
+    that were running lost their process with the sweep and start again.
+    """
+    saved = _read_saved(workdir / SWEEP_FILE, LRSweep)
+    status = _read_saved(workdir / RESULT_FILE, LRSweepStatus)
+    changed = _differences(saved, sweep_doc)
+    if changed:
+        shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if changed[3:] else "")
+        raise SpecError(
+            f"{workdir} holds a sweep with a different document ({shown}); resume with the "
+            "document it ran, or run without --resume to start over (or give this one "
+            "another --out)"
+        )
+    records = [_with_curve(workdir, r) for r in records_from_status(status)]
+    resumed = [interrupted(r) for r in records]
+    return Resumed(
+        records=tuple(resumed),
+        range_result=range_result_from_status(status.rangeTest),
+        start_time=status.startTime,
+        relaunched=tuple(r.id for r, again in zip(records, resumed, strict=True) if r != again),
+    )
