@@ -336,6 +336,22 @@ def parse_spec(spec: Any) -> LRSweepSpec:
         raise SpecError(format_validation_error(err, prefix="spec")) from None
 
 
+def status_fields(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a stored status this version understands (tolerates older/newer fields)."""
+    fields = set(LRSweepStatus.model_fields)
+    return {k: v for k, v in status.items() if k in fields}
+
+
+def parse_status(status: Any) -> LRSweepStatus:
+    """Validate a stored status (e.g. from `kubectl get lrs NAME -o yaml`), raising SpecError."""
+    if not isinstance(status, Mapping):
+        raise SpecError(f"status: expected a mapping, got {type(status).__name__}")
+    try:
+        return LRSweepStatus.model_validate(status_fields(status))
+    except ValidationError as err:
+        raise SpecError(format_validation_error(err, prefix="status")) from None
+
+
 def load_sweep(text: str) -> LRSweep:
     """Parse the YAML text of one LRSweep document."""
     try:

@@ -10,14 +10,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+import yaml
 from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from lrsweep import __version__
-from lrsweep.api import LRSweep, LRSweepStatus, Phase, SpecError, load_sweep
+from lrsweep.api import (
+    LRSweep,
+    LRSweepStatus,
+    Phase,
+    SpecError,
+    load_sweep,
+    parse_status,
+    parse_sweep,
+)
+from lrsweep.engine.strategies import Best
 from lrsweep.engine.sweep import Decision, Sweep
+from lrsweep.engine.trials import records_from_status
 from lrsweep.runtime.env import contract_env
 from lrsweep.runtime.local import (
     LocalBackend,
@@ -27,6 +38,8 @@ from lrsweep.runtime.local import (
     resume,
     run_sweep,
     save_sweep,
+    saved_sweep,
+    with_curves,
     write_status,
 )
 
@@ -59,6 +72,8 @@ def progress_table(decision: Decision, metric: str, width: int = 120) -> Table:
     best = decision.best.trial if decision.best else None
     for r in decision.records:
         last = next((p.metrics[metric] for p in reversed(r.points) if metric in p.metrics), None)
+        if last is None and r.rungs:  # a status keeps no curves, only the rung values
+            last = r.rungs[max(r.rungs)]
         rung = str(max(r.rungs)) if r.rungs else ""
         rate = "range test" if r.mode == "range-test" else f"{r.learning_rate:.4g}"
         table.add_row(
@@ -211,6 +226,87 @@ def _run(
     return EXIT_OK if status.phase is Phase.SUCCEEDED else EXIT_SWEEP_FAILED
 
 
+def _read_source(source: str) -> str:
+    if source == "-":
+        return sys.stdin.read()
+    try:
+        return Path(source).read_text()
+    except OSError as err:
+        raise SpecError(f"{source}: cannot read: {err.strerror}") from None
+
+
+def _stored_sweep(text: str, source: str) -> tuple[LRSweep, LRSweepStatus]:
+    """An LRSweep with its status, as `kubectl get lrs NAME -o yaml` prints it."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise SpecError(f"{source}: invalid YAML: {err}") from None
+    if not isinstance(document, dict):
+        raise SpecError(f"{source}: expected one LRSweep (kubectl get lrs NAME -o yaml)")
+    status = parse_status(document.pop("status", None) or {})
+    return parse_sweep(document), status
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """Draw a sweep's report from a local sweep's directory or a cluster's LRSweep."""
+    source = Path(args.source)
+    if args.source != "-" and source.is_dir():
+        hint = "give the --out directory of a `lrsweep run`, or an LRSweep file"
+        sweep_doc, status = saved_sweep(source, hint)
+        records = with_curves(source, records_from_status(status))
+        default = source / "report.png"
+    else:
+        sweep_doc, status = _stored_sweep(_read_source(args.source), args.source)
+        records = records_from_status(status)
+        default = Path(f"{sweep_doc.metadata.name}-report.png")
+    best = None
+    if status.bestLearningRate is not None and status.bestScore is not None:
+        best = Best(status.bestLearningRate, status.bestScore, status.bestTrial or "")
+    metric = sweep_doc.spec.objective.metric
+    out = Path(args.out) if args.out else default
+    from lrsweep.report import plot_report
+
+    plot_report(
+        records,
+        best,
+        metric,
+        sweep_doc.spec.budget.steps,
+        out,
+        title=f"LRSweep {sweep_doc.metadata.name} ({status.phase.value}): {status.message}",
+    )
+    shown = Decision(
+        records=tuple(records),
+        launches=(),
+        stops=(),
+        promotions=(),
+        done=status.phase in (Phase.SUCCEEDED, Phase.FAILED),
+        best=best,
+        range_result=None,
+        message=f"{sweep_doc.metadata.name} ({status.phase.value}): {status.message}",
+    )
+    console.print(progress_table(shown, metric, console.width))
+    console.print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Print the pods the operator would create first for a sweep."""
+    sweep_doc = load_sweep(_read_source(args.path))
+    from lrsweep.runtime.kube import first_pods
+    from lrsweep.settings import OperatorSettings
+
+    pods = first_pods(sweep_doc, OperatorSettings().gate_timeout)
+    sys.stdout.write(yaml.safe_dump_all(pods, sort_keys=False))
+    Console(stderr=True).print(
+        f"{len(pods)} pod(s): the first the operator creates for {sweep_doc.metadata.name} "
+        f"(parallelism {sweep_doc.spec.search.parallelism}); later trials differ in their "
+        "rate, seed and trial id",
+        markup=False,
+        highlight=False,
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lrsweep", description="Find the learning rate of a training job."
@@ -228,6 +324,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="go on with the sweep that stopped in --out (Ctrl-C, a crash): decided trials "
         "keep their results, trials that were running start again",
     )
+    report = sub.add_parser(
+        "report",
+        help="draw the report of a sweep (a local one, or one from a cluster) and list its trials",
+    )
+    report.add_argument(
+        "source",
+        help="the --out directory of `lrsweep run`, or a file (`-`: standard input) holding an "
+        "LRSweep with its status, as `kubectl get lrs NAME -o yaml` prints it",
+    )
+    report.add_argument(
+        "--out", help="the PNG to write; default DIR/report.png, or NAME-report.png here"
+    )
+    render = sub.add_parser(
+        "render", help="print the trial pods the operator creates first for a sweep (YAML)"
+    )
+    render.add_argument("path", help="an LRSweep YAML file (`-`: standard input)")
     sub.add_parser("crd", help="print the LRSweep CustomResourceDefinition (YAML)")
     sub.add_parser(
         "operator", help="run the Kubernetes operator (settings from LRSWEEP_* variables)"
@@ -243,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, console)
+        if args.command == "report":
+            return cmd_report(args, console)
+        if args.command == "render":
+            return cmd_render(args)
         if args.command == "crd":
             from lrsweep.crd import render_crd
 

@@ -27,7 +27,11 @@ def plot_report(
     path: Path,
     title: str,
 ) -> None:
-    """Write a PNG with two panels: `metric` over steps per trial; score against rate."""
+    """Write a PNG with two panels: `metric` over steps per trial; score against rate.
+
+    A trial without evaluations (records rebuilt from a status) is drawn through the values
+    at its rungs.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on servers and CI
@@ -42,6 +46,8 @@ def plot_report(
     positive = True
     for r in train:
         pts = [(p.step, p.metrics[metric]) for p in r.points if metric in p.metrics]
+        # A status read back from a cluster keeps no curves, only each trial's rung values.
+        pts = pts or sorted(r.rungs.items())
         pts = [(s, v) for s, v in pts if math.isfinite(v)]
         if not pts:
             continue

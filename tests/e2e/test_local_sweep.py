@@ -25,25 +25,12 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.commands import ROOT, lrsweep
 from tests.e2e.toy import TOY, toy_sweep_doc
 
-ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
 
 pytestmark = pytest.mark.e2e
-
-
-def lrsweep(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lrsweep.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        cwd=ROOT,
-    )
 
 
 def toy_sweep(
@@ -276,7 +263,7 @@ def test_resume_where_no_sweep_ran_exits_2_saying_to_run_without_it(tmp_path: Pa
     path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.1]})
     done = lrsweep("run", str(path), "--out", str(tmp_path / "empty"), "--resume")
     assert done.returncode == 2
-    assert "holds no sweep to resume" in done.stderr
+    assert "holds no sweep of `lrsweep run`" in done.stderr
     assert "run without --resume" in done.stderr
 
 

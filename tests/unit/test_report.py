@@ -2,13 +2,15 @@
 
 Covers: a sweep with scored trials gets a PNG; a sweep where no trial reported the objective
 still gets one, saying so in its panels instead of warning about an empty legend (pytest
-turns warnings into errors here); a long sweep message is wrapped in the figure's title.
+turns warnings into errors here); a long sweep message is wrapped in the figure's title; a
+trial without evaluations (rebuilt from a status) is drawn through its rung values.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lrsweep.api import TrialPhase
@@ -52,3 +54,17 @@ def test_a_long_sweep_message_is_wrapped_in_the_title(
     assert len(lines) > 1
     assert all(len(line) <= TITLE_WIDTH for line in lines)
     assert " ".join(lines) == title.strip()
+
+
+def test_a_trial_without_evaluations_is_drawn_through_its_rung_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    closed: list[Figure] = []
+    monkeypatch.setattr(plt, "close", closed.append)
+    rebuilt = TrialRecord("t000", 0.01, 0, phase=TrialPhase.STOPPED, rungs={30: 0.5, 10: 0.9})
+    plot_report([rebuilt], None, "val_loss", 90, tmp_path / "r.png", "sweep")
+    (line,) = closed[0].axes[0].get_lines()
+    assert np.asarray(line.get_xydata()).tolist() == [[10, 0.9], [30, 0.5]]

@@ -21,7 +21,16 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lrsweep import api
-from lrsweep.api import LRSweepSpec, LRSweepStatus, Phase, SpecError, TrialPhase, parse_spec
+from lrsweep.api import (
+    LRSweep,
+    LRSweepSpec,
+    LRSweepStatus,
+    Phase,
+    SpecError,
+    TrialPhase,
+    parse_spec,
+    status_fields,
+)
 from lrsweep.engine import conditions as cond
 from lrsweep.engine.sweep import (
     Decision,
@@ -141,6 +150,25 @@ def build_trial_pod(
         },
         "spec": pod_spec,
     }
+
+
+def first_pods(sweep_doc: LRSweep, gate_timeout: float) -> list[dict[str, Any]]:
+    """The pods the operator creates first for a new sweep, as it would create them.
+
+    For `lrsweep render`, which has no cluster: without a uid in the document, the pods carry
+    no ownerReferences (the operator sets them to the sweep's uid), and random search draws
+    its rates from the sweep's name instead of its uid.
+    """
+    body = sweep_doc.model_dump(mode="json", exclude={"status"})
+    uid = sweep_doc.metadata.uid
+    decision = decide(Sweep(sweep_doc.spec, key=uid or sweep_doc.metadata.name), [])
+    pods = []
+    for launch in decision.launches:
+        pod = build_trial_pod(body, sweep_doc.spec, launch, gate_timeout)
+        if not uid:
+            del pod["metadata"]["ownerReferences"]
+        pods.append(pod)
+    return pods
 
 
 def build_result_configmap(body: Mapping[str, Any], status: LRSweepStatus) -> dict[str, Any]:
@@ -403,7 +431,7 @@ async def _observe(
 def _invalid(
     status_in: Mapping[str, Any], error: str, now: str, generation: int | None
 ) -> ReconcileResult:
-    status = LRSweepStatus.model_validate(_known(status_in))
+    status = LRSweepStatus.model_validate(status_fields(status_in))
     conditions, changed = cond.set_condition(
         status.conditions,
         cond.FAILED,
@@ -426,12 +454,6 @@ def _invalid(
     return ReconcileResult(status.model_dump(mode="json"), [("Warning", cond.INVALID_SPEC, error)])
 
 
-def _known(status_in: Mapping[str, Any]) -> dict[str, Any]:
-    """The parts of a stored status this version understands (tolerates older/newer fields)."""
-    fields = set(LRSweepStatus.model_fields)
-    return {k: v for k, v in status_in.items() if k in fields}
-
-
 async def reconcile(
     cluster: Cluster,
     settings: OperatorSettings,
@@ -449,7 +471,7 @@ async def reconcile(
         _record(cluster.telemetry, namespace, name, LRSweepStatus(phase=Phase.FAILED))
         return _invalid(status_in, str(err), now, generation)
     try:
-        previous = LRSweepStatus.model_validate(_known(status_in))
+        previous = LRSweepStatus.model_validate(status_fields(status_in))
     except ValueError:
         previous = LRSweepStatus()  # unreadable status: start over rather than crash
     if previous.phase in (Phase.SUCCEEDED, Phase.FAILED):
@@ -534,7 +556,7 @@ async def reconcile(
             await cluster.apply_configmap(namespace, build_result_configmap(body, status))
     _record(cluster.telemetry, namespace, name, status)
     new = status.model_dump(mode="json")
-    if new == LRSweepStatus.model_validate(_known(status_in)).model_dump(mode="json"):
+    if new == LRSweepStatus.model_validate(status_fields(status_in)).model_dump(mode="json"):
         return ReconcileResult(None, events)  # nothing learned: write nothing
     return ReconcileResult(new, events)
 

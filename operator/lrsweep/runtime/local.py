@@ -421,25 +421,34 @@ class Resumed:
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def _read_saved(path: Path, model: type[Model]) -> Model:
+def _read_saved(path: Path, model: type[Model], hint: str) -> Model:
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise SpecError(
-            f"{path.parent} holds no sweep to resume ({path.name} is missing); run without "
-            "--resume to start the sweep there"
+            f"{path.parent} holds no sweep of `lrsweep run` ({path.name} is missing); {hint}"
         ) from None
     except OSError as err:
-        raise SpecError(f"cannot resume: cannot read {path}: {err.strerror}") from None
+        raise SpecError(f"cannot read {path}: {err.strerror}") from None
     try:
         return model.model_validate_json(text)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the document"
         raise SpecError(
-            f"cannot resume: {path} is not a saved {model.__name__} ({where}: {first['msg']}); "
-            "run without --resume to start over"
+            f"{path} is not a saved {model.__name__} ({where}: {first['msg']}); {hint}"
         ) from None
+
+
+def saved_sweep(workdir: Path, hint: str) -> tuple[LRSweep, LRSweepStatus]:
+    """The document and the last status of the sweep `lrsweep run` ran in `workdir`.
+
+    `hint` says what to do when there is none (SpecError), for the command that asks.
+    """
+    return (
+        _read_saved(workdir / SWEEP_FILE, LRSweep, hint),
+        _read_saved(workdir / RESULT_FILE, LRSweepStatus, hint),
+    )
 
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:
@@ -465,8 +474,12 @@ def _differences(saved: LRSweep, new: LRSweep) -> list[str]:
     ]
 
 
+def with_curves(workdir: Path, records: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """Decided trials with the evaluations their summaries kept (a status has no curves)."""
+    return [_with_curve(workdir, r) for r in records]
+
+
 def _with_curve(workdir: Path, record: TrialRecord) -> TrialRecord:
-    """A decided trial with the evaluations its summary kept (the status has no curves)."""
     if not record.terminal or record.attempts == 0:
         return record
     path = attempt_files(workdir, record.id, record.attempts).with_suffix(".summary.json")
@@ -486,8 +499,7 @@ def resume(workdir: Path, sweep_doc: LRSweep) -> Resumed:
     its results were measured with that spec. Decided trials keep their results; trials
     that were running lost their process with the sweep and start again.
     """
-    saved = _read_saved(workdir / SWEEP_FILE, LRSweep)
-    status = _read_saved(workdir / RESULT_FILE, LRSweepStatus)
+    saved, status = saved_sweep(workdir, "run without --resume to start the sweep there")
     changed = _differences(saved, sweep_doc)
     if changed:
         shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if changed[3:] else "")
@@ -496,7 +508,7 @@ def resume(workdir: Path, sweep_doc: LRSweep) -> Resumed:
             "document it ran, or run without --resume to start over (or give this one "
             "another --out)"
         )
-    records = [_with_curve(workdir, r) for r in records_from_status(status)]
+    records = with_curves(workdir, records_from_status(status))
     resumed = [interrupted(r) for r in records]
     return Resumed(
         records=tuple(resumed),

@@ -3,7 +3,8 @@
 Covers: deterministic pod names within 63 characters; the trial pod carries the labels,
 owner reference, env contract (rate, pod IP binding), restartPolicy Never and metrics port,
 keeps the user's template (resources, env after ours); the result ConfigMap; reading ended
-pods (termination message summary, exit codes, eviction); unschedulable reasons.
+pods (termination message summary, exit codes, eviction); unschedulable reasons; the pods
+a new sweep starts with (`lrsweep render`), owned by the sweep only where it has a uid.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lrsweep.api import LRSweepSpec, LRSweepStatus
+from lrsweep.api import LRSweepSpec, LRSweepStatus, parse_sweep
 from lrsweep.engine.sweep import Launch
 from lrsweep.engine.trials import Outcome, ProcessState
 from lrsweep.runtime.kube import (
     build_result_configmap,
     build_trial_pod,
+    first_pods,
     observe_ended_pod,
     pod_name,
     unschedulable_reason,
@@ -168,3 +170,32 @@ def test_unschedulable_pods_report_the_schedulers_message() -> None:
         }
     }
     assert unschedulable_reason(pod) == "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."
+
+
+def _sweep_doc(uid: str = "", **search: Any) -> Any:
+    return parse_sweep(
+        {
+            **BODY,
+            "metadata": {"name": "resnet-lr", "namespace": "ml", "uid": uid},
+            "spec": {**BODY["spec"], "search": search},
+        }
+    )
+
+
+def test_a_new_adaptive_sweep_starts_with_its_range_test_pod() -> None:
+    (pod,) = first_pods(_sweep_doc(), gate_timeout=300.0)
+    assert pod["metadata"]["annotations"]["lrsweep.dev/mode"] == "range-test"
+
+
+def test_a_new_grid_sweep_starts_with_as_many_pods_as_its_parallelism() -> None:
+    values = [0.001, 0.01, 0.1]
+    pods = first_pods(_sweep_doc(strategy="grid", values=values, parallelism=2), 300.0)
+    rates = [p["metadata"]["annotations"]["lrsweep.dev/learning-rate"] for p in pods]
+    assert rates == ["0.001", "0.01"]
+
+
+def test_first_pods_are_owned_by_the_sweep_only_when_it_has_a_uid() -> None:
+    (without,) = first_pods(_sweep_doc(), 300.0)
+    (owned,) = first_pods(_sweep_doc(uid="u-9"), 300.0)
+    assert "ownerReferences" not in without["metadata"]
+    assert owned["metadata"]["ownerReferences"][0]["uid"] == "u-9"

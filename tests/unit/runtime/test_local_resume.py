@@ -124,7 +124,8 @@ def test_a_decided_trial_whose_summary_is_gone_keeps_its_result(tmp_path: Path) 
 def test_resuming_where_no_sweep_ran_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         SpecError,
-        match=rf"holds no sweep to resume \({SWEEP_FILE} is missing\); run without --resume",
+        match=rf"holds no sweep of `lrsweep run` \({SWEEP_FILE} is missing\); run without "
+        "--resume to start the sweep there",
     ):
         resume(tmp_path, _sweep())
 
@@ -153,7 +154,6 @@ def test_resuming_from_an_unreadable_status_is_refused_naming_the_file(tmp_path:
     (directory / RESULT_FILE).write_text('{"phase": "Sideways"}')
     with pytest.raises(
         SpecError,
-        match=rf"{RESULT_FILE} is not a saved LRSweepStatus \(phase: .*run without --resume "
-        "to start over",
+        match=rf"{RESULT_FILE} is not a saved LRSweepStatus \(phase: .*run without --resume",
     ):
         resume(directory, _sweep())
