@@ -403,7 +403,9 @@ def write_status(workdir: Path, status: LRSweepStatus) -> Path:
 
 
 def save_sweep(workdir: Path, sweep_doc: LRSweep) -> None:
-    """Keep the document the directory's status belongs to (what `resume` checks against)."""
+    """Start the directory afresh for a sweep: its document (what `resume` checks against),
+    and no status yet (an earlier sweep's must never pass for this one's)."""
+    (workdir / RESULT_FILE).unlink(missing_ok=True)
     text = sweep_doc.model_dump_json(indent=2, exclude={"status"})
     (workdir / SWEEP_FILE).write_text(text + "\n")
 

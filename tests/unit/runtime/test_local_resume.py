@@ -1,6 +1,7 @@
 """What a local sweep keeps in its directory, and resuming from it (`lrsweep run --resume`).
 
-Covers: the status file is replaced whole; a sweep resumes from the status and document in
+Covers: the status file is replaced whole; starting a sweep in a directory removes an
+earlier sweep's status; a sweep resumes from the status and document in
 its directory (decided trials kept with their curves from their summaries, running ones
 relaunched, the start time kept); resuming is refused, saying what to do, when the directory
 holds no sweep, holds a different one (naming what differs) or an unreadable status.
@@ -78,6 +79,14 @@ def test_the_status_file_is_replaced_whole(tmp_path: Path) -> None:
     write_status(tmp_path, LRSweepStatus(message="later"))
     assert json.loads((tmp_path / RESULT_FILE).read_text())["message"] == "later"
     assert sorted(p.name for p in tmp_path.iterdir()) == [RESULT_FILE]
+
+
+def test_starting_a_sweep_in_a_directory_removes_an_earlier_sweeps_status(
+    tmp_path: Path,
+) -> None:
+    directory = _saved(tmp_path)
+    save_sweep(directory, _sweep(steps=200))
+    assert not (directory / RESULT_FILE).exists()
 
 
 def test_a_resumed_sweep_keeps_its_decided_trials(tmp_path: Path) -> None:
