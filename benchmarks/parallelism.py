@@ -91,8 +91,16 @@ def summarise(cases: Sequence[Case]) -> dict[str, Any]:
 
 
 def run(
-    settings: Settings, parallelisms: Sequence[int], *, jobs: int, out: Path, workdir: Path
+    settings: Settings,
+    parallelisms: Sequence[int],
+    *,
+    jobs: int,
+    out: Path,
+    workdir: Path,
+    command: str,
 ) -> dict[str, Any]:
+    """`adaptive` on every (task, seed) of `settings` at each parallelism; `command` is what
+    reproduces the result."""
     fingerprint = engine_fingerprint()
     truths = ground_truths(
         settings, jobs=jobs, out=out, workdir=workdir / "truth", fresh=False, log=_say
@@ -134,7 +142,7 @@ def run(
             pool.shutdown(cancel_futures=True)
             raise
     return {
-        "command": shlex.join([".venv/bin/python", "-m", "benchmarks.parallelism", *sys.argv[1:]]),
+        "command": command,
         "engine": fingerprint,
         "quick": settings.quick,
         "strategy": LABEL,
@@ -223,7 +231,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         signal.signal(signum, interrupt)
     try:
         with tempfile.TemporaryDirectory(prefix="lrsweep-par-") as tmp:
-            result = run(settings, parallelisms, jobs=args.jobs, out=out, workdir=Path(tmp))
+            command = shlex.join(
+                [".venv/bin/python", "-m", "benchmarks.parallelism", *sys.argv[1:]]
+            )
+            result = run(
+                settings, parallelisms, jobs=args.jobs, out=out, workdir=Path(tmp), command=command
+            )
     except SweepInterruptedError:
         print(f"interrupted: finished runs stay cached in {out / 'cache'}", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
