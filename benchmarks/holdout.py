@@ -25,7 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.parallelism import run
+from benchmarks.parallelism import header, run
 from benchmarks.search_efficiency import (
     EXIT_INTERRUPTED,
     FULL,
@@ -56,62 +56,44 @@ def _row(label: str, hits: int, cases: int, median: float | None, mean: float | 
 def markdown(result: Mapping[str, Any], benchmark: Mapping[str, Any] | None) -> str:
     """The holdout's share next to the benchmark's own (when its results are at hand)."""
     summary = result["summary"]["per_parallelism"][str(STRATEGY_PARALLELISM)]
-    engine = result["engine"]
     seeds = sorted({c["seed"] for c in result["cases"]})
+    hits, cases = summary["within_target"], summary["cases"]
+    this_run = _row(
+        f"{seeds[0]}-{seeds[-1]} (this run)",
+        hits,
+        cases,
+        summary["median_compute_r"],
+        summary["mean_regret"],
+    )
     lines = [
-        "# adaptive on held-out seeds",
-        "",
-        "Reproduce (from the repository root):",
-        "",
-        "```sh",
-        result["command"],
-        "```",
-        "",
-        f"Engine: commit `{engine['commit']}`, engine code sha256 `{engine['engine_sha256']}`; "
-        f"{result['cached_runs']} of {len(result['cases'])} runs from the cache. Same tasks, "
-        "dense ground truth (35 rates), tolerance (regret <= max(1%, seed sd), the seed sd "
-        f"over seeds {seeds[0]}-{seeds[-1]}) and `adaptive` as `search-efficiency.md`, on "
-        "seeds no engine change was tuned on. Whatever these seeds give is reported here.",
-        "",
+        *header(
+            "adaptive on held-out seeds",
+            result,
+            "Same tasks, dense ground truth (35 rates), tolerance (regret <= max(1%, seed sd), "
+            f"the seed sd over seeds {seeds[0]}-{seeds[-1]}) and `adaptive` as "
+            "`search-efficiency.md`, on seeds no engine change was tuned on. Whatever these "
+            "seeds give is reported here.",
+        ),
         "| seeds | cases | within target | median compute | mean regret |",
         "|---|---|---|---|---|",
     ]
-    hits, cases = summary["within_target"], summary["cases"]
-    if benchmark is not None:
+    if benchmark is None:
+        lines.append(this_run)
+    else:
         own = benchmark["summary"]["adaptive"]
-        lines.append(
+        # The tolerance depends on the seeds' spread; judged with seeds 0-4's instead:
+        their_sd = {r["task"]: r["seed_sd"] for r in benchmark["runs"]}
+        alike = sum(within_target(c["regret"], their_sd[c["task"]]) for c in result["cases"])
+        lines += [
             _row(
                 "0-4 (search-efficiency.md)",
                 own["within_target"],
                 own["cases"],
                 own["median_compute_r"],
                 own["mean_regret"],
-            )
-        )
-    lines.append(
-        _row(
-            f"{seeds[0]}-{seeds[-1]} (this run)",
-            hits,
-            cases,
-            summary["median_compute_r"],
-            summary["mean_regret"],
-        )
-    )
-    if benchmark is not None:
-        own = benchmark["summary"]["adaptive"]
-        lines.append(
-            _row(
-                "both, pooled",
-                hits + own["within_target"],
-                cases + own["cases"],
-                None,
-                None,
-            )
-        )
-        # The tolerance depends on the seeds' spread; judged with seeds 0-4's instead:
-        their_sd = {r["task"]: r["seed_sd"] for r in benchmark["runs"]}
-        alike = sum(within_target(c["regret"], their_sd[c["task"]]) for c in result["cases"])
-        lines += [
+            ),
+            this_run,
+            _row("both, pooled", hits + own["within_target"], cases + own["cases"], None, None),
             "",
             f"The tolerance is each task's seed sd over the seeds run, which differs between "
             f"the two groups (see the seed sd column and `search-efficiency.md`). Judged with "

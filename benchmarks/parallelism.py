@@ -158,12 +158,12 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def markdown(result: Mapping[str, Any]) -> str:
-    per = result["summary"]["per_parallelism"]
-    ps = [str(p) for p in result["parallelism"]]
+def header(title: str, result: Mapping[str, Any], same: str) -> list[str]:
+    """A report's title, the command that reproduces it, the engine and cache use, and `same`:
+    what it shares with `search-efficiency.md`."""
     engine = result["engine"]
-    lines = [
-        "# adaptive at several parallelism values",
+    return [
+        f"# {title}",
         "",
         "Reproduce (from the repository root):",
         "",
@@ -172,9 +172,21 @@ def markdown(result: Mapping[str, Any]) -> str:
         "```",
         "",
         f"Engine: commit `{engine['commit']}`, engine code sha256 `{engine['engine_sha256']}`; "
-        f"{result['cached_runs']} of {len(result['cases'])} runs from the cache. Same cases, "
-        "ground truth and tolerance as `search-efficiency.md` (regret <= max(1%, seed sd)).",
+        f"{result['cached_runs']} of {len(result['cases'])} runs from the cache. {same}",
         "",
+    ]
+
+
+def markdown(result: Mapping[str, Any]) -> str:
+    per = result["summary"]["per_parallelism"]
+    ps = [str(p) for p in result["parallelism"]]
+    lines = [
+        *header(
+            "adaptive at several parallelism values",
+            result,
+            "Same cases, ground truth and tolerance as `search-efficiency.md` (regret <= "
+            "max(1%, seed sd)).",
+        ),
         "| parallelism | within target | median compute | mean regret |",
         "|---|---|---|---|",
     ]

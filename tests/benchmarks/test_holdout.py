@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from benchmarks.holdout import markdown
 from benchmarks.parallelism import Case, summarise
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks.running import run_module
 
 CASES = [
     Case("a", 5, 4, 0.1, 0.01, 3.0, within=True),
@@ -67,14 +64,7 @@ def test_markdown_marks_each_miss_with_its_seed_sd() -> None:
 
 
 def test_quick_run_writes_the_held_out_cases_and_the_command(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.holdout", "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_module("benchmarks.holdout", "--quick", "--out", str(tmp_path))
     result = json.loads((tmp_path / "holdout.json").read_text())
     (case,) = result["cases"]
     assert (case["seed"], case["parallelism"]) == (1, 4)

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from benchmarks.parallelism import Case, markdown, summarise
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks.running import run_module
 
 
 def _case(task: str, seed: int, p: int, lr: float, regret: float, compute: float) -> Case:
@@ -65,17 +62,10 @@ def test_markdown_has_the_command_a_summary_row_per_parallelism_and_a_row_per_ca
 
 
 def _run(out: Path) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "benchmarks.parallelism", "--quick", "--out", str(out)),
-            *("--parallelism", "1", "--parallelism", "4"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=540,
+    run_module(
+        "benchmarks.parallelism",
+        *("--quick", "--out", str(out), "--parallelism", "1", "--parallelism", "4"),
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result: dict[str, Any] = json.loads((out / "parallelism.json").read_text())
     return result
 

@@ -58,6 +58,7 @@ from benchmarks.search_efficiency_report import (
     sparser_grids,
     summarize_other_seeds,
 )
+from tests.benchmarks.running import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -249,23 +250,7 @@ def test_other_seed_runs_train_each_missing_rate_once(
 
 @pytest.mark.e2e
 def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.search_efficiency",
-            "--quick",
-            "--jobs",
-            "2",
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=540,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_module("benchmarks.search_efficiency", "--quick", "--jobs", "2", "--out", str(tmp_path))
     result = json.loads((tmp_path / "search-efficiency.json").read_text())
 
     assert result["default_strategy"] == "adaptive"
@@ -339,17 +324,9 @@ def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
 
     # --rerender rebuilds the report from the stored runs and cached ground truth alone.
     (tmp_path / "search-efficiency.md").unlink()
-    again = subprocess.run(
-        [
-            *(sys.executable, "-m", "benchmarks.search_efficiency"),
-            *("--quick", "--rerender", "--out", str(tmp_path)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run_module(
+        "benchmarks.search_efficiency", "--quick", "--rerender", "--out", str(tmp_path), timeout=120
     )
-    assert again.returncode == 0, again.stderr[-3000:]
     rerendered = json.loads((tmp_path / "search-efficiency.json").read_text())
     assert rerendered["runs"] == result["runs"]
     assert rerendered["summary"] == result["summary"]
