@@ -33,6 +33,7 @@ from benchmarks.search_efficiency import (
     RESULTS,
     STRATEGY_PARALLELISM,
     SweepInterruptedError,
+    check_stopped,
     interrupt,
     quick_settings,
     within_target,
@@ -138,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 workdir=Path(tmp),
                 command=command,
             )
-    except SweepInterruptedError:
+        check_stopped()
+    except (KeyboardInterrupt, SweepInterruptedError):
         print(f"interrupted: finished runs stay cached in {out / 'cache'}", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
     benchmark_path = out / f"{BENCHMARK_STEM}.json"

@@ -40,6 +40,7 @@ from benchmarks.search_efficiency import (
     RunCache,
     Settings,
     SweepInterruptedError,
+    check_stopped,
     engine_fingerprint,
     ground_truths,
     interrupt,
@@ -249,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             result = run(
                 settings, parallelisms, jobs=args.jobs, out=out, workdir=Path(tmp), command=command
             )
-    except SweepInterruptedError:
+        check_stopped()
+    except (KeyboardInterrupt, SweepInterruptedError):
         print(f"interrupted: finished runs stay cached in {out / 'cache'}", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
     (out / f"{STEM}.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -1157,6 +1157,13 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
     STOP.set()
 
 
+def check_stopped() -> None:
+    """Raise if a signal came: one after the last sweep's last decision (while its last trial
+    process exits, or while cached runs load) is seen by no sweep, yet the run was stopped."""
+    if STOP.is_set():
+        raise SweepInterruptedError("stopped after every sweep's last decision")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run (~2 minutes)")
@@ -1212,6 +1219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 result = run_benchmark(
                     settings, jobs=args.jobs, out=out, workdir=Path(tmp), fresh=args.fresh
                 )
+        check_stopped()
     except (KeyboardInterrupt, SweepInterruptedError):
         print(
             f"interrupted: every trial process is stopped; finished sweeps stay cached in "

@@ -20,7 +20,8 @@ Other seeds: a pick is scored by its mean over every seed against the best mean 
 out; one seed gives no section), and the runs at other seeds train only rates neither the
 dense grid nor their growing cache already has. SIGTERM or Ctrl-C stops the benchmark with
 exit code 130 and no trial process left running, both while the ground truth runs (main
-thread) and while strategy sweeps run in worker threads.
+thread) and while strategy sweeps run in worker threads; a signal no sweep sees (after the
+last decision) still ends this benchmark, `parallelism` and `holdout` with 130 and no report.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -39,9 +40,12 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+import benchmarks.holdout as holdout
+import benchmarks.parallelism as parallelism
 import benchmarks.search_efficiency as se
 from benchmarks.search_efficiency import (
     STRATEGIES,
@@ -393,3 +397,33 @@ def test_a_signal_stops_the_benchmark_and_every_trial_process(
     assert _processes_under(workdir) == []
     assert bench.returncode == 130, stderr[-3000:]
     assert "interrupted" in stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "runner", "stem"),
+    [
+        (se, "run_benchmark", "search-efficiency"),
+        (parallelism, "run", "parallelism"),
+        (holdout, "run", "holdout"),
+    ],
+)
+def test_a_signal_no_sweep_sees_still_stops_the_benchmark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: ModuleType, runner: str, stem: str
+) -> None:
+    # A signal after the last sweep's last decision (its last trial process still exiting) or
+    # while cached runs load reaches no sweep's check: the run must still end as stopped.
+    def finished_then_signalled(*args: object, **kwargs: object) -> dict[str, object]:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return {"summary": {}, "target": {}}
+
+    monkeypatch.setattr(module, runner, finished_then_signalled)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            module.main(["--quick", "--out", str(tmp_path)])
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        se.STOP.clear()
+    assert stopped.value.code == 130
+    assert not (tmp_path / f"{stem}.json").exists()
