@@ -26,7 +26,7 @@ CATEGORY = "ml"
 MAX_TRIALS_LIMIT = 200
 # First-round rates when `candidates` is not set (adaptive's first rung costs 3x as much).
 DEFAULT_CANDIDATES = 8
-ADAPTIVE_CANDIDATES = 6
+ADAPTIVE_CANDIDATES = 5
 
 
 class _Model(BaseModel):
@@ -69,8 +69,8 @@ class Search(_Model):
         None,
         ge=1,
         le=64,
-        description="Rates tried in the first round; default 6 for adaptive (its first rung "
-        "is longer), 8 for the other strategies.",
+        description=f"Rates tried in the first round; default {ADAPTIVE_CANDIDATES} for adaptive "
+        f"(its first rung is longer), {DEFAULT_CANDIDATES} for the other strategies.",
     )
     seeds: int = Field(
         1,

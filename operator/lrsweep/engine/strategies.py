@@ -25,7 +25,7 @@ from lrsweep.engine.trials import Mode, TrialRecord
 ADAPTIVE_TOP = 0.4
 ADAPTIVE_DECADES = 1.0
 # adaptive trains at least this many trials to the full budget and keeps the best of them.
-FINALISTS = 2
+FINALISTS = 3
 
 
 @dataclass(frozen=True)

@@ -154,11 +154,13 @@ def test_adaptive_judges_its_whole_first_round_together() -> None:
         for r in first.records
     ]
     decision = decide(sweep, records)
-    # The first group's two worst cannot be among the round's best: cut now, freeing their
-    # slots for the last two candidates, which the best two wait for.
-    assert [s.trial for s in decision.stops] == ["t000", "t002"]
-    assert decision.promotions == ()
-    assert [launch.trial for launch in decision.launches] == ["t004", "t005"]
+    # With 2 candidates still queued: the first group's best is among the round's 3
+    # finalists whatever they record (promoted now), its worst cannot be (cut now, freeing
+    # its slot for the next candidate); the other two wait for them.
+    assert strategies.FINALISTS == 3
+    assert [s.trial for s in decision.stops] == ["t000"]
+    assert [p.trial for p in decision.promotions] == ["t001"]
+    assert [launch.trial for launch in decision.launches] == ["t004"]
 
 
 def test_adaptive_judges_only_the_first_launch_group_together_when_slots_are_few() -> None:
