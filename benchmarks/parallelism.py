@@ -64,6 +64,8 @@ class Case:
     regret: float | None
     compute_r: float
     within: bool
+    # The range test's suggestions and adaptive's bounds: what `benchmarks.replay` starts from.
+    range_test: dict[str, float | None] | None = None
 
 
 def summarise(cases: Sequence[Case]) -> dict[str, Any]:
@@ -128,6 +130,7 @@ def run(
             regret=result.regret,
             compute_r=result.compute_r,
             within=within_target(result.regret, spread[task.name]),
+            range_test=result.range_test,
         )
         _say(
             f"p={p} {task.name} s{seed}: lr {case.chosen_lr} compute {case.compute_r:.2f} R "

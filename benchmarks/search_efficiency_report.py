@@ -9,6 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrsweep.api import ADAPTIVE_CANDIDATES
+from lrsweep.engine.strategies import ADAPTIVE_DECADES, ADAPTIVE_TOP, FINALISTS
+
 if TYPE_CHECKING:
     from benchmarks.search_efficiency import GroundTruth, Run, Settings, ShortHorizon
 
@@ -944,10 +947,11 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"task and seed); `asha` {conf['asha_candidates']} log-spaced rates with the engine's "
         "successive halving (Ray Tune's cutoff, compared with earlier-launched trials, spread "
         "launch order); `rangeTest-valley` / `rangeTest-steepest` one range test and one full "
-        "run at its suggestion; `adaptive` with its defaults (6 candidates in the decade below "
-        "0.4 x the range test's limit, compared first at the second rung, at least 2 finalists "
-        "trained to the full budget, 1 round past an edge when the best candidate sits "
-        "there). "
+        "run at its suggestion; `adaptive` with its defaults "
+        f"({ADAPTIVE_CANDIDATES} candidates in the {ADAPTIVE_DECADES:g}-decade range below "
+        f"{ADAPTIVE_TOP:g} x the range test's limit, compared first at the second rung, at "
+        f"least {FINALISTS} finalists trained to the full budget, 1 round past an edge when "
+        "the best candidate sits there). "
         f"Every strategy sweep runs with parallelism {conf['strategy_parallelism']}, the "
         "resource's default (early stopping judges the first launch group as a cohort, so "
         "parallelism is part of the strategy).",

@@ -2,11 +2,11 @@
 
 Covers: `--quick` with two parallelism values runs `adaptive` end to end through real trial
 processes on the smoke settings and writes parallelism.json and .md (one case per
-(task, seed, parallelism) with a chosen rate, finite regret and compute above zero; the
-reproduce command); a second invocation takes every run from the search-efficiency caches
-and reports the same cases. The summary (share within target, median compute, mean
-regret, cases with the same choice at every parallelism) and the markdown table are checked
-on hand-made cases.
+(task, seed, parallelism) with a chosen rate, finite regret, compute above zero and its
+range test's bounds; the reproduce command); a second invocation takes every run from the
+search-efficiency caches and reports the same cases. The summary (share within target,
+median compute, mean regret, cases with the same choice at every parallelism) and the
+markdown table are checked on hand-made cases.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def test_quick_run_writes_a_case_per_parallelism_and_a_rerun_comes_from_the_cach
         assert case["chosen_lr"] > 0, case
         assert math.isfinite(case["regret"]), case
         assert case["compute_r"] > 0, case
+        # Where adaptive's first round came from, for benchmarks.replay.
+        assert 0 < case["range_test"]["adaptive_low"] < case["range_test"]["adaptive_high"]
     assert first["command"] in (tmp_path / "parallelism.md").read_text()
 
     again = _run(tmp_path)
