@@ -521,11 +521,22 @@ def ground_truth(
 ) -> GroundTruth:
     """Full runs of every dense rate at this seed (cached per configuration and seed)."""
     rates = dense_rates(task, settings.dense_points)
-    digest = config_hash(task, rates)
-    path = cache_dir / f"{task.name}-s{seed}-{digest}.json"
+    path, digest = truth_path(cache_dir, task, seed, settings)
     return _full_runs(
         task, seed, rates, path, digest, jobs=jobs, workdir=workdir / "dense", fresh=fresh
     )
+
+
+def truth_path(cache_dir: Path, task: BenchTask, seed: int, settings: Settings) -> tuple[Path, str]:
+    digest = config_hash(task, dense_rates(task, settings.dense_points))
+    return cache_dir / f"{task.name}-s{seed}-{digest}.json", digest
+
+
+def load_truth(
+    cache_dir: Path, task: BenchTask, seed: int, settings: Settings
+) -> GroundTruth | None:
+    """The cached dense ground truth, or None where it was never computed."""
+    return _load_cache(*truth_path(cache_dir, task, seed, settings))
 
 
 def nudged_rates(truth: GroundTruth) -> list[float]:
@@ -536,6 +547,10 @@ def nudged_rates(truth: GroundTruth) -> list[float]:
 def nudged_path(cache_dir: Path, task: BenchTask, truth: GroundTruth) -> tuple[Path, str]:
     digest = config_hash(task, nudged_rates(truth))
     return cache_dir / f"{task.name}-s{truth.seed}-nudged-{digest}.json", digest
+
+
+def load_nudged(cache_dir: Path, task: BenchTask, truth: GroundTruth) -> GroundTruth | None:
+    return _load_cache(*nudged_path(cache_dir, task, truth))
 
 
 def noise_floor(

@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -145,6 +145,15 @@ class _Attempt:
     reported: bool = False
     last_error: str = ""
     seen: list[Reading] = field(default_factory=list)
+
+
+class Backend(Protocol):
+    """What `run_sweep` drives: local processes here, recorded curves in benchmarks.replay."""
+
+    def launch(self, launch: Launch) -> None: ...
+    def stop(self, trial: str) -> None: ...
+    def promote(self, promotion: Promote) -> None: ...
+    def observe(self) -> list[Observation]: ...
 
 
 class LocalBackend:
@@ -337,7 +346,7 @@ def _hold(workdir: Path) -> IO[str]:
 
 def run_sweep(
     sweep: Sweep,
-    backend: LocalBackend,
+    backend: Backend,
     *,
     interval: float = 0.5,
     on_decision: Callable[[Decision], None] = lambda d: None,

@@ -1,0 +1,141 @@
+"""The replay of `adaptive` on recorded runs (`python -m benchmarks.replay`).
+
+Covers: a replayed trial takes the recorded run at the nearest rate (in log scale), its exact
+values at the rungs and the full budget, falling from above the first rung before it, and
+an infinite loss once a run that diverged stopped; the shifts spread over one dense step
+around 1; a replayed sweep with the real engine finds a clear optimum among recorded runs
+and counts its range test's steps; a sweep whose trials all wait at a rung raises instead of
+hanging; the command replays the committed results and reports the benchmarks' measured
+shares beside its estimate.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmarks.replay import (
+    DENSE_STEP,
+    START,
+    ReplayBackend,
+    StuckError,
+    nearest,
+    replay,
+    shifts,
+    value_at,
+)
+from benchmarks.search_efficiency import FULL, RatePoint, dense_rates
+from lrsweep.engine import strategies
+from lrsweep.engine.sweep import Launch
+from lrsweep.engine.trials import Outcome, ProcessState
+from tests.benchmarks.running import run_module
+
+FINISHED = RatePoint(0.1, 0.2, {60: 0.8, 180: 0.4, 540: 0.2}, "Succeeded", 540)
+DIVERGED = RatePoint(1.0, None, {60: 0.9}, "Diverged", 100)
+
+
+def test_a_replayed_curve_has_the_recorded_values_at_the_rungs_and_the_full_budget() -> None:
+    assert [value_at(FINISHED, s) for s in (60, 180, 540)] == [0.8, 0.4, 0.2]
+
+
+def test_a_replayed_curve_falls_between_the_rungs_from_above_the_first() -> None:
+    values = [value_at(FINISHED, s) for s in range(0, 541, 20)]
+    assert values[0] == pytest.approx(START * 0.8)
+    assert all(b <= a for a, b in itertools.pairwise(values))
+
+
+def test_a_run_that_diverged_replays_as_infinite_from_where_it_stopped() -> None:
+    assert value_at(DIVERGED, 60) == 0.9
+    assert math.isinf(value_at(DIVERGED, 100))
+
+
+def test_a_trial_follows_the_recorded_rate_nearest_in_log_scale() -> None:
+    runs = [FINISHED, DIVERGED]
+    assert nearest(runs, 0.3) is FINISHED  # 3x from 0.1, 3.3x from 1.0
+    assert nearest(runs, 0.35) is DIVERGED
+
+
+def test_shifts_spread_over_one_dense_step_around_one() -> None:
+    scales = shifts(6)
+    assert len(scales) == 6
+    assert math.prod(scales) == pytest.approx(1.0)
+    assert max(scales) / min(scales) < DENSE_STEP
+    assert shifts(1) == [1.0]
+
+
+def _bowl(task_steps: int, best: float) -> list[RatePoint]:
+    """Recorded runs on the dense grid of digits-mlp: the lower the loss the nearer `best`,
+    at every rung; rates above 30x `best` diverge."""
+    runs = []
+    for lr in dense_rates(FULL.tasks[0], FULL.dense_points):
+        distance = abs(math.log10(lr / best))
+        if lr > 30 * best:
+            runs.append(RatePoint(lr, None, {60: 2.0}, "Diverged", 80))
+            continue
+        floor = 0.05 + distance
+        rungs = {60: floor + 1.0, 180: floor + 0.3, task_steps: floor}
+        runs.append(RatePoint(lr, floor, rungs, "Succeeded", task_steps))
+    return runs
+
+
+def test_a_replayed_sweep_finds_a_clear_optimum_and_counts_the_range_test() -> None:
+    task = FULL.tasks[0]
+    best = nearest([RatePoint(lr, 0, {}, "", 0) for lr in dense_rates(task, 35)], 0.12).lr
+    runs = _bowl(task.steps, best)
+    # adaptive searches the decade below 0.4x the limit: 0.04-0.4, the optimum inside.
+    recorded_range = {"steepest": 0.3, "valley": 0.5, "minimum": 0.8, "divergence": 1.0}
+    result = replay(task, 0, runs, 0.05, recorded_range, seed_sd=0.0)
+    assert result.chosen_lr is not None
+    assert nearest(runs, result.chosen_lr).lr == best
+    assert result.regret == pytest.approx(0.0)
+    assert result.within
+    # The range test's 100 steps, 3 finalists to the full budget, 2 candidates cut at 1/3.
+    assert strategies.FINALISTS == 3
+    assert result.compute_r == pytest.approx((100 + 3 * 540 + 2 * 180) / 540)
+
+
+def test_a_sweep_whose_trials_all_wait_at_a_rung_raises_instead_of_hanging() -> None:
+    backend = ReplayBackend([FINISHED])
+    gated = Launch("t001", 1, 0.1, 0, "train", 540, 60, (180, 540), gated=True)
+    backend.launch(gated)
+    backend.launch(replace(gated, trial="t002"))
+    polls = [backend.observe() for _ in range(3)]
+    assert polls[-1][0].step == 180
+    assert polls[-1][0].state is ProcessState.RUNNING
+    assert polls[-1][0].outcome is None
+    for _ in range(3):  # a few polls without progress may be the sweep deciding
+        assert backend.observe() == []
+    with pytest.raises(StuckError, match="t001"):
+        backend.observe()
+
+
+def test_a_replayed_trial_past_its_budget_finishes() -> None:
+    backend = ReplayBackend([FINISHED])
+    backend.launch(Launch("t001", 1, 0.1, 0, "train", 540, 270, (180, 540)))
+    last = [backend.observe() for _ in range(2)][-1][0]
+    assert (last.step, last.state, last.outcome) == (540, ProcessState.EXITED, Outcome.FINISHED)
+
+
+@pytest.mark.e2e
+def test_the_command_replays_the_committed_results_beside_the_measured_shares() -> None:
+    done = run_module("benchmarks.replay", "--shifts", "1", "--task", "regression", timeout=300)
+    assert "| pooled | 10 |" in done.stdout
+    assert "seeds 0-4:" in done.stdout
+    assert "seeds 5-9:" in done.stdout
+
+
+def test_an_unknown_task_is_refused_with_the_known_ones() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.replay", "--task", "nope"],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "unknown task(s) nope; known: digits-mlp" in done.stderr
