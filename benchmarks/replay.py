@@ -1,4 +1,4 @@
-"""Replay `adaptive` on the recorded ground truth: an estimate in a minute, not in two hours.
+"""Replay `adaptive` on the recorded ground truth: an estimate in seconds, not in two hours.
 
     python -m benchmarks.replay [--shifts 6] [--task NAME ...]
 
@@ -151,17 +151,17 @@ class Replayed:
     within: bool
 
 
-def range_result(recorded: Mapping[str, float | None], scale: float) -> RangeTestResult:
+def range_result(suggestions: Mapping[str, float | None], scale: float) -> RangeTestResult:
     """The recorded range test's suggestions, every rate scaled by `scale`."""
 
     def rate(name: str) -> float:
-        value = recorded[name]
+        value = suggestions[name]
         if value is None:
             raise ValueError(f"the recorded range test has no {name}")
         return value * scale
 
     def limit(name: str) -> float | None:
-        value = recorded.get(name)
+        value = suggestions.get(name)
         return None if value is None else value * scale
 
     return RangeTestResult(
@@ -212,13 +212,29 @@ def replay(
     return Replayed(task.name, seed, shift, decision.best.learning_rate, regret, compute, within)
 
 
+RangeTest = Mapping[str, float | None]
+
+
+def recorded(results: Path, name: str) -> Any:
+    """A benchmark's result file, or an exit that says which command writes it."""
+    path = results / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        module = name.replace("-", "_")
+        raise SystemExit(
+            f"cannot read {path} ({error}); run `python -m benchmarks.{module} --jobs 2` first, "
+            "or pass --results DIR"
+        ) from None
+
+
 def recorded_inputs(
     results: Path,
-) -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], float]]:
+) -> tuple[dict[tuple[str, int], RangeTest], dict[tuple[str, int], float]]:
     """Range tests and seed sds of the last benchmark runs, per (task, seed)."""
-    ranges: dict[tuple[str, int], Any] = {}
+    ranges: dict[tuple[str, int], RangeTest] = {}
     sds: dict[tuple[str, int], float] = {}
-    benchmark = json.loads((results / "search-efficiency.json").read_text())
+    benchmark = recorded(results, "search-efficiency")
     for run in benchmark["runs"]:
         if run["strategy"] == LABEL:
             key = run["task"], run["seed"]
@@ -226,7 +242,7 @@ def recorded_inputs(
                 "range_test"
             ]
             sds[key] = run["seed_sd"]
-    holdout = json.loads((results / "holdout.json").read_text())
+    holdout = recorded(results, "holdout")
     for case in holdout["cases"]:
         key = case["task"], case["seed"]
         if case.get("range_test") is not None:
@@ -262,11 +278,11 @@ def run_all(
     missing: list[str] = []
     for task in tasks:
         for seed in sorted({s for group in SEED_GROUPS.values() for s in group}):
-            recorded = recorded_runs(results, task, seed)
-            if recorded is None or (task.name, seed) not in ranges:
+            found = recorded_runs(results, task, seed)
+            if found is None or (task.name, seed) not in ranges:
                 missing.append(f"{task.name} s{seed}")
                 continue
-            runs, best = recorded
+            runs, best = found
             for shift in shifts(shift_count):
                 done.append(
                     replay(
@@ -292,8 +308,8 @@ def summary(replayed: Sequence[Replayed]) -> list[str]:
 
 def recorded_shares(results: Path) -> str:
     """What the benchmarks measured, and with which engine: the replay's calibration."""
-    benchmark = json.loads((results / "search-efficiency.json").read_text())
-    holdout = json.loads((results / "holdout.json").read_text())
+    benchmark = recorded(results, "search-efficiency")
+    holdout = recorded(results, "holdout")
     at_default = holdout["summary"]["per_parallelism"][str(STRATEGY_PARALLELISM)]
     engine = engine_fingerprint()["engine_sha256"]
     return "\n".join(

@@ -6,7 +6,7 @@ an infinite loss once a run that diverged stopped; the shifts spread over one de
 around 1; a replayed sweep with the real engine finds a clear optimum among recorded runs
 and counts its range test's steps; a sweep whose trials all wait at a rung raises instead of
 hanging; the command replays the committed results and reports the benchmarks' measured
-shares beside its estimate.
+shares beside its estimate; without recorded results it names the command that writes them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from benchmarks.replay import (
     START,
     ReplayBackend,
     StuckError,
+    main,
     nearest,
     replay,
     shifts,
@@ -139,3 +140,8 @@ def test_an_unknown_task_is_refused_with_the_known_ones() -> None:
     )
     assert done.returncode == 2
     assert "unknown task(s) nope; known: digits-mlp" in done.stderr
+
+
+def test_missing_results_name_the_command_that_writes_them(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"benchmarks\.search_efficiency --jobs 2` first"):
+        main(["--results", str(tmp_path)])
