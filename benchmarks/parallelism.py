@@ -40,6 +40,7 @@ from benchmarks.search_efficiency import (
     RunCache,
     Settings,
     SweepInterruptedError,
+    cache_code,
     check_stopped,
     engine_fingerprint,
     ground_truths,
@@ -112,7 +113,7 @@ def run(
         task.name: seed_spread([truths[task.name, s] for s in settings.seeds])[1]
         for task in settings.tasks
     }
-    cache = RunCache(out / "cache", fingerprint["engine_sha256"])
+    cache = RunCache(out / "cache", cache_code(fingerprint))
     units = [
         (task, seed, p) for p in parallelisms for task in settings.tasks for seed in settings.seeds
     ]

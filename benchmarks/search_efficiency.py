@@ -776,12 +776,12 @@ def run_strategy(
 class RunCache:
     """Finished strategy runs, so an interrupted benchmark resumes where it stopped.
 
-    Keyed by everything a run depends on, the engine's code included (`code_digest`); kept out
-    of git (benchmarks/results/cache/ is ignored).
+    Keyed by everything a run depends on, the code included (`cache_code`); kept out of git
+    (benchmarks/results/cache/ is ignored).
     """
 
     directory: Path
-    engine: str
+    code: str
     enabled: bool = True
     hits: list[str] = field(default_factory=list)  # runs taken from the cache
 
@@ -791,7 +791,7 @@ class RunCache:
                 "task": task.config(),
                 "seed": seed,
                 "search": dict(search),
-                "engine": self.engine,
+                "engine": self.code,
                 "gate_timeout": GATE_TIMEOUT,
             },
             sort_keys=True,
@@ -892,11 +892,11 @@ def _is_docstring(statement: ast.stmt) -> bool:
     )
 
 
-def code_digest(directory: Path) -> str:
-    """A hash of what the Python files in `directory` run: their syntax trees without
-    docstrings, so editing a comment, a docstring or the layout keeps the strategy cache."""
+def code_digest(paths: Sequence[Path]) -> str:
+    """A hash of what the Python files `paths` run: their syntax trees without docstrings, so
+    editing a comment, a docstring or the layout keeps the strategy cache."""
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.py")):
+    for path in paths:
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             if isinstance(node, _DOCUMENTED) and node.body and _is_docstring(node.body[0]):
@@ -905,10 +905,18 @@ def code_digest(directory: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def cache_code(fingerprint: Mapping[str, Any]) -> str:
+    """What the strategy cache keys a run's code by: the engine's, and the API's, whose
+    defaults (adaptive's candidate count, refine rounds, parallelism) decide a run too."""
+    return f"{fingerprint['engine_sha256']}+{fingerprint['api_sha256']}"
+
+
 def engine_fingerprint() -> dict[str, Any]:
-    """Which engine produced the numbers: the commit, a hash of the engine's code, and how
-    long trials waited at a rung."""
-    engine_sha = code_digest(ROOT / "operator" / "lrsweep" / "engine")
+    """Which engine produced the numbers: the commit, a hash of the engine's code (and of the
+    API, its defaults), and how long trials waited at a rung."""
+    lrsweep = ROOT / "operator" / "lrsweep"
+    engine_sha = code_digest(sorted((lrsweep / "engine").glob("*.py")))
+    api_sha = code_digest([lrsweep / "api.py"])
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -919,7 +927,12 @@ def engine_fingerprint() -> dict[str, Any]:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
-    return {"commit": commit, "engine_sha256": engine_sha, "gate_timeout_s": GATE_TIMEOUT}
+    return {
+        "commit": commit,
+        "engine_sha256": engine_sha,
+        "api_sha256": api_sha,
+        "gate_timeout_s": GATE_TIMEOUT,
+    }
 
 
 def ground_truths(
@@ -985,7 +998,7 @@ def run_benchmark(
     truth_seconds = time.monotonic() - started
 
     cases = [(task, seed) for task in settings.tasks for seed in settings.seeds]
-    cache = RunCache(out / "cache", fingerprint["engine_sha256"], enabled=not fresh)
+    cache = RunCache(out / "cache", cache_code(fingerprint), enabled=not fresh)
     units = [
         case_units(
             task,

@@ -92,7 +92,7 @@ def only_a_docstring() -> None:
 
 def _digest_of(tmp_path: Path, source: str) -> str:
     (tmp_path / "rule.py").write_text(source)
-    return se.code_digest(tmp_path)
+    return se.code_digest(sorted(tmp_path.glob("*.py")))
 
 
 @pytest.mark.parametrize(
@@ -115,6 +115,19 @@ def test_the_engine_digest_ignores_what_does_not_run(
 def test_the_engine_digest_changes_with_the_code(tmp_path: Path) -> None:
     changed = ENGINE_MODULE.replace("return x > 2", "return x >= 2")
     assert _digest_of(tmp_path, changed) != _digest_of(tmp_path, ENGINE_MODULE)
+
+
+def test_the_strategy_cache_keys_runs_by_the_api_too(tmp_path: Path) -> None:
+    # adaptive's default candidate count lives in the API, not the engine.
+    fingerprint = se.engine_fingerprint()
+    assert fingerprint["api_sha256"] != fingerprint["engine_sha256"]
+    edited = {**fingerprint, "api_sha256": "0" * 12}
+    task = quick_settings().tasks[0]
+
+    def path(fp: dict[str, object]) -> Path:
+        return se.RunCache(tmp_path, se.cache_code(fp)).path(task, 0, "adaptive", {})
+
+    assert path(edited) != path(fingerprint)
 
 
 def test_spearman_handles_ties_and_reversed_orders() -> None:
