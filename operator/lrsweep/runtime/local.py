@@ -354,7 +354,8 @@ def run_sweep(
     records: Sequence[TrialRecord] = (),
     known_range: RangeTestResult | None = None,
 ) -> Decision:
-    """Drive a sweep to its end with local processes. The caller owns shutdown.
+    """Drive a sweep to its end through `backend` (local processes, or recorded curves in
+    benchmarks.replay). The caller owns shutdown.
 
     `records` and `known_range`: where a resumed sweep stopped (see `resume`).
     """
