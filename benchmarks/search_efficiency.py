@@ -64,7 +64,7 @@ from typing import Any
 
 from scipy import stats
 
-from lrsweep.api import Budget, LRSweep, Search, TrialPhase
+from lrsweep.api import ADAPTIVE_CANDIDATES, Budget, LRSweep, Search, TrialPhase
 from lrsweep.engine import asha, space, strategies
 from lrsweep.engine.sweep import Decision
 from lrsweep.runtime.local import run_local
@@ -932,6 +932,17 @@ def engine_fingerprint() -> dict[str, Any]:
         "engine_sha256": engine_sha,
         "api_sha256": api_sha,
         "gate_timeout_s": GATE_TIMEOUT,
+        "adaptive": adaptive_defaults(),
+    }
+
+
+def adaptive_defaults() -> dict[str, float]:
+    """What the report says `adaptive` ran with (kept with the results, as the code changes)."""
+    return {
+        "candidates": ADAPTIVE_CANDIDATES,
+        "finalists": strategies.FINALISTS,
+        "top": strategies.ADAPTIVE_TOP,
+        "decades": strategies.ADAPTIVE_DECADES,
     }
 
 

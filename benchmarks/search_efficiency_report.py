@@ -9,9 +9,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrsweep.api import ADAPTIVE_CANDIDATES
-from lrsweep.engine.strategies import ADAPTIVE_DECADES, ADAPTIVE_TOP, FINALISTS
-
 if TYPE_CHECKING:
     from benchmarks.search_efficiency import GroundTruth, Run, Settings, ShortHorizon
 
@@ -690,12 +687,20 @@ def low_first_rung(detail: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return low
 
 
+def _current_adaptive_defaults() -> dict[str, float]:
+    from benchmarks.search_efficiency import adaptive_defaults
+
+    return adaptive_defaults()
+
+
 def markdown(result: Mapping[str, Any]) -> str:
     from benchmarks.search_efficiency import STRATEGIES
 
     target = result["target"]
     timing = result["timing"]
     conf = result["settings"]
+    # Results from before the defaults were recorded: those of the code rendering them.
+    defaults = result["engine"].get("adaptive") or _current_adaptive_defaults()
     dense = conf["dense_points"]
     spacing = 10 ** (5 / (dense - 1))
     lines = [
@@ -948,10 +953,10 @@ def markdown(result: Mapping[str, Any]) -> str:
         "successive halving (Ray Tune's cutoff, compared with earlier-launched trials, spread "
         "launch order); `rangeTest-valley` / `rangeTest-steepest` one range test and one full "
         "run at its suggestion; `adaptive` with its defaults "
-        f"({ADAPTIVE_CANDIDATES} candidates in the {ADAPTIVE_DECADES:g}-decade range below "
-        f"{ADAPTIVE_TOP:g} x the range test's limit, compared first at the second rung, at "
-        f"least {FINALISTS} finalists trained to the full budget, 1 round past an edge when "
-        "the best candidate sits there). "
+        f"({defaults['candidates']} candidates in the {defaults['decades']:g}-decade range "
+        f"below {defaults['top']:g} x the range test's limit, compared first at the second "
+        f"rung, at least {defaults['finalists']} finalists trained to the full budget, 1 round "
+        "past an edge when the best candidate sits there). "
         f"Every strategy sweep runs with parallelism {conf['strategy_parallelism']}, the "
         "resource's default (early stopping judges the first launch group as a cohort, so "
         "parallelism is part of the strategy).",

@@ -5,8 +5,9 @@ script trainer/examples/custom_train.py, swept with `command:`, on a coarse dens
 writes search-efficiency.json, .md and .png into DIR, with the ground truth cached under
 DIR/ground-truth; the JSON has the default strategy, the reproduce command, one run per
 strategy with a chosen rate, finite regret and compute above zero, the seed spread, a
-summary per strategy, the target check, a short-horizon correlation per task, and the
-determinism check (full runs of the same rate and seed score the same in every sweep);
+summary per strategy, the target check, adaptive's defaults (also in the report's text),
+a short-horizon correlation per task, and the determinism check (full runs of the same rate
+and seed score the same in every sweep);
 the noise floor has full runs 2% either side of the dense best, cached beside the ground
 truth; the sparser grids (every k-th dense rate, from the ground truth) are reported; the
 markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
@@ -62,6 +63,8 @@ from benchmarks.search_efficiency_report import (
     sparser_grids,
     summarize_other_seeds,
 )
+from lrsweep.api import ADAPTIVE_CANDIDATES
+from lrsweep.engine import strategies
 from tests.benchmarks.running import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -336,6 +339,12 @@ def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
 
     report = (tmp_path / "search-efficiency.md").read_text()
     assert result["command"] in report
+    # adaptive's defaults are kept with the results and described from them.
+    defaults = result["engine"]["adaptive"]
+    assert defaults["finalists"] == strategies.FINALISTS
+    assert defaults["candidates"] == ADAPTIVE_CANDIDATES
+    assert f"({ADAPTIVE_CANDIDATES} candidates in the" in report
+    assert f"at least {strategies.FINALISTS} finalists" in report
     assert "Target met" in report
     assert (tmp_path / "search-efficiency.png").read_bytes().startswith(b"\x89PNG")
 
