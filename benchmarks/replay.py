@@ -110,8 +110,7 @@ class ReplayBackend:
         self.promoted[promotion.trial] = max(promotion.rung, self.promoted.get(promotion.trial, 0))
 
     def _paused(self, launch: Launch, step: int) -> bool:
-        gates = launch.rungs[:-1] if launch.rungs and launch.rungs[-1] == launch.steps else ()
-        return launch.gated and step in gates and self.promoted.get(launch.trial, 0) < step
+        return step in launch.gates and self.promoted.get(launch.trial, 0) < step
 
     def observe(self) -> list[Observation]:
         out: list[Observation] = []

@@ -27,6 +27,8 @@ MAX_TRIALS_LIMIT = 200
 # First-round rates when `candidates` is not set (adaptive's first rung costs 3x as much).
 DEFAULT_CANDIDATES = 8
 ADAPTIVE_CANDIDATES = 5
+# A range test sweeps its rates over at least this many steps where the budget allows.
+RANGE_TEST_MIN_STEPS = 100
 
 
 class _Model(BaseModel):
@@ -123,7 +125,10 @@ class Budget(_Model):
         3, ge=2, le=10, description="ASHA: keep the top 1/reductionFactor at each rung."
     )
     rangeTestSteps: int | None = Field(
-        None, ge=10, description="Steps of the range test; default: minSteps (at least 100)."
+        None,
+        ge=10,
+        description=f"Steps of the range test; default: minSteps, at least "
+        f"{RANGE_TEST_MIN_STEPS} but at most minSteps x reductionFactor (and steps).",
     )
 
     @model_validator(mode="after")

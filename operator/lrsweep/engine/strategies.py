@@ -11,7 +11,16 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from lrsweep.api import Goal, LRSweepSpec, Search, Strategy, Suggestion, TrialPhase, Verdict
+from lrsweep.api import (
+    RANGE_TEST_MIN_STEPS,
+    Goal,
+    LRSweepSpec,
+    Search,
+    Strategy,
+    Suggestion,
+    TrialPhase,
+    Verdict,
+)
 from lrsweep.engine import space
 from lrsweep.engine.asha import most_kept, rung_steps
 from lrsweep.engine.rangetest import RangeTestResult
@@ -251,5 +260,14 @@ def stops_early(strategy: Strategy) -> bool:
 
 
 def range_test_steps(spec: LRSweepSpec) -> int:
+    """budget.rangeTestSteps, or minSteps: at least 100, at most adaptive's first comparison.
+
+    The floor keeps the sweep from rising too fast to read (100 steps over 5 decades); the
+    cap keeps the range test from costing more than one first-round candidate does before
+    its first comparison (minSteps x reductionFactor), which matters for short budgets.
+    """
     budget = spec.budget
-    return budget.rangeTestSteps or max(100, min(budget.minSteps, budget.steps))
+    if budget.rangeTestSteps is not None:
+        return budget.rangeTestSteps
+    first_comparison = budget.minSteps * budget.reductionFactor
+    return min(max(RANGE_TEST_MIN_STEPS, budget.minSteps), first_comparison, budget.steps)

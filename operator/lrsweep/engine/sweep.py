@@ -67,6 +67,11 @@ class Launch:
     # Pause at each rung until promoted (early-stopping strategies only).
     gated: bool = False
 
+    @property
+    def gates(self) -> tuple[int, ...]:
+        """The steps it pauses at until promoted: every rung below the full budget."""
+        return tuple(step for step in self.rungs if step < self.steps) if self.gated else ()
+
 
 @dataclass(frozen=True)
 class Stop:

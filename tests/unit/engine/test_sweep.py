@@ -390,6 +390,32 @@ def test_grid_trials_are_not_gated() -> None:
     assert not any(launch.gated for launch in decision.launches)
 
 
+def test_a_gated_trial_pauses_at_every_rung_below_its_full_budget() -> None:
+    decision = decide(Sweep(make_spec(search={"strategy": "asha", "values": [0.01]}), "k"), [])
+    (launch,) = decision.launches
+    assert launch.rungs == (25, 75, 225, 300)
+    assert launch.gates == (25, 75, 225)
+
+
+def test_an_ungated_trial_pauses_nowhere() -> None:
+    decision = decide(Sweep(make_spec(search={"strategy": "grid", "values": [0.01]}), "k"), [])
+    assert decision.launches[0].gates == ()
+
+
+@pytest.mark.parametrize(
+    ("budget", "steps"),
+    [
+        ({"steps": 3000, "minSteps": 300}, 300),  # minSteps
+        ({"steps": 3000, "minSteps": 40, "reductionFactor": 4}, 100),  # at least 100
+        ({"steps": 270, "minSteps": 30, "reductionFactor": 3}, 90),  # one first comparison
+        ({"steps": 60, "evalEvery": 20, "minSteps": 60}, 60),  # never past the budget
+        ({"steps": 270, "minSteps": 30, "rangeTestSteps": 150}, 150),  # as asked
+    ],
+)
+def test_the_range_test_steps_follow_the_budget(budget: dict[str, int], steps: int) -> None:
+    assert strategies.range_test_steps(make_spec(budget=budget)) == steps
+
+
 def test_the_first_launch_group_is_judged_as_a_cohort() -> None:
     spec = make_spec(search={"strategy": "asha", "values": [0.01, 0.03], "parallelism": 2})
     sweep = Sweep(spec, "k")

@@ -81,8 +81,7 @@ class World:
 
     def paused(self, launch: Launch, step: int) -> bool:
         """At a rung and not yet let through it (the rung gate)."""
-        gates = launch.rungs[:-1] if launch.rungs and launch.rungs[-1] == launch.steps else ()
-        return launch.gated and step in gates and self.promoted.get(launch.trial, 0) < step
+        return step in launch.gates and self.promoted.get(launch.trial, 0) < step
 
     def tick(self) -> list[Observation]:
         """Advance a random subset of running trials by one evaluation."""
