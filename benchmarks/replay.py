@@ -227,13 +227,25 @@ def recorded(results: Path, name: str) -> Any:
         ) from None
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """The last runs of the two benchmarks whose range tests and results the replay uses."""
+
+    benchmark: Any  # search-efficiency.json
+    holdout: Any  # holdout.json
+
+    @classmethod
+    def load(cls, results: Path) -> Recorded:
+        return cls(recorded(results, "search-efficiency"), recorded(results, "holdout"))
+
+
 def recorded_inputs(
-    results: Path,
+    last: Recorded,
 ) -> tuple[dict[tuple[str, int], RangeTest], dict[tuple[str, int], float]]:
     """Range tests and seed sds of the last benchmark runs, per (task, seed)."""
     ranges: dict[tuple[str, int], RangeTest] = {}
     sds: dict[tuple[str, int], float] = {}
-    benchmark = recorded(results, "search-efficiency")
+    benchmark = last.benchmark
     for run in benchmark["runs"]:
         if run["strategy"] == LABEL:
             key = run["task"], run["seed"]
@@ -241,7 +253,7 @@ def recorded_inputs(
                 "range_test"
             ]
             sds[key] = run["seed_sd"]
-    holdout = recorded(results, "holdout")
+    holdout = last.holdout
     for case in holdout["cases"]:
         key = case["task"], case["seed"]
         if case.get("range_test") is not None:
@@ -270,9 +282,9 @@ def shifts(count: int) -> list[float]:
 
 
 def run_all(
-    results: Path, tasks: Sequence[BenchTask], shift_count: int
+    results: Path, last: Recorded, tasks: Sequence[BenchTask], shift_count: int
 ) -> tuple[list[Replayed], list[str]]:
-    ranges, sds = recorded_inputs(results)
+    ranges, sds = recorded_inputs(last)
     done: list[Replayed] = []
     missing: list[str] = []
     for task in tasks:
@@ -305,10 +317,9 @@ def summary(replayed: Sequence[Replayed]) -> list[str]:
     return lines
 
 
-def recorded_shares(results: Path) -> str:
+def recorded_shares(last: Recorded) -> str:
     """What the benchmarks measured, and with which engine: the replay's calibration."""
-    benchmark = recorded(results, "search-efficiency")
-    holdout = recorded(results, "holdout")
+    benchmark, holdout = last.benchmark, last.holdout
     at_default = holdout["summary"]["per_parallelism"][str(STRATEGY_PARALLELISM)]
     engine = engine_fingerprint()["engine_sha256"]
     return "\n".join(
@@ -335,14 +346,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known)}")
     tasks = [t for t in FULL.tasks if not args.task or t.name in args.task]
-    replayed, missing = run_all(args.results, tasks, args.shifts)
+    last = Recorded.load(args.results)
+    replayed, missing = run_all(args.results, last, tasks, args.shifts)
     if missing:
         print(f"no recorded runs or range test for: {', '.join(missing)}")
     if not replayed:
         raise SystemExit("nothing to replay: run the benchmarks first")
     print(f"adaptive replayed {args.shifts}x per case on recorded runs (an estimate):\n")
     print("\n".join(summary(replayed)))
-    print("\n" + recorded_shares(args.results))
+    print("\n" + recorded_shares(last))
 
 
 if __name__ == "__main__":
