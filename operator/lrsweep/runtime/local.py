@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import http.client
 import json
 import os
 import shutil
@@ -18,7 +19,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -147,6 +147,21 @@ class _Attempt:
     seen: list[Reading] = field(default_factory=list)
 
 
+def read_endpoint(url: str) -> str | None:
+    """The text a trial's metrics endpoint serves, or None when there is none to read.
+
+    None when it is not serving yet, is gone, or hangs up in the middle of its answer (a
+    trial process that exits while it is being scraped): the next poll reads it again, or
+    the process's exit tells the rest.
+    """
+    try:
+        with urllib.request.urlopen(url, timeout=SCRAPE_TIMEOUT) as response:
+            body: bytes = response.read()
+    except (OSError, http.client.HTTPException):  # URLError is an OSError
+        return None
+    return body.decode("utf-8", errors="replace")
+
+
 class Backend(Protocol):
     """What `run_sweep` drives: local processes here, recorded curves in benchmarks.replay."""
 
@@ -231,7 +246,7 @@ class LocalBackend:
         try:
             with urllib.request.urlopen(request, timeout=SCRAPE_TIMEOUT):
                 attempt.promoted = promotion.rung
-        except (OSError, urllib.error.URLError):
+        except (OSError, http.client.HTTPException):
             return  # not serving (yet, or any more): the next loop tries again
 
     def _enforce_grace(self, attempt: _Attempt) -> None:
@@ -240,11 +255,9 @@ class LocalBackend:
                 os.killpg(attempt.process.pid, signal.SIGKILL)
 
     def _scrape(self, attempt: _Attempt) -> Reading | None:
-        try:
-            with urllib.request.urlopen(attempt.url, timeout=SCRAPE_TIMEOUT) as response:
-                text = response.read().decode("utf-8", errors="replace")
-        except (OSError, urllib.error.URLError):
-            return None  # not serving yet, or already gone
+        text = read_endpoint(attempt.url)
+        if text is None:
+            return None
         try:
             return parse_metrics(text)
         except MetricsError as err:
