@@ -25,8 +25,11 @@ steps of every trial, range test included, / steps of one full run) and the seed
 the grid's best score. Writes OUT/search-efficiency.json, .md and .png (OUT defaults to
 benchmarks/results; with --quick, to out/search-efficiency-quick).
 
-Trials are deterministic for a (task, rate, seed, steps, evalEvery), so the score a strategy
-reports for its winner is that rate's full-run score at that seed. A sweep's own seeds are
+Trials are deterministic for a (task, rate, seed, steps, evalEvery) on one machine (torch on
+one thread), so the score a strategy reports for its winner is that rate's full-run score at
+that seed. Across machines some runs differ in their last digits, which a chaotic run can
+amplify: digits-cnn at 0.01719, seed 1, scored 0.05540 on the machine that recorded the
+committed ground truth and 0.05573 on a later one. A sweep's own seeds are
 0..seeds-1; a benchmark case at seed s passes `--seed s` to the built-in trainer (flags win
 over the environment) and sets LRSWEEP_SEED=s in the user script's container env.
 
