@@ -34,7 +34,7 @@ def endpoint() -> Iterator[tuple[socket.socket, str]]:
 
 def _answering(endpoint: tuple[socket.socket, str], answer: bytes) -> str | None:
     server, url = endpoint
-    thread = threading.Thread(target=_serve_once, args=(server, answer))
+    thread = threading.Thread(target=_serve_once, args=(server, answer), daemon=True)
     thread.start()
     try:
         return read_endpoint(url)
