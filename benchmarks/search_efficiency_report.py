@@ -687,20 +687,14 @@ def low_first_rung(detail: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return low
 
 
-def _current_adaptive_defaults() -> dict[str, float]:
-    from benchmarks.search_efficiency import adaptive_defaults
-
-    return adaptive_defaults()
-
-
 def markdown(result: Mapping[str, Any]) -> str:
-    from benchmarks.search_efficiency import STRATEGIES
+    from benchmarks.search_efficiency import STRATEGIES, adaptive_defaults
 
     target = result["target"]
     timing = result["timing"]
     conf = result["settings"]
     # Results from before the defaults were recorded: those of the code rendering them.
-    defaults = result["engine"].get("adaptive") or _current_adaptive_defaults()
+    defaults = result["engine"].get("adaptive") or adaptive_defaults()
     dense = conf["dense_points"]
     spacing = 10 ** (5 / (dense - 1))
     lines = [
