@@ -2,9 +2,10 @@
 
 Covers: the markdown puts the held-out share (with its 95% interval) next to the
 benchmark's own and the pooled share, also judges the held-out cases with the benchmark's
-seed sd, and marks each miss; `--quick` runs `adaptive` end to
-end on the smoke settings at a seed the smoke benchmark does not use and writes holdout.json
-and holdout.md with the reproduce command.
+seed sd, and marks each miss, but does not pool seeds the benchmark also ran; `--quick` runs
+seed 1 (a seed the smoke benchmark does not use) unless `--seed` names others; `--quick
+--seed 0` beside the quick benchmark's caches writes holdout.json and holdout.md with the
+reproduce command.
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+import benchmarks.holdout as holdout
 from benchmarks.holdout import markdown
 from benchmarks.parallelism import Case, summarise
+from benchmarks.search_efficiency import Settings, SweepInterruptedError
+from tests.benchmarks.conftest import copy_caches
 from tests.benchmarks.running import run_module
 
 CASES = [
@@ -34,7 +40,8 @@ RESULT: dict[str, Any] = {
     "cached_runs": 0,
 }
 BENCHMARK = {
-    "runs": [{"task": "a", "seed_sd": 0.6}, {"task": "b", "seed_sd": 0.05}],
+    "runs": [{"task": "a", "seed": seed, "seed_sd": 0.6} for seed in range(5)]
+    + [{"task": "b", "seed": seed, "seed_sd": 0.05} for seed in range(5)],
     "summary": {
         "adaptive": {
             "cases": 25,
@@ -63,11 +70,42 @@ def test_markdown_marks_each_miss_with_its_seed_sd() -> None:
     assert "pooled" not in text
 
 
-def test_quick_run_writes_the_held_out_cases_and_the_command(tmp_path: Path) -> None:
-    run_module("benchmarks.holdout", "--quick", "--out", str(tmp_path))
+def test_markdown_does_not_pool_seeds_the_benchmark_also_ran() -> None:
+    overlapping = {**RESULT, "cases": [{**c, "seed": 4} for c in RESULT["cases"]]}
+    text = markdown(overlapping, BENCHMARK)
+    assert "| both | not pooled: seeds [4] are in both |" in text
+    assert "pooled |" not in text
+
+
+def test_quick_runs_seed_1_unless_seeds_are_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[int, ...]] = []
+
+    def record(settings: Settings, *args: object, **kwargs: object) -> dict[str, Any]:
+        asked.append(settings.seeds)
+        raise SweepInterruptedError("enough")
+
+    monkeypatch.setattr(holdout, "run", record)
+    for argv in (["--quick"], ["--quick", "--seed", "3", "--seed", "2"]):
+        with pytest.raises(SystemExit):
+            holdout.main([*argv, "--out", str(tmp_path)])
+    assert asked == [(1,), (2, 3)]
+
+
+def test_quick_run_writes_the_held_out_cases_and_the_command(
+    quick_benchmark: Path, tmp_path: Path
+) -> None:
+    # The quick benchmark's seed, from its caches: the runs are the benchmark's own (the
+    # parallelism test runs the same code on a run the caches lack).
+    copy_caches(quick_benchmark, tmp_path, "search-efficiency.json", "ground-truth", "cache")
+    run_module("benchmarks.holdout", "--quick", "--seed", "0", "--out", str(tmp_path))
     result = json.loads((tmp_path / "holdout.json").read_text())
     (case,) = result["cases"]
-    assert (case["seed"], case["parallelism"]) == (1, 4)
+    assert (case["seed"], case["parallelism"]) == (0, 4)
+    assert result["cached_runs"] == 1
     assert case["chosen_lr"] > 0
     assert math.isfinite(case["regret"])
-    assert "benchmarks.holdout --quick" in (tmp_path / "holdout.md").read_text()
+    report = (tmp_path / "holdout.md").read_text()
+    assert "benchmarks.holdout --quick --seed 0" in report
+    assert "not pooled: seeds [0] are in both" in report

@@ -3,8 +3,9 @@
 Covers: `--quick` with two parallelism values runs `adaptive` end to end through real trial
 processes on the smoke settings and writes parallelism.json and .md (one case per
 (task, seed, parallelism) with a chosen rate, finite regret, compute above zero and its
-range test's bounds; the reproduce command); a second invocation takes every run from the
-search-efficiency caches and reports the same cases. The summary (share within target,
+range test's bounds; the reproduce command); the default parallelism's run comes from the
+quick search-efficiency run's cache, and a second invocation takes every run from the caches
+and reports the same cases. The summary (share within target,
 median compute, mean regret, cases with the same choice at every parallelism) and the
 markdown table are checked on hand-made cases.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.parallelism import Case, markdown, summarise
+from tests.benchmarks.conftest import copy_caches
 from tests.benchmarks.running import run_module
 
 
@@ -71,9 +73,12 @@ def _run(out: Path) -> dict[str, Any]:
 
 
 def test_quick_run_writes_a_case_per_parallelism_and_a_rerun_comes_from_the_cache(
-    tmp_path: Path,
+    quick_benchmark: Path, tmp_path: Path
 ) -> None:
+    copy_caches(quick_benchmark, tmp_path, "ground-truth", "cache")
     first = _run(tmp_path)
+    # At the default parallelism the run is the search-efficiency benchmark's own.
+    assert first["cached_runs"] == 1
     assert first["quick"] is True
     assert "benchmarks.parallelism --quick" in first["command"]
     assert sorted(c["parallelism"] for c in first["cases"]) == [1, 4]

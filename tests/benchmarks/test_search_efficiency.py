@@ -65,6 +65,7 @@ from benchmarks.search_efficiency_report import (
 )
 from lrsweep.api import ADAPTIVE_CANDIDATES
 from lrsweep.engine import strategies
+from tests.benchmarks.conftest import copy_caches
 from tests.benchmarks.running import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,9 +270,10 @@ def test_other_seed_runs_train_each_missing_rate_once(
 
 
 @pytest.mark.e2e
-def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
-    run_module("benchmarks.search_efficiency", "--quick", "--jobs", "2", "--out", str(tmp_path))
-    result = json.loads((tmp_path / "search-efficiency.json").read_text())
+def test_quick_benchmark_writes_sane_results(quick_benchmark: Path, tmp_path: Path) -> None:
+    # A copy of what the quick run wrote: --rerender below rewrites its files.
+    out = copy_caches(quick_benchmark, tmp_path / "out")
+    result = json.loads((out / "search-efficiency.json").read_text())
 
     assert result["default_strategy"] == "adaptive"
     assert "benchmarks.search_efficiency" in result["command"]
@@ -313,9 +315,7 @@ def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
     checks = result["checks"]["deterministic_scores"]
     assert checks["mismatches"] == []
 
-    cache = [
-        p for p in (tmp_path / "ground-truth").glob("custom-s0-*.json") if "nudged" not in p.name
-    ]
+    cache = [p for p in (out / "ground-truth").glob("custom-s0-*.json") if "nudged" not in p.name]
     assert len(cache) == 1
     truth = json.loads(cache[0].read_text())
     assert len(truth["rates"]) == result["settings"]["dense_points"]
@@ -328,7 +328,7 @@ def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
     assert nudged[0] == pytest.approx(best_lr / floor["nudge"], rel=1e-3)
     assert nudged[1] == pytest.approx(best_lr * floor["nudge"], rel=1e-3)
     assert floor["within_target"] == sum(r["within_target"] for r in floor["runs"])
-    assert len(list((tmp_path / "ground-truth").glob("custom-s0-nudged-*.json"))) == 1
+    assert len(list((out / "ground-truth").glob("custom-s0-nudged-*.json"))) == 1
 
     # For scale, exhaustive grids of every k-th dense rate, from the ground truth alone.
     sparser = result["sparser_grids"]
@@ -337,7 +337,7 @@ def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
         assert row["grids"] == row["every"]  # one task, one seed: one grid per offset
         assert 0 <= row["within_target_share"] <= 1
 
-    report = (tmp_path / "search-efficiency.md").read_text()
+    report = (out / "search-efficiency.md").read_text()
     assert result["command"] in report
     # adaptive's defaults are kept with the results and described from them.
     defaults = result["engine"]["adaptive"]
@@ -346,17 +346,17 @@ def test_quick_benchmark_writes_sane_results(tmp_path: Path) -> None:
     assert f"({ADAPTIVE_CANDIDATES} candidates in the" in report
     assert f"at least {strategies.FINALISTS} finalists" in report
     assert "Target met" in report
-    assert (tmp_path / "search-efficiency.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "search-efficiency.png").read_bytes().startswith(b"\x89PNG")
 
     # --rerender rebuilds the report from the stored runs and cached ground truth alone.
-    (tmp_path / "search-efficiency.md").unlink()
+    (out / "search-efficiency.md").unlink()
     run_module(
-        "benchmarks.search_efficiency", "--quick", "--rerender", "--out", str(tmp_path), timeout=120
+        "benchmarks.search_efficiency", "--quick", "--rerender", "--out", str(out), timeout=120
     )
-    rerendered = json.loads((tmp_path / "search-efficiency.json").read_text())
+    rerendered = json.loads((out / "search-efficiency.json").read_text())
     assert rerendered["runs"] == result["runs"]
     assert rerendered["summary"] == result["summary"]
-    assert (tmp_path / "search-efficiency.md").read_text() == report
+    assert (out / "search-efficiency.md").read_text() == report
 
 
 def _processes_under(workdir: Path) -> list[int]:
@@ -384,9 +384,12 @@ def _processes_under(workdir: Path) -> list[int]:
     ],
 )
 def test_a_signal_stops_the_benchmark_and_every_trial_process(
-    tmp_path: Path, sweep: str, signum: signal.Signals
+    tmp_path: Path, request: pytest.FixtureRequest, sweep: str, signum: signal.Signals
 ) -> None:
     workdir = tmp_path / "work"
+    if sweep != "dense":
+        # The ground truth from the shared quick run: strategy sweeps start at once.
+        copy_caches(request.getfixturevalue("quick_benchmark"), tmp_path / "out", "ground-truth")
     bench = subprocess.Popen(
         [
             *(sys.executable, "-m", "benchmarks.search_efficiency", "--quick", "--jobs", "2"),
