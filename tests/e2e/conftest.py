@@ -1,14 +1,22 @@
-"""Fixtures of the end-to-end tests: the LRSweep CRD and a running operator."""
+"""Fixtures of the end-to-end tests: the LRSweep CRD, a running operator and the local
+quickstart sweep."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.cluster import Operator, install_crd
+from tests.e2e.commands import ROOT, lrsweep
 from tests.harness.pytest_plugin import KubeCluster
+
+QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +34,23 @@ def operator(
     yield op
     op.stop()
     assert "Traceback" not in op.log(), op.log()[-5000:]
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """A finished `lrsweep run`: its output and the directory it wrote."""
+
+    done: subprocess.CompletedProcess[str]
+    out: Path
+
+    def result(self) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads((self.out / "result.json").read_text())
+        return result
+
+
+@pytest.fixture(scope="session")
+def local_quickstart(tmp_path_factory: pytest.TempPathFactory) -> LocalRun:
+    """`lrsweep run` of the quickstart, once per session: its trials train a real torch model
+    (a minute or more), and the local and operator tests both compare against it."""
+    out = tmp_path_factory.mktemp("local-quickstart")
+    return LocalRun(lrsweep("run", str(QUICKSTART), "--out", str(out), timeout=600), out)

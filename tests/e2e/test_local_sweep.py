@@ -26,9 +26,8 @@ import pytest
 import yaml
 
 from tests.e2e.commands import ROOT, lrsweep
+from tests.e2e.conftest import QUICKSTART, LocalRun
 from tests.e2e.toy import TOY, toy_sweep_doc
-
-QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
 
 pytestmark = pytest.mark.e2e
 
@@ -41,16 +40,18 @@ def toy_sweep(
     return path
 
 
-def test_quickstart_prints_a_winner_and_writes_result_and_plot(tmp_path: Path) -> None:
-    done = lrsweep("run", str(QUICKSTART), "--out", str(tmp_path))
+def test_quickstart_prints_a_winner_and_writes_result_and_plot(
+    local_quickstart: LocalRun,
+) -> None:
+    done = local_quickstart.done
     assert done.returncode == 0, done.stdout + done.stderr
     assert "best learning rate:" in done.stdout
-    result = json.loads((tmp_path / "result.json").read_text())
+    result = local_quickstart.result()
     assert result["phase"] == "Succeeded"
     assert result["bestTrial"] in result["trials"]
     assert result["bestLearningRate"] == result["trials"][result["bestTrial"]]["learningRate"]
     assert all(t["verdict"] and t["reason"] for t in result["trials"].values())
-    png = (tmp_path / "report.png").read_bytes()
+    png = (local_quickstart.out / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG")
 
 

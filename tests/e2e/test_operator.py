@@ -31,12 +31,12 @@ import pytest
 import yaml
 
 from tests.e2e.cluster import Operator, apply, get_sweep, wait_phase
+from tests.e2e.conftest import QUICKSTART, LocalRun
 from tests.e2e.toy import toy_sweep_doc
 from tests.harness.pytest_plugin import KubeCluster, wait_for
 from tests.harness.threaded import ThreadedHarness
 
 ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
@@ -71,9 +71,8 @@ def needs_local_kubelet(cluster: KubeCluster) -> None:
 
 
 def test_quickstart_succeeds_with_the_local_winner_and_shows_columns(
-    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, tmp_path: Path
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, local_quickstart: LocalRun
 ) -> None:
-    doc = yaml.safe_load(QUICKSTART.read_text())
     kube_cluster.kubectl("apply", "-n", kube_namespace, "-f", str(QUICKSTART))
     sweep = wait_phase(kube_cluster, kube_namespace, "quickstart", ("Succeeded", "Failed"), 400)
     status = sweep["status"]
@@ -86,7 +85,7 @@ def test_quickstart_succeeds_with_the_local_winner_and_shows_columns(
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Complete"]["status"] == "True"
     assert conditions["Ready"]["reason"] == "BestRateFound"
-    assert status["bestLearningRate"] == local_winner(doc, tmp_path)
+    assert status["bestLearningRate"] == local_quickstart.result()["bestLearningRate"]
 
 
 class PodRecorder:

@@ -2,10 +2,10 @@
 
 Covers the same checks as tests/packaging/test_prometheus_live.py (re-used here), with the
 one seam, `targets`, pointing at live things instead of stand-ins: `lrsweep operator`
-running against the test cluster, which has run the quickstart sweep to completion (best
-score, ended trials), is running a long quickstart-task trial as a pod (scraped at its pod
-IP), has failed a sweep with an invalid template, holds a GPU sweep whose pod cannot be
-scheduled (no progress), and has met injected API errors.
+running against the test cluster, which has run a short grid sweep of the quickstart's task
+to completion (best score, ended trials), is running a long quickstart-task trial as a pod
+(scraped at its pod IP), has failed a sweep with an invalid template, holds a GPU sweep
+whose pod cannot be scheduled (no progress), and has met injected API errors.
 """
 
 from __future__ import annotations
@@ -70,10 +70,14 @@ def targets(
     op = Operator(kube_cluster, namespace, tmp_path_factory.mktemp("op") / "operator.log")
     op.start()
     try:
-        kube_cluster.kubectl("apply", "-n", namespace, "-f", str(QUICKSTART))
+        # A short grid of the quickstart's task: a sweep with a best score and ended trials
+        # (the quickstart itself runs in tests/e2e/test_operator.py).
+        scored = _quickstart("scored", strategy="grid", values=[0.05, 0.5])
+        scored["spec"]["budget"].update(steps=100, evalEvery=25, minSteps=25)
+        apply(kube_cluster, namespace, scored)
         # One API error the operator meets (and survives) for the API-errors panel.
         harness.set_faults(error_rate=1.0, budget=1, match="pods")
-        wait_phase(kube_cluster, namespace, "quickstart", ("Succeeded",), 400)
+        wait_phase(kube_cluster, namespace, "scored", ("Succeeded",), 400)
         harness.reset_faults()
 
         long = _quickstart("live", strategy="grid", values=[0.05])
@@ -103,7 +107,7 @@ def targets(
             sweep="live",
             failed_sweeps=("broken",),
             stalled_sweeps=("stalled",),
-            scored_sweep="quickstart",
+            scored_sweep="scored",
         )
     finally:
         harness.reset_faults()
