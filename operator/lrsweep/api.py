@@ -159,7 +159,12 @@ class TrialTemplate(_Model):
         "in args as $(LRSWEEP_LEARNING_RATE)."
     )
     metricsPort: int = Field(9090, ge=1, le=65535, description="Port of the trainer's metrics.")
-    maxRetries: int = Field(2, ge=0, le=10, description="New attempts after a trial pod fails.")
+    maxRetries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="New attempts after a trial pod fails (none after exit code 2, a usage error).",
+    )
 
     @model_validator(mode="after")
     def _check_template(self) -> Self:

@@ -4,11 +4,11 @@ Covers: the quickstart prints a winner and writes result.json and report.png; a 
 script (reporting API) sweeps with explicit values, and crashing trials get a failed verdict
 while the sweep goes on; a trial serving garbage metrics gets a reason; bad input exits 2
 with a one-line error (missing file, invalid YAML, unknown field, min >= max, a command that
-does not exist, an unknown task); Ctrl-C stops every trial process and writes the partial
-result, saying how to resume; `--resume` keeps the decided trials of an interrupted sweep
-(not trained again) and finishes the rest, and refuses a directory where no sweep ran;
-ASHA's stopped trials spend no steps past their rung; with two seeds per rate, each rate is
-kept or cut whole and the winner scores the mean of its seeds.
+does not exist, an unknown task: a usage error, tried once); Ctrl-C stops every trial process
+and writes the partial result, saying how to resume; `--resume` keeps the decided trials of
+an interrupted sweep (not trained again) and finishes the rest, and refuses a directory
+where no sweep ran; ASHA's stopped trials spend no steps past their rung; with two seeds per
+rate, each rate is kept or cut whole and the winner scores the mean of its seeds.
 """
 
 from __future__ import annotations
@@ -161,6 +161,9 @@ def test_an_unknown_task_exits_2_naming_the_task(tmp_path: Path) -> None:
     done = lrsweep("run", str(path), "--out", str(tmp_path))
     assert done.returncode == 2
     assert "imagenet" in done.stderr
+    # A usage error: one attempt, not maxRetries more of the same.
+    assert "not retried" in done.stderr
+    assert [p.name for p in (tmp_path / "trials").glob("*.log")] == ["t000-a1.log"]
 
 
 def _alive(pid: int) -> bool:

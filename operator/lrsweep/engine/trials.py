@@ -51,6 +51,8 @@ class Observation:
     range_curve: Sequence[tuple[float, float]] = ()
     outcome: Outcome | None = None
     reason: str = ""
+    # A failure no new attempt can mend (a usage error: bad arguments, a missing script).
+    permanent: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,11 +155,13 @@ def observe(
             )
         why = f"exited at step {step} of {full_steps} without a result"
         return _failed_attempt(updated, why, max_retries)
-    # Failed outcome, or lost: a new attempt if retries remain.
+    # Failed outcome, or lost: a new attempt if retries remain and one could succeed.
     if obs.state is ProcessState.LOST:
         why = obs.reason or "the trial's process or pod disappeared"
     else:
         why = obs.reason or "the trainer failed"
+    if obs.permanent:
+        return _failed_attempt(updated, f"{why} (a usage error: not retried)", max_retries=0)
     return _failed_attempt(updated, why, max_retries)
 
 

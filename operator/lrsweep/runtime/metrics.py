@@ -18,6 +18,9 @@ from lrsweep.engine.trials import Observation, Outcome, ProcessState
 from lrsweep.engine.verdict import Point
 
 HISTORY = "lrsweep_trial_eval"
+# A trainer's exit code for a usage error (argparse's, and Python's for a script it cannot
+# open): an attempt that ends with it is not retried.
+EXIT_USAGE = 2
 RANGE_METRICS = ("learning_rate", "smoothed_loss")
 Curve = tuple[tuple[float, float], ...]
 
@@ -138,8 +141,8 @@ def exit_observation(
     """An attempt that ended, from its exit code and its summary (None: none readable).
 
     A non-zero exit fails the attempt unless its summary says it diverged; `detail` (the last
-    log line, or the termination message) says why. An exit without a summary fails it for
-    `missing`.
+    log line, or the termination message) says why. Exit code 2, a usage error, fails it for
+    good (docs/contract.md, "Exit"). An exit without a summary fails it for `missing`.
     """
     if code not in (0, None) and (summary is None or summary.outcome is not Outcome.DIVERGED):
         why = f"exit code {code}" + (f": {detail}" if detail else "")
@@ -150,6 +153,7 @@ def exit_observation(
             points=summary.points if summary else (),
             outcome=Outcome.FAILED,
             reason=why,
+            permanent=code == EXIT_USAGE,
         )
     if summary is None:
         return Observation(

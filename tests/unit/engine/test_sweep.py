@@ -6,9 +6,9 @@ rung, trains several finalists to the full budget, judges its whole first round 
 cohort where that leaves a trial slot free (so gated trials never wait on each other forever)
 and steps past an edge only when the best candidate sits there; ASHA stops
 trials early; the winner does not depend on the order in which trials progress (same
-inputs, same actions); failed attempts are retried then marked Failed; a sweep where
-nothing completes ends Failed with a reason; a sweep whose trials do not report the
-objective where it is needed (at rungs with early stopping, else at the full budget) ends at
+inputs, same actions); failed attempts are retried then marked Failed, usage errors at once;
+a sweep where nothing completes ends Failed with a reason; a sweep whose trials do not report
+the objective where it is needed (at rungs with early stopping, else at the full budget) ends at
 once, naming what they report (or asking for it at every evaluation where it is reported only
 at some), but not on an evaluation scraped half-written; maxTrials caps the sweep; status
 round-trips through the API model. With several seeds per rate, a rate is kept or cut as a
@@ -262,6 +262,18 @@ def test_a_failing_attempt_is_retried_then_marked_failed() -> None:
     assert failed.phase is TrialPhase.FAILED
     assert failed.verdict is Verdict.FAILED
     assert "failed after 2 attempt(s): exit code 1" in failed.reason
+    assert decision.best is not None
+    assert decision.best.trial == "t001"
+
+
+def test_a_usage_error_is_not_retried() -> None:
+    spec = make_spec(search={"strategy": "grid", "values": [0.01, 0.03]}, trial={"maxRetries": 2})
+    world = World(spec, bowl(), fail=lambda trial, attempt: trial == "t000", usage_error=True)
+    decision = run(world)
+    assert [launch.attempt for launch in world.launched if launch.trial == "t000"] == [1]
+    failed = decision.records[0]
+    assert failed.phase is TrialPhase.FAILED
+    assert "failed after 1 attempt(s): exit code 2 (a usage error: not retried)" in failed.reason
     assert decision.best is not None
     assert decision.best.trial == "t001"
 

@@ -55,6 +55,7 @@ class World:
     loss: LossFn
     seed: int = 0
     fail: Callable[[str, int], bool] = lambda trial, attempt: False
+    usage_error: bool = False  # failures exit 2 (not retried) instead of 1
     running: dict[str, tuple[Launch, int]] = field(default_factory=dict)
     launched: list[Launch] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
@@ -100,7 +101,8 @@ class World:
                         launch.attempt,
                         ProcessState.EXITED,
                         outcome=Outcome.FAILED,
-                        reason="exit code 1",
+                        reason=f"exit code {2 if self.usage_error else 1}",
+                        permanent=self.usage_error,
                     )
                 )
                 continue

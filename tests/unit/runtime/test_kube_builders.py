@@ -3,8 +3,9 @@
 Covers: deterministic pod names within 63 characters; the trial pod carries the labels,
 owner reference, env contract (rate, pod IP binding), restartPolicy Never and metrics port,
 keeps the user's template (resources, env after ours); the result ConfigMap; reading ended
-pods (termination message summary, exit codes, eviction); unschedulable reasons; the pods
-a new sweep starts with (`lrsweep render`), owned by the sweep only where it has a uid.
+pods (termination message summary, exit codes, exit code 2 a usage error, eviction);
+unschedulable reasons; the pods a new sweep starts with (`lrsweep render`), owned by the
+sweep only where it has a uid.
 """
 
 from __future__ import annotations
@@ -147,6 +148,12 @@ def test_a_non_zero_exit_is_a_failure_naming_the_code() -> None:
     obs = observe_ended_pod("t001", 1, _ended(1, "Traceback...\nValueError: boom"))
     assert obs.outcome is Outcome.FAILED
     assert obs.reason == "exit code 1: ValueError: boom"
+
+
+def test_a_pod_whose_trainer_exits_2_is_a_usage_error() -> None:
+    obs = observe_ended_pod("t001", 1, _ended(2, "error: argument --task: unknown task"))
+    assert obs.outcome is Outcome.FAILED
+    assert obs.permanent
 
 
 def test_an_evicted_pod_is_lost_not_failed() -> None:

@@ -3,7 +3,8 @@
 Covers: the evaluation history becomes points per step; range-test samples become a curve;
 NaN survives; garbage raises MetricsError (never anything else); summaries with non-finite
 strings, range tests, and malformed content; what an ended attempt's exit code and summary
-add up to (the same rule for pods and local processes).
+add up to (the same rule for pods and local processes; exit code 2 is a usage error that no
+new attempt can mend).
 """
 
 from __future__ import annotations
@@ -135,6 +136,16 @@ def test_a_non_zero_exit_fails_naming_the_code_and_keeps_the_points() -> None:
     assert obs.outcome is Outcome.FAILED
     assert obs.reason == "exit code 3: boom"
     assert [p.step for p in obs.points] == [40]
+
+
+@pytest.mark.parametrize(("code", "permanent"), [(2, True), (1, False), (137, False)])
+def test_only_exit_code_2_is_a_usage_error_that_no_retry_can_mend(
+    code: int, permanent: bool
+) -> None:
+    summary = parse_summary(_summary("failed"))
+    obs = exit_observation("t001", 1, code, summary, detail="bad arguments", missing="none")
+    assert obs.outcome is Outcome.FAILED
+    assert obs.permanent is permanent
 
 
 def test_a_clean_exit_without_a_summary_fails_for_the_reason_given() -> None:
