@@ -44,6 +44,8 @@ class LocalRun:
     out: Path
 
     def result(self) -> dict[str, Any]:
+        """result.json; fails the test with the run's output unless the run exited 0."""
+        assert self.done.returncode == 0, self.done.stdout + self.done.stderr
         result: dict[str, Any] = json.loads((self.out / "result.json").read_text())
         return result
 
