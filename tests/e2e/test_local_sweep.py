@@ -4,11 +4,13 @@ Covers: the quickstart prints a winner and writes result.json and report.png; a 
 script (reporting API) sweeps with explicit values, and crashing trials get a failed verdict
 while the sweep goes on; a trial serving garbage metrics gets a reason; bad input exits 2
 with a one-line error (missing file, invalid YAML, unknown field, min >= max, a command that
-does not exist, an unknown task: a usage error, tried once); Ctrl-C stops every trial process
-and writes the partial result, saying how to resume; `--resume` keeps the decided trials of
-an interrupted sweep (not trained again) and finishes the rest, and refuses a directory
-where no sweep ran; ASHA's stopped trials spend no steps past their rung; with two seeds per
-rate, each rate is kept or cut whole and the winner scores the mean of its seeds.
+does not exist, an unknown task: a usage error, tried once); an objective the trials do not
+report fails the sweep, with early stopping too (no trial waits at a rung for a decision
+that cannot come); Ctrl-C stops every trial process and writes the partial result, saying
+how to resume; `--resume` keeps the decided trials of an interrupted sweep (not trained
+again) and finishes the rest, and refuses a directory where no sweep ran; ASHA's stopped
+trials spend no steps past their rung; with two seeds per rate, each rate is kept or cut
+whole and the winner scores the mean of its seeds.
 """
 
 from __future__ import annotations
@@ -100,10 +102,12 @@ def test_a_trial_template_that_cannot_start_fails_fast_with_exit_code_2(tmp_path
     assert len(result["trials"]) < 8 or any(t["attempts"] == 0 for t in result["trials"].values())
 
 
+@pytest.mark.parametrize("strategy", ["grid", "asha"])
 def test_an_objective_the_trials_do_not_report_fails_fast_with_exit_code_2(
-    tmp_path: Path,
+    tmp_path: Path, strategy: str
 ) -> None:
-    path = toy_sweep(tmp_path, {"strategy": "grid", "candidates": 8}, objective={"metric": "acc"})
+    search = {"strategy": strategy, "candidates": 8}
+    path = toy_sweep(tmp_path, search, objective={"metric": "acc"})
     done = lrsweep("run", str(path), "--out", str(tmp_path))
     assert done.returncode == 2
     assert "the objective metric 'acc' is not reported" in done.stderr
@@ -111,6 +115,11 @@ def test_an_objective_the_trials_do_not_report_fails_fast_with_exit_code_2(
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["phase"] == "Failed"
     assert any(t["attempts"] == 0 for t in result["trials"].values())
+    # With asha trials pause at rungs: none waits out its gate for a decision that cannot come.
+    logs = "".join(p.read_text() for p in (tmp_path / "trials").glob("*.log"))
+    assert "no decision at rung" not in logs
+    if strategy == "asha":
+        assert "the sweep compares 'acc', not reported here; not pausing" in logs
 
 
 @pytest.mark.parametrize(

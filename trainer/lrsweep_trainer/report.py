@@ -196,7 +196,17 @@ class Session:
             self._check_divergence(step, "validation loss", values["val_loss"])
         self._progress(step, values)
         if self._gated(step):
-            self._wait_at_rung(step)
+            objective = self.settings.objective
+            if objective and objective not in values:
+                # No decision can come: the sweep fails at the next evaluation, naming the
+                # metrics reported, instead of after the whole gate timeout.
+                logger.warning(
+                    "rung %d: the sweep compares %r, not reported here; not pausing",
+                    step,
+                    objective,
+                )
+            else:
+                self._wait_at_rung(step)
         return self.should_stop
 
     def _gated(self, step: int) -> bool:

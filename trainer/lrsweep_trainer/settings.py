@@ -43,6 +43,7 @@ RANGE_END = "LRSWEEP_RANGE_END"
 # Not set by the operator; lets a user tune the trainer's divergence rule the same way.
 DIVERGENCE_FACTOR = "LRSWEEP_DIVERGENCE_FACTOR"
 GATE_TIMEOUT = "LRSWEEP_GATE_TIMEOUT"
+OBJECTIVE = "LRSWEEP_OBJECTIVE"
 
 
 def parse_positive_float(text: str) -> float:
@@ -113,6 +114,8 @@ class RunSettings:
     divergence_factor: float = DEFAULT_DIVERGENCE_FACTOR
     # Seconds to pause at each rung for the sweep's go-ahead (0: never pause).
     gate_timeout: float = 0.0
+    # The metric the sweep compares at rungs ("": unknown); no pause at a rung without it.
+    objective: str = ""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
@@ -184,4 +187,5 @@ class RunSettings:
                 DIVERGENCE_FACTOR, parse_divergence_factor, DEFAULT_DIVERGENCE_FACTOR
             ),
             gate_timeout=read(GATE_TIMEOUT, parse_seconds, 0.0),
+            objective=env.get(OBJECTIVE, "").strip(),
         )

@@ -66,6 +66,8 @@ class Launch:
     range_end: float | None = None
     # Pause at each rung until promoted (early-stopping strategies only).
     gated: bool = False
+    # The metric compared at the rungs: an evaluation without it has nothing to wait for.
+    objective: str = ""
 
     @property
     def gates(self) -> tuple[int, ...]:
@@ -301,6 +303,7 @@ def _launch(sweep: Sweep, r: TrialRecord) -> Launch:
         eval_every=spec.budget.evalEvery,
         rungs=tuple(sweep.rung_steps),
         gated=strategies.stops_early(spec.search.strategy),
+        objective=spec.objective.metric,
     )
 
 

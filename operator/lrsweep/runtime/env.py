@@ -52,6 +52,8 @@ def contract_env(
         env["LRSWEEP_RANGE_END"] = repr(launch.range_end)
     if launch.gated and gate_timeout > 0:
         env["LRSWEEP_GATE_TIMEOUT"] = f"{gate_timeout:g}"
+        if launch.objective:
+            env["LRSWEEP_OBJECTIVE"] = launch.objective
     if termination_path is not None:
         env["LRSWEEP_TERMINATION_PATH"] = termination_path
     if metrics_host is not None:

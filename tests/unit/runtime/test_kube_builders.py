@@ -5,7 +5,7 @@ owner reference, env contract (rate, pod IP binding), restartPolicy Never and me
 keeps the user's template (resources, env after ours); the result ConfigMap; reading ended
 pods (termination message summary, exit codes, exit code 2 a usage error, eviction);
 unschedulable reasons; the pods a new sweep starts with (`lrsweep render`), owned by the
-sweep only where it has a uid.
+sweep only where it has a uid, told the gate timeout and the objective only when gated.
 """
 
 from __future__ import annotations
@@ -199,6 +199,19 @@ def test_a_new_grid_sweep_starts_with_as_many_pods_as_its_parallelism() -> None:
     pods = first_pods(_sweep_doc(strategy="grid", values=values, parallelism=2), 300.0)
     rates = [p["metadata"]["annotations"]["lrsweep.dev/learning-rate"] for p in pods]
     assert rates == ["0.001", "0.01"]
+
+
+def test_gated_pods_are_told_the_metric_their_rungs_compare() -> None:
+    (pod,) = first_pods(_sweep_doc(strategy="asha", values=[0.01], parallelism=1), 300.0)
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["LRSWEEP_GATE_TIMEOUT"] == "300"
+    assert env["LRSWEEP_OBJECTIVE"] == "val_loss"
+
+
+def test_ungated_pods_get_no_objective() -> None:
+    (pod,) = first_pods(_sweep_doc(strategy="grid", values=[0.01], parallelism=1), 300.0)
+    names = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+    assert not names & {"LRSWEEP_GATE_TIMEOUT", "LRSWEEP_OBJECTIVE"}
 
 
 def test_first_pods_are_owned_by_the_sweep_only_when_it_has_a_uid() -> None:

@@ -3,7 +3,8 @@
 Covers: a trial pauses after its evaluation at a rung until the sweep's POST /continue;
 a go-ahead for a later rung also releases an earlier one; the pause ends by itself after the
 timeout, with a warning; SIGTERM ends the pause; no pause without a timeout, at the last
-step, or away from rungs; the endpoint refuses a go-ahead without a step.
+step, away from rungs, or where the evaluation lacks the objective the sweep compares there
+(a pause with it as usual); the endpoint refuses a go-ahead without a step.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from lrsweep_trainer import report
 from tests.unit.trainer.helpers import free_port
 
 
-def gated_session(summary_path: Path, timeout: str = "30") -> report.Session:
+def gated_session(
+    summary_path: Path, timeout: str = "30", objective: str | None = None
+) -> report.Session:
+    told = {} if objective is None else {"LRSWEEP_OBJECTIVE": objective}
     return report.start(
         env={
+            **told,
             "LRSWEEP_LEARNING_RATE": "0.1",
             "LRSWEEP_MAX_STEPS": "30",
             "LRSWEEP_RUNGS": "10,20,30",
@@ -90,6 +95,28 @@ def test_no_pause_at_the_last_step_or_off_the_rungs(summary_path: Path) -> None:
     with gated_session(summary_path) as session:
         session.log(5, val_loss=1.0)
         session.log(30, val_loss=0.5)
+
+
+def test_a_rung_evaluation_with_the_objective_pauses(summary_path: Path) -> None:
+    with gated_session(summary_path, objective="val_accuracy") as session:
+        sent = threading.Event()
+        thread = go_ahead(session, 10, sent)
+        timer = threading.Timer(0.2, sent.set)
+        timer.start()
+        session.log(10, val_loss=1.0, val_accuracy=0.5)
+        assert sent.is_set(), "log() returned before the go-ahead was sent"
+        thread.join()
+
+
+def test_no_pause_at_a_rung_whose_evaluation_lacks_the_objective(
+    summary_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No decision can come (the sweep needs the objective here): going on lets the sweep
+    # see the next evaluation and fail naming what was reported, instead of waiting.
+    with caplog.at_level(logging.WARNING), gated_session(summary_path, "5", "acc") as session:
+        assert session.log(10, val_loss=1.0) is False
+    assert "rung 10: the sweep compares 'acc', not reported here; not pausing" in caplog.text
+    assert "no decision at rung" not in caplog.text
 
 
 def test_no_pause_without_a_timeout(summary_path: Path) -> None:
