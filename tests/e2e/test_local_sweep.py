@@ -119,7 +119,7 @@ def test_an_objective_the_trials_do_not_report_fails_fast_with_exit_code_2(
     logs = "".join(p.read_text() for p in (tmp_path / "trials").glob("*.log"))
     assert "no decision at rung" not in logs
     if strategy == "asha":
-        assert "the sweep compares 'acc', not reported here; not pausing" in logs
+        assert "the sweep compares 'acc', not in this report" in logs
 
 
 @pytest.mark.parametrize(

@@ -198,10 +198,13 @@ class Session:
         if self._gated(step):
             objective = self.settings.objective
             if objective and objective not in values:
-                # No decision can come: the sweep fails at the next evaluation, naming the
-                # metrics reported, instead of after the whole gate timeout.
+                # No decision can come without it: a script reporting the step in several
+                # calls pauses at the one with the objective; one that never reports it
+                # trains on, and the sweep fails at its next evaluation instead of after the
+                # whole gate timeout.
                 logger.warning(
-                    "rung %d: the sweep compares %r, not reported here; not pausing",
+                    "rung %d: the sweep compares %r, not in this report; pausing only once "
+                    "it is reported",
                     step,
                     objective,
                 )

@@ -4,7 +4,8 @@ Covers: a trial pauses after its evaluation at a rung until the sweep's POST /co
 a go-ahead for a later rung also releases an earlier one; the pause ends by itself after the
 timeout, with a warning; SIGTERM ends the pause; no pause without a timeout, at the last
 step, away from rungs, or where the evaluation lacks the objective the sweep compares there
-(a pause with it as usual); the endpoint refuses a go-ahead without a step.
+(a pause with it as usual, also when a step is reported in two calls); the endpoint
+refuses a go-ahead without a step.
 """
 
 from __future__ import annotations
@@ -108,6 +109,21 @@ def test_a_rung_evaluation_with_the_objective_pauses(summary_path: Path) -> None
         thread.join()
 
 
+def test_a_rung_reported_in_two_calls_pauses_at_the_one_with_the_objective(
+    summary_path: Path,
+) -> None:
+    with gated_session(summary_path, objective="val_loss") as session:
+        sent = threading.Event()
+        thread = go_ahead(session, 10, sent)
+        session.log(10, train_loss=1.2)
+        assert not sent.is_set(), "paused before the objective was reported"
+        timer = threading.Timer(0.2, sent.set)
+        timer.start()
+        session.log(10, val_loss=1.0)
+        assert sent.is_set(), "log() returned before the go-ahead was sent"
+        thread.join()
+
+
 def test_no_pause_at_a_rung_whose_evaluation_lacks_the_objective(
     summary_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -115,7 +131,7 @@ def test_no_pause_at_a_rung_whose_evaluation_lacks_the_objective(
     # see the next evaluation and fail naming what was reported, instead of waiting.
     with caplog.at_level(logging.WARNING), gated_session(summary_path, "5", "acc") as session:
         assert session.log(10, val_loss=1.0) is False
-    assert "rung 10: the sweep compares 'acc', not reported here; not pausing" in caplog.text
+    assert "rung 10: the sweep compares 'acc', not in this report" in caplog.text
     assert "no decision at rung" not in caplog.text
 
 
