@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.e2e.cluster import Operator, apply, install_crd, wait_phase
+from tests.e2e.conftest import QUICKSTART
 from tests.harness.pytest_plugin import KubeCluster, wait_for
 from tests.packaging import test_prometheus_live as live
-
-ROOT = Path(__file__).resolve().parents[2]
-QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 

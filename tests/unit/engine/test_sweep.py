@@ -268,7 +268,7 @@ def test_a_failing_attempt_is_retried_then_marked_failed() -> None:
 
 def test_a_usage_error_is_not_retried() -> None:
     spec = make_spec(search={"strategy": "grid", "values": [0.01, 0.03]}, trial={"maxRetries": 2})
-    world = World(spec, bowl(), fail=lambda trial, attempt: trial == "t000", usage_error=True)
+    world = World(spec, bowl(), fail=lambda trial, attempt: trial == "t000", exit_code=2)
     decision = run(world)
     assert [launch.attempt for launch in world.launched if launch.trial == "t000"] == [1]
     failed = decision.records[0]

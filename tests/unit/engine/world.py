@@ -18,6 +18,7 @@ from lrsweep.engine.rangetest import RangeTestResult
 from lrsweep.engine.sweep import Decision, Launch, Promote, Sweep, decide, update
 from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
 from lrsweep.engine.verdict import Point
+from lrsweep.runtime.metrics import exit_observation
 
 LossFn = Callable[[float, int], float]
 
@@ -55,7 +56,7 @@ class World:
     loss: LossFn
     seed: int = 0
     fail: Callable[[str, int], bool] = lambda trial, attempt: False
-    usage_error: bool = False  # failures exit 2 (not retried) instead of 1
+    exit_code: int = 1  # how a failing attempt exits (2: a usage error, not retried)
     running: dict[str, tuple[Launch, int]] = field(default_factory=dict)
     launched: list[Launch] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
@@ -95,16 +96,11 @@ class World:
                 continue
             if self.fail(trial, launch.attempt):
                 del self.running[trial]
-                out.append(
-                    Observation(
-                        trial,
-                        launch.attempt,
-                        ProcessState.EXITED,
-                        outcome=Outcome.FAILED,
-                        reason=f"exit code {2 if self.usage_error else 1}",
-                        permanent=self.usage_error,
-                    )
+                # The runtimes' own rule for an exit without a summary.
+                ended = exit_observation(
+                    trial, launch.attempt, self.exit_code, None, detail="", missing=""
                 )
+                out.append(ended)
                 continue
             if launch.mode == "range-test":
                 assert launch.range_start is not None

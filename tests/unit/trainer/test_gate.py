@@ -98,17 +98,6 @@ def test_no_pause_at_the_last_step_or_off_the_rungs(summary_path: Path) -> None:
         session.log(30, val_loss=0.5)
 
 
-def test_a_rung_evaluation_with_the_objective_pauses(summary_path: Path) -> None:
-    with gated_session(summary_path, objective="val_accuracy") as session:
-        sent = threading.Event()
-        thread = go_ahead(session, 10, sent)
-        timer = threading.Timer(0.2, sent.set)
-        timer.start()
-        session.log(10, val_loss=1.0, val_accuracy=0.5)
-        assert sent.is_set(), "log() returned before the go-ahead was sent"
-        thread.join()
-
-
 def test_a_rung_reported_in_two_calls_pauses_at_the_one_with_the_objective(
     summary_path: Path,
 ) -> None:
