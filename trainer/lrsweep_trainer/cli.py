@@ -299,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
         "pause up to this long at each rung for the sweep's go-ahead; 0: never",
         fallback="0",
     )
+    add(
+        "--objective",
+        env.OBJECTIVE,
+        str,
+        "the metric the sweep compares at the rungs: no pause at a rung without it",
+        fallback="",
+    )
     add("--sweep", env.SWEEP, str, "the sweep's name (metric label)", fallback="")
     add("--trial", env.TRIAL, str, "the trial's id (metric label)", fallback="")
     parser.add_argument(
@@ -373,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             termination_path=args.termination_path,
             rungs=args.rungs,
             gate_timeout=args.gate_timeout,
+            objective=args.objective.strip(),
             mode=args.mode,
             range_start=args.range_start,
             range_end=args.range_end,

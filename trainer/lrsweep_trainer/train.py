@@ -85,6 +85,16 @@ def evaluate(task: Task, model: nn.Module, inputs: Tensor, targets: Tensor) -> d
     return result
 
 
+def _total_norm(parameters: list[nn.Parameter]) -> float:
+    """The L2 norm of all gradients together, as `clip_grad_norm_` measures it.
+
+    Spelled out rather than `torch.nn.utils.get_total_norm`, which needs torch 2.6: the
+    trainer image's PyTorch is older (Dockerfile), and pyproject allows torch 2.2.
+    """
+    norms = [torch.linalg.vector_norm(p.grad) for p in parameters if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
 def train(config: TrainConfig, session: Session) -> None:
     """Train until the budget is spent or the session says stop; the caller finishes it."""
     torch.set_num_threads(config.threads)
@@ -120,8 +130,7 @@ def train(config: TrainConfig, session: Session) -> None:
         loss = task.loss(model(data.train_inputs[batch]), data.train_targets[batch])
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)  # typed, unlike Tensor.backward
-        grads = [p.grad for p in parameters if p.grad is not None]
-        grad_norm = float(torch.nn.utils.get_total_norm(grads))
+        grad_norm = _total_norm(parameters)
         optimizer.step()
         stop = session.log_step(step, float(loss.item()), grad_norm=grad_norm)
         if not session.range_test and (stop or session.should_evaluate(step)):

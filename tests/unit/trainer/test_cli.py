@@ -2,13 +2,15 @@
 
 Covers: --help lists the tasks; every flag defaults from its LRSWEEP_* variable and an
 explicit flag wins; bad flags, bad variables and unknown tasks exit 2 with a failed summary;
-a crash exits non-zero with a failed summary; an unwritable summary path costs one stderr
-line, not the run; a range test prints its suggestions; as a process: a diverged run exits 0,
-and SIGTERM stops the run at the next step with a summary and exit 0.
+the objective from LRSWEEP_OBJECTIVE keeps a rung without it from pausing; a crash exits
+non-zero with a failed summary; an unwritable summary path costs one stderr line, not the
+run; a range test prints its suggestions; as a process: a diverged run exits 0, and SIGTERM
+stops the run at the next step with a summary and exit 0.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 from pathlib import Path
@@ -17,7 +19,13 @@ import pytest
 import torch
 
 from lrsweep_trainer.cli import main
-from tests.unit.trainer.helpers import read_summary, run_trainer, subprocess_env, trainer_command
+from tests.unit.trainer.helpers import (
+    free_port,
+    read_summary,
+    run_trainer,
+    subprocess_env,
+    trainer_command,
+)
 
 QUICK = ["--task", "regression", "--steps", "5", "--eval-every", "5"]
 
@@ -85,6 +93,18 @@ def test_bad_arguments_exit_2_with_a_failed_summary(
     summary = read_summary(summary_path)
     assert summary["status"] == "failed"
     assert message in summary["reason"]
+
+
+def test_the_sweeps_objective_reaches_the_rung_gate(
+    summary_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A typo in objective.metric: the built-in trainer must not wait out the gate at rung 5.
+    monkeypatch.setenv("LRSWEEP_OBJECTIVE", "acc")
+    gate = ["--rungs", "5", "--gate-timeout", "600", "--metrics-host", "127.0.0.1"]
+    argv = [*QUICK, "--steps", "10", *gate, "--metrics-port", str(free_port())]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "--termination-path", str(summary_path)]) == 0
+    assert "rung 5: the sweep compares 'acc', not in this report" in caplog.text
 
 
 def test_a_crash_exits_nonzero_with_a_failed_summary(

@@ -4,7 +4,8 @@ Covers: evaluations at every eval_every steps and at the last step; identical hi
 the same seed and a different one for another seed; a huge rate stops early as diverged
 with a reason naming the step; the schedule sets the optimizer's rate; a range test grows
 the rate every step, stops on divergence and suggests rates inside the range; device
-choice: cuda when unavailable is an error, auto falls back to the CPU.
+choice: cuda when unavailable is an error, auto falls back to the CPU; the gradient norm
+reported is the one `clip_grad_norm_` measures.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from lrsweep_trainer.report import Session
 from lrsweep_trainer.schedules import Schedule
 from lrsweep_trainer.settings import RunSettings
 from lrsweep_trainer.tasks import get_task
-from lrsweep_trainer.train import TrainConfig, resolve_device, train
+from lrsweep_trainer.train import TrainConfig, _total_norm, resolve_device, train
 from tests.unit.trainer.helpers import read_summary
 
 
@@ -119,3 +120,13 @@ def test_cuda_when_unavailable_is_an_error_and_auto_falls_back_to_cpu(
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         resolve_device("cuda")
     assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_the_gradient_norm_is_the_one_clip_grad_norm_measures() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    frozen = torch.nn.Linear(2, 2)  # no gradient: left out, as clip_grad_norm_ leaves it out
+    torch.autograd.backward(model(torch.randn(5, 3)).pow(2).sum())
+    parameters = [*model.parameters(), *frozen.parameters()]
+    expected = float(torch.nn.utils.clip_grad_norm_(parameters, float("inf")))
+    assert _total_norm(parameters) == pytest.approx(expected, rel=1e-6)
+    assert _total_norm(list(frozen.parameters())) == 0.0
