@@ -97,6 +97,6 @@ def run() -> None:
     kopf.run(
         standalone=True,
         clusterwide=SETTINGS.clusterwide,
-        namespaces=SETTINGS.namespaces or [SETTINGS.pod_namespace],
+        namespaces=SETTINGS.watched_namespaces(),
         liveness_endpoint=liveness,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -32,3 +32,19 @@ class OperatorSettings(BaseSettings):
         if isinstance(value, str):
             return [n.strip() for n in value.split(",") if n.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> OperatorSettings:
+        if self.clusterwide and self.namespaces:
+            raise ValueError(
+                "LRSWEEP_CLUSTERWIDE=true watches every namespace, and LRSWEEP_NAMESPACES "
+                f"names {', '.join(self.namespaces)}: set one of the two"
+            )
+        return self
+
+    def watched_namespaces(self) -> list[str]:
+        """kopf's `namespaces=`: none when cluster-wide (kopf refuses both), else the
+        namespaces named, else the operator's own."""
+        if self.clusterwide:
+            return []
+        return self.namespaces or [self.pod_namespace]

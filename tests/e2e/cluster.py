@@ -27,11 +27,15 @@ def free_port() -> int:
 
 
 class Operator:
-    """`lrsweep operator` as a process, watching one namespace; restartable, killable."""
+    """`lrsweep operator` as a process, watching one namespace (or every one, `clusterwide`);
+    restartable, killable."""
 
-    def __init__(self, cluster: KubeCluster, namespace: str, log: Path) -> None:
+    def __init__(
+        self, cluster: KubeCluster, namespace: str, log: Path, *, clusterwide: bool = False
+    ) -> None:
         self.cluster = cluster
         self.namespace = namespace
+        self.clusterwide = clusterwide
         self.log_path = log
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -40,13 +44,17 @@ class Operator:
         env = {
             **os.environ,
             "KUBECONFIG": str(self.cluster.kubeconfig),
-            "LRSWEEP_NAMESPACES": self.namespace,
             "LRSWEEP_RECONCILE_INTERVAL": "0.5",
             "LRSWEEP_STOP_GRACE_SECONDS": "2",
             "LRSWEEP_GATE_TIMEOUT": "60",
             "LRSWEEP_METRICS_PORT": str(self.metrics_port),
             "LRSWEEP_HEALTH_PORT": str(free_port()),
         }
+        if self.clusterwide:
+            env["LRSWEEP_CLUSTERWIDE"] = "true"
+            env.pop("LRSWEEP_NAMESPACES", None)
+        else:
+            env["LRSWEEP_NAMESPACES"] = self.namespace
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "lrsweep.cli", "operator"],

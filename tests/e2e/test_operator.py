@@ -185,6 +185,26 @@ def test_invalid_specs_are_refused_or_fail_with_a_condition_beside_a_valid_sweep
     assert done["status"]["bestLearningRate"] == 0.05
 
 
+def test_a_cluster_wide_operator_runs_sweeps_in_any_namespace(
+    kube_cluster: KubeCluster, kube_namespace: str, crd: str, tmp_path: Path
+) -> None:
+    # The chart's operator.clusterWide=true: LRSWEEP_CLUSTERWIDE, no LRSWEEP_NAMESPACES.
+    needs_local_kubelet(kube_cluster)
+    op = Operator(kube_cluster, kube_namespace, tmp_path / "operator.log", clusterwide=True)
+    op.start()
+    try:
+        apply(
+            kube_cluster,
+            kube_namespace,
+            toy_sweep("anywhere", {"strategy": "grid", "values": [0.05]}),
+        )
+        done = wait_phase(kube_cluster, kube_namespace, "anywhere", ("Succeeded", "Failed"), 120)
+    finally:
+        op.stop()
+    assert done["status"]["phase"] == "Succeeded", op.log()[-3000:]
+    assert "Traceback" not in op.log(), op.log()[-5000:]
+
+
 def test_a_running_sweeps_spec_cannot_change(
     kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
 ) -> None:
