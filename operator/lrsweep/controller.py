@@ -16,7 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from lrsweep import api
-from lrsweep.runtime.kube import Cluster, reconcile
+from lrsweep.runtime.kube import Cluster, reconcile, status_patch
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
 
@@ -85,7 +85,7 @@ async def reconcile_sweep(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, *
             ) from None
         raise
     if result.status is not None:
-        patch.status.update(result.status)
+        patch.status.update(status_patch(body.get("status") or {}, result.status))
     for type_, reason, message in result.events:
         kopf.event(body, type=type_, reason=reason, message=message)
 

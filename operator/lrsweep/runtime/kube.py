@@ -561,6 +561,22 @@ async def reconcile(
     return ReconcileResult(new, events)
 
 
+def status_patch(stored: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386, what kopf sends) that turns the `stored` status into
+    `status`: a key `status` no longer has below its top level is set to None, which deletes
+    it. Merging `status` alone would keep them: the rungs of a retried trial, for one.
+    Top-level keys `status` does not name (kopf's own, say) are left alone."""
+
+    def diff(old: Any, new: Any) -> Any:
+        if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+            return new
+        patch = {key: diff(old.get(key), value) for key, value in new.items()}
+        patch.update({key: None for key in old if key not in new})
+        return patch
+
+    return {key: diff(stored.get(key), value) for key, value in status.items()}
+
+
 def _record(telemetry: Telemetry, namespace: str, name: str, status: LRSweepStatus) -> None:
     """The sweep's phase and best result, as the operator's own metrics."""
     telemetry.record_sweep(namespace, name, status.phase.value, [p.value for p in Phase])

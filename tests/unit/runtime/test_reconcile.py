@@ -5,7 +5,8 @@ second reconcile writes nothing; a new sweep launches its first trial pods and s
 its status (Running, startTime, Ready=False TrialsRunning, queued trials); a pod the cluster
 already has counts as launched; a pod the API refuses becomes a failed attempt with the
 API's message; an unschedulable pod shows in the TrialsSchedulable condition; a finished
-sweep is left alone; nothing learned, nothing written.
+sweep is left alone; nothing learned, nothing written; the status patch deletes what the
+new status no longer has (a relaunched trial's rungs), leaving kopf's own keys alone.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 
 from kubernetes import client
 
-from lrsweep.runtime.kube import Cluster, ReconcileResult, reconcile
+from lrsweep.api import parse_status
+from lrsweep.runtime.kube import Cluster, ReconcileResult, reconcile, status_patch
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
+from tests.harness.patching import merge_patch
 
 SPEC: dict[str, Any] = {
     "search": {"strategy": "grid", "values": [0.01, 0.1], "parallelism": 1},
@@ -150,3 +153,22 @@ def test_nothing_learned_nothing_written() -> None:
     second = run(cluster, body(status=first.status))
     third = run(cluster, body(status=second.status))
     assert third.status is None
+
+
+def test_the_status_patch_deletes_a_relaunched_trials_rungs() -> None:
+    # kopf writes the status as a JSON merge patch: an empty map there deletes nothing.
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    assert first.status is not None
+    stored = copy.deepcopy(first.status)
+    stored["trials"]["t000"]["rungs"] = {"10": 0.5}  # its first attempt reached a rung
+    stored["kopf"] = {"progress": {}}  # kopf's own bookkeeping
+    cluster.pods.clear()  # then its pod was lost: relaunched, judged afresh
+    result = run(cluster, body(status=stored))
+    assert result.status is not None
+    assert result.status["trials"]["t000"]["rungs"] == {}
+    written = merge_patch(stored, status_patch(stored, result.status))
+    assert written["trials"]["t000"]["rungs"] == {}
+    assert written["kopf"] == {"progress": {}}
+    # Everything else as the reconcile decided (a None there is a key deleted here).
+    assert parse_status(written).model_dump(mode="json") == result.status
