@@ -35,6 +35,7 @@ from lrsweep.runtime.local import (
     Resumed,
     build_process,
     check_command,
+    check_container,
     resume,
     run_sweep,
     save_sweep,
@@ -92,6 +93,7 @@ def progress_table(decision: Decision, metric: str, width: int = 120) -> Table:
 def _preflight(sweep: LRSweep) -> None:
     """Refuse templates that cannot run here before any trial starts."""
     template = sweep.spec.trial.template
+    check_container(template)
     check_command(template)
     from lrsweep.engine.sweep import Launch
 

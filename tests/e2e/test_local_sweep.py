@@ -143,8 +143,14 @@ def test_an_objective_the_trials_do_not_report_fails_fast_with_exit_code_2(
             "command: [no-such-program-xyz]}]}}}}\n",
             "'no-such-program-xyz' was not found on this machine",
         ),
+        (
+            "apiVersion: lrsweep.dev/v1alpha1\nkind: LRSweep\nmetadata: {name: x}\n"
+            "spec: {trial: {template: {spec: {containers: [{name: a, image: b, "
+            "comand: [python, train.py]}]}}}}\n",
+            "containers[0].comand: not a field of a Kubernetes container (did you mean 'command'?)",
+        ),
     ],
-    ids=["invalid-yaml", "unknown-field", "min-above-max", "missing-command"],
+    ids=["invalid-yaml", "unknown-field", "min-above-max", "missing-command", "misspelt-command"],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.yaml"

@@ -9,6 +9,7 @@ summary of ended ones, and turns both into engine Observations.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import fcntl
 import http.client
 import json
@@ -120,6 +121,32 @@ def build_process(
     command = [str(c) for c in container.get("command") or TRAINER_ENTRYPOINT]
     args = [str(a) for a in container.get("args") or []]
     return [expand(part, env) for part in [*command, *args]], env
+
+
+# The fields of a Kubernetes container: kubernetes.client.V1Container's, written out because
+# importing the client costs seconds (a test keeps the two in step).
+CONTAINER_FIELDS = frozenset(
+    {
+        "args", "command", "env", "envFrom", "image", "imagePullPolicy", "lifecycle",
+        "livenessProbe", "name", "ports", "readinessProbe", "resizePolicy", "resources",
+        "restartPolicy", "restartPolicyRules", "securityContext", "startupProbe", "stdin",
+        "stdinOnce", "terminationMessagePath", "terminationMessagePolicy", "tty",
+        "volumeDevices", "volumeMounts", "workingDir",
+    }
+)  # fmt: skip
+
+
+def check_container(template: Mapping[str, Any]) -> None:
+    """Refuse a misspelt key in the trainer's container: a local run reads only some of its
+    fields, so `comand:` would otherwise run the LRSweep trainer instead of the script."""
+    container = template["spec"]["containers"][0]
+    for key in sorted(k for k in container if k not in CONTAINER_FIELDS):
+        close = difflib.get_close_matches(key, CONTAINER_FIELDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SpecError(
+            f"trial.template.spec.containers[0].{key}: not a field of a Kubernetes "
+            f"container{hint}; remove it or check its spelling"
+        )
 
 
 def check_command(template: Mapping[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 Covers: Kubernetes $(VAR) expansion rules; the contract env; the trainer as default
 entrypoint; container env referring to contract variables; fieldRef resolution; refusal of
-env sources local trials cannot resolve; a missing program is refused before the sweep;
+env sources local trials cannot resolve; a missing program is refused before the sweep, and
+so is a misspelt container field (the field list is the Kubernetes client's);
 a gated trial process is told how long to wait at a rung (the backend's gate timeout); a
 second sweep in a directory another sweep is running in is refused, and allowed once the
 first one has shut down.
@@ -20,11 +21,13 @@ from lrsweep.api import LRSweep, SpecError, parse_sweep
 from lrsweep.engine.sweep import Launch
 from lrsweep.runtime.env import contract_env, expand
 from lrsweep.runtime.local import (
+    CONTAINER_FIELDS,
     GATE_TIMEOUT,
     TRAINER_ENTRYPOINT,
     LocalBackend,
     build_process,
     check_command,
+    check_container,
 )
 
 LAUNCH = Launch("t003", 2, 0.03, 1, "train", 300, 25, (25, 75, 300))
@@ -86,6 +89,19 @@ def test_secret_refs_are_refused_with_a_reason() -> None:
 def test_a_program_not_on_path_is_refused_before_the_sweep() -> None:
     with pytest.raises(SpecError, match="'no-such-trainer' was not found on this machine"):
         check_command(template(command=["no-such-trainer"]))
+
+
+def test_a_misspelt_container_field_is_refused_naming_the_likely_one() -> None:
+    spec = template(comand=[sys.executable, "train.py"])
+    with pytest.raises(SpecError, match=r"containers\[0\]\.comand: .*did you mean 'command'"):
+        check_container(spec)
+
+
+def test_every_kubernetes_container_field_is_accepted() -> None:
+    from kubernetes.client import V1Container
+
+    assert set(V1Container.attribute_map.values()) == CONTAINER_FIELDS
+    check_container(template(**dict.fromkeys(CONTAINER_FIELDS - {"name", "image"}, None)))
 
 
 def _sweep(program: str = "pass") -> LRSweep:
