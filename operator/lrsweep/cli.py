@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import signal
 import sys
 from collections.abc import Sequence
@@ -102,16 +103,18 @@ def _preflight(sweep: LRSweep) -> None:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    path = Path(args.path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SpecError(f"{path}: cannot read: {err.strerror}") from None
-    sweep_doc = load_sweep(text)
+    sweep_doc = load_sweep(_read_text(Path(args.path)))
     _preflight(sweep_doc)
     out = Path(args.out or f"lrsweep-out/{sweep_doc.metadata.name}")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SpecError(
+            f"--out {out}: cannot create the directory ({err.strerror}); give a directory "
+            "this user can write to"
+        ) from None
     backend = LocalBackend(sweep_doc, out)  # locks the directory for this sweep
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         if args.resume:
             state = resume(out, sweep_doc)
@@ -126,6 +129,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         return _run(args, console, sweep_doc, out, backend, state)
     finally:
         backend.shutdown()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
 
 
 def _run(
@@ -179,6 +184,10 @@ def _run(
         interrupted = True
     finally:
         backend.shutdown()
+    # The trials are stopped: writing the result and the plot takes seconds, and a second
+    # Ctrl-C (or SIGTERM) there would only leave them half-written.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     console.line()
     if not last:
         console.print("[red]interrupted before any trial started[/]")
@@ -228,13 +237,17 @@ def _run(
     return EXIT_OK if status.phase is Phase.SUCCEEDED else EXIT_SWEEP_FAILED
 
 
-def _read_source(source: str) -> str:
-    if source == "-":
-        return sys.stdin.read()
+def _read_text(path: Path) -> str:
     try:
-        return Path(source).read_text()
+        return path.read_text()
     except OSError as err:
-        raise SpecError(f"{source}: cannot read: {err.strerror}") from None
+        raise SpecError(f"{path}: cannot read: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file; give an LRSweep YAML file") from None
+
+
+def _read_source(source: str) -> str:
+    return sys.stdin.read() if source == "-" else _read_text(Path(source))
 
 
 def _stored_sweep(text: str, source: str) -> tuple[LRSweep, LRSweepStatus]:
@@ -247,6 +260,20 @@ def _stored_sweep(text: str, source: str) -> tuple[LRSweep, LRSweepStatus]:
         raise SpecError(f"{source}: expected one LRSweep (kubectl get lrs NAME -o yaml)")
     status = parse_status(document.pop("status", None) or {})
     return parse_sweep(document), status
+
+
+REPORT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def _report_path(out: Path) -> Path:
+    """`report --out`: a directory gets report.png; a file must name an image format."""
+    if out.is_dir():
+        return out / "report.png"
+    if out.suffix.lower() not in REPORT_FORMATS:
+        raise SpecError(
+            f"--out {out}: give a file ending in {', '.join(REPORT_FORMATS)} (or a directory)"
+        )
+    return out
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
@@ -265,17 +292,20 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     if status.bestLearningRate is not None and status.bestScore is not None:
         best = Best(status.bestLearningRate, status.bestScore, status.bestTrial or "")
     metric = sweep_doc.spec.objective.metric
-    out = Path(args.out) if args.out else default
+    out = _report_path(Path(args.out)) if args.out else default
     from lrsweep.report import plot_report
 
-    plot_report(
-        records,
-        best,
-        metric,
-        sweep_doc.spec.budget.steps,
-        out,
-        title=f"LRSweep {sweep_doc.metadata.name} ({status.phase.value}): {status.message}",
-    )
+    try:
+        plot_report(
+            records,
+            best,
+            metric,
+            sweep_doc.spec.budget.steps,
+            out,
+            title=f"LRSweep {sweep_doc.metadata.name} ({status.phase.value}): {status.message}",
+        )
+    except OSError as err:
+        raise SpecError(f"--out {out}: cannot write the report ({err.strerror})") from None
     shown = Decision(
         records=tuple(records),
         launches=(),
@@ -309,6 +339,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seconds(text: str) -> float:
+    value = float(text)  # argparse reports a ValueError as "invalid _seconds value"
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: give a positive number of seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lrsweep", description="Find the learning rate of a training job."
@@ -318,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("path", help="an LRSweep YAML file")
     run.add_argument("--out", help="directory for result.json, report.png and trial logs")
     run.add_argument(
-        "--interval", type=float, default=0.2, help="seconds between polls of the trials"
+        "--interval", type=_seconds, default=0.2, help="seconds between polls of the trials"
     )
     run.add_argument(
         "--resume",

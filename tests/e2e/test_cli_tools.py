@@ -3,9 +3,10 @@
 Covers: the report of a local sweep's directory is drawn again, with every trial listed; the
 report of an LRSweep read back from a cluster (`kubectl get lrs NAME -o yaml`, here on
 standard input, with fields this version does not know) is drawn through its rung values;
-a directory where no sweep ran and a document that is not one LRSweep exit 2 saying what to
-give; `render` prints the pods a new sweep starts with as YAML Kubernetes accepts as Pods,
-and an invalid sweep exits 2.
+`--out DIR` writes DIR/report.png, and an --out that names no image format or cannot be
+written exits 2; a directory where no sweep ran and a document that is not one LRSweep
+exit 2 saying what to give; `render` prints the pods a new sweep starts with as YAML
+Kubernetes accepts as Pods, and an invalid sweep exits 2.
 """
 
 from __future__ import annotations
@@ -46,6 +47,25 @@ def test_the_report_of_a_local_sweep_is_drawn_again_with_its_trials_listed(
     assert (out / "report.png").read_bytes().startswith(PNG)
     assert "t000" in done.stdout
     assert "t001" in done.stdout
+
+
+def test_a_report_into_a_directory_is_its_report_png(tmp_path: Path) -> None:
+    (tmp_path / "plots").mkdir()
+    done = lrsweep("report", "-", "--out", str(tmp_path / "plots"), stdin=_cluster_yaml())
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "plots" / "report.png").read_bytes().startswith(PNG)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("r.jpgx", "give a file ending in .png, .svg, .pdf"), ("gone/r.png", "cannot write")],
+)
+def test_a_report_that_cannot_be_written_exits_2(tmp_path: Path, name: str, message: str) -> None:
+    (tmp_path / "gone").write_text("a file where a directory is expected")
+    done = lrsweep("report", "-", "--out", str(tmp_path / name), stdin=_cluster_yaml())
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def _from_cluster() -> dict[str, object]:
@@ -124,3 +144,7 @@ def test_render_of_an_invalid_sweep_exits_2(tmp_path: Path) -> None:
     done = lrsweep("render", str(tmp_path / "bad.yaml"))
     assert done.returncode == 2
     assert "min (1) must be below max (0.1)" in done.stderr
+
+
+def _cluster_yaml() -> str:
+    return yaml.safe_dump(_from_cluster())

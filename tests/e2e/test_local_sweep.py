@@ -3,8 +3,10 @@
 Covers: the quickstart prints a winner and writes result.json and report.png; a user's own
 script (reporting API) sweeps with explicit values, and crashing trials get a failed verdict
 while the sweep goes on; a trial serving garbage metrics gets a reason; bad input exits 2
-with a one-line error (missing file, invalid YAML, unknown field, min >= max, a command that
-does not exist, an unknown task: a usage error, tried once); an objective the trials do not
+with a one-line error (missing file, a file that is not text, invalid YAML, unknown field,
+min >= max, a command that does not exist, a misspelt container field, an --out that cannot
+be created, a poll interval that is not positive, an unknown task: a usage error, tried
+once); a signal while the result is written does not cut it short; an objective the trials do not
 report fails the sweep, with early stopping too (no trial waits at a rung for a decision
 that cannot come); Ctrl-C stops every trial process and writes the partial result, saying
 how to resume; `--resume` keeps the decided trials of an interrupted sweep (not trained
@@ -166,6 +168,54 @@ def test_a_missing_file_exits_2(tmp_path: Path) -> None:
     done = lrsweep("run", str(tmp_path / "nope.yaml"))
     assert done.returncode == 2
     assert "cannot read" in done.stderr
+
+
+def test_a_file_that_is_not_text_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "report.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    done = lrsweep("run", str(path))
+    assert done.returncode == 2
+    assert "not a text file; give an LRSweep YAML file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_out_directory_that_cannot_be_created_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory")
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05]})
+    done = lrsweep("run", str(path), "--out", str(tmp_path / "taken" / "out"))
+    assert done.returncode == 2
+    assert "cannot create the directory" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_poll_interval_that_is_not_positive_exits_2(tmp_path: Path) -> None:
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05]})
+    done = lrsweep("run", str(path), "--interval", "-1")
+    assert done.returncode == 2
+    assert "give a positive number of seconds" in done.stderr
+
+
+def test_a_signal_while_the_result_is_written_does_not_cut_it_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A second Ctrl-C (or a SIGTERM) once the trials are done: result and plot still land.
+    from lrsweep import report
+    from lrsweep.cli import main
+
+    drawn = report.plot_report
+
+    def impatient(*args: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        drawn(*args, **kwargs)
+
+    monkeypatch.setattr(report, "plot_report", impatient)
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05]})
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "report.png").exists()
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["phase"] == "Succeeded"
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_an_unknown_task_exits_2_naming_the_task(tmp_path: Path) -> None:
