@@ -27,6 +27,21 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def load_cluster_config() -> None:
+    """Where the cluster is: the pod's service account, else the kubeconfig (KUBECONFIG)."""
+    # The kubernetes package leaves these two untyped.
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        try:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        except (config.ConfigException, OSError) as err:
+            raise api.SpecError(
+                f"no Kubernetes cluster to run on: not in a pod, and no usable kubeconfig "
+                f"({err}); set KUBECONFIG, or sweep without a cluster: lrsweep run SWEEP.yaml"
+            ) from None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Handler progress and the last-handled spec live in annotations under our own group,
@@ -47,11 +62,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.error_backoffs = [1, 2, 5, 10]
     # Events at INFO and above reach `kubectl describe`.
     settings.posting.level = logging.INFO
-    # The kubernetes package leaves these two untyped.
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+    load_cluster_config()
     telemetry = Telemetry()
     telemetry.serve(SETTINGS.metrics_port)
     memo.cluster = Cluster(client.CoreV1Api(), telemetry)
@@ -90,8 +101,18 @@ async def reconcile_sweep(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, *
         kopf.event(body, type=type_, reason=reason, message=message)
 
 
+@kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
+async def forget_deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    if event["type"] == "DELETED":
+        meta = event["object"]["metadata"]
+        memo.cluster.telemetry.forget_sweep(
+            meta.get("namespace", "default"), meta["name"], [p.value for p in api.Phase]
+        )
+
+
 def run() -> None:
     """`lrsweep operator`: run the operator until SIGTERM."""
+    load_cluster_config()  # no cluster: one clear error, not kopf retrying every minute
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     liveness = f"http://0.0.0.0:{SETTINGS.health_port}/healthz" if SETTINGS.health_port else None
     kopf.run(

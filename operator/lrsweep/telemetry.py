@@ -6,6 +6,8 @@ share module-global state.
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
@@ -68,3 +70,12 @@ class Telemetry:
     def record_sweep(self, namespace: str, sweep: str, phase: str, phases: list[str]) -> None:
         for p in phases:
             self.sweeps.labels(namespace, sweep, p).set(1.0 if p == phase else 0.0)
+
+    def forget_sweep(self, namespace: str, sweep: str, phases: list[str]) -> None:
+        """Drop a deleted sweep's series, or its alerts (failed, no progress) fire on."""
+        for labels in [(namespace, sweep, p) for p in phases]:
+            with contextlib.suppress(KeyError):  # never recorded in this process
+                self.sweeps.remove(*labels)
+        for gauge in (self.best_score, self.best_rate):
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, sweep)

@@ -6,7 +6,8 @@ standard input, with fields this version does not know) is drawn through its run
 `--out DIR` writes DIR/report.png, and an --out that names no image format or cannot be
 written exits 2; a directory where no sweep ran and a document that is not one LRSweep
 exit 2 saying what to give; `render` prints the pods a new sweep starts with as YAML
-Kubernetes accepts as Pods, and an invalid sweep exits 2.
+Kubernetes accepts as Pods, and an invalid sweep exits 2; `operator` without a cluster
+exits 2 saying what to set.
 """
 
 from __future__ import annotations
@@ -144,6 +145,16 @@ def test_render_of_an_invalid_sweep_exits_2(tmp_path: Path) -> None:
     done = lrsweep("render", str(tmp_path / "bad.yaml"))
     assert done.returncode == 2
     assert "min (1) must be below max (0.1)" in done.stderr
+
+
+def test_the_operator_without_a_cluster_exits_2_saying_what_to_set(tmp_path: Path) -> None:
+    # Not in a pod (no service account) and no kubeconfig.
+    nowhere = {"KUBECONFIG": str(tmp_path / "no-kubeconfig"), "KUBERNETES_SERVICE_HOST": ""}
+    done = lrsweep("operator", env=nowhere, timeout=60)
+    assert done.returncode == 2
+    assert "no Kubernetes cluster to run on" in done.stderr
+    assert "set KUBECONFIG" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def _cluster_yaml() -> str:
