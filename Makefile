@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	$(BIN)/lrsweep run manifests/examples/quickstart.yaml --out out/quickstart
+	$(BIN)/lrsweep run manifests/examples/quickstart.yaml --out out/quickstart --overwrite
 
 tools:
 	.ci/install-tools

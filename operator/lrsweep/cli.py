@@ -32,6 +32,7 @@ from lrsweep.engine.sweep import Decision, Sweep
 from lrsweep.engine.trials import records_from_status
 from lrsweep.runtime.env import contract_env
 from lrsweep.runtime.local import (
+    REPORT_FILE,
     LocalBackend,
     Resumed,
     build_process,
@@ -39,8 +40,8 @@ from lrsweep.runtime.local import (
     check_container,
     resume,
     run_sweep,
-    save_sweep,
     saved_sweep,
+    start_afresh,
     with_curves,
     write_status,
 )
@@ -125,7 +126,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             )
         else:
             state = Resumed()
-            save_sweep(out, sweep_doc)
+            start_afresh(out, sweep_doc, overwrite=args.overwrite)
         return _run(args, console, sweep_doc, out, backend, state)
     finally:
         backend.shutdown()
@@ -201,7 +202,7 @@ def _run(
     result = write_status(out, status)
     from lrsweep.report import plot_report
 
-    plot = out / "report.png"
+    plot = out / REPORT_FILE
     plot_report(
         decision.records,
         decision.best,
@@ -362,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="go on with the sweep that stopped in --out (Ctrl-C, a crash): decided trials "
         "keep their results, trials that were running start again",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in --out, deleting the results of the sweep that ran there",
     )
     report = sub.add_parser(
         "report",

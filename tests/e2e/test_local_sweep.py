@@ -6,13 +6,14 @@ while the sweep goes on; a trial serving garbage metrics gets a reason; bad inpu
 with a one-line error (missing file, a file that is not text, invalid YAML, unknown field,
 min >= max, a command that does not exist, a misspelt container field, an --out that cannot
 be created, a poll interval that is not positive, an unknown task: a usage error, tried
-once); a signal while the result is written does not cut it short; an objective the trials do not
-report fails the sweep, with early stopping too (no trial waits at a rung for a decision
-that cannot come); Ctrl-C stops every trial process and writes the partial result, saying
-how to resume; `--resume` keeps the decided trials of an interrupted sweep (not trained
-again) and finishes the rest, and refuses a directory where no sweep ran; ASHA's stopped
-trials spend no steps past their rung; with two seeds per rate, each rate is kept or cut
-whole and the winner scores the mean of its seeds.
+once); a signal while the result is written does not cut it short; an objective the trials
+do not report fails the sweep, with early stopping too (no trial waits at a rung for a
+decision that cannot come); Ctrl-C stops every trial process and writes the partial result,
+saying how to resume; a new sweep where one ran is refused unless --overwrite; `--resume`
+keeps the decided trials of an interrupted sweep (not trained again) and finishes the rest,
+and refuses a directory where no sweep ran; ASHA's stopped trials spend no steps past their
+rung; with two seeds per rate, each rate is kept or cut whole and the winner scores the mean
+of its seeds.
 """
 
 from __future__ import annotations
@@ -326,6 +327,19 @@ def test_a_resumed_sweep_keeps_its_decided_trials_and_finishes_the_rest(tmp_path
     for tid in decided:
         assert result["trials"][tid] == before[tid]  # kept as they were
     assert files_of_decided() == kept  # and not trained again
+
+
+def test_a_new_sweep_where_one_ran_needs_overwrite(tmp_path: Path) -> None:
+    path, out = (
+        str(toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05]})),
+        str(tmp_path / "o"),
+    )
+    assert lrsweep("run", path, "--out", out).returncode == 0
+    again = lrsweep("run", path, "--out", out)
+    assert again.returncode == 2
+    assert "holds an earlier sweep (toy: Succeeded, best rate 0.05)" in again.stderr
+    assert json.loads((tmp_path / "o" / "result.json").read_text())["phase"] == "Succeeded"
+    assert lrsweep("run", path, "--out", out, "--overwrite").returncode == 0
 
 
 def test_resume_where_no_sweep_ran_exits_2_saying_to_run_without_it(tmp_path: Path) -> None:

@@ -63,6 +63,7 @@ LOCK_FILE = ".lrsweep.lock"
 # Also in it: the sweep's status, rewritten whenever it changes, and the document it belongs
 # to; together they let `lrsweep run --resume` go on after an interruption or a crash.
 RESULT_FILE = "result.json"
+REPORT_FILE = "report.png"
 SWEEP_FILE = "sweep.json"
 STOP_GRACE = 5.0
 # How long a trial paused at a rung waits for a decision before going on by itself.
@@ -450,6 +451,32 @@ def write_status(workdir: Path, status: LRSweepStatus) -> Path:
     partial.write_text(json.dumps(status.model_dump(mode="json"), indent=2) + "\n")
     partial.replace(path)
     return path
+
+
+def start_afresh(workdir: Path, sweep_doc: LRSweep, *, overwrite: bool) -> None:
+    """Start a new sweep in `workdir` (locked by its backend). An earlier sweep's results are
+    deleted only when asked (`overwrite`): otherwise refused, saying how to keep them."""
+    if (workdir / SWEEP_FILE).exists():
+        if not overwrite:
+            raise SpecError(
+                f"{workdir} holds an earlier sweep{_described(workdir)}; go on with it: "
+                "--resume, start afresh there (deleting its results): --overwrite, or give "
+                "another --out"
+            )
+        shutil.rmtree(workdir / "trials", ignore_errors=True)
+        (workdir / "trials").mkdir()
+        (workdir / REPORT_FILE).unlink(missing_ok=True)
+    save_sweep(workdir, sweep_doc)
+
+
+def _described(workdir: Path) -> str:
+    """` (NAME, PHASE, best learning rate R)` of the sweep in `workdir`, as far as known."""
+    try:
+        saved, status = saved_sweep(workdir, "")
+    except SpecError:
+        return ""
+    best = "" if status.bestLearningRate is None else f", best rate {status.bestLearningRate:g}"
+    return f" ({saved.metadata.name}: {status.phase.value}{best})"
 
 
 def save_sweep(workdir: Path, sweep_doc: LRSweep) -> None:

@@ -1,10 +1,11 @@
 """What a local sweep keeps in its directory, and resuming from it (`lrsweep run --resume`).
 
-Covers: the status file is replaced whole; starting a sweep in a directory removes an
-earlier sweep's status; a sweep resumes from the status and document in
-its directory (decided trials kept with their curves from their summaries, running ones
-relaunched, the start time kept); resuming is refused, saying what to do, when the directory
-holds no sweep, holds a different one (naming what differs) or an unreadable status.
+Covers: the status file is replaced whole; starting a sweep where one ran is refused,
+keeping its results, unless asked to overwrite them (then nothing of it is left); a sweep
+resumes from the status and document in its directory (decided trials kept with their curves
+from their summaries, running ones relaunched, the start time kept); resuming is refused,
+saying what to do, when the directory holds no sweep, holds a different one (naming what
+differs) or an unreadable status.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import pytest
 
 from lrsweep.api import LRSweep, LRSweepStatus, SpecError, TrialPhase, TrialStatus, parse_sweep
 from lrsweep.runtime.local import (
+    REPORT_FILE,
     RESULT_FILE,
     SWEEP_FILE,
     attempt_files,
     resume,
     save_sweep,
+    start_afresh,
     write_status,
 )
 from tests.unit.engine.conftest import TEMPLATE
@@ -81,12 +84,22 @@ def test_the_status_file_is_replaced_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [RESULT_FILE]
 
 
-def test_starting_a_sweep_in_a_directory_removes_an_earlier_sweeps_status(
-    tmp_path: Path,
-) -> None:
+def test_starting_a_sweep_where_one_ran_is_refused_keeping_its_results(tmp_path: Path) -> None:
     directory = _saved(tmp_path)
-    save_sweep(directory, _sweep(steps=200))
-    assert not (directory / RESULT_FILE).exists()
+    with pytest.raises(SpecError, match=r"holds an earlier sweep \(demo: .*--resume.*--overwrite"):
+        start_afresh(directory, _sweep(steps=200), overwrite=False)
+    assert (directory / RESULT_FILE).exists()
+    assert resume(directory, _sweep()).records
+
+
+def test_overwrite_starts_afresh_deleting_the_earlier_sweeps_results(tmp_path: Path) -> None:
+    directory = _saved(tmp_path)
+    attempt_files(directory, "t000", 1).with_suffix(".log").write_text("earlier")
+    (directory / REPORT_FILE).write_bytes(b"earlier")
+    start_afresh(directory, _sweep(steps=200), overwrite=True)
+    assert sorted(p.name for p in directory.iterdir()) == [SWEEP_FILE, "trials"]
+    assert not list((directory / "trials").iterdir())
+    assert json.loads((directory / SWEEP_FILE).read_text())["spec"]["budget"]["steps"] == 200
 
 
 def test_a_resumed_sweep_keeps_its_decided_trials(tmp_path: Path) -> None:
