@@ -7,10 +7,12 @@ winner; invalid specs are refused by the schema/CEL at apply time, or end Failed
 condition naming the field, while a valid sweep beside them completes; a trainer that exits
 1 is retried then marked Failed while the sweep goes on, and a diverging rate is
 `diverged`; a sweep whose trials do not report its objective ends Failed at once, naming
-what they report; a GPU sweep on a node without GPUs reports Unschedulable; API faults (500/429,
-latency, dropped watches) do not stop a sweep; deleting a sweep removes its pods; the
-winner also lands in the output ConfigMap, with events for trial starts and the winner; a
-running sweep's spec cannot be changed.
+what they report; a GPU sweep on a node without GPUs reports Unschedulable; an image that
+cannot be pulled shows in the same condition; API faults (500/429, latency, dropped watches)
+do not stop a sweep; deleting a sweep removes its pods; the winner also lands in the output
+ConfigMap, with events for trial starts and the winner; an output ConfigMap the sweep does
+not own is left alone (a Warning event, the sweep's message say so) and outlives the sweep,
+while one it owns is updated; a running sweep's spec cannot be changed.
 
 These tests also run against a real cluster (LRSWEEP_E2E_KUBECONFIG): the trial pods then
 need the trainer image; tests that need the harness's kubelet or faults say so and skip.
@@ -18,6 +20,7 @@ need the trainer image; tests that need the harness's kubelet or faults say so a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import subprocess
@@ -255,17 +258,11 @@ def test_an_objective_the_trials_do_not_report_fails_the_sweep_naming_what_they_
     assert any(t["attempts"] == 0 for t in status["trials"].values())
 
 
-def test_a_gpu_sweep_without_gpus_reports_unschedulable(
-    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, harness: ThreadedHarness
-) -> None:
-    harness.set_node_capacity(**{"nvidia.com/gpu": "0"})
-    doc = toy_sweep("gpu", {"strategy": "grid", "values": [0.05]})
-    container = doc["spec"]["trial"]["template"]["spec"]["containers"][0]
-    container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
-    apply(kube_cluster, kube_namespace, doc)
+def wait_not_schedulable(cluster: KubeCluster, namespace: str, name: str) -> dict[str, Any]:
+    """The sweep's TrialsSchedulable condition, once it is False."""
 
-    def unschedulable() -> dict[str, Any] | None:
-        status = get_sweep(kube_cluster, kube_namespace, "gpu").get("status") or {}
+    def probe() -> dict[str, Any] | None:
+        status = get_sweep(cluster, namespace, name).get("status") or {}
         return next(
             (
                 c
@@ -275,9 +272,34 @@ def test_a_gpu_sweep_without_gpus_reports_unschedulable(
             None,
         )
 
-    condition = wait_for(unschedulable, timeout=60, interval=0.5, message="Unschedulable")
+    return wait_for(probe, timeout=60, interval=0.5, message=f"{name}: TrialsSchedulable=False")
+
+
+def test_a_gpu_sweep_without_gpus_reports_unschedulable(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, harness: ThreadedHarness
+) -> None:
+    harness.set_node_capacity(**{"nvidia.com/gpu": "0"})
+    doc = toy_sweep("gpu", {"strategy": "grid", "values": [0.05]})
+    container = doc["spec"]["trial"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"limits": {"nvidia.com/gpu": 1}}
+    apply(kube_cluster, kube_namespace, doc)
+    condition = wait_not_schedulable(kube_cluster, kube_namespace, "gpu")
     assert condition["reason"] == "Unschedulable"
     assert "nvidia.com/gpu" in condition["message"]
+
+
+def test_an_image_that_cannot_be_pulled_shows_in_a_condition(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    doc = toy_sweep("typo", {"strategy": "grid", "values": [0.05]})
+    container = doc["spec"]["trial"]["template"]["spec"]["containers"][0]
+    container["image"] = "registry.invalid/lrsweep-trainr:0.1.0"
+    del container["command"]  # the test cluster pulls no images: it runs commands
+    apply(kube_cluster, kube_namespace, doc)
+    condition = wait_not_schedulable(kube_cluster, kube_namespace, "typo")
+    assert condition["reason"] == "ContainersCannotStart"
+    assert condition["message"].startswith(("t000: ErrImagePull: ", "t000: ImagePullBackOff: "))
+    assert "registry.invalid/lrsweep-trainr:0.1.0" in condition["message"]
 
 
 def test_api_faults_do_not_stop_a_sweep_or_change_its_winner(
@@ -319,17 +341,7 @@ def test_deleting_a_sweep_removes_its_pods_and_the_winner_lands_in_a_configmap(
     wait_phase(kube_cluster, kube_namespace, "done", ("Succeeded",), 120)
 
     def reasons() -> set[str]:
-        out = kube_cluster.kubectl(
-            "get",
-            "events",
-            "-n",
-            kube_namespace,
-            "--field-selector",
-            "involvedObject.name=done",
-            "-o",
-            "json",
-        ).stdout
-        return {e["reason"] for e in json.loads(out)["items"]}
+        return {e["reason"] for e in events_of(kube_cluster, kube_namespace, "done")}
 
     wait_for(
         lambda: {"TrialStarted", "BestRateFound"} <= reasons(),
@@ -354,3 +366,85 @@ def test_deleting_a_sweep_removes_its_pods_and_the_winner_lands_in_a_configmap(
     wait_for(pods, timeout=60, interval=0.5, message="trial pods of 'slow'")
     kube_cluster.kubectl("delete", "lrs", "slow", "-n", kube_namespace, "--wait=true")
     wait_for(lambda: not pods(), timeout=60, interval=0.5, message="pods of 'slow' to go")
+
+
+def events_of(cluster: KubeCluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"involvedObject.name={name}",
+        "-o",
+        "json",
+    ).stdout
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
+
+
+def test_an_output_configmap_the_sweep_does_not_own_is_left_alone(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    kube_cluster.kubectl(
+        "create", "configmap", "settings", "-n", kube_namespace, "--from-literal=mine=1"
+    )
+    doc = toy_sweep(
+        "mine", {"strategy": "grid", "values": [0.05]}, output={"configMap": "settings"}
+    )
+    apply(kube_cluster, kube_namespace, doc)
+    sweep = wait_phase(kube_cluster, kube_namespace, "mine", ("Succeeded", "Failed"), 120)
+    assert sweep["status"]["phase"] == "Succeeded"
+    assert (
+        'ConfigMap "settings" exists and is not owned by this sweep' in sweep["status"]["message"]
+    )
+    warning = wait_for(
+        lambda: next(
+            (e for e in events_of(kube_cluster, kube_namespace, "mine") if e["type"] == "Warning"),
+            None,
+        ),
+        timeout=30,
+        interval=0.5,
+        message="a Warning event",
+    )
+    assert warning["reason"] == "OutputNotWritten"
+
+    kube_cluster.kubectl("delete", "lrs", "mine", "-n", kube_namespace, "--wait=true")
+    cm = json.loads(
+        kube_cluster.kubectl("get", "cm", "settings", "-n", kube_namespace, "-o", "json").stdout
+    )
+    assert cm["data"] == {"mine": "1"}
+    assert "ownerReferences" not in cm["metadata"]
+
+
+def test_an_output_configmap_the_sweep_owns_is_updated(
+    kube_cluster: KubeCluster, kube_namespace: str, crd: str
+) -> None:
+    # Written again when the reconcile that wrote it could not write the sweep's status.
+    from kubernetes import client
+
+    from lrsweep.api import LRSweepStatus
+    from lrsweep.runtime.kube import Cluster, build_result_configmap
+    from lrsweep.telemetry import Telemetry
+
+    doc = toy_sweep("owner", {"strategy": "grid", "values": [0.05]}, output={"configMap": "won"})
+    apply(kube_cluster, kube_namespace, doc)  # no operator: it stays as it is
+    body = get_sweep(kube_cluster, kube_namespace, "owner")
+    api = kube_cluster.client()
+    cluster = Cluster(client.CoreV1Api(api), Telemetry())
+
+    async def write(rate: float) -> str | None:
+        cm = build_result_configmap(body, LRSweepStatus(bestLearningRate=rate, bestTrial="t000"))
+        return await cluster.apply_configmap(kube_namespace, cm)
+
+    try:
+        assert asyncio.run(write(0.1)) is None
+        assert asyncio.run(write(0.05)) is None
+    finally:
+        api.close()
+    cm = json.loads(
+        kube_cluster.kubectl("get", "cm", "won", "-n", kube_namespace, "-o", "json").stdout
+    )
+    assert cm["data"]["learningRate"] == "0.05"
+    assert [o["uid"] for o in cm["metadata"]["ownerReferences"]] == [body["metadata"]["uid"]]

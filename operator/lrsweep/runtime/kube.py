@@ -4,14 +4,23 @@ Builders (`pod_name`, `build_trial_pod`, `build_result_configmap`) return plain 
 are unit-tested without a cluster. `reconcile` is the operator's whole loop body: read the
 sweep and its pods, fold what they say into the engine's records, let the engine decide,
 carry the decision out, and return the new status for one write.
+
+Pods are deleted only for what a *stored* status already says (a trial stopped, an attempt
+failed, the sweep over): the deletion then always follows the write that records why, so a
+reconcile that fails halfway, or a status write that fails, never leaves a trial whose pod
+is gone while its status still says it runs (that would read as a lost pod, and relaunch it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
+import ipaddress
 import json
 import logging
+import math
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -28,6 +37,7 @@ from lrsweep.api import (
     Phase,
     SpecError,
     TrialPhase,
+    TrialStatus,
     parse_spec,
     status_fields,
 )
@@ -40,6 +50,7 @@ from lrsweep.engine.sweep import (
     range_result_from_status,
     update,
 )
+from lrsweep.engine.trials import TERMINAL as TERMINAL_TRIAL_PHASES
 from lrsweep.engine.trials import (
     Observation,
     Outcome,
@@ -58,6 +69,11 @@ LABEL_SWEEP = f"{api.GROUP}/sweep"
 LABEL_TRIAL = f"{api.GROUP}/trial"
 LABEL_ATTEMPT = f"{api.GROUP}/attempt"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+# Condition reason of TrialsSchedulable=False when pods are scheduled but a container cannot
+# start (see `observe_stuck_pod`); pods that cannot be scheduled say `cond.UNSCHEDULABLE`.
+CONTAINERS_CANNOT_START = "ContainersCannotStart"
+# Event reason when spec.output.configMap names a ConfigMap this sweep does not own.
+OUTPUT_NOT_WRITTEN = "OutputNotWritten"
 T = TypeVar("T")
 
 
@@ -68,6 +84,15 @@ def pod_name(sweep: str, trial: str, attempt: int) -> str:
     """Deterministic, so a restarted operator re-creating a pod gets AlreadyExists."""
     suffix = f"-{trial}-{attempt}"
     return sweep[: 63 - len(suffix)].rstrip("-.") + suffix
+
+
+def pod_url(ip: str, port: int, path: str) -> str:
+    """An HTTP URL on a pod's address; an IPv6 address goes in brackets (RFC 3986)."""
+    try:
+        host = f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+    except ValueError:  # not an IP address: leave it to the HTTP client to refuse
+        host = ip
+    return f"http://{host}:{port}{path}"
 
 
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,6 +242,127 @@ def unschedulable_reason(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+# Why the kubelet cannot start a container (containerStatuses[].state.waiting.reason).
+# Not mended by waiting: the image reference does not parse (the same template gives every
+# attempt the same one, so the trial fails at once), or the container's settings do not
+# resolve (a ConfigMap or Secret key it needs is missing, runAsNonRoot with an image that runs
+# as root; a new attempt's pod sees a ConfigMap or Secret created since, so it is retried).
+FAIL_AT_ONCE = frozenset({"InvalidImageName", "CreateContainerConfigError"})
+NEVER_RETRIED = frozenset({"InvalidImageName"})
+# Often transient (a registry or runtime hiccup) but forever after a typo in the image name:
+# the attempt fails once its pod has been scheduled for `START_GRACE_SECONDS` and the kubelet
+# still cannot start it (the kubelet's own image-pull back-off reaches its 300 s cap by then).
+FAIL_AFTER_GRACE = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerError"})
+START_GRACE_SECONDS = 300.0
+
+
+def cannot_start(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The kubelet's reason and message for the first container it cannot start."""
+    status = pod.get("status") or {}
+    for container in [
+        *(status.get("initContainerStatuses") or []),
+        *(status.get("containerStatuses") or []),
+    ]:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason in FAIL_AT_ONCE or reason in FAIL_AFTER_GRACE:
+            return str(reason), str(waiting.get("message") or "")[:300]
+    return None
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _scheduled_at(pod: Mapping[str, Any]) -> dt.datetime | None:
+    """When the pod was bound to its node (else created): waiting for a GPU is not stuck."""
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if (c.get("type"), c.get("status")) != ("PodScheduled", "True"):
+            continue
+        if (moment := _timestamp(c.get("lastTransitionTime"))) is not None:
+            return moment
+    created = (pod.get("metadata") or {}).get("creationTimestamp")
+    return _timestamp(created) if created else None
+
+
+def observe_stuck_pod(
+    trial: str, attempt: int, pod: Mapping[str, Any], now: dt.datetime
+) -> Observation | None:
+    """A pod whose container the kubelet cannot start: pending while it may still start,
+    a failed attempt once it cannot (`FAIL_AT_ONCE`, `FAIL_AFTER_GRACE`). None: not stuck."""
+    stuck = cannot_start(pod)
+    if stuck is None:
+        return None
+    reason, message = stuck
+    what = f"{reason}: {message}" if message else reason
+    since = _scheduled_at(pod)
+    waited = (now - since).total_seconds() if since is not None else 0.0
+    if reason in FAIL_AT_ONCE or waited > START_GRACE_SECONDS:
+        if reason in FAIL_AFTER_GRACE:
+            what = f"{what} (for over {START_GRACE_SECONDS:g} s)"
+        return Observation(
+            trial,
+            attempt,
+            ProcessState.EXITED,
+            outcome=Outcome.FAILED,
+            reason=what,
+            permanent=reason in NEVER_RETRIED,
+        )
+    return Observation(trial, attempt, ProcessState.PENDING, reason=what)
+
+
+def _live(pod: Mapping[str, Any]) -> bool:
+    """Not ended and not already being deleted."""
+    ended = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    return not ended and not (pod.get("metadata") or {}).get("deletionTimestamp")
+
+
+def unwanted_pods(status: LRSweepStatus, pods: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The live pods a stored status no longer wants: every one when the sweep is over, else
+    those of decided trials (stopped, diverged, ...) and of attempts it has moved past (failed:
+    requeued or relaunched). A status written before a pod was created (kopf can hand a
+    reconcile a body older than its last write) has fewer attempts, never more, so it can only
+    leave a pod too long, never delete a current one."""
+    over = status.phase in (Phase.SUCCEEDED, Phase.FAILED)
+    names = []
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        trial = status.trials.get(labels.get(LABEL_TRIAL, ""))
+        if _live(pod) and (over or _done_with(trial, _attempt_of(pod))):
+            names.append(pod["metadata"]["name"])
+    return names
+
+
+def _done_with(trial: TrialStatus | None, attempt: int) -> bool:
+    """The status has decided the trial, or moved past this attempt of it (it failed)."""
+    if trial is None:  # a trial this status does not know yet: left alone
+        return False
+    if trial.phase in TERMINAL_TRIAL_PHASES:
+        return True
+    return attempt < trial.attempts or (attempt == trial.attempts and trial.queued)
+
+
+def json_safe(value: Any) -> Any:
+    """A status with its infinite numbers as the largest finite ones, which JSON can carry.
+
+    A trainer may report an infinite objective (a loss that overflowed); kopf would write it as
+    `Infinity`, which is not JSON, and the API server would then refuse every status write.
+    +/-sys.float_info.max keep the order of every comparison with a finite value when the
+    status is read back, so the engine decides the same. NaN has no order to keep and becomes
+    null; only an optional score can be NaN (the engine drops NaN rung values)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else math.copysign(sys.float_info.max, value)
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def observe_ended_pod(trial: str, attempt: int, pod: Mapping[str, Any]) -> Observation:
     """What a Succeeded or Failed pod says: its termination message first, then exit code."""
     status = pod.get("status") or {}
@@ -260,6 +406,9 @@ class Cluster:
     core: client.CoreV1Api
     telemetry: Telemetry
     http: aiohttp.ClientSession | None = None
+    # Finished sweeps (by uid) whose leftover pods this process has deleted: a finished sweep's
+    # pods are listed once per operator process (after a restart too), not at every tick.
+    tidied: set[str] = field(default_factory=set)
 
     async def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:
@@ -308,20 +457,38 @@ class Cluster:
             if err.status != 404:
                 raise
 
-    async def apply_configmap(self, namespace: str, cm: dict[str, Any]) -> None:
+    async def apply_configmap(self, namespace: str, cm: dict[str, Any]) -> str | None:
+        """Create the result ConfigMap, or update the one this sweep owns; return why a
+        ConfigMap of that name was left alone (None: written).
+
+        One the sweep does not own (the user's, another sweep's) is never replaced: that would
+        make this sweep its owner, and deleting the sweep would then delete it."""
         name = cm["metadata"]["name"]
         body: Any = cm  # a plain dict, as in create_pod
         try:
             await self._call(
                 "create_configmap", lambda: self.core.create_namespaced_config_map(namespace, body)
             )
+            return None
         except ApiException as err:
             if err.status != 409:
                 raise
-            await self._call(
-                "replace_configmap",
-                lambda: self.core.replace_namespaced_config_map(name, namespace, body),
-            )
+        read = await self._call(
+            "read_configmap", lambda: self.core.read_namespaced_config_map(name, namespace)
+        )
+        existing: dict[str, Any] = self.core.api_client.sanitize_for_serialization(read)
+        ours = {owner["uid"] for owner in cm["metadata"]["ownerReferences"]}
+        owners = existing["metadata"].get("ownerReferences") or []
+        if not any(owner.get("uid") in ours for owner in owners):
+            return f'ConfigMap "{name}" exists and is not owned by this sweep; left unchanged'
+        # The version read: a ConfigMap changed since is a 409, and the next reconcile retries.
+        meta = {**cm["metadata"], "resourceVersion": existing["metadata"]["resourceVersion"]}
+        body = {**cm, "metadata": meta}
+        await self._call(
+            "replace_configmap",
+            lambda: self.core.replace_namespaced_config_map(name, namespace, body),
+        )
+        return None
 
     async def scrape(self, url: str, timeout: float) -> str | None:
         if self.http is None:
@@ -334,7 +501,7 @@ class Cluster:
         except (aiohttp.ClientError, TimeoutError):
             return None
 
-    async def promote(self, url: str, timeout: float) -> None:
+    async def promote(self, namespace: str, url: str, timeout: float) -> None:
         """POST the go-ahead past a rung; a failure is retried by the next reconcile."""
         if self.http is None:
             self.http = aiohttp.ClientSession()
@@ -342,7 +509,14 @@ class Cluster:
             async with self.http.post(url, timeout=aiohttp.ClientTimeout(total=timeout)):
                 pass
         except (aiohttp.ClientError, TimeoutError):
-            self.telemetry.scrape_failures.labels("promote").inc()
+            self.telemetry.scrape_failures.labels(namespace).inc()
+
+    async def delete_unwanted_pods(
+        self, namespace: str, status: LRSweepStatus, pods: Sequence[Mapping[str, Any]], grace: int
+    ) -> None:
+        """Delete the pods a stored status no longer wants (`unwanted_pods`)."""
+        for name in unwanted_pods(status, pods):
+            await self.delete_pod(namespace, name, grace)
 
     async def close(self) -> None:
         if self.http is not None:
@@ -367,8 +541,10 @@ async def _observe(
     spec: LRSweepSpec,
     records: Sequence[TrialRecord],
     pods: Sequence[Mapping[str, Any]],
-) -> tuple[list[Observation], list[str]]:
-    """Observations of each launched trial's current attempt, and unschedulable reasons."""
+    now: dt.datetime,
+) -> tuple[list[Observation], list[str], list[str]]:
+    """Observations of each launched trial's current attempt, why pods cannot be scheduled,
+    and why scheduled pods' containers cannot start."""
     by_key = {
         (p["metadata"]["labels"].get(LABEL_TRIAL), _attempt_of(p)): p
         for p in pods
@@ -376,6 +552,7 @@ async def _observe(
     }
     observations: list[Observation] = []
     unschedulable: list[str] = []
+    not_starting: list[str] = []
     scrapes: list[tuple[TrialRecord, Awaitable[str | None]]] = []
     for r in records:
         if r.terminal or r.queued:
@@ -394,8 +571,11 @@ async def _observe(
                 Observation(r.id, r.attempts, ProcessState.LOST, reason="its pod is being deleted")
             )
         elif phase == "Running" and (ip := (pod.get("status") or {}).get("podIP")):
-            url = f"http://{ip}:{spec.trial.metricsPort}/metrics"
+            url = pod_url(ip, spec.trial.metricsPort, "/metrics")
             scrapes.append((r, cluster.scrape(url, settings.scrape_timeout)))
+        elif (stuck := observe_stuck_pod(r.id, r.attempts, pod, now)) is not None:
+            not_starting.append(f"{r.id}: {stuck.reason}")
+            observations.append(stuck)
         else:
             why = unschedulable_reason(pod)
             if why:
@@ -425,7 +605,7 @@ async def _observe(
                     range_curve=reading.range_curve,
                 )
             )
-    return observations, unschedulable
+    return observations, unschedulable, not_starting
 
 
 def _invalid(
@@ -474,25 +654,30 @@ async def reconcile(
         previous = LRSweepStatus.model_validate(status_fields(status_in))
     except ValueError:
         previous = LRSweepStatus()  # unreadable status: start over rather than crash
+    grace = settings.stop_grace_seconds
     if previous.phase in (Phase.SUCCEEDED, Phase.FAILED):
         _record(cluster.telemetry, namespace, name, previous)  # also after a restart
+        # Trials stopped by the reconcile that ended the sweep still have pods.
+        key = meta.get("uid") or f"{namespace}/{name}"
+        if key not in cluster.tidied:
+            pods = await cluster.list_pods(namespace, name)
+            await cluster.delete_unwanted_pods(namespace, previous, pods, grace)
+            cluster.tidied.add(key)
         return ReconcileResult(None)
 
     sweep = Sweep(spec, key=meta.get("uid") or name)
     records = records_from_status(previous)
     pods = await cluster.list_pods(namespace, name)
-    observations, unschedulable = await _observe(cluster, settings, namespace, spec, records, pods)
+    # What the stored status decided: this reconcile's own stops wait for its status write.
+    await cluster.delete_unwanted_pods(namespace, previous, pods, grace)
+    observations, unschedulable, not_starting = await _observe(
+        cluster, settings, namespace, spec, records, pods, dt.datetime.fromisoformat(now)
+    )
     for obs in observations:
         records = update(sweep, records, obs)
     decision = decide(sweep, records, range_result_from_status(previous.rangeTest))
 
-    events: list[tuple[str, str, str]] = []
-    for stop in decision.stops:
-        r = next(x for x in decision.records if x.id == stop.trial)
-        await cluster.delete_pod(
-            namespace, pod_name(name, r.id, r.attempts), settings.stop_grace_seconds
-        )
-        events.append(("Normal", "TrialStopped", f"{stop.trial}: {stop.reason}"))
+    events = [("Normal", "TrialStopped", f"{stop.trial}: {stop.reason}") for stop in decision.stops]
     ips = {
         (p["metadata"]["labels"].get(LABEL_TRIAL), _attempt_of(p)): ip
         for p in pods
@@ -501,7 +686,8 @@ async def reconcile(
     await asyncio.gather(
         *(
             cluster.promote(
-                f"http://{ip}:{spec.trial.metricsPort}/continue?step={p.rung}",
+                namespace,
+                pod_url(ip, spec.trial.metricsPort, f"/continue?step={p.rung}"),
                 settings.scrape_timeout,
             )
             for p in decision.promotions
@@ -537,7 +723,7 @@ async def reconcile(
         for obs in refused:
             records = update(sweep, records, obs)
         decision = replace(decision, records=tuple(records))
-    status = _status(decision, previous, unschedulable, now, generation)
+    status = _status(decision, previous, unschedulable, not_starting, now, generation)
     for r in decision.records:
         before = previous.trials.get(r.id)
         if r.terminal and (before is None or before.phase is not r.phase):
@@ -553,7 +739,12 @@ async def reconcile(
             )
         )
         if spec.output.configMap:
-            await cluster.apply_configmap(namespace, build_result_configmap(body, status))
+            problem = await cluster.apply_configmap(namespace, build_result_configmap(body, status))
+            if problem is not None:
+                events.append(("Warning", OUTPUT_NOT_WRITTEN, f"spec.output.configMap: {problem}"))
+                message = f"{decision.message}; spec.output.configMap: {problem}"
+                decision = replace(decision, message=message)
+                status = _status(decision, previous, unschedulable, not_starting, now, generation)
     _record(cluster.telemetry, namespace, name, status)
     new = status.model_dump(mode="json")
     if new == LRSweepStatus.model_validate(status_fields(status_in)).model_dump(mode="json"):
@@ -589,20 +780,22 @@ def _status(
     decision: Decision,
     previous: LRSweepStatus,
     unschedulable: Sequence[str],
+    not_starting: Sequence[str],
     now: str,
     generation: int | None,
 ) -> LRSweepStatus:
-    status = decision.status()
+    """The status to write: JSON-safe (`json_safe`), with conditions and timestamps."""
+    status = LRSweepStatus.model_validate(json_safe(decision.status().model_dump(mode="json")))
     status.startTime = previous.startTime or now
     status.observedGeneration = generation
     conds = previous.conditions
-    if unschedulable:
+    if unschedulable or not_starting:
         conds, _ = cond.set_condition(
             conds,
             cond.SCHEDULABLE,
             False,
-            cond.UNSCHEDULABLE,
-            "; ".join(unschedulable)[:1000],
+            cond.UNSCHEDULABLE if unschedulable else CONTAINERS_CANNOT_START,
+            "; ".join([*unschedulable, *not_starting])[:1000],
             now=now,
             generation=generation,
         )

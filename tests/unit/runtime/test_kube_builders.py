@@ -5,13 +5,18 @@ owner reference, env contract (rate, pod IP binding), restartPolicy Never and me
 keeps the user's template (resources, env after ours); the result ConfigMap; reading ended
 pods (termination message summary, exit codes, exit code 2 a usage error, eviction);
 unschedulable reasons; the pods a new sweep starts with (`lrsweep render`), owned by the
-sweep only where it has a uid, told the gate timeout and the objective only when gated.
+sweep only where it has a uid, told the gate timeout and the objective only when gated;
+containers the kubelet cannot start (pending, or a failed attempt at once or after the grace,
+counted from scheduling); which live pods a stored status no longer wants; IPv6 pod URLs.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
+
+import pytest
 
 from lrsweep.api import LRSweepSpec, LRSweepStatus, parse_sweep
 from lrsweep.engine.sweep import Launch
@@ -21,8 +26,11 @@ from lrsweep.runtime.kube import (
     build_trial_pod,
     first_pods,
     observe_ended_pod,
+    observe_stuck_pod,
     pod_name,
+    pod_url,
     unschedulable_reason,
+    unwanted_pods,
 )
 
 BODY: dict[str, Any] = {
@@ -219,3 +227,96 @@ def test_first_pods_are_owned_by_the_sweep_only_when_it_has_a_uid() -> None:
     (owned,) = first_pods(_sweep_doc(uid="u-9"), 300.0)
     assert "ownerReferences" not in without["metadata"]
     assert owned["metadata"]["ownerReferences"][0]["uid"] == "u-9"
+
+
+def _waiting(reason: str, scheduled: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    return {
+        "status": {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": scheduled}
+            ],
+            "containerStatuses": [{"state": {"waiting": {"reason": reason, "message": "m"}}}],
+        }
+    }
+
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+FAILED, PENDING = ProcessState.EXITED, ProcessState.PENDING
+
+
+@pytest.mark.parametrize(
+    ("reason", "waited", "state", "retried"),
+    [
+        ("InvalidImageName", 0, FAILED, False),  # the template's image: every attempt alike
+        ("CreateContainerConfigError", 0, FAILED, True),  # a ConfigMap/Secret may appear
+        ("ErrImagePull", 300, PENDING, True),
+        ("ImagePullBackOff", 300, PENDING, True),
+        ("CreateContainerError", 300, PENDING, True),
+        ("ErrImagePull", 301, FAILED, True),
+        ("ImagePullBackOff", 301, FAILED, True),
+        ("CreateContainerError", 301, FAILED, True),
+        ("ContainerCreating", 3600, None, True),  # a slow pull is not stuck
+    ],
+)
+def test_a_container_that_cannot_start_is_pending_or_fails_its_attempt(
+    reason: str, waited: int, state: ProcessState | None, retried: bool
+) -> None:
+    scheduled = (NOW - dt.timedelta(seconds=waited)).isoformat()
+    obs = observe_stuck_pod("t001", 1, _waiting(reason, scheduled), NOW)
+    assert (obs.state if obs is not None else None) is state
+    if obs is not None:
+        assert obs.reason.startswith(f"{reason}: m")
+        assert obs.permanent is not retried
+
+
+def test_a_pod_waiting_for_its_node_is_not_stuck_before_it_is_scheduled() -> None:
+    pod = _waiting("ImagePullBackOff", "2026-01-01T00:00:00Z")
+    pod["metadata"] = {"creationTimestamp": "2025-12-31T00:00:00Z"}  # a day waiting for a GPU
+    obs = observe_stuck_pod("t001", 1, pod, NOW + dt.timedelta(seconds=60))
+    assert obs is not None
+    assert obs.state is ProcessState.PENDING
+
+
+def _pod(trial: str, attempt: int, phase: str = "Running") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"s-{trial}-{attempt}",
+            "labels": {"lrsweep.dev/trial": trial, "lrsweep.dev/attempt": str(attempt)},
+        },
+        "status": {"phase": phase},
+    }
+
+
+@pytest.mark.parametrize(
+    ("trial", "pod", "deleted"),
+    [
+        ({"phase": "Running", "attempts": 1, "queued": False}, _pod("t000", 1), False),
+        ({"phase": "Stopped", "attempts": 1, "queued": False}, _pod("t000", 1), True),
+        ({"phase": "Diverged", "attempts": 1, "queued": False}, _pod("t000", 1), True),
+        ({"phase": "Stopped", "attempts": 1, "queued": False}, _pod("t000", 1, "Failed"), False),
+        ({"phase": "Pending", "attempts": 1, "queued": True}, _pod("t000", 1), True),  # failed
+        ({"phase": "Running", "attempts": 2, "queued": False}, _pod("t000", 1), True),
+        # A status older than the pod (kopf's body can lag its own write): never deleted.
+        ({"phase": "Pending", "attempts": 0, "queued": True}, _pod("t000", 1), False),
+        ({"phase": "Running", "attempts": 1, "queued": False}, _pod("t999", 1), False),
+    ],
+)
+def test_pods_a_stored_status_no_longer_wants(
+    trial: dict[str, Any], pod: dict[str, Any], deleted: bool
+) -> None:
+    status = LRSweepStatus.model_validate(
+        {"phase": "Running", "trials": {"t000": {"learningRate": 0.1, **trial}}}
+    )
+    assert unwanted_pods(status, [pod]) == ([pod["metadata"]["name"]] if deleted else [])
+
+
+def test_every_live_pod_of_a_finished_sweep_is_unwanted() -> None:
+    status = LRSweepStatus.model_validate({"phase": "Failed", "trials": {}})
+    pods = [_pod("t000", 1), _pod("t001", 1, "Succeeded"), _pod("t002", 1, "Pending")]
+    assert unwanted_pods(status, pods) == ["s-t000-1", "s-t002-1"]
+
+
+def test_an_ipv6_pod_address_is_bracketed_in_its_url() -> None:
+    assert pod_url("fd00::5", 9090, "/metrics") == "http://[fd00::5]:9090/metrics"
+    assert pod_url("10.1.2.3", 9090, "/metrics") == "http://10.1.2.3:9090/metrics"

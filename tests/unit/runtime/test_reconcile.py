@@ -4,18 +4,31 @@ Covers: an invalid spec ends Failed with an InvalidSpec condition naming the fie
 second reconcile writes nothing; a new sweep launches its first trial pods and summarises
 its status (Running, startTime, Ready=False TrialsRunning, queued trials); a pod the cluster
 already has counts as launched; a pod the API refuses becomes a failed attempt with the
-API's message; an unschedulable pod shows in the TrialsSchedulable condition; a finished
-sweep is left alone; nothing learned, nothing written; the status patch deletes what the
+API's message; an unschedulable pod shows in the TrialsSchedulable condition, and so does a
+container the kubelet cannot start (ImagePullBackOff), which fails its attempt after the
+grace; a finished sweep is left alone, but for deleting its pods still running, listed once
+per operator process; nothing learned, nothing written; the status patch deletes what the
 new status no longer has (a relaunched trial's rungs), leaving kopf's own keys alone.
+Stopping: a stopped trial's pod is deleted only once a stored status records the stop, so a
+reconcile that fails after deciding it neither relaunches nor fails the trial; the pod of an
+attempt the status has moved past is deleted. An infinite objective value is written as the
+largest float (JSON has no infinity) and reads back to the same status. IPv6 pod addresses
+are bracketed in metrics URLs; a failed promotion is counted under the sweep's namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import socket
+import sys
 from typing import Any
+from urllib.parse import urlsplit
 
+import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from lrsweep.api import parse_status
 from lrsweep.runtime.kube import Cluster, ReconcileResult, reconcile, status_patch
@@ -47,12 +60,20 @@ class MemoryCluster(Cluster):
         super().__init__(client.CoreV1Api(client.ApiClient()), Telemetry())
         self.pods: dict[str, dict[str, Any]] = {}
         self.created: list[str] = []
+        self.deleted: list[str] = []
+        self.lists = 0
         self.refuse = refuse
+        self.create_error: ApiException | None = None  # raised by create_pod when set
+        self.metrics: dict[str, str] = {}  # a pod IP's /metrics text
+        self.scraped: list[str] = []
 
     async def list_pods(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
-        return list(self.pods.values())
+        self.lists += 1
+        return copy.deepcopy(list(self.pods.values()))
 
     async def create_pod(self, namespace: str, pod: dict[str, Any]) -> str | None:
+        if self.create_error is not None:
+            raise self.create_error
         if self.refuse is not None:
             return self.refuse
         self.created.append(pod["metadata"]["name"])
@@ -60,10 +81,26 @@ class MemoryCluster(Cluster):
         return None
 
     async def delete_pod(self, namespace: str, name: str, grace: int) -> None:
+        self.deleted.append(name)
         self.pods.pop(name, None)
 
     async def scrape(self, url: str, timeout: float) -> str | None:
-        return None
+        self.scraped.append(url)
+        return self.metrics.get(urlsplit(url).hostname or "")
+
+    async def promote(self, namespace: str, url: str, timeout: float) -> None:
+        pass
+
+    def run_pod(self, name: str, ip: str, evaluations: dict[int, dict[str, str]]) -> None:
+        """The pod runs at `ip` and serves these evaluations ({step: {metric: value}})."""
+        self.pods[name]["status"] = {"phase": "Running", "podIP": ip}
+        trial = self.pods[name]["metadata"]["labels"]["lrsweep.dev/trial"]
+        self.metrics[ip] = "".join(
+            f'lrsweep_trial_eval{{metric="{metric}",step="{step}",sweep="s",trial="{trial}"}} '
+            f"{value}\n"
+            for step, values in evaluations.items()
+            for metric, value in values.items()
+        )
 
 
 def run(cluster: MemoryCluster, sweep: Any) -> ReconcileResult:
@@ -172,3 +209,153 @@ def test_the_status_patch_deletes_a_relaunched_trials_rungs() -> None:
     assert written["kopf"] == {"progress": {}}
     # Everything else as the reconcile decided (a None there is a key deleted here).
     assert parse_status(written).model_dump(mode="json") == result.status
+
+
+THREE_RATES: dict[str, Any] = {
+    **SPEC,
+    "search": {"strategy": "grid", "values": [0.01, 0.1, 1.0], "parallelism": 2},
+}
+DIVERGING = {0: {"val_loss": "1.0"}, 10: {"val_loss": "NaN"}}
+
+
+def test_a_stop_survives_a_reconcile_that_fails_after_deciding_it() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body(THREE_RATES))
+    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
+    cluster.run_pod("s-t001-1", "10.0.0.2", {})
+    cluster.create_error = ApiException(status=500, reason="Internal Server Error")
+    with pytest.raises(ApiException):
+        run(cluster, body(THREE_RATES, first.status))  # stops t000, cannot launch t002
+    cluster.create_error = None
+    retried = run(cluster, body(THREE_RATES, first.status))  # its status was never written
+    assert retried.status is not None
+    t000 = retried.status["trials"]["t000"]
+    assert (t000["phase"], t000["attempts"]) == ("Diverged", 1)
+    assert "s-t000-2" not in cluster.created
+
+
+def test_a_stopped_trials_pod_is_deleted_once_the_status_records_the_stop() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body(THREE_RATES))
+    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
+    cluster.run_pod("s-t001-1", "10.0.0.2", {})
+    stopping = run(cluster, body(THREE_RATES, first.status))
+    assert stopping.status is not None
+    assert stopping.status["trials"]["t000"]["phase"] == "Diverged"
+    assert ("Normal", "TrialStopped") in {e[:2] for e in stopping.events}
+    assert cluster.deleted == []  # not before the write recording why
+    run(cluster, body(THREE_RATES, stopping.status))
+    assert cluster.deleted == ["s-t000-1"]
+
+
+def test_a_finished_sweeps_pods_still_running_are_deleted() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    cluster.run_pod("s-t000-1", "10.0.0.1", {})
+    result = run(cluster, body(status={**(first.status or {}), "phase": "Failed"}))
+    assert result.status is None
+    assert cluster.deleted == ["s-t000-1"]
+
+
+def test_a_finished_sweeps_pods_are_listed_once_per_operator_process() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    finished = body(status={**(first.status or {}), "phase": "Succeeded"})
+    run(cluster, finished)
+    run(cluster, finished)
+    assert cluster.lists == 2  # the first reconcile's, and one of the finished sweep
+
+
+def _stuck(cluster: MemoryCluster, name: str, reason: str, message: str, scheduled: str) -> None:
+    cluster.pods[name]["status"] = {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": scheduled}],
+        "containerStatuses": [
+            {"name": "t", "state": {"waiting": {"reason": reason, "message": message}}}
+        ],
+    }
+
+
+def test_a_container_that_cannot_start_shows_in_a_condition() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    pulling = 'Back-off pulling image "trainr:1"'
+    _stuck(cluster, "s-t000-1", "ImagePullBackOff", pulling, "2025-12-31T23:59:00Z")
+    result = run(cluster, body(status=first.status))
+    assert result.status is not None
+    condition = next(c for c in result.status["conditions"] if c["type"] == "TrialsSchedulable")
+    assert (condition["status"], condition["reason"]) == ("False", "ContainersCannotStart")
+    assert condition["message"] == f"t000: ImagePullBackOff: {pulling}"
+    assert result.status["trials"]["t000"]["phase"] == "Pending"
+    assert cluster.created == ["s-t000-1"]
+
+
+def test_an_image_pull_failing_past_the_grace_fails_the_attempt() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    _stuck(cluster, "s-t000-1", "ErrImagePull", "not found", "2025-12-31T23:50:00Z")
+    result = run(cluster, body(status=first.status))
+    assert result.status is not None
+    condition = next(c for c in result.status["conditions"] if c["type"] == "TrialsSchedulable")
+    assert condition["message"] == "t000: ErrImagePull: not found (for over 300 s)"
+    assert cluster.created == ["s-t000-1", "s-t000-2"]  # attempt 1 failed, 2 launched
+
+
+def test_the_pod_of_an_attempt_the_status_has_moved_past_is_deleted() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    _stuck(cluster, "s-t000-1", "CreateContainerConfigError", 'secret "x" not found', "")
+    second = run(cluster, body(status=first.status))  # fails attempt 1, launches attempt 2
+    assert cluster.deleted == []
+    run(cluster, body(status=second.status))
+    assert cluster.deleted == ["s-t000-1"]
+
+
+INFINITE: dict[str, Any] = {**SPEC, "objective": {"metric": "score", "goal": "maximize"}}
+REPORTS_INF = {0: {"score": "0.1"}, 50: {"score": "0.2"}, 100: {"score": "+Inf"}}
+
+
+def test_an_infinite_objective_value_is_written_as_json() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body(INFINITE))
+    cluster.run_pod("s-t000-1", "10.0.0.1", REPORTS_INF)
+    result = run(cluster, body(INFINITE, first.status))
+    assert result.status is not None
+    json.dumps(result.status, allow_nan=False)  # kopf would write Infinity: not JSON
+    assert result.status["trials"]["t000"]["rungs"] == {"100": sys.float_info.max}
+
+
+def test_an_infinite_objective_value_reads_back_to_the_same_status() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body(INFINITE))
+    cluster.run_pod("s-t000-1", "10.0.0.1", REPORTS_INF)
+    second = run(cluster, body(INFINITE, first.status))
+    stored = json.loads(json.dumps(second.status))  # as the API server returns it
+    assert run(cluster, body(INFINITE, stored)).status is None
+
+
+def test_a_pod_with_an_ipv6_address_is_scraped_at_a_bracketed_url() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    cluster.run_pod("s-t000-1", "fd00::5", {})
+    run(cluster, body(status=first.status))
+    assert cluster.scraped == ["http://[fd00::5]:9090/metrics"]
+
+
+def test_a_failed_promotion_is_counted_under_the_sweeps_namespace() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections are refused
+    cluster = Cluster(client.CoreV1Api(client.ApiClient()), Telemetry())
+
+    async def promote() -> None:
+        try:
+            await cluster.promote("ml", f"http://127.0.0.1:{port}/continue?step=10", 2.0)
+        finally:
+            await cluster.close()
+
+    asyncio.run(promote())
+    failures = cluster.telemetry.registry.get_sample_value(
+        "lrsweep_scrape_failures_total", {"namespace": "ml"}
+    )
+    assert failures == 1.0
