@@ -72,6 +72,9 @@ DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 # Condition reason of TrialsSchedulable=False when pods are scheduled but a container cannot
 # start (see `observe_stuck_pod`); pods that cannot be scheduled say `cond.UNSCHEDULABLE`.
 CONTAINERS_CANNOT_START = "ContainersCannotStart"
+# In the API server's 403 when a pod would exceed a namespace ResourceQuota ("pods "x" is
+# forbidden: exceeded quota: gpus, requested: ..., used: ..., limited: ...").
+QUOTA_EXCEEDED = "exceeded quota"
 # Event reason when spec.output.configMap names a ConfigMap this sweep does not own.
 OUTPUT_NOT_WRITTEN = "OutputNotWritten"
 T = TypeVar("T")
@@ -695,9 +698,14 @@ async def reconcile(
         )
     )
     refused: list[Observation] = []
+    over_quota: dict[str, str] = {}
     for launch in decision.launches:
         pod = build_trial_pod(body, spec, launch, settings.gate_timeout)
         problem = await cluster.create_pod(namespace, pod)
+        if problem is not None and QUOTA_EXCEEDED in problem:
+            over_quota[launch.trial] = problem
+            unschedulable.append(f"{launch.trial}: {problem}")
+            continue
         if problem is not None:
             why = f"the API server refused the trial pod: {problem}"
             refused.append(
@@ -715,6 +723,24 @@ async def reconcile(
         what = "range test" if launch.mode == "range-test" else f"rate {launch.learning_rate:g}"
         events.append(
             ("Normal", "TrialStarted", f"{launch.trial} attempt {launch.attempt}: {what}")
+        )
+    if over_quota:
+        # A namespace ResourceQuota is full (GPUs, pods): the pod may fit once other pods end,
+        # as a pod the scheduler cannot place yet would. Not launched, then: the trial stays
+        # queued as it was, its attempt not counted, and is launched again next time.
+        decision = replace(
+            decision,
+            records=tuple(
+                replace(
+                    r,
+                    attempts=r.attempts - 1,
+                    queued=True,
+                    reason=f"waiting for the namespace quota: {over_quota[r.id]}",
+                )
+                if r.id in over_quota
+                else r
+                for r in decision.records
+            ),
         )
     if refused:
         # Counted as failed attempts: retried, and a template that never yields a pod ends

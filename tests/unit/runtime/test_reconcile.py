@@ -4,16 +4,17 @@ Covers: an invalid spec ends Failed with an InvalidSpec condition naming the fie
 second reconcile writes nothing; a new sweep launches its first trial pods and summarises
 its status (Running, startTime, Ready=False TrialsRunning, queued trials); a pod the cluster
 already has counts as launched; a pod the API refuses becomes a failed attempt with the
-API's message; an unschedulable pod shows in the TrialsSchedulable condition, and so does a
-container the kubelet cannot start (ImagePullBackOff), which fails its attempt after the
-grace; a finished sweep is left alone, but for deleting its pods still running, listed once
-per operator process; nothing learned, nothing written; the status patch deletes what the
-new status no longer has (a relaunched trial's rungs), leaving kopf's own keys alone.
-Stopping: a stopped trial's pod is deleted only once a stored status records the stop, so a
-reconcile that fails after deciding it neither relaunches nor fails the trial; the pod of an
-attempt the status has moved past is deleted. An infinite objective value is written as the
-largest float (JSON has no infinity) and reads back to the same status. IPv6 pod addresses
-are bracketed in metrics URLs; a failed promotion is counted under the sweep's namespace.
+API's message, except over a namespace quota, where the trial waits queued; an unschedulable
+pod shows in the TrialsSchedulable condition, and so does a container the kubelet cannot
+start (ImagePullBackOff), which fails its attempt after the grace; a finished sweep is left
+alone, but for deleting its pods still running, listed once per operator process; nothing
+learned, nothing written; the status patch deletes what the new status no longer has (a
+relaunched trial's rungs), leaving kopf's own keys alone. Stopping: a stopped trial's pod is
+deleted only once a stored status records the stop, so a reconcile that fails after deciding
+it neither relaunches nor fails the trial; the pod of an attempt the status has moved past
+is deleted. An infinite objective value is written as the largest float (JSON has no
+infinity) and reads back to the same status. IPv6 pod addresses are bracketed in metrics
+URLs; a failed promotion is counted under the sweep's namespace.
 """
 
 from __future__ import annotations
@@ -152,6 +153,31 @@ def test_a_pod_the_api_refuses_is_a_failed_attempt_with_the_apis_message() -> No
     assert trial["queued"] is True
     assert "the API server refused the trial pod" in trial["reason"]
     assert "spec.containers[0].image: Required" in trial["reason"]
+
+
+QUOTA = (
+    'pods "s-t000-1" is forbidden: exceeded quota: gpus, requested: requests.nvidia.com/gpu=1, '
+    "used: requests.nvidia.com/gpu=2, limited: requests.nvidia.com/gpu=2"
+)
+
+
+def test_a_pod_over_the_namespace_quota_waits_queued_without_using_an_attempt() -> None:
+    cluster = MemoryCluster(refuse=QUOTA)
+    status: dict[str, Any] = {}
+    for _ in range(4):  # more ticks than maxRetries allows failed attempts
+        status = run(cluster, body(status=status)).status or status
+    assert status["phase"] == "Running"
+    trial = status["trials"]["t000"]
+    assert (trial["queued"], trial["attempts"]) == (True, 0)
+    assert trial["reason"].startswith("waiting for the namespace quota: ")
+    condition = next(c for c in status["conditions"] if c["type"] == "TrialsSchedulable")
+    assert condition["status"] == "False"
+    assert "t000: " + QUOTA in condition["message"]
+    cluster.refuse = None  # another sweep's pods ended
+    launched = run(cluster, body(status=status)).status
+    assert launched is not None
+    assert launched["trials"]["t000"]["attempts"] == 1
+    assert cluster.created == ["s-t000-1"]
 
 
 def test_an_unschedulable_pod_shows_in_a_condition() -> None:
