@@ -12,7 +12,8 @@ cannot be pulled shows in the same condition; API faults (500/429, latency, drop
 do not stop a sweep; deleting a sweep removes its pods; the winner also lands in the output
 ConfigMap, with events for trial starts and the winner; an output ConfigMap the sweep does
 not own is left alone (a Warning event, the sweep's message say so) and outlives the sweep,
-while one it owns is updated; a running sweep's spec cannot be changed.
+while one it owns is updated; a misspelt field in the trial template fails the sweep naming
+it; a running sweep's spec cannot be changed.
 
 These tests also run against a real cluster (LRSWEEP_E2E_KUBECONFIG): the trial pods then
 need the trainer image; tests that need the harness's kubelet or faults say so and skip.
@@ -206,6 +207,19 @@ def test_a_cluster_wide_operator_runs_sweeps_in_any_namespace(
         op.stop()
     assert done["status"]["phase"] == "Succeeded", op.log()[-3000:]
     assert "Traceback" not in op.log(), op.log()[-5000:]
+
+
+def test_a_misspelt_field_in_the_trial_template_fails_the_sweep_naming_it(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    # Dropped instead, `comand:` would run the image's own command: the wrong training job.
+    doc = toy_sweep("typo-field", {"strategy": "grid", "values": [0.05]})
+    container = doc["spec"]["trial"]["template"]["spec"]["containers"][0]
+    container["comand"] = container.pop("command")
+    apply(kube_cluster, kube_namespace, doc)
+    sweep = wait_phase(kube_cluster, kube_namespace, "typo-field", ("Succeeded", "Failed"), 60)
+    assert sweep["status"]["phase"] == "Failed"
+    assert "spec.containers[0].comand: unknown field" in sweep["status"]["message"]
 
 
 def test_a_running_sweeps_spec_cannot_change(

@@ -143,7 +143,10 @@ class Api:
         if rtype.has_status and rtype.custom:
             obj.pop("status", None)
         self._before_create(rtype, obj)
-        warnings = self._check_custom(rtype, obj, None, field_validation)
+        if rtype.kind == "Pod" and not rtype.group:
+            warnings = _check_pod_fields(obj, field_validation)
+        else:
+            warnings = self._check_custom(rtype, obj, None, field_validation)
         self.as_version(rtype, obj)
         if dry_run:
             return obj, warnings
@@ -765,3 +768,24 @@ def _default_pod(pod: Obj) -> None:
         "phase": "Pending",
         "qosClass": "Guaranteed" if guaranteed else "Burstable" if burstable else "BestEffort",
     }
+
+
+def _check_pod_fields(pod: Obj, field_validation: str) -> list[str]:
+    """Unknown fields of a Pod's spec and containers (the API server's field validation):
+    a 400 under `fieldValidation=Strict`, else warnings. The known fields are the official
+    client's models (V1PodSpec, V1Container), the schemas the API server decodes into."""
+    from kubernetes.client import V1Container, V1PodSpec
+
+    spec = pod.get("spec") or {}
+    unknown = [f"spec.{key}" for key in spec if key not in V1PodSpec.attribute_map.values()]
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(kind) or []):
+            unknown += [
+                f"spec.{kind}[{index}].{key}"
+                for key in container
+                if key not in V1Container.attribute_map.values()
+            ]
+    warnings = [f'unknown field "{path}"' for path in unknown]
+    if warnings and field_validation == "Strict":
+        raise bad_request("strict decoding error: " + ", ".join(warnings))
+    return [] if field_validation == "Ignore" else warnings

@@ -3,7 +3,8 @@
 Covers: server version and discovery (api-resources with short names), a CRD applied then
 its resources listed by short name with printer columns (incl. a JSONPath filter and Age),
 `kubectl apply` with default flags creating then updating a custom resource and a core
-kind (strategic merge patch), schema refusals surfaced by kubectl, `kubectl delete`
+kind (strategic merge patch), schema refusals surfaced by kubectl, a Pod with a misspelt
+field refused (strict field validation), `kubectl delete`
 waiting for the object to go, `kubectl get -o yaml` round trip, `kubectl explain` on a CRD.
 """
 
@@ -137,6 +138,23 @@ def test_kubectl_shows_schema_refusals(
     assert result.returncode != 0
     assert "spec.size" in result.stderr
     assert "min must be below max" in result.stderr
+
+
+def test_kubectl_refuses_a_pod_with_a_misspelt_field(
+    kube_cluster: KubeCluster, kube_namespace: str
+) -> None:
+    # kubectl asks for strict field validation, as against a real API server.
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "typo"},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "comand": ["true"]}]},
+    }
+    result = kube_cluster.kubectl(
+        "create", "-n", kube_namespace, "-f", "-", input=json.dumps(pod), check=False
+    )
+    assert result.returncode != 0
+    assert 'strict decoding error: unknown field "spec.containers[0].comand"' in result.stderr
 
 
 def test_kubectl_delete_waits_until_the_object_is_gone(

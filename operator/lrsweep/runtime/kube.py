@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import aiohttp
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from lrsweep import api
 from lrsweep.api import (
@@ -399,6 +400,22 @@ def _api_message(err: ApiException) -> str:
         return f"{err.status} {err.reason}"
 
 
+def _body_problems(err: ValidationError) -> str:
+    """The client's validation errors of a request body, as Kubernetes names fields:
+    `spec.containers[0].comand: unknown field`."""
+
+    def path(loc: tuple[int | str, ...]) -> str:
+        parts = loc[1:]  # loc[0] is the body's position among the call's arguments
+        text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+        return text.lstrip(".") or "the pod"
+
+    return "; ".join(
+        f"{path(e['loc'])}: "
+        + ("unknown field" if e["type"] == "extra_forbidden" else str(e["msg"]))
+        for e in err.errors()
+    )
+
+
 # --- the Kubernetes API, off the event loop --------------------------------------------------
 
 
@@ -437,14 +454,21 @@ class Cluster:
         # The client sends plain dicts as they are; its type stubs only name model classes.
         body: Any = pod
         try:
-            await self._call("create_pod", lambda: self.core.create_namespaced_pod(namespace, body))
+            # Strict: a misspelt field in the user's template (`comand:`) is refused, naming
+            # it, instead of dropped, which would run the image's default command unnoticed.
+            await self._call(
+                "create_pod",
+                lambda: self.core.create_namespaced_pod(namespace, body, field_validation="Strict"),
+            )
         except ApiException as err:
             if err.status == 409:  # AlreadyExists: created before a restart; that is success
                 return None
             if err.status in (400, 403, 422):  # the pod itself is unacceptable: no retry helps
                 return _api_message(err)
             raise
-        except ValueError as err:  # the client's own validation of the body
+        except ValidationError as err:  # the client's own validation of the body
+            return _body_problems(err)
+        except ValueError as err:
             return str(err).splitlines()[0]
         return None
 
@@ -707,7 +731,7 @@ async def reconcile(
             unschedulable.append(f"{launch.trial}: {problem}")
             continue
         if problem is not None:
-            why = f"the API server refused the trial pod: {problem}"
+            why = f"the trial pod was refused: {problem}"
             refused.append(
                 Observation(
                     launch.trial,

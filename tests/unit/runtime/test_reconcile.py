@@ -151,7 +151,7 @@ def test_a_pod_the_api_refuses_is_a_failed_attempt_with_the_apis_message() -> No
     assert result.status is not None
     trial = result.status["trials"]["t000"]
     assert trial["queued"] is True
-    assert "the API server refused the trial pod" in trial["reason"]
+    assert "the trial pod was refused" in trial["reason"]
     assert "spec.containers[0].image: Required" in trial["reason"]
 
 
