@@ -259,6 +259,15 @@ def _stored_sweep(text: str, source: str) -> tuple[LRSweep, LRSweepStatus]:
         raise SpecError(f"{source}: invalid YAML: {err}") from None
     if not isinstance(document, dict):
         raise SpecError(f"{source}: expected one LRSweep (kubectl get lrs NAME -o yaml)")
+    if "kind" not in document and {"phase", "trials"} & document.keys():
+        raise SpecError(
+            f"{source} is a sweep's status alone (result.json): give the directory it is in"
+        )
+    if not document.get("status") and document.get("kind") == "LRSweep":
+        raise SpecError(
+            f"{source}: an LRSweep without a status has no results to draw; give one that "
+            "ran (kubectl get lrs NAME -o yaml) or the --out directory of `lrsweep run`"
+        )
     status = parse_status(document.pop("status", None) or {})
     return parse_sweep(document), status
 

@@ -4,10 +4,10 @@ Covers: the report of a local sweep's directory is drawn again, with every trial
 report of an LRSweep read back from a cluster (`kubectl get lrs NAME -o yaml`, here on
 standard input, with fields this version does not know) is drawn through its rung values;
 `--out DIR` writes DIR/report.png, and an --out that names no image format or cannot be
-written exits 2; a directory where no sweep ran and a document that is not one LRSweep
-exit 2 saying what to give; `render` prints the pods a new sweep starts with as YAML
-Kubernetes accepts as Pods, and an invalid sweep exits 2; `operator` without a cluster
-exits 2 saying what to set.
+written exits 2; a directory where no sweep ran and a document that is not one LRSweep exit
+2 saying what to give, and so do a result.json alone and a sweep that never ran; `render`
+prints the pods a new sweep starts with as YAML Kubernetes accepts as Pods, and an invalid
+sweep exits 2; `operator` without a cluster exits 2 saying what to set.
 """
 
 from __future__ import annotations
@@ -120,6 +120,20 @@ def test_a_report_of_a_directory_where_no_sweep_ran_exits_2_saying_what_to_give(
     done = lrsweep("report", str(tmp_path))
     assert done.returncode == 2
     assert "give the --out directory of a `lrsweep run`, or an LRSweep file" in done.stderr
+
+
+def test_a_report_of_a_result_json_exits_2_saying_to_give_its_directory(tmp_path: Path) -> None:
+    out = _local_sweep(tmp_path)
+    done = lrsweep("report", str(out / "result.json"))
+    assert done.returncode == 2
+    assert "is a sweep's status alone (result.json): give the directory it is in" in done.stderr
+
+
+def test_a_report_of_a_sweep_that_never_ran_exits_2(tmp_path: Path) -> None:
+    unrun = toy_sweep_doc("toy", {"strategy": "grid", "values": [0.05]})
+    done = lrsweep("report", "-", stdin=yaml.safe_dump(unrun))
+    assert done.returncode == 2
+    assert "an LRSweep without a status has no results to draw" in done.stderr
 
 
 def test_a_report_of_a_list_of_sweeps_exits_2_naming_the_kind(tmp_path: Path) -> None:

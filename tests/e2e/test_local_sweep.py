@@ -90,7 +90,9 @@ def test_garbage_metrics_give_a_reason_not_a_crash(tmp_path: Path) -> None:
     done = lrsweep("run", str(path), "--out", str(tmp_path))
     assert done.returncode == 2
     result = json.loads((tmp_path / "result.json").read_text())
-    assert "exited without a result (no summary written)" in result["trials"]["t000"]["reason"]
+    reason = result["trials"]["t000"]["reason"]
+    assert "exited without a result (no summary written: does it report through" in reason
+    assert "lrsweep_trainer.report" in reason
     assert "Traceback" not in done.stderr
 
 

@@ -307,7 +307,10 @@ class LocalBackend:
         try:
             summary = parse_summary(attempt.summary_path.read_text())
         except FileNotFoundError:
-            problem = "no summary written"
+            problem = (
+                "no summary written: does it report through lrsweep_trainer.report? "
+                "README, 'Your own training script'"
+            )
         except (OSError, ValueError) as err:
             problem = f"unreadable summary: {err}"
         return exit_observation(
