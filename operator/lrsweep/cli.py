@@ -278,7 +278,7 @@ REPORT_FORMATS = (".png", ".svg", ".pdf")
 def _report_path(out: Path) -> Path:
     """`report --out`: a directory gets report.png; a file must name an image format."""
     if out.is_dir():
-        return out / "report.png"
+        return out / REPORT_FILE
     if out.suffix.lower() not in REPORT_FORMATS:
         raise SpecError(
             f"--out {out}: give a file ending in {', '.join(REPORT_FORMATS)} (or a directory)"
@@ -293,7 +293,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         hint = "give the --out directory of a `lrsweep run`, or an LRSweep file"
         sweep_doc, status = saved_sweep(source, hint)
         records = with_curves(source, records_from_status(status))
-        default = source / "report.png"
+        default = source / REPORT_FILE
     else:
         sweep_doc, status = _stored_sweep(_read_source(args.source), args.source)
         records = records_from_status(status)

@@ -62,7 +62,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.error_backoffs = [1, 2, 5, 10]
     # Events at INFO and above reach `kubectl describe`.
     settings.posting.level = logging.INFO
-    load_cluster_config()
+    # The cluster's config was loaded by `run` (before kopf starts, to fail with one line).
     telemetry = Telemetry()
     telemetry.serve(SETTINGS.metrics_port)
     memo.cluster = Cluster(client.CoreV1Api(), telemetry)

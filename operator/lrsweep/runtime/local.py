@@ -64,6 +64,7 @@ LOCK_FILE = ".lrsweep.lock"
 # to; together they let `lrsweep run --resume` go on after an interruption or a crash.
 RESULT_FILE = "result.json"
 REPORT_FILE = "report.png"
+TRIALS_DIR = "trials"  # every attempt's log and summary (`attempt_files`)
 SWEEP_FILE = "sweep.json"
 STOP_GRACE = 5.0
 # How long a trial paused at a rung waits for a decision before going on by itself.
@@ -73,7 +74,7 @@ LOG_TAIL = 300
 
 def attempt_files(workdir: Path, trial: str, attempt: int) -> Path:
     """The common stem of one attempt's files: `<stem>.log` and `<stem>.summary.json`."""
-    return workdir / "trials" / f"{trial}-a{attempt}"
+    return workdir / TRIALS_DIR / f"{trial}-a{attempt}"
 
 
 def free_port() -> int:
@@ -217,7 +218,7 @@ class LocalBackend:
         self.grace = grace
         self.gate_timeout = gate_timeout
         self.attempts: dict[str, _Attempt] = {}
-        (workdir / "trials").mkdir(parents=True, exist_ok=True)
+        (workdir / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
         self._lock = _hold(workdir)
 
     def launch(self, launch: Launch) -> None:
@@ -466,8 +467,8 @@ def start_afresh(workdir: Path, sweep_doc: LRSweep, *, overwrite: bool) -> None:
                 "--resume, start afresh there (deleting its results): --overwrite, or give "
                 "another --out"
             )
-        shutil.rmtree(workdir / "trials", ignore_errors=True)
-        (workdir / "trials").mkdir()
+        shutil.rmtree(workdir / TRIALS_DIR, ignore_errors=True)
+        (workdir / TRIALS_DIR).mkdir()
         (workdir / REPORT_FILE).unlink(missing_ok=True)
     save_sweep(workdir, sweep_doc)
 
