@@ -1,6 +1,11 @@
 """Search efficiency of every strategy against a dense ground-truth grid.
 
     .venv/bin/python -m benchmarks.search_efficiency [--quick] [--jobs N] [--out DIR]
+    .venv/bin/python -m benchmarks.search_efficiency --script train.py [--steps N] ...
+
+With `--script`, the user's own training script (reporting API, `val_loss` minimized) is
+the only task, with the budget and rate range given on the command line (`user_task`), and
+the results go to out/search-efficiency-<name>/.
 
 For each task (built-in trainer tasks with different models, optimizers and schedules, and a
 user's own script on the reporting API) and each seed, everything runs through the local
@@ -50,6 +55,7 @@ import ast
 import hashlib
 import json
 import math
+import re
 import shlex
 import signal
 import statistics
@@ -65,6 +71,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pydantic import ValidationError
 from scipy import stats
 
 from lrsweep.api import ADAPTIVE_CANDIDATES, Budget, LRSweep, Search, TrialPhase
@@ -149,8 +156,11 @@ class BenchTask:
     eval_every: int
     min_steps: int
     trainer_args: tuple[str, ...] = ()  # flags of the built-in trainer (no --lr/--seed)
-    script: str | None = None  # a user's script (reporting API), relative to the repo
+    script: str | None = None  # a user's script (reporting API), relative to the repo or absolute
     why: str = ""
+    # sha256 of a user's own script (`--script`), so that editing it invalidates the cached
+    # ground truth and runs. None for the tasks shipped here, whose cache the repository keeps.
+    script_digest: str | None = None
 
     def config(self) -> dict[str, Any]:
         """What the ground truth depends on (hashed for the cache)."""
@@ -164,6 +174,7 @@ class BenchTask:
             "reductionFactor": REDUCTION_FACTOR,
             "trainer_args": list(self.trainer_args),
             "script": self.script,
+            **({"script_sha256": self.script_digest} if self.script_digest else {}),
         }
 
     def container(self, seed: int) -> dict[str, Any]:
@@ -311,6 +322,60 @@ def quick_settings() -> Settings:
         asha_candidates=6,
         quick=True,
     )
+
+
+# `--script`'s budget and range unless given: the custom task's.
+USER_STEPS = 270
+USER_RANGE = (1e-4, 10.0)
+
+
+def user_task(
+    script: Path,
+    *,
+    steps: int,
+    eval_every: int | None,
+    min_steps: int | None,
+    low: float,
+    high: float,
+) -> BenchTask:
+    """A task for the user's own training script (`--script`): their code, this budget.
+
+    The script must use the reporting API (`lrsweep_trainer.report`) and take its seed from
+    it (`session.seed`): each case sets LRSWEEP_SEED. Raises ValueError saying what to fix.
+    """
+    if not script.is_file():
+        raise ValueError(f"--script {script}: no such file")
+    text = script.read_bytes()
+    every = eval_every if eval_every is not None else max(1, steps // 18)
+    first = min_steps if min_steps is not None else max(every, steps // 9)
+    try:
+        Budget(steps=steps, evalEvery=every, minSteps=first, reductionFactor=REDUCTION_FACTOR)
+        Search(min=low, max=high)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
+        )
+        raise ValueError(
+            f"the budget or range for --script is not valid ({problems}); see --help"
+        ) from None
+    name = re.sub(r"[^a-z0-9]+", "-", script.stem.lower()).strip("-")[:40] or "script"
+    return BenchTask(
+        name=name,
+        what=f"your script {script.name} (reporting API)",
+        low=low,
+        high=high,
+        steps=steps,
+        eval_every=every,
+        min_steps=first,
+        script=str(script.resolve()),
+        why="given with --script",
+        script_digest=hashlib.sha256(text).hexdigest()[:12],
+    )
+
+
+def script_out(task: BenchTask, *, quick: bool) -> Path:
+    """Where a `--script` run writes by default: out/, never the committed results."""
+    return ROOT / "out" / f"{STEM}-{task.name}{'-quick' if quick else ''}"
 
 
 # --- sweeps ---------------------------------------------------------------------------------
@@ -1120,9 +1185,13 @@ def rerender(out: Path) -> dict[str, Any]:
     result = json.loads((out / f"{STEM}.json").read_text())
     base = quick_settings() if result["quick"] else FULL
     conf = result["settings"]
+    shipped = {t.name: t for t in base.tasks}
     settings = replace(
         base,
-        tasks=tuple(t for t in base.tasks if t.name in result["tasks"]),
+        tasks=tuple(
+            shipped[name] if name in shipped else stored_user_task(name, about)
+            for name, about in result["tasks"].items()
+        ),
         seeds=tuple(conf["seeds"]),
         # Results from before the setting was recorded ran each strategy sweep alone.
         strategy_parallelism=conf.get("strategy_parallelism", 1),
@@ -1182,6 +1251,23 @@ def rerender(out: Path) -> dict[str, Any]:
     )
 
 
+def stored_user_task(name: str, about: Mapping[str, Any]) -> BenchTask:
+    """A `--script` task as its results describe it (for --rerender)."""
+    low, high = about["range"]
+    return BenchTask(
+        name=name,
+        what=about["what"],
+        low=low,
+        high=high,
+        steps=about["steps"],
+        eval_every=about["evalEvery"],
+        min_steps=about["minSteps"],
+        script=about["trainer"]["command"][-1],
+        why=about["why"],
+        script_digest=about.get("script_sha256"),
+    )
+
+
 def _command() -> str:
     """This invocation, without --workdir (where trial logs went: no bearing on results)."""
     args = sys.argv[1:]
@@ -1232,10 +1318,61 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="rebuild the report and plot from OUT's results and ground truth, running nothing",
     )
+    own = parser.add_argument_group(
+        "your own training script",
+        "benchmark a script on the reporting API (lrsweep_trainer.report) instead of the "
+        "built-in tasks; it must seed itself from session.seed",
+    )
+    own.add_argument("--script", type=Path, default=None, help="the script (run with python)")
+    own.add_argument("--steps", type=int, default=None, help="a full run's steps (default 270)")
+    own.add_argument(
+        "--eval-every", type=int, default=None, help="steps between evaluations (steps / 18)"
+    )
+    own.add_argument(
+        "--min-steps", type=int, default=None, help="the first rung (steps / 9; see Budget)"
+    )
+    own.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="the learning rates searched, 5 decades or more (default 1e-4 10)",
+    )
+    own.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     settings = quick_settings() if args.quick else FULL
+    if args.script is None:
+        given = [
+            f
+            for f in ("steps", "eval_every", "min_steps", "range", "seeds")
+            if getattr(args, f) is not None
+        ]
+        if given:
+            flags = ", ".join("--" + f.replace("_", "-") for f in given)
+            parser.error(f"{flags} only apply with --script (the built-in tasks set their own)")
+    else:
+        if args.task or args.rerender:
+            parser.error("--script replaces the built-in tasks: leave out --task and --rerender")
+        try:
+            task = user_task(
+                args.script,
+                steps=USER_STEPS if args.steps is None else args.steps,
+                eval_every=args.eval_every,
+                min_steps=args.min_steps,
+                low=(args.range or USER_RANGE)[0],
+                high=(args.range or USER_RANGE)[1],
+            )
+        except ValueError as error:
+            parser.error(str(error))
+        seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+        if seeds < 1:
+            parser.error("--seeds must be at least 1")
+        settings = replace(settings, tasks=(task,), seeds=tuple(range(seeds)))
+        if args.out is None:
+            args.out = script_out(task, quick=args.quick)
     if args.task:
         known = [t.name for t in settings.tasks]
         unknown = sorted(set(args.task) - set(known))

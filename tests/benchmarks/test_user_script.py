@@ -1,0 +1,161 @@
+"""The search-efficiency benchmark on a user's own script (`--script`).
+
+Covers: `--script PATH --quick` benchmarks that script alone (no built-in task), through
+real trial processes, with the budget and range given on the command line, and records the
+script's path and content digest; `adaptive` finds the script's good rates; `--rerender`
+rebuilds such results; results go under out/ unless `--out` says otherwise; editing the
+script changes its cache key; a missing script, a budget the API refuses and budget flags
+without `--script` are refused with what to fix. The script, tests/benchmarks/scripts/
+noisy_quadratic.py, is SGD on a noisy quadratic without torch, so a trial is quick.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import benchmarks.search_efficiency as se
+from tests.benchmarks.running import run_module
+
+SCRIPT = Path(__file__).parent / "scripts" / "noisy_quadratic.py"
+# The quadratic's curvatures go up to 10: rates from 0.2 diverge; below 0.01 it has not
+# converged in 54 steps (the ground truth's loss is 25x the best there).
+CONVERGING = (0.01, 0.2)
+FLAGS = ("--steps", "54", "--eval-every", "6", "--range", "1e-4", "10")
+
+
+@pytest.fixture(scope="module")
+def script_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("script-benchmark")
+    run_module(
+        "benchmarks.search_efficiency",
+        "--quick",
+        "--jobs",
+        "2",
+        "--script",
+        str(SCRIPT),
+        *FLAGS,
+        "--out",
+        str(out),
+    )
+    return out
+
+
+def _result(out: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((out / "search-efficiency.json").read_text())
+    return result
+
+
+def test_a_script_is_benchmarked_alone_with_the_budget_given(script_run: Path) -> None:
+    result = _result(script_run)
+    assert list(result["tasks"]) == ["noisy-quadratic"]
+    task = result["tasks"]["noisy-quadratic"]
+    assert (task["steps"], task["evalEvery"], task["range"]) == (54, 6, [1e-4, 10.0])
+    assert {run["strategy"] for run in result["runs"]} == set(se.STRATEGIES)
+
+
+def test_a_scripts_results_name_its_path_and_content(script_run: Path) -> None:
+    task = _result(script_run)["tasks"]["noisy-quadratic"]
+    assert task["trainer"]["command"][-1] == str(SCRIPT.resolve())
+    assert task["script_sha256"] == hashlib.sha256(SCRIPT.read_bytes()).hexdigest()[:12]
+    assert "--script" in _result(script_run)["command"]
+
+
+def test_adaptive_picks_a_rate_where_the_script_converges(script_run: Path) -> None:
+    (adaptive,) = [r for r in _result(script_run)["runs"] if r["strategy"] == "adaptive"]
+    low, high = CONVERGING
+    assert low < adaptive["chosen_lr"] < high
+
+
+def test_rerender_rebuilds_a_scripts_results_without_running(
+    script_run: Path, tmp_path: Path
+) -> None:
+    out = shutil.copytree(script_run, tmp_path / "copy")
+    (out / "search-efficiency.md").unlink()
+    run_module("benchmarks.search_efficiency", "--rerender", "--out", str(out))
+    assert _result(out)["runs"] == _result(script_run)["runs"]
+    assert (out / "search-efficiency.md").read_text() == (
+        script_run / "search-efficiency.md"
+    ).read_text()
+
+
+def _task(path: Path, **budget: Any) -> se.BenchTask:
+    given: dict[str, Any] = {
+        "steps": 54,
+        "eval_every": 6,
+        "min_steps": None,
+        "low": 1e-4,
+        "high": 10.0,
+    }
+    return se.user_task(path, **{**given, **budget})
+
+
+def test_a_scripts_results_go_under_out_not_the_committed_results() -> None:
+    task = _task(SCRIPT)
+    assert se.script_out(task, quick=False) == se.ROOT / "out" / "search-efficiency-noisy-quadratic"
+    assert se.script_out(task, quick=True).name == "search-efficiency-noisy-quadratic-quick"
+
+
+def test_a_scripts_name_becomes_a_task_name_the_api_accepts(tmp_path: Path) -> None:
+    script = tmp_path / "My_Train.v2.py"
+    script.write_text("print()\n")
+    task = _task(script)
+    assert task.name == "my-train-v2"
+    se.sweep_doc(task, 0, "adaptive", {})  # the API validates the sweep's name
+
+
+def test_editing_the_script_changes_its_cache_key(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("loss = 1\n")
+    rates = se.dense_rates(_task(script), 9)
+    before = se.config_hash(_task(script), rates)
+    script.write_text("loss = 2\n")
+    assert se.config_hash(_task(script), rates) != before
+
+
+def test_the_first_rung_defaults_to_a_ninth_of_the_budget() -> None:
+    task = _task(SCRIPT, steps=270, eval_every=None)
+    assert (task.eval_every, task.min_steps) == (15, 30)
+
+
+def _refusal(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as stopped:
+        se.main(list(argv))
+    assert stopped.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_a_missing_script_is_refused_with_its_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.py"
+    assert f"--script {missing}: no such file" in _refusal(capsys, "--script", str(missing))
+
+
+def test_a_budget_the_api_refuses_is_refused_with_the_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = _refusal(capsys, "--script", str(SCRIPT), "--steps", "40", "--min-steps", "50")
+    assert "minSteps (50) must not exceed steps (40)" in err
+
+
+def test_a_range_the_api_refuses_is_refused_with_the_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = _refusal(capsys, "--script", str(SCRIPT), "--range", "1", "0.1")
+    assert "min (1) must be below max (0.1)" in err
+
+
+def test_budget_flags_without_a_script_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _refusal(capsys, "--quick", "--steps", "54", "--seeds", "2")
+    assert "--steps, --seeds only apply with --script" in err
+
+
+def test_a_script_with_built_in_tasks_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _refusal(capsys, "--script", str(SCRIPT), "--task", "custom")
+    assert "--script replaces the built-in tasks" in err
