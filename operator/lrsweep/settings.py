@@ -22,6 +22,12 @@ class OperatorSettings(BaseSettings):
         300.0, ge=0, description="Seconds a trial paused at a rung waits for a decision."
     )
     stop_grace_seconds: int = Field(10, ge=0, description="Grace period of a stopped trial.")
+    start_grace_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds a scheduled trial pod may fail to pull its image before its "
+        "attempt fails.",
+    )
     metrics_port: int = Field(8080, ge=0, le=65535, description="Operator /metrics; 0: off.")
     health_port: int = Field(8081, ge=0, le=65535, description="Liveness /healthz; 0: off.")
     pod_namespace: str = Field("default", description="Where the operator runs (downward API).")

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,21 @@ def free_port() -> int:
 
 class Operator:
     """`lrsweep operator` as a process, watching one namespace (or every one, `clusterwide`);
-    restartable, killable."""
+    restartable, killable. `settings`: more LRSWEEP_* variables, as the chart's values set."""
 
     def __init__(
-        self, cluster: KubeCluster, namespace: str, log: Path, *, clusterwide: bool = False
+        self,
+        cluster: KubeCluster,
+        namespace: str,
+        log: Path,
+        *,
+        clusterwide: bool = False,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.cluster = cluster
         self.namespace = namespace
         self.clusterwide = clusterwide
+        self.settings = dict(settings or {})
         self.log_path = log
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -49,6 +57,7 @@ class Operator:
             "LRSWEEP_GATE_TIMEOUT": "60",
             "LRSWEEP_METRICS_PORT": str(self.metrics_port),
             "LRSWEEP_HEALTH_PORT": str(free_port()),
+            **self.settings,
         }
         if self.clusterwide:
             env["LRSWEEP_CLUSTERWIDE"] = "true"

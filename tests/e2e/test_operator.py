@@ -316,6 +316,26 @@ def test_an_image_that_cannot_be_pulled_shows_in_a_condition(
     assert "registry.invalid/lrsweep-trainr:0.1.0" in condition["message"]
 
 
+def test_an_image_that_cannot_be_pulled_fails_the_sweep_after_the_start_grace(
+    kube_cluster: KubeCluster, kube_namespace: str, crd: str, tmp_path: Path
+) -> None:
+    # The chart's operator.startGraceSeconds, shortened from 300 s.
+    settings = {"LRSWEEP_START_GRACE_SECONDS": "1"}
+    op = Operator(kube_cluster, kube_namespace, tmp_path / "operator.log", settings=settings)
+    op.start()
+    try:
+        doc = toy_sweep("typo-grace", {"strategy": "grid", "values": [0.05]})
+        container = doc["spec"]["trial"]["template"]["spec"]["containers"][0]
+        container["image"] = "registry.invalid/lrsweep-trainr:0.1.0"
+        del container["command"]
+        apply(kube_cluster, kube_namespace, doc)
+        sweep = wait_phase(kube_cluster, kube_namespace, "typo-grace", ("Succeeded", "Failed"), 90)
+    finally:
+        op.stop()
+    assert sweep["status"]["phase"] == "Failed", op.log()[-3000:]
+    assert "(for over 1 s)" in sweep["status"]["message"]
+
+
 def test_api_faults_do_not_stop_a_sweep_or_change_its_winner(
     kube_cluster: KubeCluster,
     kube_namespace: str,

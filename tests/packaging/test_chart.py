@@ -163,6 +163,11 @@ def test_operator_env_is_accepted_by_the_settings_model(
     OperatorSettings()
 
 
+def test_the_start_grace_reaches_the_operator() -> None:
+    assert _env(render("defaults"))["LRSWEEP_START_GRACE_SECONDS"] == "300"
+    assert _env(render("every-option"))["LRSWEEP_START_GRACE_SECONDS"] == "900"
+
+
 def test_the_image_tag_defaults_to_the_app_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     image = _container(render("defaults"))["image"]

@@ -254,10 +254,10 @@ def unschedulable_reason(pod: Mapping[str, Any]) -> str | None:
 FAIL_AT_ONCE = frozenset({"InvalidImageName", "CreateContainerConfigError"})
 NEVER_RETRIED = frozenset({"InvalidImageName"})
 # Often transient (a registry or runtime hiccup) but forever after a typo in the image name:
-# the attempt fails once its pod has been scheduled for `START_GRACE_SECONDS` and the kubelet
-# still cannot start it (the kubelet's own image-pull back-off reaches its 300 s cap by then).
+# the attempt fails once its pod has been scheduled for a grace period
+# (`OperatorSettings.start_grace_seconds`, 300 s by default, by when the kubelet's own
+# image-pull back-off reaches its 300 s cap) and the kubelet still cannot start it.
 FAIL_AFTER_GRACE = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerError"})
-START_GRACE_SECONDS = 300.0
 
 
 def cannot_start(pod: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -294,10 +294,11 @@ def _scheduled_at(pod: Mapping[str, Any]) -> dt.datetime | None:
 
 
 def observe_stuck_pod(
-    trial: str, attempt: int, pod: Mapping[str, Any], now: dt.datetime
+    trial: str, attempt: int, pod: Mapping[str, Any], now: dt.datetime, grace: float
 ) -> Observation | None:
     """A pod whose container the kubelet cannot start: pending while it may still start,
-    a failed attempt once it cannot (`FAIL_AT_ONCE`, `FAIL_AFTER_GRACE`). None: not stuck."""
+    a failed attempt once it cannot (`FAIL_AT_ONCE`; `FAIL_AFTER_GRACE` after `grace`
+    seconds scheduled). None: not stuck."""
     stuck = cannot_start(pod)
     if stuck is None:
         return None
@@ -305,9 +306,9 @@ def observe_stuck_pod(
     what = f"{reason}: {message}" if message else reason
     since = _scheduled_at(pod)
     waited = (now - since).total_seconds() if since is not None else 0.0
-    if reason in FAIL_AT_ONCE or waited > START_GRACE_SECONDS:
+    if reason in FAIL_AT_ONCE or waited > grace:
         if reason in FAIL_AFTER_GRACE:
-            what = f"{what} (for over {START_GRACE_SECONDS:g} s)"
+            what = f"{what} (for over {grace:g} s)"
         return Observation(
             trial,
             attempt,
@@ -600,7 +601,9 @@ async def _observe(
         elif phase == "Running" and (ip := (pod.get("status") or {}).get("podIP")):
             url = pod_url(ip, spec.trial.metricsPort, "/metrics")
             scrapes.append((r, cluster.scrape(url, settings.scrape_timeout)))
-        elif (stuck := observe_stuck_pod(r.id, r.attempts, pod, now)) is not None:
+        elif (
+            stuck := observe_stuck_pod(r.id, r.attempts, pod, now, settings.start_grace_seconds)
+        ) is not None:
             not_starting.append(f"{r.id}: {stuck.reason}")
             observations.append(stuck)
         else:

@@ -263,7 +263,7 @@ def test_a_container_that_cannot_start_is_pending_or_fails_its_attempt(
     reason: str, waited: int, state: ProcessState | None, retried: bool
 ) -> None:
     scheduled = (NOW - dt.timedelta(seconds=waited)).isoformat()
-    obs = observe_stuck_pod("t001", 1, _waiting(reason, scheduled), NOW)
+    obs = observe_stuck_pod("t001", 1, _waiting(reason, scheduled), NOW, grace=300)
     assert (obs.state if obs is not None else None) is state
     if obs is not None:
         assert obs.reason.startswith(f"{reason}: m")
@@ -273,9 +273,21 @@ def test_a_container_that_cannot_start_is_pending_or_fails_its_attempt(
 def test_a_pod_waiting_for_its_node_is_not_stuck_before_it_is_scheduled() -> None:
     pod = _waiting("ImagePullBackOff", "2026-01-01T00:00:00Z")
     pod["metadata"] = {"creationTimestamp": "2025-12-31T00:00:00Z"}  # a day waiting for a GPU
-    obs = observe_stuck_pod("t001", 1, pod, NOW + dt.timedelta(seconds=60))
+    obs = observe_stuck_pod("t001", 1, pod, NOW + dt.timedelta(seconds=60), grace=300)
     assert obs is not None
     assert obs.state is ProcessState.PENDING
+
+
+def test_an_image_pull_fails_its_attempt_after_the_grace_given_and_says_so() -> None:
+    scheduled = (NOW - dt.timedelta(seconds=400)).isoformat()
+    pod = _waiting("ImagePullBackOff", scheduled)
+    waiting = observe_stuck_pod("t001", 1, pod, NOW, grace=600)
+    failed = observe_stuck_pod("t001", 1, pod, NOW, grace=120)
+    assert waiting is not None
+    assert waiting.state is ProcessState.PENDING
+    assert failed is not None
+    assert failed.state is ProcessState.EXITED
+    assert failed.reason.endswith("(for over 120 s)")
 
 
 def _pod(trial: str, attempt: int, phase: str = "Running") -> dict[str, Any]:
