@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import math
 import signal
 import sys
@@ -30,6 +29,7 @@ from lrsweep.api import (
 from lrsweep.engine.strategies import Best
 from lrsweep.engine.sweep import Decision, Sweep
 from lrsweep.engine.trials import records_from_status
+from lrsweep.runtime.clock import timestamp
 from lrsweep.runtime.env import contract_env
 from lrsweep.runtime.local import (
     REPORT_FILE,
@@ -52,10 +52,6 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 # Terminals narrower than this show trials without their reasons (result.json has them).
 REASON_WIDTH = 110
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def progress_table(decision: Decision, metric: str, width: int = 120) -> Table:
@@ -144,7 +140,7 @@ def _run(
 ) -> int:
     sweep = Sweep(sweep_doc.spec, key=sweep_doc.metadata.uid or sweep_doc.metadata.name)
     metric = sweep_doc.spec.objective.metric
-    started = state.start_time or _now()
+    started = state.start_time or timestamp()
     last: list[Decision] = []
     written = ""
 
@@ -195,7 +191,7 @@ def _run(
         return EXIT_INTERRUPTED
     decision = last[-1]
     status = stamped(decision)
-    status.completionTime = _now()
+    status.completionTime = timestamp()
     if interrupted:
         status.phase = Phase.FAILED
         status.message = f"interrupted: partial result. {status.message}"

@@ -7,7 +7,6 @@ exactly where the last status write left off.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -16,15 +15,12 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from lrsweep import api
+from lrsweep.runtime.clock import timestamp
 from lrsweep.runtime.kube import Cluster, reconcile, status_patch
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
 
 SETTINGS = OperatorSettings()
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def load_cluster_config() -> None:
@@ -86,7 +82,7 @@ async def reconcile_sweep(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, *
     cluster: Cluster = memo.cluster
     try:
         with cluster.telemetry.reconcile_seconds.time():
-            result = await reconcile(cluster, SETTINGS, body, _now())
+            result = await reconcile(cluster, SETTINGS, body, timestamp())
     except ApiException as err:
         if err.status is not None and (err.status >= 500 or err.status == 429):
             # Routine for an API server under load: one line, and the next tick retries.
