@@ -49,7 +49,7 @@ from benchmarks.search_efficiency import (
     seed_spread,
     within_target,
 )
-from benchmarks.search_efficiency_report import pct
+from benchmarks.search_efficiency_report import best_score_spread, pct
 
 STEM = "parallelism"
 LABEL = "adaptive"
@@ -153,6 +153,8 @@ def run(
         "strategy": LABEL,
         "parallelism": list(parallelisms),
         "seed_sd": spread,
+        # Another reading of the seed sd (search_efficiency_report.best_score_spread).
+        "seed_sd_of_best_scores": best_score_spread(settings, truths),
         "summary": summarise(cases),
         "cases": [asdict(c) for c in cases],
         "cached_runs": len(cache.hits),

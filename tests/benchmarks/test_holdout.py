@@ -64,6 +64,19 @@ def test_markdown_also_judges_the_held_out_cases_with_the_benchmarks_seed_sd() -
     assert "seeds 0-4's seed sd instead, 4 of 4 held-out cases" in markdown(RESULT, BENCHMARK)
 
 
+def test_markdown_pools_the_shares_with_the_seed_sd_read_from_each_seeds_best_score() -> None:
+    result = {**RESULT, "seed_sd_of_best_scores": {"a": 0.6, "b": 0.0}}
+    benchmark = {**BENCHMARK, "tolerance_by_best_scores": {"within_target": {"adaptive": 22}}}
+    text = markdown(result, benchmark)
+    # a 6 (+50%) is within 60%; b 5 (0%) within 1%; b 6 (-10%) too: 4 of 4, 26 of 29 pooled.
+    assert "(a 60.0%, b 0.0%), 4 of 4 held-out cases are within target" in text
+    assert "read the same way 26 of 29 (90%; 95% interval 73%-98%)" in text
+
+
+def test_markdown_leaves_out_the_other_reading_for_results_without_it() -> None:
+    assert "each seed's best dense-grid score" not in markdown(RESULT, BENCHMARK)
+
+
 def test_markdown_marks_each_miss_with_its_seed_sd() -> None:
     text = markdown(RESULT, None)
     assert "| a | 6 | 0.2 | +50.00% | +20.00% | 4.00 R | **no** |" in text

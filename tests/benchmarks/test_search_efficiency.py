@@ -58,6 +58,7 @@ from benchmarks.search_efficiency import (
     spearman,
 )
 from benchmarks.search_efficiency_report import (
+    best_score_spread,
     low_first_rung,
     share_interval,
     sparser_grids,
@@ -164,6 +165,18 @@ def test_seed_spread_is_relative_at_the_best_mean_rate() -> None:
     assert lr == 0.2
     assert sd == pytest.approx(math.sqrt(0.005) / 0.95)
     assert seed_spread(truths[:1]) == (0.2, 0.0)
+
+
+def test_best_score_spread_is_relative_over_each_seeds_best_score() -> None:
+    settings = replace(quick_settings(), tasks=(replace(quick_settings().tasks[0], name="t"),))
+    truths = {
+        ("t", 0): _truth(0, {0.1: 1.0, 0.2: 0.9, 0.4: None}),
+        ("t", 1): _truth(1, {0.1: 1.0, 0.2: 1.0, 0.4: 0.5}),
+    }
+    # Bests 0.9 (at 0.2) and 0.5 (at 0.4): not one rate's scores, as in seed_spread.
+    spread = best_score_spread(replace(settings, seeds=(0, 1)), truths)
+    assert spread["t"] == pytest.approx(math.sqrt(0.08) / 0.7)
+    assert best_score_spread(replace(settings, seeds=(0,)), truths) == {"t": 0.0}
 
 
 def _run(seed: int, strategy: str, lr: float | None, score: float | None) -> Run:
