@@ -134,6 +134,13 @@ class SweepInterruptedError(Exception):
     """The benchmark was asked to stop before this sweep finished."""
 
 
+class TaskError(Exception):
+    """A task cannot be benchmarked as given (its trials fail, or report no objective)."""
+
+
+EXIT_BAD_TASK = 2  # as `lrsweep run` exits on bad input
+
+
 def run_sweep_doc(doc: LRSweep, workdir: Path) -> Decision:
     """`run_local`, abandoned at its next decision once STOP is set (its trials stopped)."""
 
@@ -545,7 +552,7 @@ def _full_runs(
     fresh: bool,
 ) -> GroundTruth:
     """Every rate trained for the full budget at this seed: one grid sweep, or its cache."""
-    if not fresh and (cached := _load_cache(path, digest)) is not None:
+    if not fresh and (cached := _load_cache(path, digest)) is not None and cached.finals:
         return cached
     truth = _train(task, seed, rates, jobs=jobs, workdir=workdir)
     _save_cache(path, digest, task, truth)
@@ -564,6 +571,12 @@ def _train(
     }
     started = time.monotonic()
     decision = run_sweep_doc(sweep_doc(task, seed, "dense", search), workdir)
+    if decision.broken:
+        scored = " (the benchmark scores every task by its val_loss, lower is better)"
+        raise TaskError(
+            f"{task.name} seed {seed}: the ground-truth sweep gave up: {decision.message}"
+            + (scored if "objective metric" in decision.message else "")
+        )
     points = tuple(
         RatePoint(
             lr=r.learning_rate,
@@ -574,6 +587,12 @@ def _train(
         )
         for r in sorted(decision.records, key=lambda r: r.learning_rate)
     )
+    if not any(p.final is not None for p in points):
+        raise TaskError(
+            f"{task.name} seed {seed}: no rate from {task.low:g} to {task.high:g} finished its "
+            f"budget ({decision.message}); lower the range or check the script's logs "
+            f"(--workdir keeps them)"
+        )
     return GroundTruth(task.name, seed, points, seconds=time.monotonic() - started)
 
 
@@ -1399,6 +1418,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     settings, jobs=args.jobs, out=out, workdir=Path(tmp), fresh=args.fresh
                 )
         check_stopped()
+    except TaskError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_TASK) from None
     except (KeyboardInterrupt, SweepInterruptedError):
         print(
             f"interrupted: every trial process is stopped; finished sweeps stay cached in "

@@ -5,8 +5,10 @@ real trial processes, with the budget and range given on the command line, and r
 script's path and content digest; `adaptive` finds the script's good rates; `--rerender`
 rebuilds such results; results go under out/ unless `--out` says otherwise; editing the
 script changes its cache key; a missing script, a budget the API refuses and budget flags
-without `--script` are refused with what to fix. The script, tests/benchmarks/scripts/
-noisy_quadratic.py, is SGD on a noisy quadratic without torch, so a trial is quick.
+without `--script` are refused with what to fix, and a script that fails, reports no
+val_loss or diverges at every rate stops the benchmark with exit code 2 and the reason.
+The script, tests/benchmarks/scripts/noisy_quadratic.py, is SGD on a noisy quadratic
+without torch, so a trial is quick.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +163,55 @@ def test_budget_flags_without_a_script_are_refused(capsys: pytest.CaptureFixture
 def test_a_script_with_built_in_tasks_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     err = _refusal(capsys, "--script", str(SCRIPT), "--task", "custom")
     assert "--script replaces the built-in tasks" in err
+
+
+REPORTS_LOSS_ONLY = """
+from lrsweep_trainer import report
+with report.start(max_steps=30, eval_every=6) as session:
+    for step in range(1, session.max_steps + 1):
+        if session.log_step(step, 1.0 / step):
+            break
+        if session.should_evaluate(step) and session.log(step, loss=1.0 / step):
+            break
+"""
+FAILS = "raise SystemExit('no training data in ./data')\n"
+ALWAYS_DIVERGES = """
+from lrsweep_trainer import report
+with report.start(max_steps=30, eval_every=6) as session:
+    for step in range(1, session.max_steps + 1):
+        if session.log_step(step, 1e6 * step):
+            break
+        if session.should_evaluate(step) and session.log(step, val_loss=float("nan")):
+            break
+"""
+
+
+def _benchmark_fails(tmp_path: Path, source: str) -> str:
+    script = tmp_path / "train.py"
+    script.write_text(source)
+    args = ("--quick", "--script", str(script), "--steps", "30", "--eval-every", "6")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search_efficiency", *args, "--out", str(tmp_path)],
+        cwd=se.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    return done.stderr
+
+
+def test_a_script_without_val_loss_stops_the_benchmark_naming_the_metric(tmp_path: Path) -> None:
+    err = _benchmark_fails(tmp_path, REPORTS_LOSS_ONLY)
+    assert "the objective metric 'val_loss' is not reported" in err
+    assert "scores every task by its val_loss" in err
+
+
+def test_a_script_that_fails_stops_the_benchmark_with_its_error(tmp_path: Path) -> None:
+    assert "no training data in ./data" in _benchmark_fails(tmp_path, FAILS)
+
+
+def test_a_script_diverging_at_every_rate_stops_the_benchmark(tmp_path: Path) -> None:
+    err = _benchmark_fails(tmp_path, ALWAYS_DIVERGES)
+    assert "no rate from 0.0001 to 10 finished its budget" in err
