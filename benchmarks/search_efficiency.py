@@ -1287,6 +1287,32 @@ def stored_user_task(name: str, about: Mapping[str, Any]) -> BenchTask:
     )
 
 
+# Flags that describe a `--script` task (the built-in tasks set their own).
+SCRIPT_ONLY = ("steps", "eval_every", "min_steps", "range", "seeds")
+
+
+def script_settings(args: argparse.Namespace, base: Settings) -> Settings:
+    """The settings of a `--script` run: the user's task alone, at seeds 0..N-1.
+
+    Raises ValueError saying what is wrong with the flags.
+    """
+    if args.task or args.rerender:
+        raise ValueError("--script replaces the built-in tasks: leave out --task and --rerender")
+    low, high = args.range or USER_RANGE
+    task = user_task(
+        args.script,
+        steps=USER_STEPS if args.steps is None else args.steps,
+        eval_every=args.eval_every,
+        min_steps=args.min_steps,
+        low=low,
+        high=high,
+    )
+    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    if seeds < 1:
+        raise ValueError("--seeds must be at least 1")
+    return replace(base, tasks=(task,), seeds=tuple(range(seeds)))
+
+
 def _command() -> str:
     """This invocation, without --workdir (where trial logs went: no bearing on results)."""
     args = sys.argv[1:]
@@ -1363,35 +1389,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     settings = quick_settings() if args.quick else FULL
-    if args.script is None:
-        given = [
-            f
-            for f in ("steps", "eval_every", "min_steps", "range", "seeds")
-            if getattr(args, f) is not None
-        ]
-        if given:
-            flags = ", ".join("--" + f.replace("_", "-") for f in given)
-            parser.error(f"{flags} only apply with --script (the built-in tasks set their own)")
-    else:
-        if args.task or args.rerender:
-            parser.error("--script replaces the built-in tasks: leave out --task and --rerender")
+    if args.script is not None:
         try:
-            task = user_task(
-                args.script,
-                steps=USER_STEPS if args.steps is None else args.steps,
-                eval_every=args.eval_every,
-                min_steps=args.min_steps,
-                low=(args.range or USER_RANGE)[0],
-                high=(args.range or USER_RANGE)[1],
-            )
+            settings = script_settings(args, settings)
         except ValueError as error:
             parser.error(str(error))
-        seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-        if seeds < 1:
-            parser.error("--seeds must be at least 1")
-        settings = replace(settings, tasks=(task,), seeds=tuple(range(seeds)))
-        if args.out is None:
-            args.out = script_out(task, quick=args.quick)
+        args.out = args.out or script_out(settings.tasks[0], quick=args.quick)
+    elif given := [f for f in SCRIPT_ONLY if getattr(args, f) is not None]:
+        flags = ", ".join("--" + f.replace("_", "-") for f in given)
+        parser.error(f"{flags} only apply with --script (the built-in tasks set their own)")
     if args.task:
         known = [t.name for t in settings.tasks]
         unknown = sorted(set(args.task) - set(known))

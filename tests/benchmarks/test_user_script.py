@@ -215,3 +215,7 @@ def test_a_script_that_fails_stops_the_benchmark_with_its_error(tmp_path: Path) 
 def test_a_script_diverging_at_every_rate_stops_the_benchmark(tmp_path: Path) -> None:
     err = _benchmark_fails(tmp_path, ALWAYS_DIVERGES)
     assert "no rate from 0.0001 to 10 finished its budget" in err
+
+
+def test_no_seeds_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--seeds must be at least 1" in _refusal(capsys, "--script", str(SCRIPT), "--seeds", "0")
