@@ -752,9 +752,14 @@ def markdown(result: Mapping[str, Any]) -> str:
     lines = [
         "# Search efficiency against a dense ground-truth grid",
         "",
-        "Reproduce (from the repository root; the ground truth is cached in "
-        "`benchmarks/results/ground-truth/`, delete it or pass `--fresh` after changing the "
-        "trainer):",
+        (
+            "Reproduce (from the repository root; the ground truth is cached in the output "
+            "directory's `ground-truth/`, keyed by the script's content):"
+            if any("script_sha256" in t for t in result["tasks"].values())
+            else "Reproduce (from the repository root; the ground truth is cached in "
+            "`benchmarks/results/ground-truth/`, delete it or pass `--fresh` after changing "
+            "the trainer):"
+        ),
         "",
         "```sh",
         result["command"],

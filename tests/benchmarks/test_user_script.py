@@ -70,6 +70,12 @@ def test_a_scripts_results_name_its_path_and_content(script_run: Path) -> None:
     assert "--script" in _result(script_run)["command"]
 
 
+def test_a_scripts_report_says_its_cache_follows_the_script(script_run: Path) -> None:
+    text = (script_run / "search-efficiency.md").read_text()
+    assert "keyed by the script's content" in text
+    assert "benchmarks/results/ground-truth" not in text
+
+
 def test_adaptive_picks_a_rate_where_the_script_converges(script_run: Path) -> None:
     (adaptive,) = [r for r in _result(script_run)["runs"] if r["strategy"] == "adaptive"]
     low, high = CONVERGING
