@@ -38,6 +38,7 @@ from lrsweep.runtime.local import (
     build_process,
     check_command,
     check_container,
+    check_working_dir,
     resume,
     run_sweep,
     saved_sweep,
@@ -92,6 +93,7 @@ def _preflight(sweep: LRSweep) -> None:
     """Refuse templates that cannot run here before any trial starts."""
     template = sweep.spec.trial.template
     check_container(template)
+    check_working_dir(template)
     check_command(template)
     from lrsweep.engine.sweep import Launch
 

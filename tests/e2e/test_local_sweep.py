@@ -154,8 +154,21 @@ def test_an_objective_the_trials_do_not_report_fails_fast_with_exit_code_2(
             "comand: [python, train.py]}]}}}}\n",
             "containers[0].comand: not a field of a Kubernetes container (did you mean 'command'?)",
         ),
+        (
+            "apiVersion: lrsweep.dev/v1alpha1\nkind: LRSweep\nmetadata: {name: x}\n"
+            "spec: {trial: {template: {spec: {containers: [{name: a, image: b, "
+            "workingDir: /no-such-workspace}]}}}}\n",
+            "workingDir: '/no-such-workspace' is not a directory on this machine",
+        ),
     ],
-    ids=["invalid-yaml", "unknown-field", "min-above-max", "missing-command", "misspelt-command"],
+    ids=[
+        "invalid-yaml",
+        "unknown-field",
+        "min-above-max",
+        "missing-command",
+        "misspelt-command",
+        "missing-working-dir",
+    ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.yaml"

@@ -151,10 +151,33 @@ def check_container(template: Mapping[str, Any]) -> None:
         )
 
 
+def working_dir(template: Mapping[str, Any]) -> str | None:
+    """Where a trial process runs: the container's workingDir, else the current directory."""
+    wd = template["spec"]["containers"][0].get("workingDir")
+    return str(wd) if wd else None
+
+
+def check_working_dir(template: Mapping[str, Any]) -> None:
+    """Fail before the sweep starts when the container's workingDir is not a directory here."""
+    wd = working_dir(template)
+    if wd is not None and not Path(wd).is_dir():
+        raise SpecError(
+            f"trial.template.spec.containers[0].workingDir: {wd!r} is not a directory on this "
+            "machine; local trials run where the container would: create it, or remove "
+            "workingDir to run trials in the current directory"
+        )
+
+
 def check_command(template: Mapping[str, Any]) -> None:
     """Fail before the sweep starts when the trial's program does not exist here."""
     command = template["spec"]["containers"][0].get("command")
-    if command and shutil.which(str(command[0])) is None:
+    if not command:
+        return
+    program = str(command[0])
+    wd = working_dir(template)
+    if wd is not None and "/" in program and not Path(program).is_absolute():
+        program = str(Path(wd) / program)  # a relative path runs from the workingDir
+    if shutil.which(program) is None:
         raise SpecError(
             f"trial.template.spec.containers[0].command: {command[0]!r} was not found on "
             "this machine; give a program on PATH (or omit command to run the LRSweep trainer)"
@@ -244,6 +267,7 @@ class LocalBackend:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                cwd=working_dir(self.sweep.spec.trial.template),
                 # Its own process group: Ctrl-C reaches the sweep, which stops trials itself.
                 start_new_session=True,
             )

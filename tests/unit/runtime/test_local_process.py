@@ -3,7 +3,9 @@
 Covers: Kubernetes $(VAR) expansion rules; the contract env; the trainer as default
 entrypoint; container env referring to contract variables; fieldRef resolution; refusal of
 env sources local trials cannot resolve; a missing program is refused before the sweep, and
-so is a misspelt container field (the field list is the Kubernetes client's);
+so is a misspelt container field (the field list is the Kubernetes client's); a trial runs
+in the container's workingDir (refused before the sweep when it is not a directory here),
+where a relative command is looked up, else in the current directory;
 a gated trial process is told how long to wait at a rung (the backend's gate timeout); a
 second sweep in a directory another sweep is running in is refused, and allowed once the
 first one has shut down.
@@ -28,6 +30,7 @@ from lrsweep.runtime.local import (
     build_process,
     check_command,
     check_container,
+    check_working_dir,
 )
 
 LAUNCH = Launch("t003", 2, 0.03, 1, "train", 300, 25, (25, 75, 300))
@@ -104,7 +107,7 @@ def test_every_kubernetes_container_field_is_accepted() -> None:
     check_container(template(**dict.fromkeys(CONTAINER_FIELDS - {"name", "image"}, None)))
 
 
-def _sweep(program: str = "pass") -> LRSweep:
+def _sweep(program: str = "pass", **container: object) -> LRSweep:
     """An asha sweep whose trials run `program` with this Python."""
     return parse_sweep(
         {
@@ -114,7 +117,9 @@ def _sweep(program: str = "pass") -> LRSweep:
             "spec": {
                 "search": {"strategy": "asha", "min": 0.001, "max": 0.1},
                 "budget": {"steps": 300},
-                "trial": {"template": template(command=[sys.executable, "-c", program])},
+                "trial": {
+                    "template": template(command=[sys.executable, "-c", program], **container)
+                },
             },
         }
     )
@@ -156,3 +161,42 @@ def test_a_directory_is_free_again_once_its_sweep_has_shut_down(tmp_path: Path) 
     LocalBackend(_sweep(), tmp_path).shutdown()
     again = LocalBackend(_sweep(), tmp_path)
     again.shutdown()
+
+
+def _cwd_of_a_trial(tmp_path: Path, **container: object) -> str:
+    """Launch a trial that prints its working directory; return the line."""
+    local = LocalBackend(_sweep("import os; print(os.getcwd())", **container), tmp_path / "out")
+    local.launch(LAUNCH)
+    try:
+        local.attempts[LAUNCH.trial].process.wait(timeout=60)
+    finally:
+        local.shutdown()
+    log = tmp_path / "out" / "trials" / f"{LAUNCH.trial}-a{LAUNCH.attempt}.log"
+    return log.read_text().strip()
+
+
+def test_a_trial_runs_in_the_containers_working_dir(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    assert _cwd_of_a_trial(tmp_path, workingDir=str(work)) == str(work)
+
+
+def test_without_a_working_dir_a_trial_runs_in_the_current_directory(tmp_path: Path) -> None:
+    assert _cwd_of_a_trial(tmp_path) == str(Path.cwd())
+
+
+def test_a_working_dir_that_is_not_a_directory_here_is_refused_before_the_sweep(
+    tmp_path: Path,
+) -> None:
+    missing = str(tmp_path / "workspace")
+    with pytest.raises(SpecError, match=r"workingDir: '.*workspace' is not a directory"):
+        check_working_dir(template(workingDir=missing))
+
+
+def test_a_relative_command_is_looked_up_from_the_working_dir(tmp_path: Path) -> None:
+    script = tmp_path / "train.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    check_command(template(command=["./train.sh"], workingDir=str(tmp_path)))
+    with pytest.raises(SpecError, match=r"'\./train\.sh' was not found"):
+        check_command(template(command=["./train.sh"], workingDir=str(tmp_path / "elsewhere")))
