@@ -254,7 +254,8 @@ class LocalBackend:
             launch,
             sweep=self.sweep.metadata.name,
             metrics_port=port,
-            termination_path=str(summary),
+            # Absolute: the process may run elsewhere (the container's workingDir).
+            termination_path=str(summary.absolute()),
             metrics_host="127.0.0.1",
             gate_timeout=self.gate_timeout,
         )

@@ -181,6 +181,22 @@ def test_a_trial_runs_in_the_containers_working_dir(tmp_path: Path) -> None:
     assert _cwd_of_a_trial(tmp_path, workingDir=str(work)) == str(work)
 
 
+def test_a_trial_in_a_working_dir_writes_its_summary_into_a_relative_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    program = "import os; open(os.environ['LRSWEEP_TERMINATION_PATH'], 'w').write('{}')"
+    local = LocalBackend(_sweep(program, workingDir=str(tmp_path / "work")), Path("out"))
+    local.launch(LAUNCH)
+    try:
+        local.attempts[LAUNCH.trial].process.wait(timeout=60)
+    finally:
+        local.shutdown()
+    summary = f"{LAUNCH.trial}-a{LAUNCH.attempt}.summary.json"
+    assert (tmp_path / "out" / "trials" / summary).read_text() == "{}"
+
+
 def test_without_a_working_dir_a_trial_runs_in_the_current_directory(tmp_path: Path) -> None:
     assert _cwd_of_a_trial(tmp_path) == str(Path.cwd())
 
