@@ -2,9 +2,11 @@
 
 Covers: the quickstart prints a winner and writes result.json and report.png; a user's own
 script (reporting API) sweeps with explicit values, and crashing trials get a failed verdict
-while the sweep goes on; a trial serving garbage metrics gets a reason; bad input exits 2
+while the sweep goes on; trials run in the container's workingDir; a trial serving garbage
+metrics gets a reason; bad input exits 2
 with a one-line error (missing file, a file that is not text, invalid YAML, unknown field,
-min >= max, a command that does not exist, a misspelt container field, an --out that cannot
+min >= max, a command that does not exist, a misspelt container field, a workingDir that is
+not a directory here, an --out that cannot
 be created, a poll interval that is not positive, an unknown task: a usage error, tried
 once); a signal while the result is written does not cut it short; an objective the trials
 do not report fails the sweep, with early stopping too (no trial waits at a rung for a
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +108,22 @@ def test_a_trial_template_that_cannot_start_fails_fast_with_exit_code_2(tmp_path
     assert "toy: crashing on purpose" in done.stderr
     result = json.loads((tmp_path / "result.json").read_text())
     assert len(result["trials"]) < 8 or any(t["attempts"] == 0 for t in result["trials"].values())
+
+
+def test_trials_run_in_the_containers_working_dir(tmp_path: Path) -> None:
+    # As in an image whose WORKDIR holds the script: `python train.py` from workingDir.
+    work = tmp_path / "app"
+    work.mkdir()
+    shutil.copy(TOY, work / "train.py")
+    doc = toy_sweep_doc("workdir", {"strategy": "grid", "values": [0.05]})
+    container = doc["spec"]["trial"]["template"]["spec"]["containers"][0]
+    container["command"] = [sys.executable, "train.py"]
+    container["workingDir"] = str(work)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    done = lrsweep("run", str(path), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["bestLearningRate"] == 0.05
 
 
 @pytest.mark.parametrize("strategy", ["grid", "asha"])
