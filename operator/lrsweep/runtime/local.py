@@ -108,6 +108,11 @@ def build_process(
     $(VAR); command and args are then expanded against the whole environment.
     """
     container = template["spec"]["containers"][0]
+    if container.get("envFrom"):
+        raise SpecError(
+            "trial.template.spec.containers[0].envFrom: local trials cannot read ConfigMaps or "
+            "Secrets; give the variables in env with a value"
+        )
     env: dict[str, str] = dict(contract)
     for item in container.get("env") or []:
         name = item["name"]

@@ -2,13 +2,13 @@
 
 Covers: Kubernetes $(VAR) expansion rules; the contract env; the trainer as default
 entrypoint; container env referring to contract variables; fieldRef resolution; refusal of
-env sources local trials cannot resolve; a missing program is refused before the sweep, and
-so is a misspelt container field (the field list is the Kubernetes client's); a trial runs
-in the container's workingDir (refused before the sweep when it is not a directory here),
-where a relative command is looked up, else in the current directory;
-a gated trial process is told how long to wait at a rung (the backend's gate timeout); a
-second sweep in a directory another sweep is running in is refused, and allowed once the
-first one has shut down.
+env sources local trials cannot resolve (valueFrom secrets, envFrom); a missing program is
+refused before the sweep, and so is a misspelt container field (the field list is the
+Kubernetes client's); a trial runs in the container's workingDir (refused before the sweep
+when it is not a directory here), where a relative command is looked up, else in the current
+directory; a gated trial process is told how long to wait at a rung (the backend's gate
+timeout); a second sweep in a directory another sweep is running in is refused, and allowed
+once the first one has shut down.
 """
 
 from __future__ import annotations
@@ -86,6 +86,12 @@ def test_field_refs_resolve_to_local_values() -> None:
 def test_secret_refs_are_refused_with_a_reason() -> None:
     spec = template(env=[{"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}])
     with pytest.raises(SpecError, match="env 'K' uses a valueFrom source"):
+        build_process(spec, {}, "pod")
+
+
+def test_env_from_a_configmap_is_refused_with_a_reason() -> None:
+    spec = template(envFrom=[{"configMapRef": {"name": "training-settings"}}])
+    with pytest.raises(SpecError, match="envFrom: local trials cannot read ConfigMaps"):
         build_process(spec, {}, "pod")
 
 
