@@ -3,9 +3,9 @@
     .venv/bin/python -m benchmarks.search_efficiency [--quick] [--jobs N] [--out DIR]
     .venv/bin/python -m benchmarks.search_efficiency --script train.py [--steps N] ...
 
-With `--script`, the user's own training script (reporting API, `val_loss` minimized) is
-the only task, with the budget and rate range given on the command line (`user_task`), and
-the results go to out/search-efficiency-<name>/.
+With `--script`, the user's own training script (reporting API; `val_loss`, or the metric
+`--metric` names, minimized) is the only task, with the budget and rate range given on the
+command line (`user_task`), and the results go to out/search-efficiency-<name>/.
 
 For each task (built-in trainer tasks with different models, optimizers and schedules, and a
 user's own script on the reporting API) and each seed, everything runs through the local
@@ -74,7 +74,7 @@ from typing import Any
 from pydantic import ValidationError
 from scipy import stats
 
-from lrsweep.api import ADAPTIVE_CANDIDATES, Budget, LRSweep, Search, TrialPhase
+from lrsweep.api import ADAPTIVE_CANDIDATES, Budget, LRSweep, Objective, Search, TrialPhase
 from lrsweep.engine import asha, space, strategies
 from lrsweep.engine.sweep import Decision
 from lrsweep.runtime.local import run_local
@@ -168,6 +168,8 @@ class BenchTask:
     # sha256 of a user's own script (`--script`), so that editing it invalidates the cached
     # ground truth and runs. None for the tasks shipped here, whose cache the repository keeps.
     script_digest: str | None = None
+    # The objective, minimized: val_loss, or another metric a user's script reports.
+    metric: str = "val_loss"
 
     def config(self) -> dict[str, Any]:
         """What the ground truth depends on (hashed for the cache)."""
@@ -182,6 +184,8 @@ class BenchTask:
             "trainer_args": list(self.trainer_args),
             "script": self.script,
             **({"script_sha256": self.script_digest} if self.script_digest else {}),
+            # Only when not the default, so that the shipped tasks' cache keys stay as they are.
+            **({"metric": self.metric} if self.metric != "val_loss" else {}),
         }
 
     def container(self, seed: int) -> dict[str, Any]:
@@ -344,6 +348,7 @@ def user_task(
     min_steps: int | None,
     low: float,
     high: float,
+    metric: str = "val_loss",
 ) -> BenchTask:
     """A task for the user's own training script (`--script`): their code, this budget.
 
@@ -358,12 +363,13 @@ def user_task(
     try:
         Budget(steps=steps, evalEvery=every, minSteps=first, reductionFactor=REDUCTION_FACTOR)
         Search(min=low, max=high)
+        Objective(metric=metric)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
         )
         raise ValueError(
-            f"the budget or range for --script is not valid ({problems}); see --help"
+            f"the budget, range or metric for --script is not valid ({problems}); see --help"
         ) from None
     name = re.sub(r"[^a-z0-9]+", "-", script.stem.lower()).strip("-")[:40] or "script"
     return BenchTask(
@@ -377,6 +383,7 @@ def user_task(
         script=str(script.resolve()),
         why="given with --script",
         script_digest=hashlib.sha256(text).hexdigest()[:12],
+        metric=metric,
     )
 
 
@@ -407,7 +414,7 @@ def sweep_doc(task: BenchTask, seed: int, label: str, search: Mapping[str, Any])
                     "minSteps": task.min_steps,
                     "reductionFactor": REDUCTION_FACTOR,
                 },
-                "objective": {"metric": "val_loss", "goal": "minimize"},
+                "objective": {"metric": task.metric, "goal": "minimize"},
                 "trial": {
                     "maxRetries": 1,
                     "template": {"spec": {"containers": [task.container(seed)]}},
@@ -572,7 +579,10 @@ def _train(
     started = time.monotonic()
     decision = run_sweep_doc(sweep_doc(task, seed, "dense", search), workdir)
     if decision.broken:
-        scored = " (the benchmark scores every task by its val_loss, lower is better)"
+        scored = (
+            f" (the benchmark scores this task by its {task.metric}, lower is better; "
+            "--metric names another)"
+        )
         raise TaskError(
             f"{task.name} seed {seed}: the ground-truth sweep gave up: {decision.message}"
             + (scored if "objective metric" in decision.message else "")
@@ -1284,11 +1294,12 @@ def stored_user_task(name: str, about: Mapping[str, Any]) -> BenchTask:
         script=about["trainer"]["command"][-1],
         why=about["why"],
         script_digest=about.get("script_sha256"),
+        metric=about.get("metric", "val_loss"),
     )
 
 
 # Flags that describe a `--script` task (the built-in tasks set their own).
-SCRIPT_ONLY = ("steps", "eval_every", "min_steps", "range", "seeds")
+SCRIPT_ONLY = ("steps", "eval_every", "min_steps", "range", "seeds", "metric")
 
 
 def script_settings(args: argparse.Namespace, base: Settings) -> Settings:
@@ -1306,6 +1317,7 @@ def script_settings(args: argparse.Namespace, base: Settings) -> Settings:
         min_steps=args.min_steps,
         low=low,
         high=high,
+        metric=args.metric or "val_loss",
     )
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     if seeds < 1:
@@ -1385,6 +1397,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the learning rates searched, 5 decades or more (default 1e-4 10)",
     )
     own.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
+    own.add_argument(
+        "--metric", default=None, help="the metric compared, lower is better (default val_loss)"
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")

@@ -478,7 +478,11 @@ def summarize(
                 else {"args": [*task.trainer_args, "--lr", "$(LRSWEEP_LEARNING_RATE)"]}
             ),
             "why": task.why,
-            **({"script_sha256": task.script_digest} if task.script_digest else {}),
+            **(
+                {"script_sha256": task.script_digest, "metric": task.metric}
+                if task.script_digest
+                else {}
+            ),
             "dense_points": settings.dense_points,
             "dense_best": {
                 str(seed): {

@@ -6,7 +6,8 @@ script's path and content digest; `adaptive` finds the script's good rates; `--r
 rebuilds such results; results go under out/ unless `--out` says otherwise; editing the
 script changes its cache key; a missing script, a budget the API refuses and budget flags
 without `--script` are refused with what to fix, and a script that fails, reports no
-val_loss or diverges at every rate stops the benchmark with exit code 2 and the reason.
+val_loss or diverges at every rate stops the benchmark with exit code 2 and the reason;
+`--metric` makes another reported metric the objective.
 The script, tests/benchmarks/scripts/noisy_quadratic.py, is SGD on a noisy quadratic
 without torch, so a trial is quick.
 """
@@ -128,6 +129,14 @@ def test_editing_the_script_changes_its_cache_key(tmp_path: Path) -> None:
     assert se.config_hash(_task(script), rates) != before
 
 
+def test_another_metric_becomes_the_sweeps_objective_and_part_of_the_cache_key() -> None:
+    task = _task(SCRIPT, metric="val_mse")
+    doc = se.sweep_doc(task, 0, "adaptive", {})
+    assert (doc.spec.objective.metric, doc.spec.objective.goal.value) == ("val_mse", "minimize")
+    rates = se.dense_rates(task, 9)
+    assert se.config_hash(task, rates) != se.config_hash(_task(SCRIPT), rates)
+
+
 def test_the_first_rung_defaults_to_a_ninth_of_the_budget() -> None:
     task = _task(SCRIPT, steps=270, eval_every=None)
     assert (task.eval_every, task.min_steps) == (15, 30)
@@ -159,6 +168,11 @@ def test_a_range_the_api_refuses_is_refused_with_the_reason(
 ) -> None:
     err = _refusal(capsys, "--script", str(SCRIPT), "--range", "1", "0.1")
     assert "min (1) must be below max (0.1)" in err
+
+
+def test_a_metric_name_the_api_refuses_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _refusal(capsys, "--script", str(SCRIPT), "--metric", "val loss")
+    assert "the budget, range or metric for --script is not valid (metric:" in err
 
 
 def test_budget_flags_without_a_script_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -211,7 +225,22 @@ def _benchmark_fails(tmp_path: Path, source: str) -> str:
 def test_a_script_without_val_loss_stops_the_benchmark_naming_the_metric(tmp_path: Path) -> None:
     err = _benchmark_fails(tmp_path, REPORTS_LOSS_ONLY)
     assert "the objective metric 'val_loss' is not reported" in err
-    assert "scores every task by its val_loss" in err
+    assert "scores this task by its val_loss, lower is better; --metric names another" in err
+
+
+def test_metric_scores_a_script_by_the_metric_it_reports(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT.read_text().replace("val_loss=loss", "val_mse=loss"))
+    run_module(
+        "benchmarks.search_efficiency",
+        *("--quick", "--script", str(script), *FLAGS),
+        *("--metric", "val_mse", "--out", str(tmp_path / "out")),
+    )
+    result = _result(tmp_path / "out")
+    assert result["tasks"]["train"]["metric"] == "val_mse"
+    (adaptive,) = [r for r in result["runs"] if r["strategy"] == "adaptive"]
+    low, high = CONVERGING
+    assert low < adaptive["chosen_lr"] < high
 
 
 def test_a_script_that_fails_stops_the_benchmark_with_its_error(tmp_path: Path) -> None:
