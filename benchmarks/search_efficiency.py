@@ -74,7 +74,15 @@ from typing import Any
 from pydantic import ValidationError
 from scipy import stats
 
-from lrsweep.api import ADAPTIVE_CANDIDATES, Budget, LRSweep, Objective, Search, TrialPhase
+from lrsweep.api import (
+    ADAPTIVE_CANDIDATES,
+    Budget,
+    LRSweep,
+    Objective,
+    Search,
+    TrialPhase,
+    format_validation_error,
+)
 from lrsweep.engine import asha, space, strategies
 from lrsweep.engine.sweep import Decision
 from lrsweep.runtime.local import run_local
@@ -365,11 +373,9 @@ def user_task(
         Search(min=low, max=high)
         Objective(metric=metric)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()
-        )
         raise ValueError(
-            f"the budget, range or metric for --script is not valid ({problems}); see --help"
+            f"the budget, range or metric for --script is not valid "
+            f"({format_validation_error(error)}); see --help"
         ) from None
     name = re.sub(r"[^a-z0-9]+", "-", script.stem.lower()).strip("-")[:40] or "script"
     return BenchTask(
