@@ -734,10 +734,12 @@ def seed_spread(truths: Sequence[GroundTruth]) -> tuple[float | None, float]:
     if not complete:
         return None, 0.0
     lr = min(complete, key=lambda r: (statistics.fmean(complete[r]), r))
-    scores = complete[lr]
-    if len(scores) < 2:
-        return lr, 0.0
-    return lr, statistics.stdev(scores) / statistics.fmean(scores)
+    return lr, relative_sd(complete[lr])
+
+
+def relative_sd(values: Sequence[float]) -> float:
+    """The sample standard deviation over the mean (comparable with regret); 0 for one value."""
+    return statistics.stdev(values) / statistics.fmean(values) if len(values) > 1 else 0.0
 
 
 # --- short horizon --------------------------------------------------------------------------

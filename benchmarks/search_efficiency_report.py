@@ -232,12 +232,12 @@ def best_score_spread(
     tolerance's (`seed_spread`: the sd over seeds of one rate's score, the rate with the best
     mean): reported beside it, never used for the target.
     """
-    spread = {}
-    for task in settings.tasks:
-        bests = [truths[task.name, seed].best[1] for seed in settings.seeds]
-        many = len(bests) > 1
-        spread[task.name] = statistics.stdev(bests) / statistics.fmean(bests) if many else 0.0
-    return spread
+    from benchmarks.search_efficiency import relative_sd
+
+    return {
+        task.name: relative_sd([truths[task.name, seed].best[1] for seed in settings.seeds])
+        for task in settings.tasks
+    }
 
 
 def _other_tolerance(
