@@ -19,8 +19,6 @@ import datetime as dt
 import ipaddress
 import json
 import logging
-import math
-import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -60,6 +58,7 @@ from lrsweep.engine.trials import (
     records_from_status,
 )
 from lrsweep.runtime.env import contract_env
+from lrsweep.runtime.jsonsafe import json_safe
 from lrsweep.runtime.metrics import MetricsError, exit_observation, parse_metrics, parse_summary
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
@@ -349,23 +348,6 @@ def _done_with(trial: TrialStatus | None, attempt: int) -> bool:
     if trial.phase in TERMINAL_TRIAL_PHASES:
         return True
     return attempt < trial.attempts or (attempt == trial.attempts and trial.queued)
-
-
-def json_safe(value: Any) -> Any:
-    """A status with its infinite numbers as the largest finite ones, which JSON can carry.
-
-    A trainer may report an infinite objective (a loss that overflowed); kopf would write it as
-    `Infinity`, which is not JSON, and the API server would then refuse every status write.
-    +/-sys.float_info.max keep the order of every comparison with a finite value when the
-    status is read back, so the engine decides the same. NaN has no order to keep and becomes
-    null; only an optional score can be NaN (the engine drops NaN rung values)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else math.copysign(sys.float_info.max, value)
-    if isinstance(value, Mapping):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def observe_ended_pod(trial: str, attempt: int, pod: Mapping[str, Any]) -> Observation:

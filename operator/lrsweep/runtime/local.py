@@ -47,6 +47,7 @@ from lrsweep.engine.trials import (
     records_from_status,
 )
 from lrsweep.runtime.env import contract_env, expand
+from lrsweep.runtime.jsonsafe import json_safe
 from lrsweep.runtime.metrics import (
     MetricsError,
     Reading,
@@ -479,10 +480,12 @@ def run_local(
 
 
 def write_status(workdir: Path, status: LRSweepStatus) -> Path:
-    """Replace DIR/result.json in one step: a reader, or a crash, never meets half a file."""
+    """Replace DIR/result.json in one step: a reader, or a crash, never meets half a file.
+    Strict JSON (`json_safe`): an infinite score is written as the largest finite number."""
     path = workdir / RESULT_FILE
     partial = path.with_name(f".{RESULT_FILE}.partial")
-    partial.write_text(json.dumps(status.model_dump(mode="json"), indent=2) + "\n")
+    document = json_safe(status.model_dump(mode="json"))
+    partial.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     partial.replace(path)
     return path
 

@@ -1,6 +1,7 @@
 """What a local sweep keeps in its directory, and resuming from it (`lrsweep run --resume`).
 
-Covers: the status file is replaced whole; starting a sweep where one ran is refused,
+Covers: the status file is replaced whole, and is strict JSON even when a trainer reported
+an infinite score (which reads back in the same order); starting a sweep where one ran is refused,
 keeping its results, unless asked to overwrite them (then nothing of it is left); a sweep
 resumes from the status and document in its directory (decided trials kept with their curves
 from their summaries, running ones relaunched, the start time kept); resuming is refused,
@@ -11,6 +12,8 @@ differs) or an unreadable status.
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +85,36 @@ def test_the_status_file_is_replaced_whole(tmp_path: Path) -> None:
     write_status(tmp_path, LRSweepStatus(message="later"))
     assert json.loads((tmp_path / RESULT_FILE).read_text())["message"] == "later"
     assert sorted(p.name for p in tmp_path.iterdir()) == [RESULT_FILE]
+
+
+def _infinite_status() -> LRSweepStatus:
+    status = _status()
+    status.trials["t000"].rungs = {"50": -math.inf, "100": math.inf}
+    status.bestScore = math.inf
+    return status
+
+
+def _reject(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def test_an_infinite_score_is_written_as_strict_json(tmp_path: Path) -> None:
+    write_status(tmp_path, _infinite_status())
+    saved = json.loads((tmp_path / RESULT_FILE).read_text(), parse_constant=_reject)
+    assert saved["bestScore"] == sys.float_info.max
+    assert saved["trials"]["t000"]["rungs"] == {
+        "50": -sys.float_info.max,
+        "100": sys.float_info.max,
+    }
+
+
+def test_an_infinite_score_reads_back_in_the_same_order(tmp_path: Path) -> None:
+    (tmp_path / "trials").mkdir()
+    save_sweep(tmp_path, _sweep())
+    write_status(tmp_path, _infinite_status())
+    rungs = resume(tmp_path, _sweep()).records[0].rungs
+    assert sorted(rungs, key=rungs.__getitem__) == [50, 100]
+    assert rungs[100] > 1e300
 
 
 def test_starting_a_sweep_where_one_ran_is_refused_keeping_its_results(tmp_path: Path) -> None:
