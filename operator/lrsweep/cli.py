@@ -55,6 +55,12 @@ EXIT_INTERRUPTED = 130
 REASON_WIDTH = 110
 
 
+def say(console: Console, text: str) -> None:
+    """`text` as it is: no markup or highlighting, and no newline written inside it, so that
+    paths and commands copy whole from any terminal (the terminal wraps them)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def progress_table(decision: Decision, metric: str, width: int = 120) -> Table:
     """Trials as a table; the reason column only where the terminal has room for it."""
     table = Table(
@@ -117,10 +123,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     try:
         if args.resume:
             state = resume(out, sweep_doc)
-            console.print(
+            say(
+                console,
                 f"resuming {sweep_doc.metadata.name} from {out}: "
                 f"{sum(r.terminal for r in state.records)} trial(s) decided, "
-                f"{len(state.relaunched)} relaunched"
+                f"{len(state.relaunched)} relaunched",
             )
         else:
             state = Resumed()
@@ -219,19 +226,13 @@ def _run(
         )
     else:
         console.print(f"[bold red]sweep {status.phase.value.lower()}:[/] {status.message}")
-    console.print(f"wrote {result} and {plot}")
+    say(console, f"wrote {result} and {plot}")
     if decision.broken:
         # The template cannot run here at all: that is bad input, not a sweep result.
-        Console(stderr=True).print(
-            f"lrsweep: error: {decision.message}", markup=False, highlight=False, soft_wrap=True
-        )
+        say(Console(stderr=True), f"lrsweep: error: {decision.message}")
         return EXIT_BAD_INPUT
     if interrupted:
-        console.print(
-            f"go on from here with: lrsweep run {args.path} --out {out} --resume",
-            markup=False,
-            highlight=False,
-        )
+        say(console, f"go on from here with: lrsweep run {args.path} --out {out} --resume")
         return EXIT_INTERRUPTED
     return EXIT_OK if status.phase is Phase.SUCCEEDED else EXIT_SWEEP_FAILED
 
@@ -325,7 +326,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         message=f"{sweep_doc.metadata.name} ({status.phase.value}): {status.message}",
     )
     console.print(progress_table(shown, metric, console.width))
-    console.print(f"wrote {out}")
+    say(console, f"wrote {out}")
     return EXIT_OK
 
 
@@ -425,9 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(__version__)
             return EXIT_OK
     except SpecError as err:
-        Console(stderr=True).print(
-            f"lrsweep: error: {err}", markup=False, highlight=False, soft_wrap=True
-        )
+        say(Console(stderr=True), f"lrsweep: error: {err}")
         return EXIT_BAD_INPUT
     parser.error(f"unknown command {args.command}")
     return EXIT_BAD_INPUT

@@ -331,12 +331,15 @@ def _interrupt_once_a_trial_is_decided(path: Path, out: Path) -> str:
     return stdout
 
 
-def test_an_interrupted_sweep_says_how_to_resume_it(tmp_path: Path) -> None:
+def test_an_interrupted_sweep_says_how_to_resume_it_in_a_line_that_copies_whole(
+    tmp_path: Path,
+) -> None:
     values = [0.05, 0.1, 0.2, 0.4]
     path = toy_sweep(tmp_path, {"strategy": "grid", "values": values}, {"TOY_BEHAVIOUR": "slow"})
-    out = tmp_path / "out"
+    out = tmp_path / ("output-of-a-sweep-with-a-long-name-" * 3)  # wider than the terminal
     stdout = _interrupt_once_a_trial_is_decided(path, out)
-    assert f"lrsweep run {path} --out {out} --resume" in " ".join(stdout.split())
+    assert f"go on from here with: lrsweep run {path} --out {out} --resume" in stdout.splitlines()
+    assert f"wrote {out / 'result.json'} and {out / 'report.png'}" in stdout.splitlines()
 
 
 def test_a_resumed_sweep_keeps_its_decided_trials_and_finishes_the_rest(tmp_path: Path) -> None:
