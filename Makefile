@@ -30,8 +30,10 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# Two workers: most of the suite waits on trial processes. Tests that share a costly session
+# fixture run on one worker (tests/conftest.py), so each fixture is built once.
 test: $(STAMP) tools lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 clean:
 	rm -rf $(VENV) .tools out .mypy_cache .pytest_cache .ruff_cache

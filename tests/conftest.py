@@ -1,3 +1,39 @@
-"""Shared pytest setup: the test cluster's fixtures (tests/harness/pytest_plugin.py)."""
+"""Shared pytest setup: the test cluster's fixtures (tests/harness/pytest_plugin.py), and
+which tests share a worker when the suite runs in parallel (`make test`: `pytest -n 2
+--dist loadgroup`)."""
+
+from __future__ import annotations
+
+import pytest
 
 pytest_plugins = ["tests.harness.pytest_plugin"]
+
+# Session fixtures that cost minutes of torch training: every test that uses one runs on
+# the same xdist worker, so that each is built once, not once per worker.
+SHARED_SESSION_FIXTURES = {
+    "quick_benchmark": "quick-benchmark",  # tests/benchmarks/conftest.py
+    "local_quickstart": "local-quickstart",  # tests/e2e/conftest.py
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups from the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        for fixture, group in SHARED_SESSION_FIXTURES.items():
+            if fixture in fixtures:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """On an xdist worker with --dist loadgroup, fail a grouped test that xdist did not group
+    (it tags their node ids `@group`): each worker would build the fixture again, unnoticed."""
+    grouping = getattr(item.config.option, "loadgroup", False)
+    if grouping and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+        pytest.fail(
+            "pytest-xdist did not group this test (--dist loadgroup): this pytest and "
+            "pytest-xdist do not work together (pytest-dev/pytest-xdist#1386); install the "
+            "versions pyproject.toml asks for, or run without -n",
+            pytrace=False,
+        )

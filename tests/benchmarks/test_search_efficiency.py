@@ -387,22 +387,10 @@ def _processes_under(workdir: Path) -> list[int]:
     return pids
 
 
-@pytest.mark.e2e
-@pytest.mark.parametrize(
-    ("sweep", "signum"),
-    [
-        ("dense", signal.SIGTERM),  # the ground truth, in the main thread
-        ("adaptive", signal.SIGTERM),  # a strategy sweep, in a worker thread
-        ("adaptive", signal.SIGINT),  # Ctrl-C
-    ],
-)
-def test_a_signal_stops_the_benchmark_and_every_trial_process(
-    tmp_path: Path, request: pytest.FixtureRequest, sweep: str, signum: signal.Signals
-) -> None:
+def _signal_stops_the_benchmark(tmp_path: Path, sweep: str, signum: signal.Signals) -> None:
+    """Start `--quick` in tmp_path, signal it once a `sweep` trial runs: it ends as stopped
+    (130, "interrupted") and leaves no trial process behind."""
     workdir = tmp_path / "work"
-    if sweep != "dense":
-        # The ground truth from the shared quick run: strategy sweeps start at once.
-        copy_caches(request.getfixturevalue("quick_benchmark"), tmp_path / "out", "ground-truth")
     bench = subprocess.Popen(
         [
             *(sys.executable, "-m", "benchmarks.search_efficiency", "--quick", "--jobs", "2"),
@@ -435,6 +423,22 @@ def test_a_signal_stops_the_benchmark_and_every_trial_process(
     assert _processes_under(workdir) == []
     assert bench.returncode == 130, stderr[-3000:]
     assert "interrupted" in stderr
+
+
+@pytest.mark.e2e
+def test_a_signal_stops_the_ground_truth_and_every_trial_process(tmp_path: Path) -> None:
+    _signal_stops_the_benchmark(tmp_path, "dense", signal.SIGTERM)  # in the main thread
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])  # SIGINT: Ctrl-C
+def test_a_signal_stops_a_strategy_sweep_and_every_trial_process(
+    tmp_path: Path, quick_benchmark: Path, signum: signal.Signals
+) -> None:
+    # The ground truth from the shared quick run: strategy sweeps (in worker threads) start
+    # at once.
+    copy_caches(quick_benchmark, tmp_path / "out", "ground-truth")
+    _signal_stops_the_benchmark(tmp_path, "adaptive", signum)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,8 @@ from tests.e2e.conftest import QUICKSTART
 from tests.harness.pytest_plugin import KubeCluster, wait_for
 from tests.packaging import test_prometheus_live as live
 
-pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
+# One xdist worker runs the module, so that its Prometheus and trial pod start once.
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.xdist_group("prometheus-cluster")]
 
 # The checks, run here against the cluster's targets.
 prometheus = live.prometheus

@@ -49,7 +49,8 @@ from tests.packaging.series import (
 )
 from tests.packaging.tools import helm_template, only, tool
 
-pytestmark = pytest.mark.e2e
+# One xdist worker runs the module, so that its Prometheus and trainer start once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("prometheus-live")]
 
 NAMESPACE = "default"
 SWEEP = "quickstart"
