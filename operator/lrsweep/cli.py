@@ -30,15 +30,11 @@ from lrsweep.engine.strategies import Best
 from lrsweep.engine.sweep import Decision, Sweep
 from lrsweep.engine.trials import records_from_status
 from lrsweep.runtime.clock import timestamp
-from lrsweep.runtime.env import contract_env
 from lrsweep.runtime.local import (
     REPORT_FILE,
     LocalBackend,
     Resumed,
-    build_process,
-    check_command,
-    check_container,
-    check_working_dir,
+    check_runnable,
     resume,
     run_sweep,
     saved_sweep,
@@ -95,21 +91,9 @@ def progress_table(decision: Decision, metric: str, width: int = 120) -> Table:
     return table
 
 
-def _preflight(sweep: LRSweep) -> None:
-    """Refuse templates that cannot run here before any trial starts."""
-    template = sweep.spec.trial.template
-    check_container(template)
-    check_working_dir(template)
-    check_command(template)
-    from lrsweep.engine.sweep import Launch
-
-    probe = Launch("t000", 1, 0.1, 0, "train", 1, 1, ())
-    build_process(template, contract_env(probe, sweep=sweep.metadata.name, metrics_port=0), "x")
-
-
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     sweep_doc = load_sweep(_read_text(Path(args.path)))
-    _preflight(sweep_doc)
+    check_runnable(sweep_doc)
     out = Path(args.out or f"lrsweep-out/{sweep_doc.metadata.name}")
     try:
         out.mkdir(parents=True, exist_ok=True)

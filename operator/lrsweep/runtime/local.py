@@ -190,6 +190,18 @@ def check_command(template: Mapping[str, Any]) -> None:
         )
 
 
+def check_runnable(sweep: LRSweep) -> None:
+    """Refuse, before any trial starts, a trial template that cannot run on this machine: a
+    misspelt container field, a missing workingDir or program, variables from Secrets or
+    ConfigMaps (`build_process`, tried on the sweep's first trial). SpecError says which."""
+    template = sweep.spec.trial.template
+    check_container(template)
+    check_working_dir(template)
+    check_command(template)
+    first = Launch("t000", 1, 0.1, 0, "train", 1, 1, ())
+    build_process(template, contract_env(first, sweep=sweep.metadata.name, metrics_port=0), "x")
+
+
 @dataclass
 class _Attempt:
     launch: Launch

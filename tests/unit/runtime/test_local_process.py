@@ -8,7 +8,8 @@ Kubernetes client's); a trial runs in the container's workingDir (refused before
 when it is not a directory here), where a relative command is looked up, else in the current
 directory; a gated trial process is told how long to wait at a rung (the backend's gate
 timeout); a second sweep in a directory another sweep is running in is refused, and allowed
-once the first one has shut down.
+once the first one has shut down. `check_runnable` makes every one of these refusals
+before a sweep starts.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from lrsweep.runtime.local import (
     build_process,
     check_command,
     check_container,
+    check_runnable,
     check_working_dir,
 )
 
@@ -129,6 +131,32 @@ def _sweep(program: str = "pass", **container: object) -> LRSweep:
             },
         }
     )
+
+
+def test_a_runnable_template_passes_the_checks_before_a_sweep() -> None:
+    check_runnable(_sweep(env=[{"name": "K", "value": "v"}], workingDir="/"))
+
+
+@pytest.mark.parametrize(
+    ("container", "refusal"),
+    [
+        ({"comand": ["x"]}, r"containers\[0\]\.comand: not a field"),
+        ({"workingDir": "/no/such/dir"}, r"workingDir: '/no/such/dir' is not a directory"),
+        ({"envFrom": [{"secretRef": {"name": "s"}}]}, "envFrom: local trials cannot read"),
+    ],
+)
+def test_a_template_that_cannot_run_here_is_refused_before_a_sweep(
+    container: dict[str, object], refusal: str
+) -> None:
+    with pytest.raises(SpecError, match=refusal):
+        check_runnable(_sweep("pass", **container))
+
+
+def test_a_missing_program_is_refused_before_a_sweep() -> None:
+    sweep = _sweep()
+    sweep.spec.trial.template["spec"]["containers"][0]["command"] = ["no-such-trainer"]
+    with pytest.raises(SpecError, match="'no-such-trainer' was not found"):
+        check_runnable(sweep)
 
 
 def _gate_timeout_seen(tmp_path: Path, gate_timeout: float | None = None) -> str:
