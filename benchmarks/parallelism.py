@@ -46,6 +46,7 @@ from benchmarks.search_efficiency import (
     ground_truths,
     interrupt,
     quick_settings,
+    results_of,
     seed_spread,
     within_target,
 )
@@ -141,7 +142,7 @@ def run(
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         try:
-            cases = list(pool.map(one, units))
+            cases = results_of([pool.submit(one, unit) for unit in units])
         except BaseException:
             STOP.set()  # sweeps in other threads stop their trials at their next decision
             pool.shutdown(cancel_futures=True)

@@ -65,11 +65,11 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from scipy import stats
@@ -136,6 +136,25 @@ STOP = threading.Event()
 # the rung, so the compute column would depend on the load. A long wait keeps it a function
 # of the curves alone (the engine never waits on itself: tests/unit/engine/test_sweep.py).
 GATE_TIMEOUT = 600.0
+
+
+# How often the main thread wakes while it waits on worker threads (`results_of`).
+WAKE_EVERY = 0.2
+
+T = TypeVar("T")
+
+
+def results_of(futures: Sequence[Future[T]]) -> list[T]:
+    """Each future's result, in order (the first failure raised), waited for in short steps.
+
+    The kernel hands a Ctrl-C or SIGTERM to any thread of the process. Python runs its
+    handler (`interrupt`) only in the main thread, when that thread next runs Python code: a
+    wait without a timeout would hold the handler off until the future is done, and the
+    benchmark would train on for minutes, deaf to the signal."""
+    for future in futures:
+        while not future.done():
+            wait([future], timeout=WAKE_EVERY)
+    return [future.result() for future in futures]
 
 
 class SweepInterruptedError(Exception):
@@ -1131,8 +1150,7 @@ def run_benchmark(
     order = [unit for position in range(len(units[0])) for unit in (u[position] for u in units)]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         try:
-            futures = [pool.submit(unit) for unit in order]
-            done = [run for future in futures for run in future.result()]
+            done = [run for runs in results_of([pool.submit(u) for u in order]) for run in runs]
         except BaseException:
             # Interrupted (or a unit failed): the sweeps still running in other threads stop
             # their trials at their next decision, queued ones never start.

@@ -22,7 +22,8 @@ out; one seed gives no section), and the runs at other seeds train only rates ne
 dense grid nor their growing cache already has. SIGTERM or Ctrl-C stops the benchmark with
 exit code 130 and no trial process left running, both while the ground truth runs (main
 thread) and while strategy sweeps run in worker threads; a signal no sweep sees (after the
-last decision) still ends this benchmark, `parallelism` and `holdout` with 130 and no report.
+last decision) still ends this benchmark, `parallelism` and `holdout` with 130 and no report;
+a signal the kernel hands to a worker thread is handled while the main thread waits on it.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -37,8 +38,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -439,6 +442,34 @@ def test_a_signal_stops_a_strategy_sweep_and_every_trial_process(
     # at once.
     copy_caches(quick_benchmark, tmp_path / "out", "ground-truth")
     _signal_stops_the_benchmark(tmp_path, "adaptive", signum)
+
+
+def test_a_signal_a_worker_thread_receives_is_handled_while_the_main_thread_waits() -> None:
+    handled = threading.Event()
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: handled.set())
+    try:
+
+        def unit() -> bool:
+            time.sleep(1)  # the main thread is waiting by now
+            # The kernel may deliver a process's signal to any thread: here, to this one.
+            signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+            # The handler runs in the main thread, which is waiting on this very unit.
+            return handled.wait(timeout=10)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            assert se.results_of([pool.submit(unit)]) == [True]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_results_of_raises_the_first_failure_in_order() -> None:
+    def fail() -> int:
+        raise TimeoutError("a unit's own timeout")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(lambda: 1), pool.submit(fail)]
+        with pytest.raises(TimeoutError, match="a unit's own timeout"):
+            se.results_of(futures)
 
 
 @pytest.mark.parametrize(
