@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
 
 # Characters per line of the figure's title (it carries the sweep's message, which can be long).
 TITLE_WIDTH = 130
+
+
+def _drawable(value: float) -> bool:
+    """Finite, and not an infinity that a JSON-safe status holds as the largest float
+    (`lrsweep.runtime.jsonsafe`): drawn, it would stretch the axis to 1e308."""
+    return math.isfinite(value) and abs(value) < sys.float_info.max
 
 
 def plot_report(
@@ -48,7 +55,7 @@ def plot_report(
         pts = [(p.step, p.metrics[metric]) for p in r.points if metric in p.metrics]
         # A status read back from a cluster keeps no curves, only each trial's rung values.
         pts = pts or sorted(r.rungs.items())
-        pts = [(s, v) for s, v in pts if math.isfinite(v)]
+        pts = [(s, v) for s, v in pts if _drawable(v)]
         if not pts:
             continue
         positive = positive and all(v > 0 for _, v in pts)
@@ -77,6 +84,8 @@ def plot_report(
         for r in train
         if r.rungs and full_steps not in r.rungs
     ]
+    full = [(rate, v) for rate, v in full if _drawable(v)]
+    partial = [(rate, v) for rate, v in partial if _drawable(v)]
     if full:
         scores.scatter(*zip(*full, strict=True), label=f"{metric} at step {full_steps}")
     if partial:
@@ -86,7 +95,7 @@ def plot_report(
             edgecolors="gray",
             label="stopped early (last rung)",
         )
-    if best is not None:
+    if best is not None and _drawable(best.score):
         scores.scatter(
             [best.learning_rate],
             [best.score],

@@ -3,11 +3,13 @@
 Covers: a sweep with scored trials gets a PNG; a sweep where no trial reported the objective
 still gets one, saying so in its panels instead of warning about an empty legend (pytest
 turns warnings into errors here); a long sweep message is wrapped in the figure's title; a
-trial without evaluations (rebuilt from a status) is drawn through its rung values.
+trial without evaluations (rebuilt from a status) is drawn through its rung values; an
+infinite score, as a JSON-safe status holds it (the largest float), is left out of both panels.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +70,21 @@ def test_a_trial_without_evaluations_is_drawn_through_its_rung_values(
     plot_report([rebuilt], None, "val_loss", 90, tmp_path / "r.png", "sweep")
     (line,) = closed[0].axes[0].get_lines()
     assert np.asarray(line.get_xydata()).tolist() == [[10, 0.9], [30, 0.5]]
+
+
+def test_an_infinite_score_read_back_from_a_status_is_left_out_of_both_panels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    closed: list[Figure] = []
+    monkeypatch.setattr(plt, "close", closed.append)
+    converged = TrialRecord("t000", 0.01, 0, phase=TrialPhase.SUCCEEDED, rungs={30: 0.5})
+    diverged = TrialRecord(
+        "t001", 1.0, 0, phase=TrialPhase.DIVERGED, rungs={10: 0.9, 30: sys.float_info.max}
+    )
+    plot_report([converged, diverged], None, "val_loss", 30, tmp_path / "r.png", "sweep")
+    curves, scores = closed[0].axes[:2]
+    assert [np.asarray(line.get_ydata()).max() for line in curves.get_lines()] == [0.5, 0.9]
+    assert scores.get_ylim()[1] < 1.0
