@@ -30,6 +30,7 @@ from lrsweep.engine.strategies import Best
 from lrsweep.engine.sweep import Decision, Sweep
 from lrsweep.engine.trials import records_from_status
 from lrsweep.runtime.clock import timestamp
+from lrsweep.runtime.jsonsafe import as_reported
 from lrsweep.runtime.local import (
     REPORT_FILE,
     LocalBackend,
@@ -83,7 +84,7 @@ def progress_table(decision: Decision, metric: str, width: int = 120) -> Table:
             rate,
             r.phase.value,
             str(r.step),
-            f"{last:.4g}" if last is not None else "",
+            f"{as_reported(last):.4g}" if last is not None else "",
             rung,
             r.verdict.value,
             *([r.reason] if with_reason else []),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 from lrsweep.api import TrialPhase
 from lrsweep.engine.strategies import Best
 from lrsweep.engine.trials import TrialRecord
+from lrsweep.runtime.jsonsafe import as_reported
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -21,9 +21,9 @@ TITLE_WIDTH = 130
 
 
 def _drawable(value: float) -> bool:
-    """Finite, and not an infinity that a JSON-safe status holds as the largest float
-    (`lrsweep.runtime.jsonsafe`): drawn, it would stretch the axis to 1e308."""
-    return math.isfinite(value) and abs(value) < sys.float_info.max
+    """Finite, also once read back from a JSON-safe status (which holds an infinity as the
+    largest float: drawn, it would stretch the axis to 1e308)."""
+    return math.isfinite(as_reported(value))
 
 
 def plot_report(

@@ -24,3 +24,9 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list):
         return [json_safe(v) for v in value]
     return value
+
+
+def as_reported(value: float) -> float:
+    """A number read back from a JSON-safe status, as the trainer reported it: +/-inf where
+    `json_safe` wrote the largest float (for display; the engine compares either the same)."""
+    return math.copysign(math.inf, value) if abs(value) >= sys.float_info.max else value
