@@ -1,4 +1,5 @@
-"""Statuses as JSON can carry them: both runtimes write them through `json_safe`."""
+"""Statuses as JSON can carry them (`json_safe`, which both runtimes write them through), and
+the numbers read back from them as they were reported (`as_reported`)."""
 
 from __future__ import annotations
 
