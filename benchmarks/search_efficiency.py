@@ -138,6 +138,10 @@ STOP = threading.Event()
 GATE_TIMEOUT = 600.0
 
 
+# What every task is scored by unless a user's script names another (`--metric`): the
+# API's default objective, minimized.
+DEFAULT_METRIC = Objective().metric
+
 # How often the main thread wakes while it waits on worker threads (`results_of`).
 WAKE_EVERY = 0.2
 
@@ -196,7 +200,7 @@ class BenchTask:
     # ground truth and runs. None for the tasks shipped here, whose cache the repository keeps.
     script_digest: str | None = None
     # The objective, minimized: val_loss, or another metric a user's script reports.
-    metric: str = "val_loss"
+    metric: str = DEFAULT_METRIC
 
     def config(self) -> dict[str, Any]:
         """What the ground truth depends on (hashed for the cache)."""
@@ -212,7 +216,7 @@ class BenchTask:
             "script": self.script,
             **({"script_sha256": self.script_digest} if self.script_digest else {}),
             # Only when not the default, so that the shipped tasks' cache keys stay as they are.
-            **({"metric": self.metric} if self.metric != "val_loss" else {}),
+            **({"metric": self.metric} if self.metric != DEFAULT_METRIC else {}),
         }
 
     def container(self, seed: int) -> dict[str, Any]:
@@ -375,7 +379,7 @@ def user_task(
     min_steps: int | None,
     low: float,
     high: float,
-    metric: str = "val_loss",
+    metric: str = DEFAULT_METRIC,
 ) -> BenchTask:
     """A task for the user's own training script (`--script`): their code, this budget.
 
@@ -1320,7 +1324,7 @@ def stored_user_task(name: str, about: Mapping[str, Any]) -> BenchTask:
         script=about["trainer"]["command"][-1],
         why=about["why"],
         script_digest=about.get("script_sha256"),
-        metric=about.get("metric", "val_loss"),
+        metric=about.get("metric", DEFAULT_METRIC),
     )
 
 
@@ -1343,7 +1347,7 @@ def script_settings(args: argparse.Namespace, base: Settings) -> Settings:
         min_steps=args.min_steps,
         low=low,
         high=high,
-        metric=args.metric or "val_loss",
+        metric=args.metric or DEFAULT_METRIC,
     )
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     if seeds < 1:
@@ -1424,7 +1428,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     own.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
     own.add_argument(
-        "--metric", default=None, help="the metric compared, lower is better (default val_loss)"
+        "--metric",
+        default=None,
+        help=f"the metric compared, lower is better (default {DEFAULT_METRIC})",
     )
     args = parser.parse_args(argv)
     if args.jobs < 1:
