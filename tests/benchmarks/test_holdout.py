@@ -3,9 +3,10 @@
 Covers: the markdown puts the held-out share (with its 95% interval) next to the
 benchmark's own and the pooled share, also judges the held-out cases with the benchmark's
 seed sd, and marks each miss, but does not pool seeds the benchmark also ran; `--quick` runs
-seed 1 (a seed the smoke benchmark does not use) unless `--seed` names others; `--quick
---seed 0` beside the quick benchmark's caches writes holdout.json and holdout.md with the
-reproduce command.
+seed 1 (a seed the smoke benchmark does not use) unless `--seed` names others; the report
+says whether its seeds were among those the defaults were chosen on; `--quick --seed 0`
+beside the quick benchmark's caches writes holdout-0.json and holdout-0.md (named seeds
+name the files, so the default seeds' report stays) with the reproduce command.
 """
 
 from __future__ import annotations
@@ -90,6 +91,19 @@ def test_markdown_does_not_pool_seeds_the_benchmark_also_ran() -> None:
     assert "pooled |" not in text
 
 
+def test_markdown_says_seeds_above_9_are_out_of_sample() -> None:
+    later = {**RESULT, "cases": [{**c, "seed": c["seed"] + 5} for c in RESULT["cases"]]}
+    text = markdown(later, BENCHMARK)
+    assert "never run while the engine's defaults were chosen" in text
+    assert "not out of sample" not in text
+
+
+def test_markdown_says_which_seeds_the_defaults_were_chosen_on() -> None:
+    text = markdown(RESULT, BENCHMARK)
+    assert "so seeds [5, 6] are not out of sample" in text
+    assert "never run while" not in text
+
+
 def test_quick_runs_seed_1_unless_seeds_are_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,12 +127,13 @@ def test_quick_run_writes_the_held_out_cases_and_the_command(
     # parallelism test runs the same code on a run the caches lack).
     copy_caches(quick_benchmark, tmp_path, "search-efficiency.json", "ground-truth", "cache")
     run_module("benchmarks.holdout", "--quick", "--seed", "0", "--out", str(tmp_path))
-    result = json.loads((tmp_path / "holdout.json").read_text())
+    assert not (tmp_path / "holdout.json").exists()
+    result = json.loads((tmp_path / "holdout-0.json").read_text())
     (case,) = result["cases"]
     assert (case["seed"], case["parallelism"]) == (0, 4)
     assert result["cached_runs"] == 1
     assert case["chosen_lr"] > 0
     assert math.isfinite(case["regret"])
-    report = (tmp_path / "holdout.md").read_text()
+    report = (tmp_path / "holdout-0.md").read_text()
     assert "benchmarks.holdout --quick --seed 0" in report
     assert "not pooled: seeds [0] are in both" in report
