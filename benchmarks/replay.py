@@ -10,7 +10,8 @@ and at the full budget, its divergence, and in between a curve that falls most o
 early (so no replayed trial looks still too slow, and adaptive's 2x step for a too-slow
 best is not replayed). The range test is not rerun: the suggestions recorded by the last
 run of the benchmarks stand in (search-efficiency.json's details for seeds 0-4,
-holdout.json's cases for seeds 5-9), and its steps are counted.
+holdout.json's cases for seeds 5-9, and those of every holdout-S1-....json that
+`benchmarks.holdout --seed S` wrote), and its steps are counted.
 
 So it estimates; the benchmarks decide. Dense rates are 1.4x apart, so a replayed trial's
 rate is up to 1.18x off its own, and near the optimum a rate 2% away scores differently
@@ -54,7 +55,7 @@ from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecor
 from lrsweep.engine.verdict import Point
 from lrsweep.runtime.local import run_sweep
 
-SEED_GROUPS = {"0-4 (search-efficiency)": (0, 1, 2, 3, 4), "5-9 (holdout)": (5, 6, 7, 8, 9)}
+HOLDOUT = "holdout"
 DENSE_STEP = 10 ** (5 / 34)  # 35 rates over 5 decades
 # Before its first rung a replayed curve starts this far above the first rung's value.
 START = 2.0
@@ -227,16 +228,42 @@ def recorded(results: Path, name: str) -> Any:
         ) from None
 
 
+def seed_label(seeds: Sequence[int], source: str) -> str:
+    low, high = min(seeds), max(seeds)
+    return f"{low}-{high} ({source})" if high > low else f"{low} ({source})"
+
+
 @dataclass(frozen=True)
 class Recorded:
-    """The last runs of the two benchmarks whose range tests and results the replay uses."""
+    """The last runs of the benchmarks whose range tests and results the replay uses: the
+    search-efficiency benchmark's and every holdout run's (holdout.json for seeds 5-9,
+    holdout-S1-....json for seeds named with --seed)."""
 
     benchmark: Any  # search-efficiency.json
-    holdout: Any  # holdout.json
+    holdouts: dict[str, Any]  # holdout*.json by file stem
 
     @classmethod
     def load(cls, results: Path) -> Recorded:
-        return cls(recorded(results, "search-efficiency"), recorded(results, "holdout"))
+        stems = sorted(p.stem for p in results.glob(f"{HOLDOUT}-*.json"))
+        return cls(
+            recorded(results, "search-efficiency"),
+            {stem: recorded(results, stem) for stem in [HOLDOUT, *stems]},
+        )
+
+    @property
+    def seed_groups(self) -> dict[str, tuple[int, ...]]:
+        """The seeds of each recorded run, labelled with the run; a seed in several runs
+        counts in the first."""
+        groups: dict[str, tuple[int, ...]] = {}
+        seen: set[int] = set()
+        runs = {"search-efficiency": self.benchmark["runs"]}
+        runs |= {stem: holdout["cases"] for stem, holdout in self.holdouts.items()}
+        for source, rows in runs.items():
+            seeds = tuple(sorted({r["seed"] for r in rows} - seen))
+            if seeds:
+                groups[seed_label(seeds, source)] = seeds
+                seen |= set(seeds)
+        return groups
 
 
 def recorded_inputs(
@@ -253,12 +280,14 @@ def recorded_inputs(
                 "range_test"
             ]
             sds[key] = run["seed_sd"]
-    holdout = last.holdout
-    for case in holdout["cases"]:
-        key = case["task"], case["seed"]
-        if case.get("range_test") is not None:
-            ranges[key] = case["range_test"]
-        sds[key] = holdout["seed_sd"][case["task"]]
+    for holdout in last.holdouts.values():
+        for case in holdout["cases"]:
+            key = case["task"], case["seed"]
+            if key in sds:
+                continue
+            if case.get("range_test") is not None:
+                ranges[key] = case["range_test"]
+            sds[key] = holdout["seed_sd"][case["task"]]
     return ranges, sds
 
 
@@ -288,7 +317,7 @@ def run_all(
     done: list[Replayed] = []
     missing: list[str] = []
     for task in tasks:
-        for seed in sorted({s for group in SEED_GROUPS.values() for s in group}):
+        for seed in sorted({s for group in last.seed_groups.values() for s in group}):
             found = recorded_runs(results, task, seed)
             if found is None or (task.name, seed) not in ranges:
                 missing.append(f"{task.name} s{seed}")
@@ -303,9 +332,9 @@ def run_all(
     return done, missing
 
 
-def summary(replayed: Sequence[Replayed]) -> list[str]:
+def summary(replayed: Sequence[Replayed], seed_groups: Mapping[str, tuple[int, ...]]) -> list[str]:
     lines = ["| seeds | cases | within target | median compute |", "|---|---|---|---|"]
-    groups = {**SEED_GROUPS, "pooled": tuple(s for g in SEED_GROUPS.values() for s in g)}
+    groups = {**seed_groups, "pooled": tuple(s for g in seed_groups.values() for s in g)}
     for label, seeds in groups.items():
         rows = [r for r in replayed if r.seed in seeds]
         if not rows:
@@ -319,18 +348,22 @@ def summary(replayed: Sequence[Replayed]) -> list[str]:
 
 def recorded_shares(last: Recorded) -> str:
     """What the benchmarks measured, and with which engine: the replay's calibration."""
-    benchmark, holdout = last.benchmark, last.holdout
-    at_default = holdout["summary"]["per_parallelism"][str(STRATEGY_PARALLELISM)]
     engine = engine_fingerprint()["engine_sha256"]
-    return "\n".join(
-        [
-            f"Measured by the benchmarks (engine code now {engine}):",
-            f"- seeds 0-4: {benchmark['summary'][LABEL]['within_target_share']:.0%} "
-            f"(engine code {benchmark['engine']['engine_sha256']})",
-            f"- seeds 5-9: {at_default['within_share']:.0%} "
-            f"(engine code {holdout['engine']['engine_sha256']})",
-        ]
-    )
+    benchmark = last.benchmark
+    lines = [
+        f"Measured by the benchmarks (engine code now {engine}):",
+        f"- seeds {seed_label([r['seed'] for r in benchmark['runs']], 'search-efficiency')}: "
+        f"{benchmark['summary'][LABEL]['within_target_share']:.0%} "
+        f"(engine code {benchmark['engine']['engine_sha256']})",
+    ]
+    for stem, holdout in last.holdouts.items():
+        at_default = holdout["summary"]["per_parallelism"][str(STRATEGY_PARALLELISM)]
+        lines.append(
+            f"- seeds {seed_label([c['seed'] for c in holdout['cases']], stem)}: "
+            f"{at_default['within_share']:.0%} "
+            f"(engine code {holdout['engine']['engine_sha256']})"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -353,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not replayed:
         raise SystemExit("nothing to replay: run the benchmarks first")
     print(f"adaptive replayed {args.shifts}x per case on recorded runs (an estimate):\n")
-    print("\n".join(summary(replayed)))
+    print("\n".join(summary(replayed, last.seed_groups)))
     print("\n" + recorded_shares(last))
 
 

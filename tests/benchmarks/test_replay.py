@@ -5,13 +5,16 @@ values at the rungs and the full budget, falling from above the first rung befor
 an infinite loss once a run that diverged stopped; the shifts spread over one dense step
 around 1; a replayed sweep with the real engine finds a clear optimum among recorded runs
 and counts its range test's steps; a sweep whose trials all wait at a rung raises instead of
-hanging; the command replays the committed results and reports the benchmarks' measured
-shares beside its estimate; without recorded results it names the command that writes them.
+hanging; the recorded runs include every holdout file, each seed counted in the first run
+that has it, with its range test and seed sd; the command replays the committed results and
+reports the benchmarks' measured shares beside its estimate; without recorded results it
+names the command that writes them.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import subprocess
 import sys
@@ -23,10 +26,12 @@ import pytest
 from benchmarks.replay import (
     DENSE_STEP,
     START,
+    Recorded,
     ReplayBackend,
     StuckError,
     main,
     nearest,
+    recorded_inputs,
     replay,
     shifts,
     value_at,
@@ -123,12 +128,53 @@ def test_a_replayed_trial_past_its_budget_finishes() -> None:
     assert (last.step, last.state, last.outcome) == (540, ProcessState.EXITED, Outcome.FINISHED)
 
 
+def _holdout(seeds: range, sd: float) -> dict[str, object]:
+    return {
+        "seed_sd": {"a": sd},
+        "cases": [{"task": "a", "seed": s, "range_test": {"valley": float(s)}} for s in seeds],
+    }
+
+
+def _write_results(path: Path) -> None:
+    benchmark = {
+        "runs": [{"task": "a", "seed": s, "strategy": "adaptive", "seed_sd": 0.1} for s in (0, 1)],
+        "details": {f"a/s{s}/adaptive": {"range_test": {"valley": -1.0}} for s in (0, 1)},
+    }
+    files = {
+        "search-efficiency": benchmark,
+        "holdout": _holdout(range(5, 7), 0.2),
+        "holdout-1-10-11": _holdout(range(10, 12), 0.3) | {"cases": _overlap()},
+    }
+    for stem, content in files.items():
+        (path / f"{stem}.json").write_text(json.dumps(content))
+
+
+def _overlap() -> list[dict[str, object]]:
+    return [{"task": "a", "seed": s, "range_test": {"valley": float(s)}} for s in (1, 10, 11)]
+
+
+def test_the_recorded_runs_include_every_holdout_file_each_seed_in_the_first_that_has_it(
+    tmp_path: Path,
+) -> None:
+    _write_results(tmp_path)
+    last = Recorded.load(tmp_path)
+    assert last.seed_groups == {
+        "0-1 (search-efficiency)": (0, 1),
+        "5-6 (holdout)": (5, 6),
+        "10-11 (holdout-1-10-11)": (10, 11),
+    }
+    ranges, sds = recorded_inputs(last)
+    assert (ranges["a", 1], sds["a", 1]) == ({"valley": -1.0}, 0.1)
+    assert (ranges["a", 6], sds["a", 6]) == ({"valley": 6.0}, 0.2)
+    assert (ranges["a", 11], sds["a", 11]) == ({"valley": 11.0}, 0.3)
+
+
 @pytest.mark.e2e
 def test_the_command_replays_the_committed_results_beside_the_measured_shares() -> None:
     done = run_module("benchmarks.replay", "--shifts", "1", "--task", "regression", timeout=300)
     assert "| pooled | 10 |" in done.stdout
-    assert "seeds 0-4:" in done.stdout
-    assert "seeds 5-9:" in done.stdout
+    assert "seeds 0-4 (search-efficiency):" in done.stdout
+    assert "seeds 5-9 (holdout):" in done.stdout
 
 
 def test_an_unknown_task_is_refused_with_the_known_ones() -> None:
