@@ -172,9 +172,10 @@ def test_the_recorded_runs_include_every_holdout_file_each_seed_in_the_first_tha
 @pytest.mark.e2e
 def test_the_command_replays_the_committed_results_beside_the_measured_shares() -> None:
     done = run_module("benchmarks.replay", "--shifts", "1", "--task", "regression", timeout=300)
-    assert "| pooled | 10 |" in done.stdout
+    assert "| pooled | 15 |" in done.stdout
     assert "seeds 0-4 (search-efficiency):" in done.stdout
     assert "seeds 5-9 (holdout):" in done.stdout
+    assert "seeds 10-14 (holdout-10-11-12-13-14):" in done.stdout
 
 
 def test_an_unknown_task_is_refused_with_the_known_ones() -> None:
