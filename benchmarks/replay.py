@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.holdout import STEM as HOLDOUT
 from benchmarks.parallelism import LABEL, SEARCH
 from benchmarks.search_efficiency import (
     FULL,
@@ -55,7 +56,6 @@ from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecor
 from lrsweep.engine.verdict import Point
 from lrsweep.runtime.local import run_sweep
 
-HOLDOUT = "holdout"
 DENSE_STEP = 10 ** (5 / 34)  # 35 rates over 5 decades
 # Before its first rung a replayed curve starts this far above the first rung's value.
 START = 2.0
