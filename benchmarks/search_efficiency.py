@@ -4,8 +4,9 @@
     .venv/bin/python -m benchmarks.search_efficiency --script train.py [--steps N] ...
 
 With `--script`, the user's own training script (reporting API; `val_loss`, or the metric
-`--metric` names, minimized) is the only task, with the budget and rate range given on the
-command line (`user_task`), and the results go to out/search-efficiency-<name>/.
+`--metric` names, minimized unless `--goal maximize`) is the only task, with the budget and
+rate range given on the command line (`user_task`), and the results go to
+out/search-efficiency-<name>/.
 
 For each task (built-in trainer tasks with different models, optimizers and schedules, and a
 user's own script on the reporting API) and each seed, everything runs through the local
@@ -25,10 +26,11 @@ runtime (`lrsweep.runtime.local.run_local`, the code path of `lrsweep run`):
    lucky at its own (not issue 6's target; a user's final run uses a new seed).
 
 Per (task, seed, strategy) it records the chosen rate, the regret (score of the chosen rate
-at that seed / best score of the dense grid at that seed - 1), the compute in R (training
-steps of every trial, range test included, / steps of one full run) and the seed spread of
-the grid's best score. Writes OUT/search-efficiency.json, .md and .png (OUT defaults to
-benchmarks/results; with --quick, to out/search-efficiency-quick).
+at that seed / best score of the dense grid at that seed - 1; best / score - 1 for a metric
+maximized), the compute in R (training steps of every trial, range test included, / steps
+of one full run) and the seed spread of the grid's best score. Writes
+OUT/search-efficiency.json, .md and .png (OUT defaults to benchmarks/results; with --quick,
+to out/search-efficiency-quick).
 
 Trials are deterministic for a (task, rate, seed, steps, evalEvery) on one machine (torch on
 one thread), so the score a strategy reports for its winner is that rate's full-run score at
@@ -64,7 +66,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -77,6 +79,7 @@ from scipy import stats
 from lrsweep.api import (
     ADAPTIVE_CANDIDATES,
     Budget,
+    Goal,
     LRSweep,
     Objective,
     Search,
@@ -139,8 +142,31 @@ GATE_TIMEOUT = 600.0
 
 
 # What every task is scored by unless a user's script names another (`--metric`): the
-# API's default objective, minimized.
+# API's default objective, minimized (a script's may be maximized: `--goal`).
 DEFAULT_METRIC = Objective().metric
+
+
+def regret_of(score: float, best: float, goal: Goal = Goal.MINIMIZE) -> float:
+    """How much worse `score` is than `best`, as a ratio (issue 6's regret).
+
+    score / best - 1 for a metric minimized; best / score - 1 for one maximized, so that an
+    accuracy of 0.45 against 0.5 is +11% as a loss of 0.55 against 0.5 is +10%. Both need
+    positive scores: `_train` refuses a task whose metric is not.
+    """
+    if score <= 0 or best <= 0:
+        raise TaskError(f"regret is a ratio of positive scores, got {score:g} against {best:g}")
+    return best / score - 1 if goal is Goal.MAXIMIZE else score / best - 1
+
+
+def best_of(scores: Iterable[float], goal: Goal = Goal.MINIMIZE) -> float:
+    """The best of `scores` for the goal: the lowest, or the highest when maximized."""
+    return max(scores) if goal is Goal.MAXIMIZE else min(scores)
+
+
+def sign(goal: Goal) -> float:
+    """A factor that makes lower better: sort by sign(goal) * score."""
+    return -1.0 if goal is Goal.MAXIMIZE else 1.0
+
 
 # How often the main thread wakes while it waits on worker threads (`results_of`).
 WAKE_EVERY = 0.2
@@ -199,8 +225,10 @@ class BenchTask:
     # sha256 of a user's own script (`--script`), so that editing it invalidates the cached
     # ground truth and runs. None for the tasks shipped here, whose cache the repository keeps.
     script_digest: str | None = None
-    # The objective, minimized: val_loss, or another metric a user's script reports.
+    # The objective: val_loss, or another metric a user's script reports, and which way is
+    # better (a user's script may report one to maximize, such as an accuracy).
     metric: str = DEFAULT_METRIC
+    goal: Goal = Goal.MINIMIZE
 
     def config(self) -> dict[str, Any]:
         """What the ground truth depends on (hashed for the cache)."""
@@ -217,6 +245,7 @@ class BenchTask:
             **({"script_sha256": self.script_digest} if self.script_digest else {}),
             # Only when not the default, so that the shipped tasks' cache keys stay as they are.
             **({"metric": self.metric} if self.metric != DEFAULT_METRIC else {}),
+            **({"goal": self.goal.value} if self.goal is not Goal.MINIMIZE else {}),
         }
 
     def container(self, seed: int) -> dict[str, Any]:
@@ -380,6 +409,7 @@ def user_task(
     low: float,
     high: float,
     metric: str = DEFAULT_METRIC,
+    goal: Goal = Goal.MINIMIZE,
 ) -> BenchTask:
     """A task for the user's own training script (`--script`): their code, this budget.
 
@@ -394,7 +424,7 @@ def user_task(
     try:
         Budget(steps=steps, evalEvery=every, minSteps=first, reductionFactor=REDUCTION_FACTOR)
         Search(min=low, max=high)
-        Objective(metric=metric)
+        Objective(metric=metric, goal=goal)
     except ValidationError as error:
         raise ValueError(
             f"the budget, range or metric for --script is not valid "
@@ -413,6 +443,7 @@ def user_task(
         why="given with --script",
         script_digest=hashlib.sha256(text).hexdigest()[:12],
         metric=metric,
+        goal=goal,
     )
 
 
@@ -443,7 +474,7 @@ def sweep_doc(task: BenchTask, seed: int, label: str, search: Mapping[str, Any])
                     "minSteps": task.min_steps,
                     "reductionFactor": REDUCTION_FACTOR,
                 },
-                "objective": {"metric": task.metric, "goal": "minimize"},
+                "objective": {"metric": task.metric, "goal": task.goal.value},
                 "trial": {
                     "maxRetries": 1,
                     "template": {"spec": {"containers": [task.container(seed)]}},
@@ -509,6 +540,7 @@ class GroundTruth:
     points: tuple[RatePoint, ...]
     cached: bool = False
     seconds: float = 0.0
+    goal: Goal = Goal.MINIMIZE  # the task's: which final score is best
 
     @property
     def finals(self) -> dict[float, float]:
@@ -519,8 +551,12 @@ class GroundTruth:
         finals = self.finals
         if not finals:
             raise RuntimeError(f"{self.task} seed {self.seed}: no dense-grid rate finished")
-        lr = min(finals, key=lambda r: (finals[r], r))
+        lr = min(finals, key=lambda r: (sign(self.goal) * finals[r], r))
         return lr, finals[lr]
+
+    def regret(self, score: float) -> float:
+        """The regret of a final score at this seed against the best one here."""
+        return regret_of(score, self.best[1], self.goal)
 
 
 def config_hash(task: BenchTask, rates: Sequence[float]) -> str:
@@ -551,7 +587,14 @@ def _load_cache(path: Path, digest: str) -> GroundTruth | None:
         )
         for p in data["rates"]
     )
-    return GroundTruth(data["task"], data["seed"], points, cached=True, seconds=data["seconds"])
+    return GroundTruth(
+        data["task"],
+        data["seed"],
+        points,
+        cached=True,
+        seconds=data["seconds"],
+        goal=Goal(data.get("goal", Goal.MINIMIZE.value)),
+    )
 
 
 def _save_cache(path: Path, digest: str, task: BenchTask, truth: GroundTruth) -> None:
@@ -561,6 +604,8 @@ def _save_cache(path: Path, digest: str, task: BenchTask, truth: GroundTruth) ->
         "hash": digest,
         "config": task.config(),
         "seconds": round(truth.seconds, 1),
+        # Only when maximized, as in the configuration: the shipped files stay as they are.
+        **({"goal": truth.goal.value} if truth.goal is not Goal.MINIMIZE else {}),
         "rates": [
             {
                 "lr": p.lr,
@@ -609,7 +654,8 @@ def _train(
     decision = run_sweep_doc(sweep_doc(task, seed, "dense", search), workdir)
     if decision.broken:
         scored = (
-            f" (the benchmark scores this task by its {task.metric}, lower is better; "
+            f" (the benchmark scores this task by its {task.metric}, "
+            f"{'higher' if task.goal is Goal.MAXIMIZE else 'lower'} is better; "
             "--metric names another)"
         )
         raise TaskError(
@@ -632,7 +678,14 @@ def _train(
             f"budget ({decision.message}); lower the range or check the script's logs "
             f"(--workdir keeps them)"
         )
-    return GroundTruth(task.name, seed, points, seconds=time.monotonic() - started)
+    if bad := [p for p in points if p.final is not None and p.final <= 0]:
+        raise TaskError(
+            f"{task.name} seed {seed}: {task.metric} was {bad[0].final:g} at rate "
+            f"{bad[0].lr:g}; the benchmark's regret is a ratio to the best score, so the "
+            f"metric must stay above 0 at every rate (score by another, e.g. an error rate "
+            f"plus a floor, or an accuracy with --goal maximize)"
+        )
+    return GroundTruth(task.name, seed, points, seconds=time.monotonic() - started, goal=task.goal)
 
 
 def ground_truth(
@@ -733,12 +786,12 @@ def other_seed_runs(
     dense = {p.lr for p in truth.points}
     missing = sorted({lr for lr in rates if lr not in dense and lr not in known})
     if not missing:
-        return cached or GroundTruth(task.name, truth.seed, ())
+        return cached or GroundTruth(task.name, truth.seed, (), goal=task.goal)
     ran = _train(task, truth.seed, missing, jobs=jobs, workdir=workdir)
     known.update({p.lr: p for p in ran.points})
     seconds = ran.seconds + (cached.seconds if cached else 0.0)
     points = tuple(known[lr] for lr in sorted(known))
-    result = GroundTruth(task.name, truth.seed, points, seconds=seconds)
+    result = GroundTruth(task.name, truth.seed, points, seconds=seconds, goal=task.goal)
     _save_cache(path, digest, task, result)
     return result
 
@@ -756,7 +809,8 @@ def seed_spread(truths: Sequence[GroundTruth]) -> tuple[float | None, float]:
     complete = {lr: v for lr, v in common.items() if len(v) == len(truths)}
     if not complete:
         return None, 0.0
-    lr = min(complete, key=lambda r: (statistics.fmean(complete[r]), r))
+    factor = sign(truths[0].goal)
+    lr = min(complete, key=lambda r: (factor * statistics.fmean(complete[r]), r))
     return lr, relative_sd(complete[lr])
 
 
@@ -809,15 +863,15 @@ def short_horizon(task: BenchTask, truth: GroundTruth) -> ShortHorizon:
     rungs = task.rungs
     first = rungs[0] if rungs else None
     second = rungs[1] if len(rungs) > 1 else None
-    best_lr, best_score = truth.best
+    best_lr, _ = truth.best
     contenders = [
         p for p in truth.points if abs(math.log10(p.lr / best_lr)) <= CONTENDER_DECADES + 1e-9
     ]
     pick_regret = None
     reached = [p for p in truth.points if first is not None and first in p.rungs]
     if first is not None and reached:
-        pick = min(reached, key=lambda p: p.rungs[first])
-        pick_regret = pick.final / best_score - 1 if pick.final is not None else None
+        pick = min(reached, key=lambda p: sign(truth.goal) * p.rungs[first])
+        pick_regret = truth.regret(pick.final) if pick.final is not None else None
     return ShortHorizon(
         first_rung=task.first_rung,
         spearman=_rung_vs_final(truth.points, first),
@@ -880,9 +934,8 @@ def run_strategy(
     started = time.monotonic()
     doc = sweep_doc(task, seed, label, {**search, "parallelism": parallelism})
     decision = run_sweep_doc(doc, workdir / label)
-    _, best_score = truth.best
     chosen = decision.best
-    regret = chosen.score / best_score - 1 if chosen is not None else None
+    regret = truth.regret(chosen.score) if chosen is not None else None
     return Run(
         task=task.name,
         seed=seed,
@@ -1119,17 +1172,17 @@ def run_benchmark(
     floors: dict[tuple[str, int], GroundTruth] = {}
     for task in settings.tasks:
         for seed in settings.seeds:
+            truth = truths[task.name, seed]
             floor = noise_floor(
                 task,
-                truths[task.name, seed],
+                truth,
                 jobs=jobs,
                 cache_dir=out / "ground-truth",
                 workdir=workdir / task.name / f"s{seed}",
                 fresh=fresh,
             )
-            _, best = truths[task.name, seed].best
             regrets = ", ".join(
-                "diverged" if p.final is None else f"{p.final / best - 1:+.2%}"
+                "diverged" if p.final is None else f"{truth.regret(p.final):+.2%}"
                 for p in floor.points
             )
             log(f"{task.name} s{seed} noise floor: best lr /{NUDGE:g}, x{NUDGE:g}: {regrets}")
@@ -1275,7 +1328,7 @@ def rerender(out: Path) -> dict[str, Any]:
     runs = []
     for stored in result["runs"]:
         detail = result["details"][f"{stored['task']}/s{stored['seed']}/{stored['strategy']}"]
-        _, best_score = truths[stored["task"], stored["seed"]].best
+        truth = truths[stored["task"], stored["seed"]]
         score = stored["score"]
         runs.append(
             Run(
@@ -1284,7 +1337,7 @@ def rerender(out: Path) -> dict[str, Any]:
                 strategy=stored["strategy"],
                 chosen_lr=stored["chosen_lr"],
                 score=score,
-                regret=None if score is None else score / best_score - 1,
+                regret=None if score is None else truth.regret(score),
                 compute_r=stored["compute_r"],
                 trials=stored["trials"],
                 breakdown=detail["compute_breakdown"],
@@ -1325,11 +1378,12 @@ def stored_user_task(name: str, about: Mapping[str, Any]) -> BenchTask:
         why=about["why"],
         script_digest=about.get("script_sha256"),
         metric=about.get("metric", DEFAULT_METRIC),
+        goal=Goal(about.get("goal", Goal.MINIMIZE.value)),
     )
 
 
 # Flags that describe a `--script` task (the built-in tasks set their own).
-SCRIPT_ONLY = ("steps", "eval_every", "min_steps", "range", "seeds", "metric")
+SCRIPT_ONLY = ("steps", "eval_every", "min_steps", "range", "seeds", "metric", "goal")
 
 
 def script_settings(args: argparse.Namespace, base: Settings) -> Settings:
@@ -1348,6 +1402,7 @@ def script_settings(args: argparse.Namespace, base: Settings) -> Settings:
         low=low,
         high=high,
         metric=args.metric or DEFAULT_METRIC,
+        goal=Goal(args.goal or Goal.MINIMIZE.value),
     )
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     if seeds < 1:
@@ -1430,7 +1485,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     own.add_argument(
         "--metric",
         default=None,
-        help=f"the metric compared, lower is better (default {DEFAULT_METRIC})",
+        help=f"the metric compared (default {DEFAULT_METRIC}); positive at every rate",
+    )
+    own.add_argument(
+        "--goal",
+        choices=[g.value for g in Goal],
+        default=None,
+        help="which way the metric is better (default minimize; an accuracy: maximize)",
     )
     args = parser.parse_args(argv)
     if args.jobs < 1:
@@ -1444,7 +1505,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.out = args.out or script_out(settings.tasks[0], quick=args.quick)
     elif given := [f for f in SCRIPT_ONLY if getattr(args, f) is not None]:
         flags = ", ".join("--" + f.replace("_", "-") for f in given)
-        parser.error(f"{flags} only apply with --script (the built-in tasks set their own)")
+        verb = "applies" if len(given) == 1 else "apply"
+        parser.error(f"{flags} only {verb} with --script (the built-in tasks set their own)")
     if args.task:
         known = [t.name for t in settings.tasks]
         unknown = sorted(set(args.task) - set(known))

@@ -51,13 +51,10 @@ def neighbour_regret(truth: GroundTruth) -> float | None:
     How rough the landscape is at the optimum: the regret of missing it by one grid step.
     """
     points = sorted(truth.points, key=lambda p: p.lr)
-    best_lr, best_score = truth.best
+    best_lr, _ = truth.best
     at = next(i for i, p in enumerate(points) if p.lr == best_lr)
-    regrets = [
-        points[i].final / best_score - 1  # type: ignore[operator]
-        for i in (at - 1, at + 1)
-        if 0 <= i < len(points) and points[i].final is not None
-    ]
+    finals = [points[i].final for i in (at - 1, at + 1) if 0 <= i < len(points)]
+    regrets = [truth.regret(final) for final in finals if final is not None]
     return statistics.fmean(regrets) if regrets else None
 
 
@@ -73,19 +70,18 @@ def _cut_contenders(run: Run, truth: GroundTruth, tolerance: float) -> list[dict
     Approximate (the trial's rate is up to half a grid step from that dense rate, and the
     landscape is rough), but it separates early-stopping misses from placement misses.
     """
-    _, best = truth.best
     cut = []
     for row in run.trial_rows:
         if row["mode"] != "train" or row["phase"] != "Stopped":
             continue
         lr, final = _nearest(truth, row["lr"])
-        if final is not None and final / best - 1 <= max(tolerance, run.seed_sd):
+        if final is not None and truth.regret(final) <= max(tolerance, run.seed_sd):
             cut.append(
                 {
                     "lr": row["lr"],
                     "stopped_at": row["steps"],
                     "nearest_dense_lr": lr,
-                    "nearest_dense_regret": round(final / best - 1, 4),
+                    "nearest_dense_regret": round(truth.regret(final), 4),
                 }
             )
     return cut
@@ -95,13 +91,12 @@ def _miss_cause(run: Run, truth: GroundTruth, tolerance: float) -> str:
     """Why a case missed: a near-best rate was cut early, never tried, or ran but lost."""
     if run.chosen_lr is None:
         return "no winner: every full run diverged or failed"
-    _, best = truth.best
     near = []
     for row in run.trial_rows:
         if row["mode"] != "train":
             continue
         _, final = _nearest(truth, row["lr"])
-        if final is not None and final / best - 1 <= max(tolerance, run.seed_sd):
+        if final is not None and truth.regret(final) <= max(tolerance, run.seed_sd):
             near.append(row)
     if not near:
         return "placement: no tried rate is next to a within-target dense rate"
@@ -271,9 +266,10 @@ def _noise_floor(
             floor = floors.get((task.name, seed))
             if floor is None:
                 continue
-            best_lr, best = truths[task.name, seed].best
+            truth = truths[task.name, seed]
+            best_lr, _ = truth.best
             for point in floor.points:
-                regret = None if point.final is None else point.final / best - 1
+                regret = None if point.final is None else truth.regret(point.final)
                 cases.append(
                     {
                         "task": task.name,
@@ -306,7 +302,7 @@ def sparser_grids(
     rate with the best final score at the seed, and its compute is its number of rates in R.
     A grid whose rates all diverged has no pick: a miss.
     """
-    from benchmarks.search_efficiency import within_target
+    from benchmarks.search_efficiency import best_of, within_target
 
     rows: list[dict[str, Any]] = []
     for step in steps:
@@ -317,10 +313,9 @@ def sparser_grids(
                 points = sorted(truth.points, key=lambda p: p.lr)
                 if step >= len(points):
                     continue
-                _, best = truth.best
                 for first in range(step):
                     finals = [p.final for p in points[first::step] if p.final is not None]
-                    regret = min(finals) / best - 1 if finals else None
+                    regret = truth.regret(best_of(finals, truth.goal)) if finals else None
                     grids.append((task.name, regret, len(points[first::step])))
         if not grids:
             continue
@@ -369,7 +364,7 @@ def summarize_other_seeds(
     across seeds, not only at the one it was picked at. The reference is the dense rate
     with the best mean final score over seeds; a rate that diverges at any seed has no mean.
     """
-    from benchmarks.search_efficiency import STRATEGIES, TOLERANCE
+    from benchmarks.search_efficiency import STRATEGIES, TOLERANCE, regret_of
 
     if len(settings.seeds) < 2:
         return None
@@ -380,6 +375,7 @@ def summarize_other_seeds(
             continue
         mean = statistics.fmean(truths[task.name, s].finals[lr] for s in settings.seeds)
         reference[task.name] = {"lr": lr, "mean": mean, "tolerance": max(TOLERANCE, sd)}
+    goals = {task.name: task.goal for task in settings.tasks}
     cases: list[dict[str, Any]] = []
     for run in runs:
         ref = reference.get(run.task)
@@ -399,7 +395,9 @@ def summarize_other_seeds(
         else:
             finite = [v for v in scores.values() if v is not None]
             regret = (
-                statistics.fmean(finite) / ref["mean"] - 1 if len(finite) == len(scores) else None
+                regret_of(statistics.fmean(finite), ref["mean"], goals[run.task])
+                if len(finite) == len(scores)
+                else None
             )
             cases.append(
                 {
@@ -479,7 +477,11 @@ def summarize(
             ),
             "why": task.why,
             **(
-                {"script_sha256": task.script_digest, "metric": task.metric}
+                {
+                    "script_sha256": task.script_digest,
+                    "metric": task.metric,
+                    "goal": task.goal.value,
+                }
                 if task.script_digest
                 else {}
             ),
@@ -789,9 +791,15 @@ def markdown(result: Mapping[str, Any]) -> str:
             else "."
         ),
         "",
-        f"Regret = score(chosen rate) / best dense-grid score - 1 at the same seed; a case is "
-        f"within target when {result['tolerance']}. Compute in R = training steps of every "
-        "trial (range test included) / steps of one full run.",
+        "Regret = score(chosen rate) / best dense-grid score - 1 at the same seed"
+        + "".join(
+            f" ({name}'s {t['metric']} is maximized: best dense-grid score / score(chosen "
+            "rate) - 1)"
+            for name, t in result["tasks"].items()
+            if t.get("goal") == "maximize"
+        )
+        + f"; a case is within target when {result['tolerance']}. Compute in R = training "
+        "steps of every trial (range test included) / steps of one full run.",
         "",
         "## Target (issue 6) for `adaptive`",
         "",

@@ -67,7 +67,7 @@ from benchmarks.search_efficiency_report import (
     sparser_grids,
     summarize_other_seeds,
 )
-from lrsweep.api import ADAPTIVE_CANDIDATES
+from lrsweep.api import ADAPTIVE_CANDIDATES, Goal
 from lrsweep.engine import strategies
 from tests.benchmarks.conftest import copy_caches
 from tests.benchmarks.running import run_module
@@ -75,12 +75,12 @@ from tests.benchmarks.running import run_module
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _truth(seed: int, finals: dict[float, float | None]) -> GroundTruth:
+def _truth(seed: int, finals: dict[float, float | None], goal: Goal = Goal.MINIMIZE) -> GroundTruth:
     points = tuple(
         RatePoint(lr, final, {}, "Succeeded" if final else "Diverged", 10)
         for lr, final in finals.items()
     )
-    return GroundTruth("t", seed, points)
+    return GroundTruth("t", seed, points, goal=goal)
 
 
 ENGINE_MODULE = '''"""A module."""
@@ -168,6 +168,43 @@ def test_seed_spread_is_relative_at_the_best_mean_rate() -> None:
     assert lr == 0.2
     assert sd == pytest.approx(math.sqrt(0.005) / 0.95)
     assert seed_spread(truths[:1]) == (0.2, 0.0)
+
+
+def test_a_maximized_metric_is_best_at_its_highest_score() -> None:
+    truth = _truth(0, {0.1: 0.8, 0.2: 0.9, 0.4: 0.5, 0.8: None}, Goal.MAXIMIZE)
+    assert truth.best == (0.2, 0.9)
+
+
+def test_a_maximized_metric_regrets_the_best_over_the_score() -> None:
+    truth = _truth(0, {0.1: 0.8, 0.2: 0.9}, Goal.MAXIMIZE)
+    assert truth.regret(0.8) == pytest.approx(0.9 / 0.8 - 1)
+    assert truth.regret(0.9) == 0.0
+
+
+def test_regret_refuses_a_score_that_is_not_positive() -> None:
+    with pytest.raises(se.TaskError, match="regret is a ratio of positive scores"):
+        se.regret_of(0.0, 0.5, Goal.MAXIMIZE)
+
+
+def test_seed_spread_of_a_maximized_metric_is_at_the_highest_mean_rate() -> None:
+    truths = [
+        _truth(0, {0.1: 0.6, 0.2: 0.9}, Goal.MAXIMIZE),
+        _truth(1, {0.1: 0.7, 0.2: 0.8}, Goal.MAXIMIZE),
+    ]
+    lr, sd = seed_spread(truths)
+    assert lr == 0.2
+    assert sd == pytest.approx(math.sqrt(0.005) / 0.85)
+
+
+def test_sparser_grids_of_a_maximized_metric_pick_the_highest_score() -> None:
+    settings = replace(quick_settings(), tasks=(replace(quick_settings().tasks[0], name="t"),))
+    settings = replace(settings, seeds=(0,))
+    truths = {("t", 0): _truth(0, {0.1: 0.5, 0.2: 0.9, 0.4: 0.6, 0.8: 0.8}, Goal.MAXIMIZE)}
+    spreads = {"t": (0.2, 0.0)}
+    (row,) = sparser_grids(settings, truths, spreads, (2,))
+    # {0.1, 0.4} picks 0.4 (0.9 / 0.6 - 1), {0.2, 0.8} picks 0.2 (the best, no regret).
+    assert row["mean_regret"] == pytest.approx((0.9 / 0.6 - 1) / 2)
+    assert row["within_target_share"] == 0.5
 
 
 def test_best_score_spread_is_relative_over_each_seeds_best_score() -> None:

@@ -7,7 +7,10 @@ rebuilds such results; results go under out/ unless `--out` says otherwise; edit
 script changes its cache key; a missing script, a budget the API refuses and budget flags
 without `--script` are refused with what to fix, and a script that fails, reports no
 val_loss or diverges at every rate stops the benchmark with exit code 2 and the reason;
-`--metric` makes another reported metric the objective.
+`--metric` makes another reported metric the objective, and `--goal maximize` one that is
+better higher (the ground truth's best, the regrets and the report follow it); a metric
+that is not positive at some rate stops the benchmark with what to do, since regret is a
+ratio.
 The script, tests/benchmarks/scripts/noisy_quadratic.py, is SGD on a noisy quadratic
 without torch, so a trial is quick.
 """
@@ -19,12 +22,14 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import benchmarks.search_efficiency as se
+from lrsweep.api import Goal
 from tests.benchmarks.running import run_module
 
 SCRIPT = Path(__file__).parent / "scripts" / "noisy_quadratic.py"
@@ -180,6 +185,19 @@ def test_budget_flags_without_a_script_are_refused(capsys: pytest.CaptureFixture
     assert "--steps, --seeds only apply with --script" in err
 
 
+def test_a_goal_without_a_script_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    err = _refusal(capsys, "--quick", "--goal", "maximize")
+    assert "--goal only applies with --script" in err
+
+
+def test_a_maximized_goal_becomes_the_sweeps_objective_and_part_of_the_cache_key() -> None:
+    task = _task(SCRIPT, metric="val_acc", goal=Goal.MAXIMIZE)
+    doc = se.sweep_doc(task, 0, "adaptive", {})
+    assert doc.spec.objective.goal is Goal.MAXIMIZE
+    rates = se.dense_rates(task, 9)
+    assert se.config_hash(task, rates) != se.config_hash(replace(task, goal=Goal.MINIMIZE), rates)
+
+
 def test_a_script_with_built_in_tasks_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     err = _refusal(capsys, "--script", str(SCRIPT), "--task", "custom")
     assert "--script replaces the built-in tasks" in err
@@ -228,19 +246,46 @@ def test_a_script_without_val_loss_stops_the_benchmark_naming_the_metric(tmp_pat
     assert "scores this task by its val_loss, lower is better; --metric names another" in err
 
 
-def test_metric_scores_a_script_by_the_metric_it_reports(tmp_path: Path) -> None:
+def _reporting(tmp_path: Path, reported: str, *flags: str) -> dict[str, Any]:
+    """The quick results for the test script reporting `reported` instead of val_loss."""
     script = tmp_path / "train.py"
-    script.write_text(SCRIPT.read_text().replace("val_loss=loss", "val_mse=loss"))
+    script.write_text(SCRIPT.read_text().replace("val_loss=loss", reported))
     run_module(
         "benchmarks.search_efficiency",
-        *("--quick", "--script", str(script), *FLAGS),
-        *("--metric", "val_mse", "--out", str(tmp_path / "out")),
+        *("--quick", "--script", str(script), *FLAGS, *flags, "--out", str(tmp_path / "out")),
     )
-    result = _result(tmp_path / "out")
+    return _result(tmp_path / "out")
+
+
+def test_metric_scores_a_script_by_the_metric_it_reports(tmp_path: Path) -> None:
+    result = _reporting(tmp_path, "val_mse=loss", "--metric", "val_mse")
     assert result["tasks"]["train"]["metric"] == "val_mse"
     (adaptive,) = [r for r in result["runs"] if r["strategy"] == "adaptive"]
     low, high = CONVERGING
     assert low < adaptive["chosen_lr"] < high
+
+
+def test_goal_maximize_scores_a_script_by_a_metric_better_higher(tmp_path: Path) -> None:
+    flags = ("--metric", "val_score", "--goal", "maximize")
+    result = _reporting(tmp_path, "val_score=1 / (1 + loss)", *flags)
+    task = result["tasks"]["train"]
+    assert (task["metric"], task["goal"]) == ("val_score", "maximize")
+    low, high = CONVERGING
+    assert low < task["dense_best"]["0"]["lr"] < high
+    (adaptive,) = [r for r in result["runs"] if r["strategy"] == "adaptive"]
+    assert low < adaptive["chosen_lr"] < high
+    best = task["dense_best"]["0"]["score"]
+    assert adaptive["regret"] == pytest.approx(best / adaptive["score"] - 1, abs=1e-5)
+    report = (tmp_path / "out" / "search-efficiency.md").read_text()
+    assert (
+        "train's val_score is maximized: best dense-grid score / score(chosen rate) - 1" in report
+    )
+
+
+def test_a_metric_that_is_not_positive_stops_the_benchmark_saying_why(tmp_path: Path) -> None:
+    err = _benchmark_fails(tmp_path, REPORTS_LOSS_ONLY.replace("loss=1.0", "val_loss=-1.0"))
+    assert "val_loss was -" in err
+    assert "the metric must stay above 0 at every rate" in err
 
 
 def test_a_script_that_fails_stops_the_benchmark_with_its_error(tmp_path: Path) -> None:
