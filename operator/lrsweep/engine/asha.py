@@ -65,8 +65,8 @@ def most_kept(n: int, eta: int, finalists: int = 0) -> int:
     """The most of `n` trials compared at one rung that `decide` lets go on.
 
     A trial passes the top-1/eta cutoff only with at most ceil((n - 2) / eta) peers ahead
-    of it, or as one of `finalists` (pass 0 below the last rung); ties are broken by launch
-    order, so the bound holds for any values.
+    of it, or as one of `finalists`; ties are broken by launch order, so the bound holds for
+    any values.
     """
     if n <= 1:
         return n
@@ -97,9 +97,11 @@ def decide(
 ) -> RungDecision:
     """Walk the rungs `trial` has reached; the first one it fails stops it.
 
-    At the last rung a trial also goes on while fewer than `finalists` of its peers recorded
-    a better value there: near the optimum, full-budget scores of neighbouring rates differ
-    by less than their noise, so the winner is picked among several full runs.
+    At every rung a trial also goes on while fewer than `finalists` of its peers recorded a
+    better value there, so that at least that many reach the full budget: near the optimum,
+    full-budget scores of neighbouring rates differ by less than their noise, so the winner
+    is picked among several full runs. (With finalists=1, ASHA's own rule: the best so far
+    is always in its top 1/eta.)
     """
     sign = 1.0 if goal is Goal.MINIMIZE else -1.0
     for rung in rungs:
@@ -116,11 +118,10 @@ def decide(
         if not recorded and not on_the_way:
             continue
         mine = sign * value
-        finalists_here = finalists if rung == rungs[-1] else 0
         # Settled early when the peers on their way cannot change the outcome: it fails even
         # if they all record worse values, or passes even if they all record better ones.
         best_case = [*recorded, *(_Peer(math.inf, False) for _ in on_the_way)]
-        if not _passes(mine, best_case, eta, finalists_here):
+        if not _passes(mine, best_case, eta, finalists):
             cutoff = quantile([p.value for p in best_case], 1.0 / eta)
             why = (
                 f"cutoff {sign * cutoff:.4g}"
@@ -134,7 +135,7 @@ def decide(
                 f"{len(best_case) + 1} trials at that rung ({why})",
             )
         worst_case = [*recorded, *(_Peer(-math.inf, True) for _ in on_the_way)]
-        if not _passes(mine, worst_case, eta, finalists_here):
+        if not _passes(mine, worst_case, eta, finalists):
             return RungDecision(Rule.WAIT, rung, f"waiting for {on_the_way[0].id} to reach {rung}")
     return RungDecision(Rule.CONTINUE)
 

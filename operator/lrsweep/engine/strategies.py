@@ -227,7 +227,7 @@ def rungs(spec: LRSweepSpec) -> list[int]:
 
 
 def finalists(spec: LRSweepSpec) -> int:
-    """How many trials early stopping lets through its last rung, at least."""
+    """How many trials early stopping lets through every rung, and so to the full budget."""
     return FINALISTS if spec.search.strategy is Strategy.ADAPTIVE else 1
 
 
@@ -237,9 +237,9 @@ def cohort(spec: LRSweepSpec) -> int:
     The first launch group (`parallelism` trials) at least. adaptive judges its whole first
     round together, as successive halving would, as far as that cannot deadlock: a member
     waits at a rung for members still queued, so the trials that can be paused at once (at
-    most `most_kept` rates at the first comparison, each with its seeds) must leave a slot
-    free. Without that, the members launched after the first group face only the trials
-    before them, and often pass where the whole round would have cut them.
+    most `most_kept` rates at the first comparison, finalists included, each with its seeds)
+    must leave a slot free. Without that, the members launched after the first group face
+    only the trials before them, and often pass where the whole round would have cut them.
     """
     search = spec.search
     if search.strategy is not Strategy.ADAPTIVE:
@@ -248,9 +248,8 @@ def cohort(spec: LRSweepSpec) -> int:
     if not comparisons:
         return search.parallelism
     eta = spec.budget.reductionFactor
-    finalists_there = FINALISTS if len(comparisons) == 1 else 0  # finalists: last rung only
     rates = len(_first_rates(search))
-    while rates > 1 and most_kept(rates, eta, finalists_there) * search.seeds >= search.parallelism:
+    while rates > 1 and most_kept(rates, eta, FINALISTS) * search.seeds >= search.parallelism:
         rates -= 1
     return max(search.parallelism, rates * search.seeds)
 

@@ -3,10 +3,11 @@
 Covers: rung placement on the evaluation grid; the cutoff keeps the top 1/eta; a trial with
 no earlier results continues; waiting on earlier trials not yet at a rung; earlier trials
 that ended below a rung are not waited for; maximisation flips the order; quantile math
-(infinite values included); finalists pass the last rung (only the last) while fewer peers
-than that beat them. A trial is settled before its peers report when they cannot change the
-outcome, and that early decision is always the one full information gives; ties go to the
-trial launched first, so no more than `most_kept` trials ever pass a rung.
+(infinite values included); finalists pass every rung while fewer peers than that beat
+them, so that they all reach the full budget. A trial is settled before its peers report
+when they cannot change the outcome, and that early decision is always the one full
+information gives; ties go to the trial launched first, so no more than `most_kept` trials
+ever pass a rung.
 """
 
 from __future__ import annotations
@@ -86,10 +87,19 @@ def test_a_finalist_passes_the_last_rung_outside_the_top_third() -> None:
     assert decide(trial, earlier, [100], eta=3, goal=Goal.MINIMIZE, finalists=2).rule is (Rule.STOP)
 
 
-def test_finalists_do_not_change_earlier_rungs() -> None:
+def test_a_finalist_passes_an_earlier_rung_too() -> None:
+    # Cut at step 50, it could never be one of the 3 trials trained to the full budget.
     earlier = [rec("t0", {50: 0.1}), rec("t1", {50: 0.2}), rec("t2", {50: 0.3})]
     decision = decide(
         rec("t3", {50: 0.25}), earlier, [50, 100], eta=3, goal=Goal.MINIMIZE, finalists=3
+    )
+    assert decision.rule is Rule.CONTINUE
+
+
+def test_a_trial_with_finalists_enough_ahead_of_it_is_cut_at_an_earlier_rung() -> None:
+    earlier = [rec("t0", {50: 0.1}), rec("t1", {50: 0.2}), rec("t2", {50: 0.3})]
+    decision = decide(
+        rec("t3", {50: 0.35}), earlier, [50, 100], eta=3, goal=Goal.MINIMIZE, finalists=3
     )
     assert decision.rule is Rule.STOP
     assert decision.rung == 50

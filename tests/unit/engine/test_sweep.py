@@ -133,6 +133,16 @@ def test_adaptive_trains_several_finalists_to_the_full_budget() -> None:
     assert stopped, "early stopping still cuts the poor candidates"
 
 
+def test_adaptive_trains_its_finalists_to_the_full_budget_past_several_rungs() -> None:
+    # 5 candidates compared at steps 75 and 225: the top third of 5 at step 75 is 2 trials,
+    # so the finalists must pass that rung as well as the last.
+    spec = make_spec(search={"candidates": 5, "parallelism": 4})
+    assert Sweep(spec, "k").rungs == [75, 225]
+    decision = run(World(spec, bowl(0.05, cliff=10)))
+    full = [r for r in decision.records if r.phase is TrialPhase.SUCCEEDED and r.mode == "train"]
+    assert len(full) == strategies.FINALISTS
+
+
 def _one_rung_spec(**search: object) -> LRSweepSpec:
     """adaptive with a single comparison (at step 180) before the full budget of 540."""
     budget = {"steps": 540, "evalEvery": 60, "minSteps": 60}
