@@ -2,7 +2,8 @@
 
 Covers: the markdown puts the held-out share (with its 95% interval) next to the
 benchmark's own and the pooled share, also judges the held-out cases with the benchmark's
-seed sd, and marks each miss, but does not pool seeds the benchmark also ran; `--quick` runs
+seed sd, and marks each miss, but does not pool seeds the benchmark also ran (it says how
+many of the benchmark's choices a rerun of its seeds repeats); `--quick` runs
 seed 1 (a seed the smoke benchmark does not use) unless `--seed` names others; the report
 says whether its seeds were among those the defaults were chosen on; `--quick --seed 0`
 beside the quick benchmark's caches writes holdout-0.json and holdout-0.md (named seeds
@@ -41,8 +42,11 @@ RESULT: dict[str, Any] = {
     "cached_runs": 0,
 }
 BENCHMARK = {
-    "runs": [{"task": "a", "seed": seed, "seed_sd": 0.6} for seed in range(5)]
-    + [{"task": "b", "seed": seed, "seed_sd": 0.05} for seed in range(5)],
+    "runs": [
+        {"task": task, "seed": seed, "strategy": "adaptive", "chosen_lr": lr, "seed_sd": sd}
+        for task, lr, sd in (("a", 0.1, 0.6), ("b", 0.3, 0.05))
+        for seed in range(5)
+    ],
     "summary": {
         "adaptive": {
             "cases": 25,
@@ -62,7 +66,7 @@ def test_markdown_puts_the_held_out_share_next_to_the_benchmarks_and_the_pooled_
 
 
 def test_markdown_also_judges_the_held_out_cases_with_the_benchmarks_seed_sd() -> None:
-    assert "seeds 0-4's seed sd instead, 4 of 4 held-out cases" in markdown(RESULT, BENCHMARK)
+    assert "seeds 0-4's seed sd instead, 4 of 4 cases of this run" in markdown(RESULT, BENCHMARK)
 
 
 def test_markdown_pools_the_shares_with_the_seed_sd_read_from_each_seeds_best_score() -> None:
@@ -70,7 +74,7 @@ def test_markdown_pools_the_shares_with_the_seed_sd_read_from_each_seeds_best_sc
     benchmark = {**BENCHMARK, "tolerance_by_best_scores": {"within_target": {"adaptive": 22}}}
     text = markdown(result, benchmark)
     # a 6 (+50%) is within 60%; b 5 (0%) within 1%; b 6 (-10%) too: 4 of 4, 26 of 29 pooled.
-    assert "(a 60.0%, b 0.0%), 4 of 4 held-out cases are within target" in text
+    assert "(a 60.0%, b 0.0%), 4 of 4 cases of this run are within target" in text
     assert "read the same way 26 of 29 (90%; 95% interval 73%-98%)" in text
 
 
@@ -89,6 +93,30 @@ def test_markdown_does_not_pool_seeds_the_benchmark_also_ran() -> None:
     text = markdown(overlapping, BENCHMARK)
     assert "| both | not pooled: seeds [4] are in both |" in text
     assert "pooled |" not in text
+
+
+def test_markdown_says_how_often_a_rerun_of_the_benchmarks_seeds_chose_as_it_did() -> None:
+    overlapping = {**RESULT, "cases": [{**c, "seed": 4} for c in RESULT["cases"]]}
+    text = markdown(overlapping, BENCHMARK)
+    # The benchmark chose 0.1 for a and 0.3 for b; this run 0.1 and 0.2 for a, 0.3 for b.
+    assert "its `adaptive` cases again, at the engine above" in text
+    assert "choosing the same rate as it did in 3 of 4." in text
+    assert "seeds that benchmark does not run" not in text
+
+
+def test_markdown_does_not_pool_the_other_reading_for_seeds_the_benchmark_also_ran() -> None:
+    overlapping = {
+        **RESULT,
+        "cases": [{**c, "seed": 4} for c in RESULT["cases"]],
+        "seed_sd_of_best_scores": {"a": 0.6, "b": 0.0},
+    }
+    benchmark = {**BENCHMARK, "tolerance_by_best_scores": {"within_target": {"adaptive": 22}}}
+    text = markdown(overlapping, benchmark)
+    assert "4 of 4 cases of this run are within target (the benchmark's, read the same way: " in (
+        text
+    )
+    assert "22 of 25)" in text
+    assert "read the same way 26 of 29" not in text
 
 
 def test_markdown_says_seeds_above_9_are_out_of_sample() -> None:
