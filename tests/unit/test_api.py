@@ -1,7 +1,8 @@
 """Loading LRSweep documents: what is accepted and what each refusal says.
 
 Covers: the quickstart example loads with defaults filled in (adaptive's first round is
-smaller than the other strategies' unless `candidates` is set); every refusal names the field,
+smaller than the other strategies' unless `candidates` is set) and has the slots to judge
+that round as one; every refusal names the field,
 the bad value and what is allowed (unknown fields, min >= max, non-positive budgets, bad
 strategy, no containers, invalid YAML, several documents, not a mapping).
 """
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from lrsweep.api import LRSweep, SpecError, Strategy, load_sweep, parse_spec
+from lrsweep.engine import strategies
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
@@ -43,6 +45,11 @@ def test_quickstart_example_loads() -> None:
     assert isinstance(sweep, LRSweep)
     assert sweep.spec.search.strategy is Strategy.ADAPTIVE
     assert sweep.spec.objective.metric == "val_loss"
+
+
+def test_the_quickstart_judges_its_whole_first_round_together() -> None:
+    spec = load_sweep(QUICKSTART.read_text()).spec
+    assert strategies.cohort(spec) == spec.search.candidate_count
 
 
 def test_every_example_loads() -> None:
