@@ -682,8 +682,8 @@ def _train(
         raise TaskError(
             f"{task.name} seed {seed}: {task.metric} was {bad[0].final:g} at rate "
             f"{bad[0].lr:g}; the benchmark's regret is a ratio to the best score, so the "
-            f"metric must stay above 0 at every rate (score by another, e.g. an error rate "
-            f"plus a floor, or an accuracy with --goal maximize)"
+            f"metric must stay above 0 at every rate (a loss, say, or an accuracy with "
+            f"--goal maximize)"
         )
     return GroundTruth(task.name, seed, points, seconds=time.monotonic() - started, goal=task.goal)
 
@@ -841,7 +841,9 @@ class ShortHorizon:
     first_rung_pick_regret: float | None  # final regret of the rate best at the first rung
 
 
-def _rung_vs_final(points: Sequence[RatePoint], rung: int | None) -> float | None:
+def _rung_vs_final(
+    points: Sequence[RatePoint], rung: int | None, goal: Goal = Goal.MINIMIZE
+) -> float | None:
     """Spearman of the score at `rung` against the final score, over rates that reached it.
 
     A rate that reached the rung but not the end (diverged later) counts as the worst final
@@ -850,8 +852,9 @@ def _rung_vs_final(points: Sequence[RatePoint], rung: int | None) -> float | Non
     """
     if rung is None:
         return None
+    worst = sign(goal) * math.inf
     pairs = [
-        (p.rungs[rung], p.final if p.final is not None else math.inf)
+        (p.rungs[rung], p.final if p.final is not None else worst)
         for p in points
         if rung in p.rungs
     ]
@@ -874,9 +877,9 @@ def short_horizon(task: BenchTask, truth: GroundTruth) -> ShortHorizon:
         pick_regret = truth.regret(pick.final) if pick.final is not None else None
     return ShortHorizon(
         first_rung=task.first_rung,
-        spearman=_rung_vs_final(truth.points, first),
-        contenders_first=_rung_vs_final(contenders, first),
-        contenders_second=_rung_vs_final(contenders, second),
+        spearman=_rung_vs_final(truth.points, first, truth.goal),
+        contenders_first=_rung_vs_final(contenders, first, truth.goal),
+        contenders_second=_rung_vs_final(contenders, second, truth.goal),
         first_rung_pick_regret=pick_regret,
     )
 

@@ -207,6 +207,31 @@ def test_sparser_grids_of_a_maximized_metric_pick_the_highest_score() -> None:
     assert row["within_target_share"] == 0.5
 
 
+def _accuracy_truth() -> GroundTruth:
+    """Accuracies (maximized) at the custom quick task's first rung (12) and at the end;
+    0.4 leads at the rung, then diverges."""
+    rows = {0.05: (0.3, 0.4), 0.1: (0.5, 0.6), 0.2: (0.7, 0.8), 0.4: (0.9, None)}
+    points = tuple(
+        RatePoint(lr, final, {12: rung}, "Succeeded" if final else "Diverged", 108)
+        for lr, (rung, final) in rows.items()
+    )
+    return GroundTruth("custom", 0, points, goal=Goal.MAXIMIZE)
+
+
+def test_short_horizon_of_a_maximized_metric_ranks_a_later_divergence_last() -> None:
+    (task,) = quick_settings().tasks
+    assert task.rungs[0] == 12
+    check = se.short_horizon(task, _accuracy_truth())
+    # Rung ranks 1-4 against final ranks 2, 3, 4 and 1 (diverged: the worst accuracy).
+    assert check.spearman == pytest.approx(-0.2)
+
+
+def test_short_horizon_of_a_maximized_metric_picks_the_highest_at_the_first_rung() -> None:
+    (task,) = quick_settings().tasks
+    check = se.short_horizon(task, _accuracy_truth())
+    assert check.first_rung_pick_regret is None  # it picked 0.4, which diverged later
+
+
 def test_best_score_spread_is_relative_over_each_seeds_best_score() -> None:
     settings = replace(quick_settings(), tasks=(replace(quick_settings().tasks[0], name="t"),))
     truths = {
