@@ -113,7 +113,7 @@ def _by_best_scores(
     ]
 
 
-def _seeds_line(seeds: Sequence[int], benchmark: Mapping[str, Any] | None, result: Any) -> str:
+def _seeds_line(result: Mapping[str, Any], benchmark: Mapping[str, Any] | None) -> str:
     """Which seeds these are: ones the benchmark does not run, or a rerun of some it does
     (then how many of its `adaptive` choices this run repeats)."""
     if benchmark is None:
@@ -151,7 +151,7 @@ def markdown(result: Mapping[str, Any], benchmark: Mapping[str, Any] | None) -> 
             result,
             "Same tasks, dense ground truth (35 rates), tolerance (regret <= max(1%, seed sd), "
             f"the seed sd over seeds {seeds[0]}-{seeds[-1]}) and `adaptive` as "
-            f"`search-efficiency.md`, {_seeds_line(seeds, benchmark, result)} "
+            f"`search-efficiency.md`, {_seeds_line(result, benchmark)} "
             f"{provenance(seeds)} Whatever they give is reported here.",
         ),
         "| seeds | cases | within target | median compute | mean regret |",
