@@ -141,15 +141,33 @@ def test_delete_handler_runs_and_releases_the_finalizer(
     assert "cleaned up after w-delete" in operator_log["path"].read_text()
 
 
-def test_kopf_posts_events(core: CoreApi, operator_log: dict[str, Any]) -> None:
+def test_kopf_posts_events(core: CoreApi, custom: Custom, operator_log: dict[str, Any]) -> None:
+    # Its own widget: xdist may run this module's other tests on another worker, whose
+    # operator watches another namespace.
     namespace = operator_log["namespace"]
-    wait_for(lambda: core.list_namespaced_event(namespace).items, message="kopf's events")
-    reasons = {event.reason for event in core.list_namespaced_event(namespace).items}
-    assert {"Created", "Logging"} <= reasons
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "widgets", widget("w-events"))
+
+    def reasons() -> set[str]:
+        events = core.list_namespaced_event(namespace).items
+        return {e.reason for e in events if e.involved_object.name == "w-events"}
+
+    # "Created" from the handler's kopf.info, "Logging" from its success posted as an event.
+    wait_for(
+        lambda: {"Created", "Logging"} <= reasons(), message=lambda: f"events, got {reasons()}"
+    )
 
 
-def test_operator_log_has_no_errors(operator_log: dict[str, Any]) -> None:
-    # Runs last in this module: the other tests have exercised the operator by now.
+def test_operator_log_has_no_errors(custom: Custom, operator_log: dict[str, Any]) -> None:
+    # xdist may give this worker none of the module's other tests: handle one widget's whole
+    # life here, so that the log has something to be clean of.
+    namespace = operator_log["namespace"]
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "widgets", widget("w-log"))
+    wait_for(lambda: _status(custom, namespace, "w-log").get("created"), message="w-log created")
+    custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "widgets", "w-log")
+    wait_for(
+        lambda: "cleaned up after w-log" in operator_log["path"].read_text(),
+        message="w-log's delete handler",
+    )
     text = operator_log["path"].read_text()
     problems = [
         line
