@@ -15,6 +15,7 @@ from lrsweep.runtime.jsonsafe import as_reported
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
 
 # Characters per line of the figure's title (it carries the sweep's message, which can be long).
 TITLE_WIDTH = 130
@@ -76,7 +77,8 @@ def plot_report(
     if positive:
         curves.set_yscale("log")
     curves.set_title("curves (dotted: stopped early, diverged or failed)")
-    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=curves, label="learning rate")
+    bar = fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=curves, label="learning rate")
+    _label_as_numbers(bar.ax.yaxis)
 
     full = [(r.learning_rate, r.rungs[full_steps]) for r in train if full_steps in r.rungs]
     partial = [
@@ -106,6 +108,7 @@ def plot_report(
             label=f"winner {best.learning_rate:.3g}",
         )
     scores.set_xscale("log")
+    _label_as_numbers(scores.xaxis)
     scores.set_xlabel("learning rate")
     scores.set_ylabel(metric)
     scores.set_title("score against rate")
@@ -122,3 +125,19 @@ def plot_report(
 def _note(axes: Axes, text: str) -> None:
     """Say in an empty panel why it is empty."""
     axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes, color="gray")
+
+
+def _label_as_numbers(axis: Axis) -> None:
+    """Label a log axis's ticks "0.3", not "3x10^-1", where matplotlib labels them at all.
+
+    Over about a decade (a quickstart's rates) it labels minor ticks too, and the scientific
+    labels of neighbouring ones touch.
+    """
+    from matplotlib.ticker import LogFormatterSciNotation
+
+    class Numbers(LogFormatterSciNotation):
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return f"{x:g}".replace("e-0", "e-") if super().__call__(x, pos) else ""
+
+    axis.set_major_formatter(Numbers())
+    axis.set_minor_formatter(Numbers())
