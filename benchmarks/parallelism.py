@@ -23,11 +23,11 @@ import signal
 import statistics
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from benchmarks.search_efficiency import (
     EXIT_INTERRUPTED,
@@ -37,6 +37,7 @@ from benchmarks.search_efficiency import (
     STOP,
     STRATEGY_PARALLELISM,
     BenchTask,
+    Run,
     RunCache,
     Settings,
     SweepInterruptedError,
@@ -70,14 +71,36 @@ class Case:
     range_test: dict[str, float | None] | None = None
 
 
-def summarise(cases: Sequence[Case]) -> dict[str, Any]:
-    """Per parallelism: share within target, median compute, mean regret; and how many
-    (task, seed) chose the same rate at every parallelism."""
-    by_p: dict[int, list[Case]] = {}
+class Outcome(Protocol):
+    """What a summary reads of a case."""
+
+    @property
+    def task(self) -> str: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def chosen_lr(self) -> float | None: ...
+    @property
+    def regret(self) -> float | None: ...
+    @property
+    def compute_r(self) -> float: ...
+    @property
+    def within(self) -> bool: ...
+
+
+CaseT = TypeVar("CaseT", bound=Outcome)
+U = TypeVar("U")
+V = TypeVar("V")
+
+
+def summarise_by(cases: Sequence[CaseT], key: Callable[[CaseT], int]) -> dict[str, Any]:
+    """Per value of `key` (a parallelism, a ladder): share within target, median compute,
+    mean regret; and how many (task, seed) chose the same rate at every value."""
+    groups: dict[int, list[CaseT]] = {}
     for c in cases:
-        by_p.setdefault(c.parallelism, []).append(c)
+        groups.setdefault(key(c), []).append(c)
     per = {
-        str(p): {
+        str(k): {
             "cases": len(runs),
             "within_target": sum(c.within for c in runs),
             "within_share": sum(c.within for c in runs) / len(runs),
@@ -86,13 +109,81 @@ def summarise(cases: Sequence[Case]) -> dict[str, Any]:
             if any(c.regret is not None for c in runs)
             else None,
         }
-        for p, runs in sorted(by_p.items())
+        for k, runs in sorted(groups.items())
     }
     choices: dict[tuple[str, int], set[float | None]] = {}
     for c in cases:
         choices.setdefault((c.task, c.seed), set()).add(c.chosen_lr)
     same = sum(len(rates) == 1 for rates in choices.values())
-    return {"per_parallelism": per, "same_choice": same, "case_count": len(choices)}
+    return {"per": per, "same_choice": same, "case_count": len(choices)}
+
+
+def summarise(cases: Sequence[Case]) -> dict[str, Any]:
+    """`summarise_by` parallelism (its groups under "per_parallelism", as reported)."""
+    summary = summarise_by(cases, lambda c: c.parallelism)
+    return {"per_parallelism": summary.pop("per"), **summary}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """adaptive's run on one case of a variant (its `task` as run)."""
+
+    task: BenchTask
+    seed: int
+    variant: int
+    run: Run
+    within: bool
+
+
+def measure(
+    settings: Settings,
+    variants: Sequence[int],
+    vary: Callable[[BenchTask, int], tuple[BenchTask, int]],
+    *,
+    tag: str,
+    jobs: int,
+    out: Path,
+    workdir: Path,
+) -> tuple[list[Measured], dict[str, Any]]:
+    """`adaptive` on every (task, seed) of `settings` for each variant, which `vary` turns
+    into the task to run and the parallelism to run it at; with what any report of them
+    says (engine, seed sd, cache use). Ground truth is the benchmark's tasks' own."""
+    fingerprint = engine_fingerprint()
+    truths = ground_truths(
+        settings, jobs=jobs, out=out, workdir=workdir / "truth", fresh=False, log=_say
+    )
+    spread = {
+        task.name: seed_spread([truths[task.name, s] for s in settings.seeds])[1]
+        for task in settings.tasks
+    }
+    cache = RunCache(out / "cache", cache_code(fingerprint))
+    units = [(task, s, v) for v in variants for task in settings.tasks for s in settings.seeds]
+
+    def one(unit: tuple[BenchTask, int, int]) -> Measured:
+        task, seed, variant = unit
+        ran, parallelism = vary(task, variant)
+        # A directory per sweep: the local runner refuses two sweeps in one.
+        sweep_dir = workdir / f"{tag}{variant}" / task.name / f"s{seed}"
+        result, _ = cache.run(
+            ran, seed, LABEL, SEARCH, truths[task.name, seed], sweep_dir, parallelism
+        )
+        within = within_target(result.regret, spread[task.name])
+        _say(
+            f"{tag}={variant} {task.name} s{seed}: lr {result.chosen_lr} compute "
+            f"{result.compute_r:.2f} R within {within}"
+        )
+        return Measured(ran, seed, variant, result, within)
+
+    measured = in_parallel(one, units, jobs)
+    return measured, {
+        "engine": fingerprint,
+        "quick": settings.quick,
+        "strategy": LABEL,
+        "seed_sd": spread,
+        # Another reading of the seed sd (search_efficiency_report.best_score_spread).
+        "seed_sd_of_best_scores": best_score_spread(settings, truths),
+        "cached_runs": len(cache.hits),
+    }
 
 
 def run(
@@ -106,64 +197,78 @@ def run(
 ) -> dict[str, Any]:
     """`adaptive` on every (task, seed) of `settings` at each parallelism; `command` is what
     reproduces the result."""
-    fingerprint = engine_fingerprint()
-    truths = ground_truths(
-        settings, jobs=jobs, out=out, workdir=workdir / "truth", fresh=False, log=_say
+    measured, common = measure(
+        settings,
+        parallelisms,
+        lambda task, p: (task, p),
+        tag="p",
+        jobs=jobs,
+        out=out,
+        workdir=workdir,
     )
-    spread = {
-        task.name: seed_spread([truths[task.name, s] for s in settings.seeds])[1]
-        for task in settings.tasks
-    }
-    cache = RunCache(out / "cache", cache_code(fingerprint))
-    units = [
-        (task, seed, p) for p in parallelisms for task in settings.tasks for seed in settings.seeds
+    cases = [
+        Case(
+            task=m.task.name,
+            seed=m.seed,
+            parallelism=m.variant,
+            chosen_lr=m.run.chosen_lr,
+            regret=m.run.regret,
+            compute_r=m.run.compute_r,
+            within=m.within,
+            range_test=m.run.range_test,
+        )
+        for m in measured
     ]
-
-    def one(unit: tuple[BenchTask, int, int]) -> Case:
-        task, seed, p = unit
-        # A directory per sweep: the local runner refuses two sweeps in one.
-        sweep_dir = workdir / f"p{p}" / task.name / f"s{seed}"
-        result, _ = cache.run(task, seed, LABEL, SEARCH, truths[task.name, seed], sweep_dir, p)
-        case = Case(
-            task=task.name,
-            seed=seed,
-            parallelism=p,
-            chosen_lr=result.chosen_lr,
-            regret=result.regret,
-            compute_r=result.compute_r,
-            within=within_target(result.regret, spread[task.name]),
-            range_test=result.range_test,
-        )
-        _say(
-            f"p={p} {task.name} s{seed}: lr {case.chosen_lr} compute {case.compute_r:.2f} R "
-            f"within {case.within}"
-        )
-        return case
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        try:
-            cases = results_of([pool.submit(one, unit) for unit in units])
-        except BaseException:
-            STOP.set()  # sweeps in other threads stop their trials at their next decision
-            pool.shutdown(cancel_futures=True)
-            raise
     return {
         "command": command,
-        "engine": fingerprint,
-        "quick": settings.quick,
-        "strategy": LABEL,
+        **common,
         "parallelism": list(parallelisms),
-        "seed_sd": spread,
-        # Another reading of the seed sd (search_efficiency_report.best_score_spread).
-        "seed_sd_of_best_scores": best_score_spread(settings, truths),
         "summary": summarise(cases),
         "cases": [asdict(c) for c in cases],
-        "cached_runs": len(cache.hits),
     }
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
+
+
+def in_parallel(one: Callable[[U], V], units: Sequence[U], jobs: int) -> list[V]:
+    """`one` of each unit, `jobs` at a time, in order; on a failure or an interrupt, the
+    sweeps under way stop their trials at their next decision."""
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        try:
+            return results_of([pool.submit(one, unit) for unit in units])
+        except BaseException:
+            STOP.set()
+            pool.shutdown(cancel_futures=True)
+            raise
+
+
+def reproduced(module: str, out: Path, go: Callable[[Path, str], dict[str, Any]]) -> dict[str, Any]:
+    """`go(workdir, command)`, in a temporary workdir, with `command` the shell line that
+    reproduces this run of `benchmarks.<module>`; Ctrl-C or SIGTERM exit with
+    EXIT_INTERRUPTED, saying that finished runs stay cached in `out`."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
+    command = shlex.join([".venv/bin/python", "-m", f"benchmarks.{module}", *sys.argv[1:]])
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"lrsweep-{module}-") as tmp:
+            result = go(Path(tmp), command)
+        check_stopped()
+    except (KeyboardInterrupt, SweepInterruptedError):
+        print(f"interrupted: finished runs stay cached in {out / 'cache'}", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    return result
+
+
+def case_cell(case: Mapping[str, Any]) -> str:
+    """A case in a report's per-case table: chosen / regret (miss) / compute."""
+    if case["chosen_lr"] is None:
+        return f"none / {case['compute_r']:.2f} R"
+    return (
+        f"{case['chosen_lr']:.4g} / {pct(case['regret'])}"
+        f"{'' if case['within'] else ' (miss)'} / {case['compute_r']:.2f} R"
+    )
 
 
 def header(title: str, result: Mapping[str, Any], same: str) -> list[str]:
@@ -198,72 +303,108 @@ def markdown(result: Mapping[str, Any]) -> str:
         "| parallelism | within target | median compute | mean regret |",
         "|---|---|---|---|",
     ]
-    for p in ps:
-        s = per[p]
-        lines.append(
-            f"| {p} | {s['within_share']:.0%} ({s['within_target']} of {s['cases']}) | "
-            f"{s['median_compute_r']:.2f} R | {pct(s['mean_regret'])} |"
-        )
-    summary = result["summary"]
-    lines += [
-        "",
-        f"The same rate was chosen at every parallelism in {summary['same_choice']} of "
-        f"{summary['case_count']} cases.",
-        "",
-        "| task | seed | " + " | ".join(f"p={p}: chosen / regret / compute" for p in ps) + " |",
-        "|---|---|" + "---|" * len(ps),
-    ]
-    table: dict[tuple[str, int], dict[str, Mapping[str, Any]]] = {}
-    for c in result["cases"]:
-        table.setdefault((c["task"], c["seed"]), {})[str(c["parallelism"])] = c
-    for (task, seed), row in table.items():
-        cells = [
-            f"{row[p]['chosen_lr']:.4g} / {pct(row[p]['regret'])}"
-            f"{'' if row[p]['within'] else ' (miss)'} / {row[p]['compute_r']:.2f} R"
-            if row[p]["chosen_lr"] is not None
-            else f"none / {row[p]['compute_r']:.2f} R"
-            for p in ps
-        ]
-        lines.append(f"| {task} | {seed} | " + " | ".join(cells) + " |")
+    lines += [f"| {p} | {summary_cells(per[p])} |" for p in ps]
+    lines += per_case_table(result, ps, "parallelism", "p", "at every parallelism")
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument(
-        "--parallelism",
-        type=int,
-        action="append",
-        default=None,
-        help=f"a parallelism to run at (repeatable; default 2 and {STRATEGY_PARALLELISM})",
+def summary_cells(summary: Mapping[str, Any]) -> str:
+    """One variant's summary in a report's table: within target | median compute | regret."""
+    return (
+        f"{summary['within_share']:.0%} ({summary['within_target']} of {summary['cases']}) | "
+        f"{summary['median_compute_r']:.2f} R | {pct(summary['mean_regret'])}"
     )
+
+
+def per_case_table(
+    result: Mapping[str, Any], values: Sequence[str], key: str, short: str, every: str
+) -> list[str]:
+    """How often every variant (`values` of the cases' `key`, `short=value` in the columns)
+    chose the same rate, then a row per (task, seed)."""
+    summary = result["summary"]
+    lines = [
+        "",
+        f"The same rate was chosen {every} in {summary['same_choice']} of "
+        f"{summary['case_count']} cases.",
+        "",
+        "| task | seed | "
+        + " | ".join(f"{short}={v}: chosen / regret / compute" for v in values)
+        + " |",
+        "|---|---|" + "---|" * len(values),
+    ]
+    table: dict[tuple[str, int], dict[str, Mapping[str, Any]]] = {}
+    for c in result["cases"]:
+        table.setdefault((c["task"], c["seed"]), {})[str(c[key])] = c
+    for (task, seed), row in table.items():
+        cells = " | ".join(case_cell(row[v]) for v in values)
+        lines.append(f"| {task} | {seed} | {cells} |")
+    return lines
+
+
+class VariantRun(Protocol):
+    """A benchmark's `run`: adaptive on every case for each of `values`."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        values: Sequence[int],
+        /,
+        *,
+        jobs: int,
+        out: Path,
+        workdir: Path,
+        command: str,
+    ) -> dict[str, Any]: ...
+
+
+def variants_main(
+    argv: Sequence[str] | None,
+    *,
+    module: str,
+    description: str,
+    option: str,
+    option_help: str,
+    default: Sequence[int],
+    run_all: VariantRun,
+    report: Callable[[Mapping[str, Any]], str],
+) -> None:
+    """The command line of a benchmark that runs adaptive on the search-efficiency cases for
+    several values of `--option` (repeatable, at least 1): writes OUT/<module>.json and .md."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(f"--{option}", type=int, action="append", default=None, help=option_help)
     parser.add_argument("--jobs", type=int, default=2, help="sweeps at once")
     parser.add_argument("--quick", action="store_true", help="the smoke settings")
     parser.add_argument("--out", type=Path, default=None, help="results and caches directory")
     args = parser.parse_args(argv)
-    parallelisms = sorted(set(args.parallelism or (2, STRATEGY_PARALLELISM)))
-    if args.jobs < 1 or parallelisms[0] < 1:
-        parser.error("--jobs and --parallelism must be at least 1")
+    values = sorted(set(getattr(args, option) or default))
+    if args.jobs < 1 or values[0] < 1:
+        parser.error(f"--jobs and --{option} must be at least 1")
     settings = quick_settings() if args.quick else FULL
     out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, interrupt)
-    try:
-        with tempfile.TemporaryDirectory(prefix="lrsweep-par-") as tmp:
-            command = shlex.join(
-                [".venv/bin/python", "-m", "benchmarks.parallelism", *sys.argv[1:]]
-            )
-            result = run(
-                settings, parallelisms, jobs=args.jobs, out=out, workdir=Path(tmp), command=command
-            )
-        check_stopped()
-    except (KeyboardInterrupt, SweepInterruptedError):
-        print(f"interrupted: finished runs stay cached in {out / 'cache'}", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
-    (out / f"{STEM}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"{STEM}.md").write_text(markdown(result))
-    print(markdown(result))
+    result = reproduced(
+        module,
+        out,
+        lambda workdir, command: run_all(
+            settings, values, jobs=args.jobs, out=out, workdir=workdir, command=command
+        ),
+    )
+    (out / f"{module}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / f"{module}.md").write_text(report(result))
+    print(report(result))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    variants_main(
+        argv,
+        module=STEM,
+        description=(__doc__ or "").splitlines()[0],
+        option="parallelism",
+        option_help=f"a parallelism to run at (repeatable; default 2 and {STRATEGY_PARALLELISM})",
+        default=(2, STRATEGY_PARALLELISM),
+        run_all=run,
+        report=markdown,
+    )
 
 
 if __name__ == "__main__":
