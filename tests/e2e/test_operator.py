@@ -292,7 +292,7 @@ def wait_not_schedulable(cluster: KubeCluster, namespace: str, name: str) -> dic
 def test_a_gpu_sweep_without_gpus_reports_unschedulable(
     kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, harness: ThreadedHarness
 ) -> None:
-    harness.set_node_capacity(**{"nvidia.com/gpu": "0"})
+    # `harness`: the test cluster, whose Node has no GPU (a real cluster's nodes may).
     doc = toy_sweep("gpu", {"strategy": "grid", "values": [0.05]})
     container = doc["spec"]["trial"]["template"]["spec"]["containers"][0]
     container["resources"] = {"limits": {"nvidia.com/gpu": 1}}

@@ -171,7 +171,6 @@ def harness(kube_cluster: KubeCluster) -> Iterator[ThreadedHarness]:
             "points at a real cluster"
         )
     threaded = kube_cluster.harness
-    capacity = threaded.call(lambda: dict(threaded.harness.node.capacity()))
     yield threaded
     threaded.reset_faults()
-    threaded.set_node_capacity(**capacity)
+    threaded.reset_node_capacity()

@@ -215,6 +215,14 @@ class Harness:
             node["status"][section].update(resources)
         self.api.update_status(nodes, node)
 
+    def reset_node_capacity(self) -> None:
+        """Give the Node back the capacity it started with, removing resources added since."""
+        nodes = self._type("", "v1", "nodes")
+        node = self.api.get(nodes, "", self.node.name)
+        for section in ("capacity", "allocatable"):
+            node["status"][section] = self.node.capacity()
+        self.api.update_status(nodes, node)
+
     def _type(self, group: str, version: str, plural: str) -> ResourceType:
         rtype = self.registry.lookup(group, version, plural)
         assert rtype is not None

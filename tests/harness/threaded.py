@@ -124,3 +124,6 @@ class ThreadedHarness:
 
     def set_node_capacity(self, **resources: str) -> None:
         self.call(self.harness.set_node_capacity, **resources)
+
+    def reset_node_capacity(self) -> None:
+        self.call(self.harness.reset_node_capacity)

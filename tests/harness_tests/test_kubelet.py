@@ -5,9 +5,10 @@ message, `kubectl logs`); a pod exiting zero (Succeeded/Completed); two concurre
 each getting their own termination-message file; env with `$(VAR)` expansion, fieldRef and
 configMapKeyRef; distinct loopback pod IPs reachable from the host; deletion sending SIGTERM
 then SIGKILL after the grace period, then the object going away; a GPU pod left
-Unschedulable and scheduled once the node gains a GPU; restartPolicy OnFailure restarting;
-an image entrypoint given to the harness; an image without one left in ErrImagePull; the
-termination message read from the shared path when mount namespaces are not available.
+Unschedulable and scheduled once the node gains a GPU; the node's capacity reset;
+restartPolicy OnFailure restarting; an image entrypoint given to the harness; an image
+without one left in ErrImagePull; the termination message read from the shared path when
+mount namespaces are not available.
 """
 
 from __future__ import annotations
@@ -202,6 +203,22 @@ def test_gpu_pod_is_scheduled_once_the_node_has_a_gpu(
     )
     harness.set_node_capacity(**{"nvidia.com/gpu": "1"})
     _phase(core, "gpu-later", kube_namespace, "Running")
+
+
+def test_resetting_the_node_capacity_removes_resources_added_since(
+    harness: ThreadedHarness, core: Core
+) -> None:
+    def status() -> dict[str, Any]:
+        # Raw JSON: the client's models want node info the harness's Node leaves out.
+        (node,) = json.loads(core.list_node(_preload_content=False).data)["items"]
+        return dict(node["status"])
+
+    before = status()["allocatable"]
+    harness.set_node_capacity(**{"nvidia.com/gpu": "1", "cpu": "64"})
+    assert status()["allocatable"]["nvidia.com/gpu"] == "1"
+    harness.reset_node_capacity()
+    assert status()["allocatable"] == before
+    assert status()["capacity"] == before
 
 
 def test_on_failure_restarts_until_success(
