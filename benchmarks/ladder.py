@@ -42,6 +42,7 @@ from lrsweep.engine import strategies
 
 STEM = "ladder"
 DIVISORS = (9, 10, 27)
+BENCHMARK_DIVISOR = 9  # the search-efficiency tasks' minSteps = steps / 9
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,29 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"| {d} | {summary_cells(per[d])} | {'; '.join(sorted(comparisons[d]))} |" for d in ds
     ]
     lines += per_case_table(result, ds, "divisor", "D", "with every ladder")
+    if str(BENCHMARK_DIVISOR) in ds:
+        agree = same_as(result["cases"], BENCHMARK_DIVISOR)
+        lines += [
+            "",
+            f"The same rate as with the benchmark's ladder (D = {BENCHMARK_DIVISOR}): "
+            + "; ".join(
+                f"D = {d} in {agree[int(d)]} of {per[d]['cases']} cases"
+                for d in ds
+                if int(d) != BENCHMARK_DIVISOR
+            )
+            + ".",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def same_as(cases: Sequence[Mapping[str, Any]], reference: int) -> dict[int, int]:
+    """Per divisor, in how many (task, seed) it chose the rate the `reference` ladder did."""
+    chosen = {(c["task"], c["seed"]): c["chosen_lr"] for c in cases if c["divisor"] == reference}
+    agree: dict[int, int] = {}
+    for c in cases:
+        same = chosen.get((c["task"], c["seed"]), object()) == c["chosen_lr"]
+        agree[c["divisor"]] = agree.get(c["divisor"], 0) + same
+    return agree
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,8 +5,8 @@ and keeps the task's ground-truth key apart from the run's; `--quick` with two d
 runs `adaptive` end to end through real trial processes on the smoke settings and writes
 ladder.json and .md (one case per (task, seed, divisor) with a chosen rate, finite regret,
 compute above zero and the rungs it compared at; the benchmark's own ladder comes from the
-quick search-efficiency run's cache); the summary per divisor and the markdown table are
-checked on hand-made cases.
+quick search-efficiency run's cache); the summary per divisor, the markdown table and how
+many choices each ladder shares with the benchmark's are checked on hand-made cases.
 """
 
 from __future__ import annotations
@@ -107,3 +107,16 @@ def test_quick_run_writes_a_case_per_divisor(quick_benchmark: Path, tmp_path: Pa
         assert math.isfinite(case["regret"]), case
         assert case["compute_r"] > 0, case
     assert result["command"] in (tmp_path / "ladder.md").read_text()
+
+
+def test_markdown_counts_the_choices_each_ladder_shares_with_the_benchmarks() -> None:
+    cases = [*CASES, _case("b", 0, 9, 0.5, 0.0, 4.0), _case("b", 0, 27, 0.5, 0.0, 3.0)]
+    result: dict[str, Any] = {
+        "command": ".venv/bin/python -m benchmarks.ladder",
+        "engine": {"commit": "abc1234", "engine_sha256": "0123456789ab"},
+        "divisors": [9, 27],
+        "summary": summarise_by(cases, lambda c: c.divisor),
+        "cases": [asdict(c) for c in cases],
+        "cached_runs": 0,
+    }
+    assert "(D = 9): D = 27 in 2 of 3 cases." in markdown(result)
