@@ -65,6 +65,18 @@ CASES = [
 ]
 
 
+def _result(cases: list[Case]) -> dict[str, Any]:
+    """What `run` returns for `cases` at divisors 9 and 27."""
+    return {
+        "command": ".venv/bin/python -m benchmarks.ladder",
+        "engine": {"commit": "abc1234", "engine_sha256": "0123456789ab"},
+        "divisors": [9, 27],
+        "summary": summarise_by(cases, lambda c: c.divisor),
+        "cases": [asdict(c) for c in cases],
+        "cached_runs": 0,
+    }
+
+
 def test_the_summary_is_per_divisor() -> None:
     per = summarise_by(CASES, lambda c: c.divisor)["per"]
     assert (per["9"]["within_target"], per["9"]["median_compute_r"]) == (2, 4.0)
@@ -73,15 +85,7 @@ def test_the_summary_is_per_divisor() -> None:
 
 
 def test_markdown_has_a_row_per_divisor_with_its_comparisons_and_a_row_per_case() -> None:
-    result: dict[str, Any] = {
-        "command": ".venv/bin/python -m benchmarks.ladder",
-        "engine": {"commit": "abc1234", "engine_sha256": "0123456789ab"},
-        "divisors": [9, 27],
-        "summary": summarise_by(CASES, lambda c: c.divisor),
-        "cases": [asdict(c) for c in CASES],
-        "cached_runs": 0,
-    }
-    text = markdown(result)
+    text = markdown(_result(CASES))
     assert "| 27 | 50% (1 of 2) | 2.50 R | +20.50% | a: 60, 180 |" in text
     assert "| a | 1 | 0.2 / +2.00% / 4.00 R | 0.3 / +40.00% (miss) / 2.00 R |" in text
     assert "with every ladder in 1 of 2 cases" in text
@@ -111,12 +115,4 @@ def test_quick_run_writes_a_case_per_divisor(quick_benchmark: Path, tmp_path: Pa
 
 def test_markdown_counts_the_choices_each_ladder_shares_with_the_benchmarks() -> None:
     cases = [*CASES, _case("b", 0, 9, 0.5, 0.0, 4.0), _case("b", 0, 27, 0.5, 0.0, 3.0)]
-    result: dict[str, Any] = {
-        "command": ".venv/bin/python -m benchmarks.ladder",
-        "engine": {"commit": "abc1234", "engine_sha256": "0123456789ab"},
-        "divisors": [9, 27],
-        "summary": summarise_by(cases, lambda c: c.divisor),
-        "cases": [asdict(c) for c in cases],
-        "cached_runs": 0,
-    }
-    assert "(D = 9): D = 27 in 2 of 3 cases." in markdown(result)
+    assert "(D = 9): D = 27 in 2 of 3 cases." in markdown(_result(cases))
