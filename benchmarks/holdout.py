@@ -21,25 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import signal
-import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.parallelism import LABEL, header, run
+from benchmarks.parallelism import LABEL, header, reproduced, run
 from benchmarks.search_efficiency import (
-    EXIT_INTERRUPTED,
     FULL,
     QUICK_OUT,
     RESULTS,
     STRATEGY_PARALLELISM,
-    SweepInterruptedError,
-    check_stopped,
-    interrupt,
     quick_settings,
     within_target,
 )
@@ -221,23 +213,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = replace(base, seeds=seeds)
     out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, interrupt)
-    command = shlex.join([".venv/bin/python", "-m", "benchmarks.holdout", *sys.argv[1:]])
-    try:
-        with tempfile.TemporaryDirectory(prefix="lrsweep-holdout-") as tmp:
-            result = run(
-                settings,
-                [STRATEGY_PARALLELISM],
-                jobs=args.jobs,
-                out=out,
-                workdir=Path(tmp),
-                command=command,
-            )
-        check_stopped()
-    except (KeyboardInterrupt, SweepInterruptedError):
-        print(f"interrupted: finished runs stay cached in {out / 'cache'}", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED) from None
+    result = reproduced(
+        STEM,
+        out,
+        lambda workdir, command: run(
+            settings,
+            [STRATEGY_PARALLELISM],
+            jobs=args.jobs,
+            out=out,
+            workdir=workdir,
+            command=command,
+        ),
+    )
     benchmark_path = out / f"{BENCHMARK_STEM}.json"
     benchmark = json.loads(benchmark_path.read_text()) if benchmark_path.exists() else None
     name = stem(seeds, named=args.seed is not None)

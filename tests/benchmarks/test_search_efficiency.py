@@ -22,8 +22,9 @@ out; one seed gives no section), and the runs at other seeds train only rates ne
 dense grid nor their growing cache already has. SIGTERM or Ctrl-C stops the benchmark with
 exit code 130 and no trial process left running, both while the ground truth runs (main
 thread) and while strategy sweeps run in worker threads; a signal no sweep sees (after the
-last decision) still ends this benchmark, `parallelism` and `holdout` with 130 and no report;
-a signal the kernel hands to a worker thread is handled while the main thread waits on it.
+last decision) still ends this benchmark, `parallelism`, `holdout` and `ladder` with 130 and
+no report; a signal the kernel hands to a worker thread is handled while the main thread
+waits on it.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -49,6 +50,7 @@ from types import ModuleType
 import pytest
 
 import benchmarks.holdout as holdout
+import benchmarks.ladder as ladder
 import benchmarks.parallelism as parallelism
 import benchmarks.search_efficiency as se
 from benchmarks.search_efficiency import (
@@ -540,6 +542,7 @@ def test_results_of_raises_the_first_failure_in_order() -> None:
         (se, "run_benchmark", "search-efficiency"),
         (parallelism, "run", "parallelism"),
         (holdout, "run", "holdout"),
+        (ladder, "run", "ladder"),
     ],
 )
 def test_a_signal_no_sweep_sees_still_stops_the_benchmark(
