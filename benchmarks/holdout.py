@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.parallelism import LABEL, header, reproduced, run
+from benchmarks.parallelism import LABEL, header, reproduced, run, write_reports
 from benchmarks.search_efficiency import (
     FULL,
     QUICK_OUT,
@@ -227,10 +227,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     benchmark_path = out / f"{BENCHMARK_STEM}.json"
     benchmark = json.loads(benchmark_path.read_text()) if benchmark_path.exists() else None
-    name = stem(seeds, named=args.seed is not None)
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"{name}.md").write_text(markdown(result, benchmark))
-    print(markdown(result, benchmark))
+    write_reports(
+        out, stem(seeds, named=args.seed is not None), result, lambda r: markdown(r, benchmark)
+    )
 
 
 if __name__ == "__main__":

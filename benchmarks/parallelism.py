@@ -261,6 +261,16 @@ def reproduced(module: str, out: Path, go: Callable[[Path, str], dict[str, Any]]
     return result
 
 
+def write_reports(
+    out: Path, stem: str, result: Mapping[str, Any], report: Callable[[Mapping[str, Any]], str]
+) -> None:
+    """OUT/<stem>.json (the result) and OUT/<stem>.md (its report), which is also printed."""
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    text = report(result)
+    (out / f"{stem}.md").write_text(text)
+    print(text)
+
+
 def case_cell(case: Mapping[str, Any]) -> str:
     """A case in a report's per-case table: chosen / regret (miss) / compute."""
     if case["chosen_lr"] is None:
@@ -389,9 +399,7 @@ def variants_main(
             settings, values, jobs=args.jobs, out=out, workdir=workdir, command=command
         ),
     )
-    (out / f"{module}.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / f"{module}.md").write_text(report(result))
-    print(report(result))
+    write_reports(out, module, result, report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

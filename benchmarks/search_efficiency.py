@@ -71,7 +71,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 from scipy import stats
@@ -754,10 +754,17 @@ def noise_floor(
     )
 
 
-def other_seeds_path(cache_dir: Path, task: BenchTask, seed: int) -> tuple[Path, str]:
-    """The growing cache of full runs at rates strategies chose at the task's other seeds."""
+# The growing caches of full runs off the dense grid: at rates strategies chose at the task's
+# other seeds, and at the rates benchmarks.ceiling trains around the optimum.
+Extra = Literal["others", "ceiling"]
+
+
+def other_seeds_path(
+    cache_dir: Path, task: BenchTask, seed: int, kind: Extra = "others"
+) -> tuple[Path, str]:
+    """The growing cache of full runs of `kind` at this seed."""
     digest = config_hash(task, [])  # the task alone: rates accumulate in the file
-    return cache_dir / f"{task.name}-s{seed}-others-{digest}.json", digest
+    return cache_dir / f"{task.name}-s{seed}-{kind}-{digest}.json", digest
 
 
 def load_other_seeds(cache_dir: Path, task: BenchTask, seed: int) -> GroundTruth | None:
@@ -774,13 +781,15 @@ def other_seed_runs(
     cache_dir: Path,
     workdir: Path,
     fresh: bool,
+    kind: Extra = "others",
 ) -> GroundTruth:
-    """Full runs at `truth`'s seed of rates chosen at other seeds (cached, the file grows).
+    """Full runs at `truth`'s seed of rates off the dense grid (cached by `kind`, the file
+    grows): by default, rates chosen at other seeds.
 
     Rates of the dense grid are not trained again (the ground truth has them); the result
     holds every other rate asked for, now or by an earlier run of the benchmark.
     """
-    path, digest = other_seeds_path(cache_dir, task, truth.seed)
+    path, digest = other_seeds_path(cache_dir, task, truth.seed, kind)
     cached = None if fresh else _load_cache(path, digest)
     known = {p.lr: p for p in cached.points} if cached else {}
     dense = {p.lr for p in truth.points}

@@ -49,6 +49,7 @@ from types import ModuleType
 
 import pytest
 
+import benchmarks.ceiling as ceiling
 import benchmarks.holdout as holdout
 import benchmarks.ladder as ladder
 import benchmarks.parallelism as parallelism
@@ -543,6 +544,7 @@ def test_results_of_raises_the_first_failure_in_order() -> None:
         (parallelism, "run", "parallelism"),
         (holdout, "run", "holdout"),
         (ladder, "run", "ladder"),
+        (ceiling, "run", "ceiling"),
     ],
 )
 def test_a_signal_no_sweep_sees_still_stops_the_benchmark(
