@@ -4,8 +4,9 @@
 
 The engine is the real one (`run_sweep`, `decide`, the default settings of the benchmarks);
 only the trials are replayed. Each trial follows the full run recorded at the nearest rate,
-same task and seed (the dense grid, the noise floor's nudged rates and the rates chosen at
-other seeds, all under benchmarks/results/ground-truth): exactly its values at the rungs
+same task and seed (the dense grid, the noise floor's nudged rates, the rates chosen at
+other seeds and the ceiling's six rates around the optimum, all under
+benchmarks/results/ground-truth): exactly its values at the rungs
 and at the full budget, its divergence, and in between a curve that falls most of the way
 early (so no replayed trial looks still too slow, and adaptive's 2x step for a too-slow
 best is not replayed). The range test is not rerun: the suggestions recorded by the last
@@ -300,7 +301,11 @@ def recorded_runs(
     if truth is None:
         return None
     points = list(truth.points)
-    for extra in (load_nudged(cache, task, truth), load_other_seeds(cache, task, seed)):
+    for extra in (
+        load_nudged(cache, task, truth),
+        load_other_seeds(cache, task, seed),
+        load_other_seeds(cache, task, seed, "ceiling"),
+    ):
         points += [] if extra is None else extra.points
     return points, truth.best[1]
 

@@ -767,8 +767,10 @@ def other_seeds_path(
     return cache_dir / f"{task.name}-s{seed}-{kind}-{digest}.json", digest
 
 
-def load_other_seeds(cache_dir: Path, task: BenchTask, seed: int) -> GroundTruth | None:
-    path, digest = other_seeds_path(cache_dir, task, seed)
+def load_other_seeds(
+    cache_dir: Path, task: BenchTask, seed: int, kind: Extra = "others"
+) -> GroundTruth | None:
+    path, digest = other_seeds_path(cache_dir, task, seed, kind)
     return _load_cache(path, digest)
 
 

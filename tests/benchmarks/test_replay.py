@@ -6,7 +6,8 @@ an infinite loss once a run that diverged stopped; the shifts spread over one de
 around 1; a replayed sweep with the real engine finds a clear optimum among recorded runs
 and counts its range test's steps; a sweep whose trials all wait at a rung raises instead of
 hanging; the recorded runs include every holdout file, each seed counted in the first run
-that has it, with its range test and seed sd; the command replays the committed results and
+that has it, with its range test and seed sd, and a seed's runs include the ceiling's
+off-grid ones; the command replays the committed results and
 reports the benchmarks' measured shares beside its estimate; without recorded results it
 names the command that writes them.
 """
@@ -32,11 +33,21 @@ from benchmarks.replay import (
     main,
     nearest,
     recorded_inputs,
+    recorded_runs,
     replay,
     shifts,
     value_at,
 )
-from benchmarks.search_efficiency import FULL, RatePoint, dense_rates
+from benchmarks.search_efficiency import (
+    FULL,
+    TASKS,
+    GroundTruth,
+    RatePoint,
+    _save_cache,
+    dense_rates,
+    other_seeds_path,
+    truth_path,
+)
 from lrsweep.engine import strategies
 from lrsweep.engine.sweep import Launch
 from lrsweep.engine.trials import Outcome, ProcessState
@@ -167,6 +178,26 @@ def test_the_recorded_runs_include_every_holdout_file_each_seed_in_the_first_tha
     assert (ranges["a", 1], sds["a", 1]) == ({"valley": -1.0}, 0.1)
     assert (ranges["a", 6], sds["a", 6]) == ({"valley": 6.0}, 0.2)
     assert (ranges["a", 11], sds["a", 11]) == ({"valley": 11.0}, 0.3)
+
+
+def test_the_recorded_runs_of_a_seed_include_those_off_the_grid_the_ceiling_trained(
+    tmp_path: Path,
+) -> None:
+    task = TASKS[0]
+    cache = tmp_path / "ground-truth"
+
+    def runs(*rates: float) -> GroundTruth:
+        points = tuple(RatePoint(lr, 1.0, {}, "Succeeded", task.steps) for lr in rates)
+        return GroundTruth(task.name, 0, points)
+
+    _save_cache(*truth_path(cache, task, 0, FULL), task, runs(*dense_rates(task, 35)))
+    _save_cache(*other_seeds_path(cache, task, 0), task, runs(0.0123))
+    _save_cache(*other_seeds_path(cache, task, 0, "ceiling"), task, runs(0.0456, 0.0789))
+    recorded = recorded_runs(tmp_path, task, 0)
+    assert recorded is not None
+    rates = {p.lr for p in recorded[0]}
+    assert {0.0123, 0.0456, 0.0789} <= rates
+    assert len(rates) == 35 + 3
 
 
 @pytest.mark.e2e
