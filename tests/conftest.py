@@ -8,11 +8,13 @@ import pytest
 
 pytest_plugins = ["tests.harness.pytest_plugin"]
 
-# Session fixtures that cost minutes of torch training: every test that uses one runs on
-# the same xdist worker, so that each is built once, not once per worker.
-SHARED_SESSION_FIXTURES = {
+# Fixtures that run trial processes (session ones: minutes of torch training): every test
+# that uses one runs on the same xdist worker, so that each is built once, not once per
+# worker.
+SHARED_FIXTURES = {
     "quick_benchmark": "quick-benchmark",  # tests/benchmarks/conftest.py
     "local_quickstart": "local-quickstart",  # tests/e2e/conftest.py
+    "script_run": "script-benchmark",  # tests/benchmarks/test_user_script.py (module)
 }
 
 
@@ -20,7 +22,7 @@ SHARED_SESSION_FIXTURES = {
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        for fixture, group in SHARED_SESSION_FIXTURES.items():
+        for fixture, group in SHARED_FIXTURES.items():
             if fixture in fixtures:
                 item.add_marker(pytest.mark.xdist_group(group))
                 break
