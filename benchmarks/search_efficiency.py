@@ -1339,10 +1339,14 @@ def rerender(out: Path) -> dict[str, Any]:
                 floors[task.name, seed] = floor
             if (other := load_other_seeds(out / "ground-truth", task, seed)) is not None:
                 others[task.name, seed] = other
+    steps = {task.name: task.steps for task in settings.tasks}
     runs = []
     for stored in result["runs"]:
         detail = result["details"][f"{stored['task']}/s{stored['seed']}/{stored['strategy']}"]
         truth = truths[stored["task"], stored["seed"]]
+        # From the trials' steps, as measured: the stored compute_r is rounded, and a median
+        # of rounded values can round the other way.
+        used = sum(row["steps"] for row in detail["trials"]) / steps[stored["task"]]
         score = stored["score"]
         runs.append(
             Run(
@@ -1352,7 +1356,7 @@ def rerender(out: Path) -> dict[str, Any]:
                 chosen_lr=stored["chosen_lr"],
                 score=score,
                 regret=None if score is None else truth.regret(score),
-                compute_r=stored["compute_r"],
+                compute_r=used,
                 trials=stored["trials"],
                 breakdown=detail["compute_breakdown"],
                 range_test=detail["range_test"],

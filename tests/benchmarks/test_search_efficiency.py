@@ -11,7 +11,8 @@ and seed score the same in every sweep);
 the noise floor has full runs 2% either side of the dense best, cached beside the ground
 truth; the sparser grids (every k-th dense rate, from the ground truth) are reported; the
 markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
-from the stored runs and the cached ground truth without running anything. Helpers
+from the stored runs and the cached ground truth without running anything, and rebuilds
+the committed results exactly. Helpers
 (Spearman with ties, the seed spread, the low-first-rung flag, the exact binomial interval
 of a share, a sparser grid's pick from every offset) are checked on small hand-made inputs.
 The engine's code digest (the strategy cache's key) ignores docstrings, comments and layout
@@ -22,9 +23,9 @@ out; one seed gives no section), and the runs at other seeds train only rates ne
 dense grid nor their growing cache already has. SIGTERM or Ctrl-C stops the benchmark with
 exit code 130 and no trial process left running, both while the ground truth runs (main
 thread) and while strategy sweeps run in worker threads; a signal no sweep sees (after the
-last decision) still ends this benchmark, `parallelism`, `holdout` and `ladder` with 130 and
-no report; a signal the kernel hands to a worker thread is handled while the main thread
-waits on it.
+last decision) still ends this benchmark, `parallelism`, `holdout`, `ladder` and `ceiling`
+with 130 and no report; a signal the kernel hands to a worker thread is handled while the
+main thread waits on it.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -567,3 +568,16 @@ def test_a_signal_no_sweep_sees_still_stops_the_benchmark(
         se.STOP.clear()
     assert stopped.value.code == 130
     assert not (tmp_path / f"{stem}.json").exists()
+
+
+def test_rerendering_the_committed_results_reproduces_them_exactly(tmp_path: Path) -> None:
+    # Every number is rebuilt from what the runs stored: a median over rounded compute
+    # values once came out 0.001 R off the one measured.
+    results = ROOT / "benchmarks" / "results"
+    copy_caches(results, tmp_path, f"{se.STEM}.json", "ground-truth")
+    run_module("benchmarks.search_efficiency", "--rerender", "--out", str(tmp_path))
+    for name in (f"{se.STEM}.json", f"{se.STEM}.md"):
+        assert (tmp_path / name).read_text() == (results / name).read_text(), (
+            f"{name} differs from its rerendering: after changing the report, run "
+            "`.venv/bin/python -m benchmarks.search_efficiency --rerender` and commit the result"
+        )
