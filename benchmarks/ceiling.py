@@ -114,7 +114,8 @@ class Case:
     group: int
     centre: float
     seed_sd: float
-    # Offset -> the regret of the full run there (None: it diverged or lies off the grid).
+    # Offset -> the regret of the full run there (None: it diverged, or, on the grid, the
+    # offset lies past the grid's ends).
     off_grid: dict[float, float | None]
     on_grid: dict[float, float | None]
     rates: dict[float, float]  # offset -> the off-grid rate trained there
@@ -308,6 +309,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     measured = result["adaptive"]
     first = cases[0]
     factors = [f"x{first['rates'][str(o)] / first['centre']:.2f}" for o in OFF_GRID]
+    spacing = first["rates"]["0.5"] / first["rates"]["-0.5"]
     lines = [
         "# The ceiling: k full runs around a known optimum",
         "",
@@ -318,19 +320,18 @@ def markdown(result: Mapping[str, Any]) -> str:
         "```",
         "",
         "For each case an oracle is told the dense rate that did best at the task's other "
-        f"seeds ({sum(map(len, result['groups'])) - 1} of them: the lowest mean log ratio "
-        "to each seed's best score), trains k rates 1.4x "
-        "apart around it at the case's seed for the full budget, and keeps the best: k R, no "
-        "search. This estimates the ceiling of a strategy that must find the optimum first, "
-        "which knows it no better and can beat the oracle at the same compute only by spacing "
-        "its full runs better or by choosing well among more rates from partial runs. The "
-        "rates sit half a dense step off the dense grid "
-        f"({', '.join(factors)} the centre), since a dense rate is the reference itself where "
-        "it is the seed's best; the last column reads the same oracle off the dense grid (the "
-        "dense rates around the centre, no new runs). Where k rates can sit two ways around "
-        "the centre, a case counts "
-        "the mean of both. Target and tolerance as in `search-efficiency.md`: regret <= "
-        "max(1%, seed sd), the seed sd over the case's group of seeds.",
+        f"seeds ({sum(map(len, result['groups'])) - 1} of them: the lowest mean log ratio to "
+        f"each seed's best score), trains k rates {spacing:.2f}x apart around it at the "
+        "case's seed for the full budget, and keeps the best: k R, no search. This estimates "
+        "the ceiling of a strategy that must find the optimum first, which knows it no "
+        "better and can beat the oracle at the same compute only by spacing its full runs "
+        "better or by choosing well among more rates from partial runs. The rates sit half "
+        f"a dense step off the dense grid ({', '.join(factors)} the centre), since a dense "
+        "rate is the reference itself where it is the seed's best; the last column reads the "
+        "same oracle off the dense grid (the dense rates around the centre, no new runs). "
+        "Where k rates can sit two ways around the centre, a case counts the mean of both. "
+        "Target and tolerance as in `search-efficiency.md`: regret <= max(1%, seed sd), the "
+        "seed sd over the case's group of seeds.",
         "",
         "| full runs | "
         + " | ".join(f"seeds {g}" for g in groups)
