@@ -18,6 +18,10 @@ the grid, even k on it), a case's share is the mean of both. Scored as the bench
 score: regret against the seed's best dense rate, within target at max(1%, the seed sd over
 the case's group of 5 seeds).
 
+Beside it, successive halving around the same centre, as `adaptive` spends its compute:
+n of those rates compared at its first comparison (minSteps x reductionFactor), the best
+of them there trained on to the end, read from the same runs' values at that step.
+
     .venv/bin/python -m benchmarks.ceiling --jobs 2
 
 Needs the dense ground truth of seeds 0-14 (search_efficiency and holdout write it; missing
@@ -40,6 +44,7 @@ from benchmarks.parallelism import LABEL, in_parallel, reproduced, write_reports
 from benchmarks.search_efficiency import (
     FULL,
     QUICK_OUT,
+    REDUCTION_FACTOR,
     RESULTS,
     STRATEGY_PARALLELISM,
     BenchTask,
@@ -65,6 +70,9 @@ GROUPS: tuple[tuple[int, ...], ...] = (
 OFF_GRID = (-2.5, -1.5, -0.5, 0.5, 1.5, 2.5)
 ON_GRID = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 RUNS = (1, 2, 3, 4, 5, 6)  # k: full runs per case
+# Successive halving around the same centre: (rates, kept) = `rates` trained to adaptive's
+# first comparison (minSteps x reductionFactor), the best `kept` of them on to the end.
+HALVING = ((5, 3), (6, 3), (6, 4))
 TARGET = 0.9  # issue 6: the share of cases within target ...
 BUDGET = 4  # ... at a median compute of at most this many full runs (R)
 
@@ -119,6 +127,9 @@ class Case:
     off_grid: dict[float, float | None]
     on_grid: dict[float, float | None]
     rates: dict[float, float]  # offset -> the off-grid rate trained there
+    # Offset -> the objective there at adaptive's first comparison (None: it had diverged).
+    compared: dict[float, float | None]
+    comparison: float  # that comparison's step over the full budget
 
     def share(self, k: int, *, on_grid: bool) -> float:
         """How often k runs around the centre are within target: 0, 0.5 or 1."""
@@ -128,6 +139,22 @@ class Case:
             finished = [r for o in window if (r := regrets[o]) is not None]
             hits.append(within_target(min(finished, default=None), self.seed_sd))
         return statistics.fmean(hits)
+
+    def halving_share(self, rates: int, kept: int) -> float:
+        """How often `rates` off-grid rates around the centre, compared at the first
+        comparison, the best `kept` trained on, are within target (the mean over the
+        windows of `rates` nearest the centre)."""
+        hits = []
+        for window in windows(OFF_GRID, rates):
+            alive = [o for o in window if self.compared[o] is not None]
+            best = sorted(alive, key=lambda o: (self.compared[o], abs(o)))[:kept]
+            finished = [r for o in best if (r := self.off_grid[o]) is not None]
+            hits.append(within_target(min(finished, default=None), self.seed_sd))
+        return statistics.fmean(hits)
+
+    def halving_compute(self, rates: int, kept: int) -> float:
+        """In R: every rate to the comparison, the kept ones on to the end."""
+        return rates * self.comparison + kept * (1 - self.comparison)
 
 
 def regrets(
@@ -187,6 +214,8 @@ def measure(
         _, sd = seed_spread([truths[task.name, s] for s in groups[gi]])
         rates = off_grid_rates(truth, at)
         ran = ceiling_runs(task, truth, rates, out=out, workdir=workdir / f"{task.name}-s{seed}")
+        step = task.min_steps * REDUCTION_FACTOR
+        run_at = {p.lr: p for p in ran.points}
         return Case(
             task=task.name,
             seed=seed,
@@ -196,6 +225,8 @@ def measure(
             off_grid=regrets(truth, ran, rates),
             on_grid=regrets(truth, truth, on_grid_rates(truth, at)),
             rates=rates,
+            compared={o: run_at[lr].rungs.get(step) for o, lr in rates.items()},
+            comparison=step / task.steps,
         )
 
     return in_parallel(one, units, jobs)
@@ -222,7 +253,7 @@ def run(
                 **{k: v for k, v in vars(c).items() if not isinstance(v, dict)},
                 **{
                     name: {str(o): r for o, r in getattr(c, name).items()}
-                    for name in ("off_grid", "on_grid", "rates")
+                    for name in ("off_grid", "on_grid", "rates", "compared")
                 },
             }
             for c in cases
@@ -234,21 +265,36 @@ def group_label(seeds: Sequence[int]) -> str:
     return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
 
 
+def _shares(
+    cases: Sequence[Case], groups: Sequence[Sequence[int]], shares: Sequence[float]
+) -> dict[str, Any]:
+    """The cases' `shares` (in the cases' order) per group of seeds and pooled."""
+    per = {
+        group_label(g): statistics.fmean(
+            x for c, x in zip(cases, shares, strict=True) if c.group == gi
+        )
+        for gi, g in enumerate(groups)
+    }
+    return {"per_group": per, "pooled": statistics.fmean(shares), "hits": sum(shares)}
+
+
 def summarise(cases: Sequence[Case], groups: Sequence[Sequence[int]]) -> dict[str, Any]:
-    """Per k: the share within target per group of seeds and pooled, off and on the grid."""
-    summary: dict[str, Any] = {}
-    for k in RUNS:
-        row: dict[str, Any] = {}
-        for where, on_grid in (("off_grid", False), ("on_grid", True)):
-            per = {
-                group_label(g): statistics.fmean(
-                    c.share(k, on_grid=on_grid) for c in cases if c.group == gi
-                )
-                for gi, g in enumerate(groups)
-            }
-            hits = sum(c.share(k, on_grid=on_grid) for c in cases)
-            row[where] = {"per_group": per, "pooled": hits / len(cases), "hits": hits}
-        summary[str(k)] = row
+    """Per k: the share within target per group of seeds and pooled, off and on the grid;
+    per successive-halving shape (HALVING), the same off the grid and its median compute."""
+    summary: dict[str, Any] = {
+        str(k): {
+            "off_grid": _shares(cases, groups, [c.share(k, on_grid=False) for c in cases]),
+            "on_grid": _shares(cases, groups, [c.share(k, on_grid=True) for c in cases]),
+        }
+        for k in RUNS
+    }
+    summary["halving"] = {
+        f"{rates}-{kept}": {
+            **_shares(cases, groups, [c.halving_share(rates, kept) for c in cases]),
+            "median_compute_r": statistics.median(c.halving_compute(rates, kept) for c in cases),
+        }
+        for rates, kept in HALVING
+    }
     return summary
 
 
@@ -300,6 +346,22 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _share(value: float) -> str:
     return f"{value:.0%}"
+
+
+def _halving_verdict(halving: Mapping[str, Any], full_runs: float) -> str:
+    """Whether halving within BUDGET R beats BUDGET full runs around the same centre."""
+    affordable = {s: r for s, r in halving.items() if r["median_compute_r"] <= BUDGET + 1e-9}
+    if not affordable:
+        return f"None of these fits in {BUDGET} R."
+    shape, row = max(affordable.items(), key=lambda item: item[1]["pooled"])
+    rates, kept = shape.split("-")
+    worse = row["pooled"] < full_runs
+    return (
+        f"The best of them within {BUDGET} R ({rates} rates, {kept} kept: "
+        f"{_share(row['pooled'])}) is {'below' if worse else 'at or above'} {BUDGET} full "
+        f"runs ({_share(full_runs)}): around a known optimum, early scores choose "
+        + ("worse than more full runs do." if worse else "as well as more full runs do.")
+    )
 
 
 def markdown(result: Mapping[str, Any]) -> str:
@@ -357,6 +419,7 @@ def markdown(result: Mapping[str, Any]) -> str:
             + f" | {pooled} | - |"
         )
     share_at = {k: result["summary"][str(k)]["off_grid"]["pooled"] for k in RUNS}
+    halving = result["summary"]["halving"]
     enough = next((k for k in RUNS if share_at[k] >= TARGET), None)
     verdict = "within" if share_at[BUDGET] >= TARGET else "beyond"
     lines += [
@@ -370,6 +433,23 @@ def markdown(result: Mapping[str, Any]) -> str:
             if enough is not None
             else f"Not even {max(RUNS)} full runs reach it ({share_at[max(RUNS)]:.0%})."
         ),
+        "",
+        "Successive halving around the same centre instead, as `adaptive` spends its "
+        f"compute: n of the off-grid rates to its first comparison ({first['comparison']:.0%} "
+        "of the budget here), the best of them by the objective there on to the end.",
+        "",
+        "| rates, kept | compute | "
+        + " | ".join(f"seeds {g}" for g in groups)
+        + f" | all {len(cases)} cases |",
+        "|---|---|" + "---|" * (len(groups) + 1),
+        *(
+            f"| {shape.replace('-', ', ')} | {row['median_compute_r']:.2f} R | "
+            + " | ".join(_share(row["per_group"][g]) for g in groups)
+            + f" | **{_share(row['pooled'])}** |"
+            for shape, row in halving.items()
+        ),
+        "",
+        _halving_verdict(halving, share_at[BUDGET]),
         "",
         "Regret of each full run (off the grid), by its rate over the centre:",
         "",

@@ -3,9 +3,12 @@
 Covers: which k neighbouring rates the oracle trains (one window, or the mean of two that
 sit equally near the centre); the centre is the rate with the lowest mean log ratio to each
 other seed's best, and a rate that failed at any of them is out; the off-grid rates avoid
-every dense rate; a case's share (a window whose runs all diverged misses); the summary
-per group of seeds and pooled; `adaptive`'s measured shares read from the benchmarks'
-results; the report's rows and verdict; and a quick run beside the quick benchmark's
+every dense rate; a case's share (a window whose runs all diverged misses); successive
+halving keeps the rates best at the first comparison (never one diverged by then) and
+costs every rate to it and the kept ones to the end; the summary per group of seeds and
+pooled, with each halving shape's median compute; `adaptive`'s measured shares read from
+the benchmarks' results; the report's rows and verdicts (4 R against the target, the best
+halving within 4 R against 4 full runs); and a quick run beside the quick benchmark's
 caches, which trains the off-grid rates once and reuses them.
 """
 
@@ -34,8 +37,16 @@ def truth(seed: int, finals: list[float | None]) -> GroundTruth:
     return GroundTruth("t", seed, points)
 
 
-def case(off: list[float | None], *, seed_sd: float = 0.05, group: int = 0) -> Case:
-    """A case with these regrets at the off-grid rates (OFF_GRID's order)."""
+def case(
+    off: list[float | None],
+    *,
+    seed_sd: float = 0.05,
+    group: int = 0,
+    compared: list[float | None] | None = None,
+) -> Case:
+    """A case with these regrets at the off-grid rates (OFF_GRID's order), and these
+    objectives at the first comparison (by default, as ranked as the regrets)."""
+    at_comparison = compared or [None if r is None else 1 + r for r in off]
     return Case(
         task="t",
         seed=0,
@@ -45,6 +56,8 @@ def case(off: list[float | None], *, seed_sd: float = 0.05, group: int = 0) -> C
         off_grid=dict(zip(OFF_GRID, off, strict=True)),
         on_grid=dict.fromkeys(ON_GRID, 0.0),
         rates={o: 0.04 * 2**o for o in OFF_GRID},
+        compared=dict(zip(OFF_GRID, at_comparison, strict=True)),
+        comparison=1 / 3,
     )
 
 
@@ -103,6 +116,23 @@ def test_a_window_whose_runs_all_diverged_misses() -> None:
     assert case([0.0, 0.0, None, None, 0.0, 0.0]).share(2, on_grid=False) == 0.0
 
 
+def test_halving_keeps_the_rates_best_at_the_first_comparison() -> None:
+    # Six rates, three kept: x1.66 and x2.33 are best at the end but worst when compared.
+    late = case([0.5, 0.5, 0.5, 0.5, 0.0, 0.0], compared=[1.0, 1.0, 1.0, 1.0, 2.0, 2.0])
+    assert late.halving_share(6, 3) == 0.0
+    assert late.halving_share(6, 5) == 1.0
+    assert late.share(6, on_grid=False) == 1.0
+
+
+def test_halving_never_keeps_a_rate_that_diverged_before_the_comparison() -> None:
+    gone = case([0.0, 0.5, 0.5, 0.5, 0.5, 0.5], compared=[None, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert gone.halving_share(6, 5) == 0.0
+
+
+def test_halving_costs_every_rate_to_the_comparison_and_the_kept_ones_to_the_end() -> None:
+    assert case([0.0] * 6).halving_compute(6, 3) == pytest.approx(6 / 3 + 3 * 2 / 3)
+
+
 def test_the_summary_gives_each_group_and_the_pooled_share() -> None:
     cases = [case([0.0] * 6, group=0), case([0.5] * 6, group=1), case([0.0] * 6, group=1)]
     summary = ceiling.summarise(cases, [(0, 1), (2, 3)])
@@ -110,6 +140,9 @@ def test_the_summary_gives_each_group_and_the_pooled_share() -> None:
     assert off["per_group"] == {"0-1": 1.0, "2-3": 0.5}
     assert off["pooled"] == pytest.approx(2 / 3)
     assert summary["2"]["on_grid"]["pooled"] == 1.0
+    halving = summary["halving"]["5-3"]
+    assert halving["per_group"] == {"0-1": 1.0, "2-3": 0.5}
+    assert halving["median_compute_r"] == pytest.approx(5 / 3 + 2)
 
 
 def test_adaptives_measured_shares_come_from_the_benchmark_and_the_holdouts(
@@ -142,6 +175,8 @@ def result(regret: float) -> dict[str, Any]:
                 "off_grid": {str(o): r for o, r in one.off_grid.items()},
                 "on_grid": {},
                 "rates": {str(o): r for o, r in one.rates.items()},
+                "compared": {str(o): r for o, r in one.compared.items()},
+                "comparison": one.comparison,
             }
         ],
     }
@@ -164,6 +199,24 @@ def test_the_report_marks_each_miss() -> None:
     assert "(miss)" not in ceiling.markdown(result(0.0))
 
 
+def test_the_report_has_a_row_per_halving_shape_with_its_compute() -> None:
+    text = ceiling.markdown(result(0.0))
+    assert "| 5, 3 | 3.67 R | 100% | **100%** |" in text
+    assert "| 6, 4 | 4.67 R | 100% | **100%** |" in text
+    assert "to its first comparison (33% of the budget here)" in text
+
+
+def test_the_report_compares_the_best_halving_within_4_r_with_4_full_runs() -> None:
+    text = ceiling.markdown(result(0.0))
+    assert "within 4 R (5 rates, 3 kept: 100%) is at or above 4 full runs (100%)" in text
+    halved = result(0.0)
+    halved["summary"]["halving"]["5-3"]["pooled"] = 0.5
+    assert "(6 rates, 3 kept: 100%) is at or above" in ceiling.markdown(halved)
+    for shape in ("5-3", "6-3"):
+        halved["summary"]["halving"][shape]["pooled"] = 0.5
+    assert "(5 rates, 3 kept: 50%) is below 4 full runs (100%)" in ceiling.markdown(halved)
+
+
 def test_the_report_says_4_r_reaches_the_target_and_with_how_many_runs() -> None:
     text = ceiling.markdown(result(0.0))
     assert "issue 6's 90% at 4 R is within what 4 R of training buys" in text
@@ -183,6 +236,7 @@ def test_quick_run_trains_the_off_grid_rates_once(quick_benchmark: Path, tmp_pat
     assert [(c["task"], c["seed"]) for c in first["cases"]] == [("custom", 0), ("custom", 1)]
     assert all(len(c["off_grid"]) == len(OFF_GRID) for c in first["cases"])
     assert all(len(c["rates"]) == len(OFF_GRID) for c in first["cases"])
+    assert any(v is not None for c in first["cases"] for v in c["compared"].values())
     assert any(r is not None for c in first["cases"] for r in c["off_grid"].values())
     runs = sorted((tmp_path / "ground-truth").glob("custom-s*-ceiling-*.json"))
     assert len(runs) == 2
