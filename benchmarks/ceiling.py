@@ -348,6 +348,12 @@ def _share(value: float) -> str:
     return f"{value:.0%}"
 
 
+def _table_head(before: Sequence[str], groups: Sequence[str], after: Sequence[str]) -> list[str]:
+    """A markdown table's header: `before`, a column per group of seeds, `after`."""
+    cells = [*before, *(f"seeds {g}" for g in groups), *after]
+    return ["| " + " | ".join(cells) + " |", "|" + "---|" * len(cells)]
+
+
 def _halving_verdict(halving: Mapping[str, Any], full_runs: float) -> str:
     """Whether halving within BUDGET R beats BUDGET full runs around the same centre."""
     affordable = {s: r for s, r in halving.items() if r["median_compute_r"] <= BUDGET + 1e-9}
@@ -395,10 +401,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         "Target and tolerance as in `search-efficiency.md`: regret <= max(1%, seed sd), the "
         "seed sd over the case's group of seeds.",
         "",
-        "| full runs | "
-        + " | ".join(f"seeds {g}" for g in groups)
-        + f" | all {len(cases)} cases | on the dense grid, all |",
-        "|---|" + "---|" * (len(groups) + 2),
+        *_table_head(["full runs"], groups, [f"all {len(cases)} cases", "on the dense grid, all"]),
     ]
     for k in RUNS:
         row = result["summary"][str(k)]
@@ -438,10 +441,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         f"compute: n of the off-grid rates to its first comparison ({first['comparison']:.0%} "
         "of the budget here), the best of them by the objective there on to the end.",
         "",
-        "| rates, kept | compute | "
-        + " | ".join(f"seeds {g}" for g in groups)
-        + f" | all {len(cases)} cases |",
-        "|---|---|" + "---|" * (len(groups) + 1),
+        *_table_head(["rates, kept", "compute"], groups, [f"all {len(cases)} cases"]),
         *(
             f"| {shape.replace('-', ', ')} | {row['median_compute_r']:.2f} R | "
             + " | ".join(_share(row["per_group"][g]) for g in groups)
