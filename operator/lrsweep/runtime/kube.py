@@ -838,55 +838,19 @@ def _status(
         conds, _ = cond.set_condition(
             conds, cond.SCHEDULABLE, True, cond.SCHEDULED, "", now=now, generation=generation
         )
+    # (type, status, reason) to set: Complete or Failed once the sweep ends, and Ready.
+    updates: list[tuple[str, bool, str]]
     if status.phase is Phase.SUCCEEDED:
-        status.completionTime = now
-        conds, _ = cond.set_condition(
-            conds,
-            cond.COMPLETE,
-            True,
-            cond.GOAL_REACHED,
-            status.message,
-            now=now,
-            generation=generation,
-        )
-        conds, _ = cond.set_condition(
-            conds,
-            cond.READY,
-            True,
-            cond.GOAL_REACHED,
-            status.message,
-            now=now,
-            generation=generation,
-        )
+        updates = [(cond.COMPLETE, True, cond.GOAL_REACHED), (cond.READY, True, cond.GOAL_REACHED)]
     elif status.phase is Phase.FAILED:
-        status.completionTime = now
-        conds, _ = cond.set_condition(
-            conds,
-            cond.FAILED,
-            True,
-            cond.NO_RESULT,
-            status.message,
-            now=now,
-            generation=generation,
-        )
-        conds, _ = cond.set_condition(
-            conds,
-            cond.READY,
-            False,
-            cond.NO_RESULT,
-            status.message,
-            now=now,
-            generation=generation,
-        )
+        updates = [(cond.FAILED, True, cond.NO_RESULT), (cond.READY, False, cond.NO_RESULT)]
     else:
+        updates = [(cond.READY, False, cond.RUNNING)]
+    if status.phase in (Phase.SUCCEEDED, Phase.FAILED):
+        status.completionTime = now
+    for kind, value, reason in updates:
         conds, _ = cond.set_condition(
-            conds,
-            cond.READY,
-            False,
-            cond.RUNNING,
-            status.message,
-            now=now,
-            generation=generation,
+            conds, kind, value, reason, status.message, now=now, generation=generation
         )
     status.conditions = conds
     return status

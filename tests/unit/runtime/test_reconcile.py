@@ -4,7 +4,9 @@ Covers: an invalid spec ends Failed with an InvalidSpec condition naming the fie
 second reconcile writes nothing; a new sweep launches its first trial pods and summarises
 its status (Running, startTime, Ready=False TrialsRunning, queued trials); a pod the cluster
 already has counts as launched; a pod the API refuses becomes a failed attempt with the
-API's message, except over a namespace quota, where the trial waits queued; an unschedulable
+API's message, except over a namespace quota, where the trial waits queued; a sweep whose
+only trial fails ends Failed, with Failed=True and Ready=False NoTrialCompleted and its
+completion time; an unschedulable
 pod shows in the TrialsSchedulable condition, and so does a container the kubelet cannot
 start (ImagePullBackOff), which fails its attempt after the grace; a finished sweep is left
 alone, but for deleting its pods still running, listed once per operator process; nothing
@@ -153,6 +155,25 @@ def test_a_pod_the_api_refuses_is_a_failed_attempt_with_the_apis_message() -> No
     assert trial["queued"] is True
     assert "the trial pod was refused" in trial["reason"]
     assert "spec.containers[0].image: Required" in trial["reason"]
+
+
+def test_a_sweep_with_no_trial_completed_ends_failed_and_not_ready() -> None:
+    one_rate = {
+        **SPEC,
+        "search": {"strategy": "grid", "values": [0.01], "parallelism": 1},
+        "trial": {**SPEC["trial"], "maxRetries": 0},
+    }
+    cluster = MemoryCluster(refuse='Pod "s-t000-1" is invalid: spec.containers[0].image')
+    first = run(cluster, body(one_rate))
+    ended = run(cluster, body(one_rate, first.status))
+    assert ended.status is not None
+    assert ended.status["phase"] == "Failed"
+    assert ended.status["completionTime"] == "2026-01-01T00:00:00Z"
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in ended.status["conditions"]}
+    assert conditions == {
+        "Failed": ("True", "NoTrialCompleted"),
+        "Ready": ("False", "NoTrialCompleted"),
+    }
 
 
 QUOTA = (
