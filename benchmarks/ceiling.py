@@ -399,7 +399,10 @@ def markdown(result: Mapping[str, Any]) -> str:
         "same oracle off the dense grid (the dense rates around the centre, no new runs). "
         "Where k rates can sit two ways around the centre, a case counts the mean of both. "
         "Target and tolerance as in `search-efficiency.md`: regret <= max(1%, seed sd), the "
-        "seed sd over the case's group of seeds.",
+        "seed sd over the case's group of seeds. The oracle's runs are from the machine that "
+        "ran this command, the reference from the cached ground truth, wherever it was "
+        "recorded: runs are not bitwise the same on every machine, which near the optimum "
+        "is one more small perturbation, like a rate a little off.",
         "",
         *_table_head(["full runs"], groups, [f"all {len(cases)} cases", "on the dense grid, all"]),
     ]
