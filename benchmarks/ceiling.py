@@ -50,7 +50,7 @@ from benchmarks.search_efficiency import (
     BenchTask,
     GroundTruth,
     Settings,
-    ground_truth,
+    ground_truths,
     other_seed_runs,
     quick_settings,
     seed_spread,
@@ -190,19 +190,14 @@ def measure(
 ) -> list[Case]:
     """Every (task, seed) of `groups`: the oracle's centre from the other seeds, its runs."""
     seeds = [s for g in groups for s in g]
-    truths = {
-        (task.name, seed): ground_truth(
-            task,
-            seed,
-            settings,
-            jobs=jobs,
-            cache_dir=out / "ground-truth",
-            workdir=workdir,
-            fresh=False,
-        )
-        for task in settings.tasks
-        for seed in seeds
-    }
+    truths = ground_truths(
+        replace(settings, seeds=tuple(seeds)),
+        jobs=jobs,
+        out=out,
+        workdir=workdir / "truth",
+        fresh=False,
+        log=lambda line: print(line, flush=True),
+    )
     units = [
         (task, gi, seed) for task in settings.tasks for gi, g in enumerate(groups) for seed in g
     ]

@@ -14,7 +14,9 @@ runtime (`lrsweep.runtime.local.run_local`, the code path of `lrsweep run`):
 
 1. the ground truth: ONE grid sweep over a dense log grid (35 rates spaced by 10^(5/34),
    finer than sqrt(2), over 5 decades), every rate trained for the full budget; cached per
-   (task configuration hash, seed) in OUT/ground-truth/ so reruns are cheap;
+   (task configuration hash, seed) in OUT/ground-truth/ so reruns are cheap; a cached one
+   is checked by repeating one of its runs per task, with a warning where this machine
+   scores it differently (runs are not bitwise the same on every machine);
 2. the noise floor: full runs at each seed's dense-best rate x1.02 and /1.02 (cached too):
    what a search that knew the best rate to within 2% would score;
 3. each strategy as a user would write it: `grid` (8 log-spaced rates), `random` with
@@ -1167,7 +1169,42 @@ def ground_truths(
             source = "cached" if truth.cached else f"{truth.seconds:.0f} s"
             log(f"{task.name} s{seed} ground truth: best lr {lr:.4g} val {score:.4g} ({source})")
             truths[task.name, seed] = truth
+        if (differs := cached_truth_differs(task, truths, workdir=workdir)) is not None:
+            log(f"warning: {differs}")
     return truths
+
+
+def cached_truth_differs(
+    task: BenchTask, truths: Mapping[tuple[str, int], GroundTruth], *, workdir: Path
+) -> str | None:
+    """Why `task`'s cached ground truth does not hold on this machine, or None if it does.
+
+    Full runs are not bitwise the same on every machine (other CPUs, other library builds
+    round differently), and near the optimum a small difference changes the score a lot.
+    So one recorded run, the best rate of the task's first cached seed, is repeated here:
+    if it scores differently, this machine's strategy runs would be scored against another
+    machine's ground truth.
+    """
+    cached = [t for (name, _), t in truths.items() if name == task.name and t.cached]
+    if not cached:
+        return None
+    truth = cached[0]
+    lr, recorded = truth.best
+    try:
+        here = _train(task, truth.seed, [lr], jobs=1, workdir=workdir / "check" / task.name)
+        again = here.finals.get(lr)
+    except TaskError:  # it diverged or failed here
+        again = None
+    if again == recorded:
+        return None
+    scored = "did not finish" if again is None else f"scored {again:.6g}"
+    return (
+        f"{task.name} seed {truth.seed} at rate {lr:.4g} {scored} here, {recorded:.6g} in "
+        "the cached ground truth: it was recorded on a machine whose runs differ from this "
+        "one's, so regrets would compare runs from two machines. To measure on this "
+        "machine, recompute it here (`python -m benchmarks.search_efficiency --fresh`, or "
+        "delete its files in OUT/ground-truth)."
+    )
 
 
 def run_benchmark(

@@ -20,12 +20,15 @@ and changes with any change to the code itself.
 Other seeds: a pick is scored by its mean over every seed against the best mean dense rate
 (a pick that diverges at another seed has no mean; one not trained at every seed is left
 out; one seed gives no section), and the runs at other seeds train only rates neither the
-dense grid nor their growing cache already has. SIGTERM or Ctrl-C stops the benchmark with
-exit code 130 and no trial process left running, both while the ground truth runs (main
-thread) and while strategy sweeps run in worker threads; a signal no sweep sees (after the
-last decision) still ends this benchmark, `parallelism`, `holdout`, `ladder` and `ceiling`
-with 130 and no report; a signal the kernel hands to a worker thread is handled while the
-main thread waits on it.
+dense grid nor their growing cache already has. A cached ground truth is checked once per
+task by repeating its first cached seed's best run: a run that scores differently or fails
+here is named with both scores and the way to recompute; a ground truth computed here is not
+checked; the ground truths warn once per task whose cache does not hold. SIGTERM or Ctrl-C
+stops the benchmark with exit code 130 and no trial process left running, both while the
+ground truth runs (main thread) and while strategy sweeps run in worker threads; a signal no
+sweep sees (after the last decision) still ends this benchmark, `parallelism`, `holdout`,
+`ladder` and `ceiling` with 130 and no report; a signal the kernel hands to a worker thread
+is handled while the main thread waits on it.
 
 The full benchmark is not part of the test suite; it runs with
 `python -m benchmarks.search_efficiency --jobs 2` (see benchmarks/results/search-efficiency.md).
@@ -349,6 +352,81 @@ def test_other_seed_runs_train_each_missing_rate_once(
     assert again.points == first.points
     assert se.load_other_seeds(tmp_path, task, 1) is not None
     assert se.load_other_seeds(tmp_path, task, 0) is None
+
+
+def _cached(seed: int, finals: dict[float, float | None]) -> GroundTruth:
+    return replace(_truth(seed, finals), cached=True)
+
+
+def _repeating(monkeypatch: pytest.MonkeyPatch, final: float | None) -> list[tuple[int, float]]:
+    """Make `_train` score every rate `final` (or fail as a diverged run does); returns the
+    (seed, rate) pairs it was asked to run."""
+    asked: list[tuple[int, float]] = []
+
+    def train(task: se.BenchTask, seed: int, rates: list[float], **kwargs: object) -> GroundTruth:
+        asked.extend((seed, lr) for lr in rates)
+        if final is None:
+            raise se.TaskError("no rate finished")
+        return _truth(seed, dict.fromkeys(rates, final))
+
+    monkeypatch.setattr(se, "_train", train)
+    return asked
+
+
+def test_a_cached_ground_truth_that_reproduces_here_passes_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = quick_settings().tasks[0]
+    asked = _repeating(monkeypatch, 0.5)
+    truths = {(task.name, 2): _cached(2, {0.1: 0.5, 0.2: 0.7}), (task.name, 3): _cached(3, {})}
+    assert se.cached_truth_differs(task, truths, workdir=tmp_path) is None
+    assert asked == [(2, 0.1)]  # one run: the first cached seed's best rate
+
+
+def test_a_cached_ground_truth_from_another_machine_is_named_with_both_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = quick_settings().tasks[0]
+    _repeating(monkeypatch, 0.75)
+    why = se.cached_truth_differs(task, {(task.name, 0): _cached(0, {0.1: 0.5})}, workdir=tmp_path)
+    assert why is not None
+    assert "seed 0 at rate 0.1 scored 0.75 here, 0.5 in the cached ground truth" in why
+    assert "--fresh" in why
+
+
+def test_a_cached_run_that_diverges_here_does_not_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = quick_settings().tasks[0]
+    _repeating(monkeypatch, None)
+    why = se.cached_truth_differs(task, {(task.name, 0): _cached(0, {0.1: 0.5})}, workdir=tmp_path)
+    assert why is not None
+    assert "did not finish here" in why
+
+
+def test_a_ground_truth_computed_here_is_not_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = quick_settings().tasks[0]
+    asked = _repeating(monkeypatch, 0.75)
+    truths = {(task.name, 0): _truth(0, {0.1: 0.5})}  # not from the cache
+    assert se.cached_truth_differs(task, truths, workdir=tmp_path) is None
+    assert asked == []
+
+
+def test_the_ground_truths_warn_once_per_task_whose_cache_does_not_hold_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = replace(quick_settings(), seeds=(0, 1))
+    monkeypatch.setattr(se, "ground_truth", lambda task, seed, *a, **k: _cached(seed, {0.1: 0.5}))
+    _repeating(monkeypatch, 0.75)
+    lines: list[str] = []
+    se.ground_truths(
+        settings, jobs=1, out=tmp_path, workdir=tmp_path, fresh=False, log=lines.append
+    )
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert "custom seed 0 at rate 0.1 scored 0.75 here" in warnings[0]
 
 
 @pytest.mark.e2e
