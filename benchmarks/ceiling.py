@@ -51,6 +51,8 @@ from benchmarks.search_efficiency import (
     GroundTruth,
     Settings,
     ground_truths,
+    machine,
+    machine_line,
     other_seed_runs,
     quick_settings,
     seed_spread,
@@ -243,6 +245,7 @@ def run(
         "groups": [list(g) for g in groups],
         "summary": summarise(cases, groups),
         "adaptive": adaptive_measured(out, groups),
+        "machine": machine(),
         "cases": [
             {
                 **{k: v for k, v in vars(c).items() if not isinstance(v, dict)},
@@ -397,7 +400,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         "seed sd over the case's group of seeds. The oracle's runs are from the machine that "
         "ran this command, the reference from the cached ground truth, wherever it was "
         "recorded: runs are not bitwise the same on every machine, which near the optimum "
-        "is one more small perturbation, like a rate a little off.",
+        "is one more small perturbation, like a rate a little off." + machine_line(result),
         "",
         *_table_head(["full runs"], groups, [f"all {len(cases)} cases", "on the dense grid, all"]),
     ]

@@ -46,6 +46,7 @@ from benchmarks.search_efficiency import (
     engine_fingerprint,
     ground_truths,
     interrupt,
+    machine_line,
     quick_settings,
     results_of,
     seed_spread,
@@ -295,7 +296,8 @@ def header(title: str, result: Mapping[str, Any], same: str) -> list[str]:
         "```",
         "",
         f"Engine: commit `{engine['commit']}`, engine code sha256 `{engine['engine_sha256']}`; "
-        f"{result['cached_runs']} of {len(result['cases'])} runs from the cache. {same}",
+        f"{result['cached_runs']} of {len(result['cases'])} runs from the cache."
+        f"{machine_line(engine)} {same}",
         "",
     ]
 

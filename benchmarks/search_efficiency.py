@@ -59,6 +59,7 @@ import ast
 import hashlib
 import json
 import math
+import platform
 import re
 import shlex
 import signal
@@ -71,6 +72,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, TypeVar
@@ -1130,7 +1132,37 @@ def engine_fingerprint() -> dict[str, Any]:
         "api_sha256": api_sha,
         "gate_timeout_s": GATE_TIMEOUT,
         "adaptive": adaptive_defaults(),
+        "machine": machine(),
     }
+
+
+def machine() -> dict[str, str]:
+    """Where the runs were made: full runs are not bitwise the same on every CPU and library
+    build, and near the optimum that changes scores and choices (README)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    about = {"cpu": cpu, "python": platform.python_version()}
+    for package in ("torch", "numpy", "scikit-learn"):
+        try:
+            about[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            about[package] = "not installed"
+    return about
+
+
+def machine_line(engine: Mapping[str, Any]) -> str:
+    """A report's sentence on the machine the command ran on ("" for results from before it
+    was recorded). Runs it took from a cache may come from another: the ground-truth check
+    (`cached_truth_differs`) warns when cached runs do not hold here."""
+    about = engine.get("machine")
+    if not about:
+        return ""
+    libraries = ", ".join(f"{k} {v}" for k, v in about.items() if k != "cpu")
+    return f" Run on {about['cpu']} ({libraries})."
 
 
 def adaptive_defaults() -> dict[str, float]:

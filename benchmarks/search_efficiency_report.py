@@ -746,7 +746,7 @@ def low_first_rung(detail: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def markdown(result: Mapping[str, Any]) -> str:
-    from benchmarks.search_efficiency import STRATEGIES, adaptive_defaults
+    from benchmarks.search_efficiency import STRATEGIES, adaptive_defaults, machine_line
 
     target = result["target"]
     timing = result["timing"]
@@ -778,7 +778,9 @@ def markdown(result: Mapping[str, Any]) -> str:
             if (gate := result["engine"].get("gate_timeout_s")) is not None
             else ""
         )
-        + ". "
+        + "."
+        + machine_line(result["engine"])
+        + " "
         f"Wall time {timing['total_s'] / 60:.1f} min "
         f"with --jobs {result['jobs']} (ground truth {timing['ground_truth_s'] / 60:.1f} min, "
         f"{timing['ground_truth_cached']} of {timing['ground_truth_sweeps']} sweeps from the "

@@ -166,6 +166,7 @@ def result(regret: float) -> dict[str, Any]:
         "groups": [[0, 1]],
         "summary": ceiling.summarise([one], [(0, 1)]),
         "adaptive": {"0-1": [4, 5]},
+        "machine": {"cpu": "Some CPU", "torch": "2.13.0+cpu"},
         "cases": [
             {
                 "task": "t",
@@ -189,6 +190,10 @@ def test_the_report_has_a_row_per_k_and_adaptives_measured_share() -> None:
     assert "| 2 (2 R) | 100% | **100%** | 100% |" in text
     assert "| `adaptive`, measured (about 4 R, its search included) | 80% | 80% | - |" in text
     assert "benchmarks.ceiling --jobs 2" in text
+
+
+def test_the_report_names_the_machine_the_oracles_runs_were_made_on() -> None:
+    assert "Run on Some CPU (torch 2.13.0+cpu)." in ceiling.markdown(result(0.0))
 
 
 def test_the_report_labels_each_rate_by_its_ratio_to_the_centre() -> None:

@@ -7,7 +7,8 @@ range test's bounds; the reproduce command); the default parallelism's run comes
 quick search-efficiency run's cache, and a second invocation takes every run from the caches
 and reports the same cases. The summary (share within target,
 median compute, mean regret, cases with the same choice at every parallelism) and the
-markdown table are checked on hand-made cases.
+markdown table are checked on hand-made cases; a report's header names the machine it ran on
+(not for results from before that was recorded).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.parallelism import Case, markdown, summarise
+from benchmarks.parallelism import Case, header, markdown, summarise
 from tests.benchmarks.conftest import copy_caches
 from tests.benchmarks.running import run_module
 
@@ -61,6 +62,20 @@ def test_markdown_has_the_command_a_summary_row_per_parallelism_and_a_row_per_ca
     assert "| 2 | 67% (2 of 3) | 5.00 R | +10.33% |" in text
     assert "| a | 1 | 0.2 / +30.00% (miss) / 6.00 R | 0.1 / +2.00% / 4.00 R |" in text
     assert "in 2 of 3 cases" in text
+
+
+def test_a_reports_header_names_the_machine_its_runs_were_made_on() -> None:
+    machine = {"cpu": "Some CPU", "python": "3.11.7", "torch": "2.13.0+cpu"}
+    result: dict[str, Any] = {
+        "command": "c",
+        "engine": {"commit": "abc1234", "engine_sha256": "0123456789ab", "machine": machine},
+        "cases": [],
+        "cached_runs": 0,
+    }
+    text = "\n".join(header("t", result, "Same."))
+    assert "Run on Some CPU (python 3.11.7, torch 2.13.0+cpu). Same." in text
+    del result["engine"]["machine"]  # results from before it was recorded
+    assert "Run on" not in "\n".join(header("t", result, "Same."))
 
 
 def _run(out: Path) -> dict[str, Any]:

@@ -132,6 +132,13 @@ def test_the_engine_digest_changes_with_the_code(tmp_path: Path) -> None:
     assert _digest_of(tmp_path, changed) != _digest_of(tmp_path, ENGINE_MODULE)
 
 
+def test_the_engine_fingerprint_records_the_machine_and_its_libraries() -> None:
+    machine = se.engine_fingerprint()["machine"]
+    assert machine["cpu"]
+    assert machine["torch"].startswith("2.")  # torch 2.13.0 (+cpu here)
+    assert {"python", "numpy", "scikit-learn"} <= set(machine)
+
+
 def test_the_strategy_cache_keys_runs_by_the_api_too(tmp_path: Path) -> None:
     # adaptive's default candidate count lives in the API, not the engine.
     fingerprint = se.engine_fingerprint()
