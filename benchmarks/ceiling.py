@@ -40,12 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import holdout
-from benchmarks.parallelism import LABEL, in_parallel, reproduced, write_reports
+from benchmarks.parallelism import (
+    LABEL,
+    in_parallel,
+    results_dir,
+    run_and_report,
+    standard_options,
+)
 from benchmarks.search_efficiency import (
     FULL,
-    QUICK_OUT,
     REDUCTION_FACTOR,
-    RESULTS,
     STRATEGY_PARALLELISM,
     BenchTask,
     GroundTruth,
@@ -319,27 +323,21 @@ def adaptive_measured(out: Path, groups: Sequence[Sequence[int]]) -> dict[str, l
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=2, help="full runs at once")
-    parser.add_argument(
-        "--quick", action="store_true", help="the smoke settings: the quick task, seeds 0 and 1"
+    standard_options(
+        parser, jobs="full runs at once", quick="the smoke settings: the quick task, seeds 0 and 1"
     )
-    parser.add_argument("--out", type=Path, default=None, help="results and caches directory")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
+    out = results_dir(parser, args)
     settings = replace(quick_settings(), seeds=(0, 1)) if args.quick else FULL
     groups: Sequence[Sequence[int]] = ((0, 1),) if args.quick else GROUPS
-    out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
-    out.mkdir(parents=True, exist_ok=True)
-
-    result = reproduced(
+    run_and_report(
         STEM,
         out,
         lambda workdir, command: run(
             settings, groups, jobs=args.jobs, out=out, workdir=workdir, command=command
         ),
+        markdown,
     )
-    write_reports(out, STEM, result, markdown)
 
 
 def _share(value: float) -> str:

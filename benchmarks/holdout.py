@@ -23,14 +23,18 @@ import argparse
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from benchmarks.parallelism import LABEL, header, reproduced, run, write_reports
+from benchmarks.parallelism import (
+    LABEL,
+    header,
+    results_dir,
+    run,
+    run_and_report,
+    standard_options,
+)
 from benchmarks.search_efficiency import (
     FULL,
-    QUICK_OUT,
-    RESULTS,
     STRATEGY_PARALLELISM,
     quick_settings,
     within_target,
@@ -195,8 +199,7 @@ def markdown(result: Mapping[str, Any], benchmark: Mapping[str, Any] | None) -> 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=2, help="sweeps at once")
-    parser.add_argument("--quick", action="store_true", help="the smoke settings, seed 1")
+    standard_options(parser, jobs="sweeps at once", quick="the smoke settings, seed 1")
     parser.add_argument(
         "--seed",
         type=int,
@@ -204,16 +207,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help=f"a seed to run (repeatable; default {SEEDS[0]}-{SEEDS[-1]}, with --quick 1)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="results and caches directory")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
+    out = results_dir(parser, args)
     base = quick_settings() if args.quick else FULL
     seeds = tuple(sorted(set(args.seed))) if args.seed else ((1,) if args.quick else SEEDS)
     settings = replace(base, seeds=seeds)
-    out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
-    out.mkdir(parents=True, exist_ok=True)
-    result = reproduced(
+    benchmark_path = out / f"{BENCHMARK_STEM}.json"
+    benchmark = json.loads(benchmark_path.read_text()) if benchmark_path.exists() else None
+    run_and_report(
         STEM,
         out,
         lambda workdir, command: run(
@@ -224,11 +225,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             workdir=workdir,
             command=command,
         ),
-    )
-    benchmark_path = out / f"{BENCHMARK_STEM}.json"
-    benchmark = json.loads(benchmark_path.read_text()) if benchmark_path.exists() else None
-    write_reports(
-        out, stem(seeds, named=args.seed is not None), result, lambda r: markdown(r, benchmark)
+        lambda result: markdown(result, benchmark),
+        stem(seeds, named=args.seed is not None),
     )
 
 

@@ -245,10 +245,36 @@ def in_parallel(one: Callable[[U], V], units: Sequence[U], jobs: int) -> list[V]
             raise
 
 
-def reproduced(module: str, out: Path, go: Callable[[Path, str], dict[str, Any]]) -> dict[str, Any]:
+def standard_options(parser: argparse.ArgumentParser, *, jobs: str, quick: str) -> None:
+    """--jobs, --quick and --out, as every benchmark of these cases takes them (with the
+    help for the first two)."""
+    parser.add_argument("--jobs", type=int, default=2, help=jobs)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out", type=Path, default=None, help="results and caches directory")
+
+
+def results_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """OUT, created: --out, or the quick or the committed results directory (refusing a
+    --jobs below 1)."""
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_and_report(
+    module: str,
+    out: Path,
+    go: Callable[[Path, str], dict[str, Any]],
+    report: Callable[[Mapping[str, Any]], str],
+    stem: str | None = None,
+) -> None:
     """`go(workdir, command)`, in a temporary workdir, with `command` the shell line that
-    reproduces this run of `benchmarks.<module>`; Ctrl-C or SIGTERM exit with
-    EXIT_INTERRUPTED, saying that finished runs stay cached in `out`."""
+    reproduces this run of `benchmarks.<module>`; then OUT/<stem>.json (its result) and
+    OUT/<stem>.md (`report` of it, also printed), `stem` being the module's unless named.
+    Ctrl-C or SIGTERM exit with EXIT_INTERRUPTED and no report, saying that finished runs
+    stay cached in `out`."""
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, interrupt)
     command = shlex.join([".venv/bin/python", "-m", f"benchmarks.{module}", *sys.argv[1:]])
@@ -259,16 +285,10 @@ def reproduced(module: str, out: Path, go: Callable[[Path, str], dict[str, Any]]
     except (KeyboardInterrupt, SweepInterruptedError):
         print(f"interrupted: finished runs stay cached in {out / 'cache'}", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
-    return result
-
-
-def write_reports(
-    out: Path, stem: str, result: Mapping[str, Any], report: Callable[[Mapping[str, Any]], str]
-) -> None:
-    """OUT/<stem>.json (the result) and OUT/<stem>.md (its report), which is also printed."""
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    name = stem or module
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
     text = report(result)
-    (out / f"{stem}.md").write_text(text)
+    (out / f"{name}.md").write_text(text)
     print(text)
 
 
@@ -384,24 +404,21 @@ def variants_main(
     several values of `--option` (repeatable, at least 1): writes OUT/<module>.json and .md."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(f"--{option}", type=int, action="append", default=None, help=option_help)
-    parser.add_argument("--jobs", type=int, default=2, help="sweeps at once")
-    parser.add_argument("--quick", action="store_true", help="the smoke settings")
-    parser.add_argument("--out", type=Path, default=None, help="results and caches directory")
+    standard_options(parser, jobs="sweeps at once", quick="the smoke settings")
     args = parser.parse_args(argv)
+    out = results_dir(parser, args)
     values = sorted(set(getattr(args, option) or default))
-    if args.jobs < 1 or values[0] < 1:
-        parser.error(f"--jobs and --{option} must be at least 1")
+    if values[0] < 1:
+        parser.error(f"--{option} must be at least 1")
     settings = quick_settings() if args.quick else FULL
-    out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
-    out.mkdir(parents=True, exist_ok=True)
-    result = reproduced(
+    run_and_report(
         module,
         out,
         lambda workdir, command: run_all(
             settings, values, jobs=args.jobs, out=out, workdir=workdir, command=command
         ),
+        report,
     )
-    write_reports(out, module, result, report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
