@@ -209,18 +209,18 @@ class Harness:
     def set_node_capacity(self, **resources: str) -> None:
         """Change the Node's capacity and allocatable (the scheduler re-checks pending pods),
         e.g. `set_node_capacity(**{"nvidia.com/gpu": "2"})`."""
-        nodes = self._type("", "v1", "nodes")
-        node = self.api.get(nodes, "", self.node.name)
-        for section in ("capacity", "allocatable"):
-            node["status"][section].update(resources)
-        self.api.update_status(nodes, node)
+        self._write_capacity(lambda current: {**current, **resources})
 
     def reset_node_capacity(self) -> None:
         """Give the Node back the capacity it started with, removing resources added since."""
+        self._write_capacity(lambda _: self.node.capacity())
+
+    def _write_capacity(self, new: Callable[[dict[str, str]], dict[str, str]]) -> None:
+        """Set the Node's capacity and allocatable to `new` of each."""
         nodes = self._type("", "v1", "nodes")
         node = self.api.get(nodes, "", self.node.name)
         for section in ("capacity", "allocatable"):
-            node["status"][section] = self.node.capacity()
+            node["status"][section] = new(node["status"][section])
         self.api.update_status(nodes, node)
 
     def _type(self, group: str, version: str, plural: str) -> ResourceType:
