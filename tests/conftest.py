@@ -15,6 +15,7 @@ SHARED_FIXTURES = {
     "quick_benchmark": "quick-benchmark",  # tests/benchmarks/conftest.py
     "local_quickstart": "local-quickstart",  # tests/e2e/conftest.py
     "script_run": "script-benchmark",  # tests/benchmarks/test_user_script.py (module)
+    "numerics_runs": "numerics-runs",  # tests/unit/trainer/test_numerics.py (module)
 }
 
 

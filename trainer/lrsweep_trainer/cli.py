@@ -15,6 +15,7 @@ from typing import NoReturn, TypeVar
 
 from lrsweep.engine.rangetest import DEFAULT_DIVERGENCE_FACTOR, RangeTestResult
 from lrsweep_trainer import settings as env
+from lrsweep_trainer.numerics import use_portable_numerics
 from lrsweep_trainer.optimizers import DEFAULT_MOMENTUM, OptimizerConfig, parse_optimizer
 from lrsweep_trainer.report import Session, logger
 from lrsweep_trainer.schedules import DEFAULT_GAMMA, Schedule, parse_schedule
@@ -42,6 +43,7 @@ GAMMA = "LRSWEEP_GAMMA"
 BATCH_SIZE = "LRSWEEP_BATCH_SIZE"
 DEVICE = "LRSWEEP_DEVICE"
 THREADS = "LRSWEEP_THREADS"
+PORTABLE_NUMERICS = "LRSWEEP_PORTABLE_NUMERICS"
 
 EXIT_FAILED = 1
 
@@ -150,6 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> None:
         default = _from_env(variable, None if fallback is None else str(fallback))
         parser.add_argument(flag, type=kind, default=default, help=f"{text} (env {variable})")
+
+    def switch(flag: str, variable: str, text: str) -> None:
+        """An on/off flag (--x / --no-x) whose default comes from a true/false variable."""
+        try:
+            default = _flag(_from_env(variable, "false") or "false")
+        except ValueError as error:
+            parser.error(f"{variable}: {error}")
+        parser.add_argument(
+            flag,
+            action=argparse.BooleanOptionalAction,
+            default=default,
+            help=f"{text} (env {variable})",
+        )
 
     add(
         "--task",
@@ -315,15 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
         const="range-test",
         help="run a learning-rate range test (same as --mode range-test)",
     )
-    try:
-        nesterov = _flag(_from_env(NESTEROV, "false") or "false")
-    except ValueError as error:
-        parser.error(f"{NESTEROV}: {error}")
-    parser.add_argument(
-        "--nesterov",
-        action=argparse.BooleanOptionalAction,
-        default=nesterov,
-        help=f"SGD: Nesterov momentum (env {NESTEROV})",
+    switch("--nesterov", NESTEROV, "SGD: Nesterov momentum")
+    switch(
+        "--portable-numerics",
+        PORTABLE_NUMERICS,
+        "CPU kernels that give the same results on every x86 CPU, slower",
     )
     return parser
 
@@ -364,6 +375,8 @@ def _describe(result: RangeTestResult) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.portable_numerics:
+        use_portable_numerics()  # before torch computes anything: it picks kernels once
     task = get_task(args.task)
     defaults = task.defaults
     steps: int = args.steps or defaults.steps
