@@ -93,6 +93,7 @@ from lrsweep.api import (
 from lrsweep.engine import asha, space, strategies
 from lrsweep.engine.sweep import Decision
 from lrsweep.runtime.local import run_local
+from lrsweep_trainer.numerics import PORTABLE_ENVIRONMENT
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -233,6 +234,9 @@ class BenchTask:
     # better (a user's script may report one to maximize, such as an accuracy).
     metric: str = DEFAULT_METRIC
     goal: Goal = Goal.MINIMIZE
+    # Trials on portable numerics (lrsweep_trainer.numerics): the same scores on any x86 CPU,
+    # so that a ground truth recorded on one machine holds on the next.
+    portable: bool = False
 
     def config(self) -> dict[str, Any]:
         """What the ground truth depends on (hashed for the cache)."""
@@ -250,22 +254,34 @@ class BenchTask:
             # Only when not the default, so that the shipped tasks' cache keys stay as they are.
             **({"metric": self.metric} if self.metric != DEFAULT_METRIC else {}),
             **({"goal": self.goal.value} if self.goal is not Goal.MINIMIZE else {}),
+            **({"numerics": "portable"} if self.portable else {}),
         }
 
     def container(self, seed: int) -> dict[str, Any]:
         if self.script is not None:
             # The user's script reads the seed from the environment (report.start()); the
             # container's env wins over the contract's LRSWEEP_SEED.
+            # Portable numerics reach a script through the environment torch reads; a script
+            # with convolutions also calls lrsweep_trainer.numerics.use_portable_numerics().
+            portable = PORTABLE_ENVIRONMENT if self.portable else {}
             return {
                 "name": "trainer",
                 "image": IMAGE,
                 "command": [sys.executable, str(ROOT / self.script)],
-                "env": [{"name": "LRSWEEP_SEED", "value": str(seed)}],
+                "env": [
+                    {"name": "LRSWEEP_SEED", "value": str(seed)},
+                    *({"name": k, "value": v} for k, v in sorted(portable.items())),
+                ],
             }
+        flags = ["--portable-numerics"] if self.portable else []
         return {
             "name": "trainer",
             "image": IMAGE,
-            "args": [*self.trainer_args, "--lr", "$(LRSWEEP_LEARNING_RATE)", "--seed", str(seed)],
+            "args": [
+                *self.trainer_args,
+                *flags,
+                *("--lr", "$(LRSWEEP_LEARNING_RATE)", "--seed", str(seed)),
+            ],
         }
 
     @property
@@ -1235,7 +1251,8 @@ def cached_truth_differs(
         "the cached ground truth: it was recorded on a machine whose runs differ from this "
         "one's, so regrets would compare runs from two machines. To measure on this "
         "machine, recompute it here (`python -m benchmarks.search_efficiency --fresh`, or "
-        "delete its files in OUT/ground-truth)."
+        "delete its files in OUT/ground-truth), or measure on portable numerics "
+        "(`--portable-numerics`), whose ground truth holds on any x86 CPU."
     )
 
 
@@ -1391,6 +1408,8 @@ def rerender(out: Path) -> dict[str, Any]:
         # Results from before the setting was recorded ran each strategy sweep alone.
         strategy_parallelism=conf.get("strategy_parallelism", 1),
     )
+    if conf.get("numerics") == "portable":
+        settings = portable(settings)
     truths: dict[tuple[str, int], GroundTruth] = {}
     for task in settings.tasks:
         digest = config_hash(task, dense_rates(task, settings.dense_points))
@@ -1497,6 +1516,11 @@ def script_settings(args: argparse.Namespace, base: Settings) -> Settings:
     return replace(base, tasks=(task,), seeds=tuple(range(seeds)))
 
 
+def portable(settings: Settings) -> Settings:
+    """The same benchmark with every trial on portable numerics (`BenchTask.portable`)."""
+    return replace(settings, tasks=tuple(replace(t, portable=True) for t in settings.tasks))
+
+
 def _command() -> str:
     """This invocation, without --workdir (where trial logs went: no bearing on results)."""
     args = sys.argv[1:]
@@ -1541,6 +1565,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="recompute the ground truth and every run (default: reuse OUT/ground-truth and "
         "the finished runs in OUT/cache, so an interrupted run resumes)",
+    )
+    parser.add_argument(
+        "--portable-numerics",
+        action="store_true",
+        help="train on kernels that give the same scores on any x86 CPU (slower; a ground "
+        "truth of its own, recorded once for every machine; see README)",
     )
     parser.add_argument(
         "--rerender",
@@ -1600,6 +1630,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if unknown:
             parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known)}")
         settings = replace(settings, tasks=tuple(t for t in settings.tasks if t.name in args.task))
+    if args.portable_numerics:
+        settings = portable(settings)
     out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     from benchmarks.search_efficiency_report import write_outputs

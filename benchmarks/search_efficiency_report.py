@@ -526,6 +526,8 @@ def summarize(
             "dense_points": settings.dense_points,
             "grid_points": settings.grid_points,
             "asha_candidates": settings.asha_candidates,
+            # Only when portable, so that results from before the option stay as they are.
+            **({"numerics": "portable"} if any(t.portable for t in settings.tasks) else {}),
         },
         "runs": [
             {
@@ -780,6 +782,12 @@ def markdown(result: Mapping[str, Any]) -> str:
         )
         + "."
         + machine_line(result["engine"])
+        + (
+            " Trials ran on portable numerics (`--portable-numerics`): the same scores on any "
+            "x86 CPU with these library versions."
+            if result["settings"].get("numerics") == "portable"
+            else ""
+        )
         + " "
         f"Wall time {timing['total_s'] / 60:.1f} min "
         f"with --jobs {result['jobs']} (ground truth {timing['ground_truth_s'] / 60:.1f} min, "

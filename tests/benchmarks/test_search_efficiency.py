@@ -23,7 +23,9 @@ out; one seed gives no section), and the runs at other seeds train only rates ne
 dense grid nor their growing cache already has. A cached ground truth is checked once per
 task by repeating its first cached seed's best run: a run that scores differently or fails
 here is named with both scores and the way to recompute; a ground truth computed here is not
-checked; the ground truths warn once per task whose cache does not hold. SIGTERM or Ctrl-C
+checked; the ground truths warn once per task whose cache does not hold. Portable numerics
+(`--portable-numerics`) key a ground truth of their own and reach every trial: the built-in
+trainer's flag, a script's environment. SIGTERM or Ctrl-C
 stops the benchmark with exit code 130 and no trial process left running, both while the
 ground truth runs (main thread) and while strategy sweeps run in worker threads; a signal no
 sweep sees (after the last decision) still ends this benchmark, `parallelism`, `holdout`,
@@ -399,6 +401,7 @@ def test_a_cached_ground_truth_from_another_machine_is_named_with_both_scores(
     assert why is not None
     assert "seed 0 at rate 0.1 scored 0.75 here, 0.5 in the cached ground truth" in why
     assert "--fresh" in why
+    assert "--portable-numerics" in why
 
 
 def test_a_cached_run_that_diverges_here_does_not_hold(
@@ -434,6 +437,24 @@ def test_the_ground_truths_warn_once_per_task_whose_cache_does_not_hold_here(
     warnings = [line for line in lines if line.startswith("warning:")]
     assert len(warnings) == 1
     assert "custom seed 0 at rate 0.1 scored 0.75 here" in warnings[0]
+
+
+def test_portable_numerics_key_a_ground_truth_of_their_own() -> None:
+    task = se.FULL.tasks[0]
+    rates = se.dense_rates(task, se.FULL.dense_points)
+    assert se.config_hash(se.portable(se.FULL).tasks[0], rates) != se.config_hash(task, rates)
+
+
+def test_portable_builtin_tasks_run_the_trainer_with_portable_numerics() -> None:
+    for task in se.portable(se.FULL).tasks:
+        if task.script is None:
+            assert "--portable-numerics" in task.container(0)["args"]
+
+
+def test_portable_script_tasks_get_the_environment_torch_reads() -> None:
+    task = se.portable(quick_settings()).tasks[0]
+    env = {e["name"]: e["value"] for e in task.container(3)["env"]}
+    assert env == {"LRSWEEP_SEED": "3", "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
 
 
 @pytest.mark.e2e
