@@ -43,6 +43,7 @@ from benchmarks import holdout
 from benchmarks.parallelism import (
     LABEL,
     in_parallel,
+    numerics,
     results_dir,
     run_and_report,
     standard_options,
@@ -328,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     out = results_dir(parser, args)
-    settings = replace(quick_settings(), seeds=(0, 1)) if args.quick else FULL
+    settings = numerics(args, replace(quick_settings(), seeds=(0, 1)) if args.quick else FULL)
     groups: Sequence[Sequence[int]] = ((0, 1),) if args.quick else GROUPS
     run_and_report(
         STEM,

@@ -28,6 +28,7 @@ from typing import Any
 from benchmarks.parallelism import (
     LABEL,
     header,
+    numerics,
     results_dir,
     run,
     run_and_report,
@@ -209,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     out = results_dir(parser, args)
-    base = quick_settings() if args.quick else FULL
+    base = numerics(args, quick_settings() if args.quick else FULL)
     seeds = tuple(sorted(set(args.seed))) if args.seed else ((1,) if args.quick else SEEDS)
     settings = replace(base, seeds=seeds)
     benchmark_path = out / f"{BENCHMARK_STEM}.json"

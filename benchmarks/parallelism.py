@@ -47,6 +47,7 @@ from benchmarks.search_efficiency import (
     ground_truths,
     interrupt,
     machine_line,
+    portable,
     quick_settings,
     results_of,
     seed_spread,
@@ -246,11 +247,22 @@ def in_parallel(one: Callable[[U], V], units: Sequence[U], jobs: int) -> list[V]
 
 
 def standard_options(parser: argparse.ArgumentParser, *, jobs: str, quick: str) -> None:
-    """--jobs, --quick and --out, as every benchmark of these cases takes them (with the
-    help for the first two)."""
+    """--jobs, --quick, --out and --portable-numerics, as every benchmark of these cases
+    takes them (with the help for the first two)."""
     parser.add_argument("--jobs", type=int, default=2, help=jobs)
     parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--out", type=Path, default=None, help="results and caches directory")
+    parser.add_argument(
+        "--portable-numerics",
+        action="store_true",
+        help="every trial on portable numerics: the same scores on any x86 CPU, against a "
+        "ground truth of their own (benchmarks.search_efficiency --portable-numerics)",
+    )
+
+
+def numerics(args: argparse.Namespace, settings: Settings) -> Settings:
+    """`settings`, on portable numerics where --portable-numerics asks for them."""
+    return portable(settings) if args.portable_numerics else settings
 
 
 def results_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
@@ -410,7 +422,7 @@ def variants_main(
     values = sorted(set(getattr(args, option) or default))
     if values[0] < 1:
         parser.error(f"--{option} must be at least 1")
-    settings = quick_settings() if args.quick else FULL
+    settings = numerics(args, quick_settings() if args.quick else FULL)
     run_and_report(
         module,
         out,

@@ -8,7 +8,8 @@ quick search-efficiency run's cache, and a second invocation takes every run fro
 and reports the same cases. The summary (share within target,
 median compute, mean regret, cases with the same choice at every parallelism) and the
 markdown table are checked on hand-made cases; a report's header names the machine it ran on
-(not for results from before that was recorded).
+(not for results from before that was recorded). `--portable-numerics` puts every task of
+the holdout, ceiling, ladder and parallelism benchmarks on portable numerics.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ import json
 import math
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import pytest
+
+import benchmarks.ceiling as ceiling
+import benchmarks.holdout as holdout
+import benchmarks.ladder as ladder
+import benchmarks.parallelism as parallelism
 from benchmarks.parallelism import Case, header, markdown, summarise
+from benchmarks.search_efficiency import Settings, SweepInterruptedError
 from tests.benchmarks.conftest import copy_caches
 from tests.benchmarks.running import run_module
 
@@ -109,3 +118,22 @@ def test_quick_run_writes_a_case_per_parallelism_and_a_rerun_comes_from_the_cach
     again = _run(tmp_path)
     assert again["cached_runs"] == len(first["cases"])
     assert again["cases"] == first["cases"]
+
+
+@pytest.mark.parametrize("module", [holdout, ceiling, ladder, parallelism])
+@pytest.mark.parametrize("asked", [False, True])
+def test_portable_numerics_reach_every_task_of_a_benchmark(
+    module: ModuleType, asked: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[Settings] = []
+
+    def record(settings: Settings, *args: object, **kwargs: object) -> dict[str, Any]:
+        ran.append(settings)
+        raise SweepInterruptedError("enough")
+
+    monkeypatch.setattr(module, "run", record)
+    flags = ["--portable-numerics"] if asked else []
+    with pytest.raises(SystemExit):
+        module.main(["--quick", *flags, "--out", str(tmp_path)])
+    (settings,) = ran
+    assert [t.portable for t in settings.tasks] == [asked] * len(settings.tasks)

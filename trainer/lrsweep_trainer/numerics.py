@@ -13,8 +13,11 @@ of torch (and of the libraries that make the data):
 
 Both variables are read when torch first computes, not when it is imported, so setting them
 here works as long as nothing has been computed yet; `use_portable_numerics` checks that.
-Slower (about 1.5x on the built-in transformer); for benchmarks and for comparing runs
-across machines, not for speed. CUDA is unaffected: this is about CPU results.
+MKL documents its COMPATIBLE mode as reproducible on Intel and AMD CPUs for a fixed number
+of threads (the trainer uses 1 unless told otherwise); the tests check the whole by
+imitating a CPU with fewer instruction sets. Slower (about 1.5x on the built-in
+transformer); for benchmarks and for comparing runs across machines, not for speed. CUDA is
+unaffected: this is about CPU results.
 """
 
 from __future__ import annotations
