@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -765,8 +766,8 @@ def markdown(result: Mapping[str, Any]) -> str:
             "directory's `ground-truth/`, keyed by the script's content):"
             if any("script_sha256" in t for t in result["tasks"].values())
             else "Reproduce (from the repository root; the ground truth is cached in "
-            "`benchmarks/results/ground-truth/`, delete it or pass `--fresh` after changing "
-            "the trainer):"
+            f"`{_out_of(result['command'])}/ground-truth/`, delete it or pass `--fresh` after "
+            "changing the trainer):"
         ),
         "",
         "```sh",
@@ -1109,3 +1110,9 @@ def write_outputs(result: Mapping[str, Any], out: Path, stem: str) -> None:
     (out / f"{stem}.json").write_text(compact_json(result) + "\n")
     (out / f"{stem}.md").write_text(markdown(result))
     plot(result, out / f"{stem}.png")
+
+
+def _out_of(command: str) -> str:
+    """The results directory a reproduce command writes to (--out, else the default)."""
+    args = shlex.split(command)
+    return args[args.index("--out") + 1] if "--out" in args[:-1] else "benchmarks/results"

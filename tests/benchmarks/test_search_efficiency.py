@@ -12,7 +12,7 @@ the noise floor has full runs 2% either side of the dense best, cached beside th
 truth; the sparser grids (every k-th dense rate, from the ground truth) are reported; the
 markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
 from the stored runs and the cached ground truth without running anything, and rebuilds
-the committed results exactly. Helpers
+the committed results exactly (native and portable numerics). Helpers
 (Spearman with ties, the seed spread, the low-first-rung flag, the exact binomial interval
 of a share, a sparser grid's pick from every offset) are checked on small hand-made inputs.
 The engine's code digest (the strategy cache's key) ignores docstrings, comments and layout
@@ -676,10 +676,13 @@ def test_a_signal_no_sweep_sees_still_stops_the_benchmark(
     assert not (tmp_path / f"{stem}.json").exists()
 
 
-def test_rerendering_the_committed_results_reproduces_them_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["", "portable"])  # native numerics; --portable-numerics
+def test_rerendering_the_committed_results_reproduces_them_exactly(
+    where: str, tmp_path: Path
+) -> None:
     # Every number is rebuilt from what the runs stored: a median over rounded compute
     # values once came out 0.001 R off the one measured.
-    results = ROOT / "benchmarks" / "results"
+    results = ROOT / "benchmarks" / "results" / where
     copy_caches(results, tmp_path, f"{se.STEM}.json", "ground-truth")
     run_module("benchmarks.search_efficiency", "--rerender", "--out", str(tmp_path))
     for name in (f"{se.STEM}.json", f"{se.STEM}.md"):
