@@ -43,7 +43,6 @@ from benchmarks import holdout
 from benchmarks.parallelism import (
     LABEL,
     in_parallel,
-    numerics,
     results_dir,
     run_and_report,
     standard_options,
@@ -58,6 +57,7 @@ from benchmarks.search_efficiency import (
     ground_truths,
     machine,
     machine_line,
+    numerics,
     other_seed_runs,
     quick_settings,
     seed_spread,

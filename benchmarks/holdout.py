@@ -28,7 +28,6 @@ from typing import Any
 from benchmarks.parallelism import (
     LABEL,
     header,
-    numerics,
     results_dir,
     run,
     run_and_report,
@@ -37,6 +36,7 @@ from benchmarks.parallelism import (
 from benchmarks.search_efficiency import (
     FULL,
     STRATEGY_PARALLELISM,
+    numerics,
     quick_settings,
     within_target,
 )

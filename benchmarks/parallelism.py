@@ -47,7 +47,8 @@ from benchmarks.search_efficiency import (
     ground_truths,
     interrupt,
     machine_line,
-    portable,
+    numerics,
+    portable_option,
     quick_settings,
     results_of,
     seed_spread,
@@ -252,17 +253,7 @@ def standard_options(parser: argparse.ArgumentParser, *, jobs: str, quick: str) 
     parser.add_argument("--jobs", type=int, default=2, help=jobs)
     parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--out", type=Path, default=None, help="results and caches directory")
-    parser.add_argument(
-        "--portable-numerics",
-        action="store_true",
-        help="every trial on portable numerics: the same scores on any x86 CPU, against a "
-        "ground truth of their own (benchmarks.search_efficiency --portable-numerics)",
-    )
-
-
-def numerics(args: argparse.Namespace, settings: Settings) -> Settings:
-    """`settings`, on portable numerics where --portable-numerics asks for them."""
-    return portable(settings) if args.portable_numerics else settings
+    portable_option(parser)
 
 
 def results_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:

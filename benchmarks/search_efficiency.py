@@ -1521,6 +1521,21 @@ def portable(settings: Settings) -> Settings:
     return replace(settings, tasks=tuple(replace(t, portable=True) for t in settings.tasks))
 
 
+def portable_option(parser: argparse.ArgumentParser) -> None:
+    """--portable-numerics, as every benchmark takes it (read back with `numerics`)."""
+    parser.add_argument(
+        "--portable-numerics",
+        action="store_true",
+        help="every trial on kernels that give the same scores on any x86 CPU (slower; a "
+        "ground truth of its own, recorded once for every machine; see README)",
+    )
+
+
+def numerics(args: argparse.Namespace, settings: Settings) -> Settings:
+    """`settings`, on portable numerics where --portable-numerics asks for them."""
+    return portable(settings) if args.portable_numerics else settings
+
+
 def _command() -> str:
     """This invocation, without --workdir (where trial logs went: no bearing on results)."""
     args = sys.argv[1:]
@@ -1566,12 +1581,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="recompute the ground truth and every run (default: reuse OUT/ground-truth and "
         "the finished runs in OUT/cache, so an interrupted run resumes)",
     )
-    parser.add_argument(
-        "--portable-numerics",
-        action="store_true",
-        help="train on kernels that give the same scores on any x86 CPU (slower; a ground "
-        "truth of its own, recorded once for every machine; see README)",
-    )
+    portable_option(parser)
     parser.add_argument(
         "--rerender",
         action="store_true",
@@ -1630,8 +1640,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if unknown:
             parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known)}")
         settings = replace(settings, tasks=tuple(t for t in settings.tasks if t.name in args.task))
-    if args.portable_numerics:
-        settings = portable(settings)
+    settings = numerics(args, settings)
     out: Path = args.out or (QUICK_OUT if args.quick else RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     from benchmarks.search_efficiency_report import write_outputs
