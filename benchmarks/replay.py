@@ -1,6 +1,6 @@
 """Replay `adaptive` on the recorded ground truth: an estimate in seconds, not in two hours.
 
-    python -m benchmarks.replay [--shifts 6] [--task NAME ...]
+    python -m benchmarks.replay [--shifts 6] [--task NAME ...] [--results DIR]
 
 The engine is the real one (`run_sweep`, `decide`, the default settings of the benchmarks);
 only the trials are replayed. Each trial follows the full run recorded at the nearest rate,
@@ -13,6 +13,10 @@ best is not replayed). The range test is not rerun: the suggestions recorded by 
 run of the benchmarks stand in (search-efficiency.json's details for seeds 0-4,
 holdout.json's cases for seeds 5-9, and those of every holdout-S1-....json that
 `benchmarks.holdout --seed S` wrote), and its steps are counted.
+
+`--results benchmarks/results/portable` replays the runs recorded on portable numerics
+(`--portable-numerics`): the same on any x86 CPU, so an estimate anyone can check. The
+numerics are read from that directory's search-efficiency.json.
 
 So it estimates; the benchmarks decide. Dense rates are 1.4x apart, so a replayed trial's
 rate is up to 1.18x off its own, and near the optimum a rate 2% away scores differently
@@ -46,6 +50,7 @@ from benchmarks.search_efficiency import (
     load_nudged,
     load_other_seeds,
     load_truth,
+    portable,
     sweep_doc,
     within_target,
 )
@@ -241,15 +246,25 @@ class Recorded:
     holdout-S1-....json for seeds named with --seed)."""
 
     benchmark: Any  # search-efficiency.json
-    holdouts: dict[str, Any]  # holdout*.json by file stem
+    holdouts: dict[str, Any]  # holdout*.json by file stem, holdout.json first
 
     @classmethod
     def load(cls, results: Path) -> Recorded:
-        stems = sorted(p.stem for p in results.glob(f"{HOLDOUT}-*.json"))
+        stems = sorted(
+            (p.stem for p in results.glob(f"{HOLDOUT}*.json")), key=lambda s: (s != HOLDOUT, s)
+        )
         return cls(
             recorded(results, "search-efficiency"),
-            {stem: recorded(results, stem) for stem in [HOLDOUT, *stems]},
+            {stem: recorded(results, stem) for stem in stems},
         )
+
+    def tasks(self, names: Sequence[str] | None = None) -> list[BenchTask]:
+        """The benchmark's tasks (those named, or all) on the numerics the runs used: the
+        ground truth of portable runs is cached under keys of its own."""
+        settings = FULL
+        if self.benchmark.get("settings", {}).get("numerics") == "portable":
+            settings = portable(settings)
+        return [t for t in settings.tasks if not names or t.name in names]
 
     @property
     def seed_groups(self) -> dict[str, tuple[int, ...]]:
@@ -383,8 +398,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = sorted(set(args.task or ()) - set(known))
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    tasks = [t for t in FULL.tasks if not args.task or t.name in args.task]
     last = Recorded.load(args.results)
+    tasks = last.tasks(args.task)
     replayed, missing = run_all(args.results, last, tasks, args.shifts)
     if missing:
         print(f"no recorded runs or range test for: {', '.join(missing)}")

@@ -200,6 +200,29 @@ def test_the_recorded_runs_of_a_seed_include_those_off_the_grid_the_ceiling_trai
     assert len(rates) == 35 + 3
 
 
+def test_the_recorded_runs_need_no_holdout_file_for_seeds_5_to_9(tmp_path: Path) -> None:
+    _write_results(tmp_path)
+    (tmp_path / "holdout.json").unlink()
+    assert Recorded.load(tmp_path).seed_groups == {
+        "0-1 (search-efficiency)": (0, 1),
+        "10-11 (holdout-1-10-11)": (10, 11),
+    }
+
+
+@pytest.mark.parametrize(("numerics", "expected"), [(None, False), ("portable", True)])
+def test_the_replayed_tasks_run_on_the_numerics_the_recorded_benchmark_used(
+    tmp_path: Path, numerics: str | None, expected: bool
+) -> None:
+    _write_results(tmp_path)
+    path = tmp_path / "search-efficiency.json"
+    benchmark = json.loads(path.read_text())
+    benchmark["settings"] = {} if numerics is None else {"numerics": numerics}
+    path.write_text(json.dumps(benchmark))
+    tasks = Recorded.load(tmp_path).tasks(["regression", "char-lm"])
+    assert [t.name for t in tasks] == ["regression", "char-lm"]
+    assert {t.portable for t in tasks} == {expected}
+
+
 @pytest.mark.e2e
 def test_the_command_replays_the_committed_results_beside_the_measured_shares() -> None:
     done = run_module("benchmarks.replay", "--shifts", "1", "--task", "regression", timeout=300)
