@@ -250,18 +250,22 @@ def _other_tolerance(
     return {"seed_sd": {t: round(v, 5) for t, v in spread.items()}, "within_target": within}
 
 
-def _noise_floor(
+def noise_floor_summary(
     settings: Settings,
     truths: Mapping[tuple[str, int], GroundTruth],
     floors: Mapping[tuple[str, int], GroundTruth],
+    others: Mapping[tuple[str, int], GroundTruth],
     spreads: Mapping[str, tuple[float | None, float]],
 ) -> dict[str, Any] | None:
-    """Regret of full runs 2% either side of each seed's dense-best rate, and how many hit."""
+    """Regret of full runs 2% either side of each seed's dense-best rate, how many hit, and
+    the cases where the dense best is the only full run recorded at the seed within target
+    (besides the dense grid and the nudged rates, the rates strategies chose at other seeds)."""
     from benchmarks.search_efficiency import NUDGE, within_target
 
     if not floors:
         return None
     cases: list[dict[str, Any]] = []
+    only_best: list[dict[str, Any]] = []
     for task in settings.tasks:
         for seed in settings.seeds:
             floor = floors.get((task.name, seed))
@@ -269,6 +273,15 @@ def _noise_floor(
                 continue
             truth = truths[task.name, seed]
             best_lr, _ = truth.best
+            tolerance = spreads[task.name][1]
+            other = others.get((task.name, seed))
+            within = [
+                p.lr
+                for p in (*truth.points, *floor.points, *(other.points if other else ()))
+                if p.final is not None and within_target(truth.regret(p.final), tolerance)
+            ]
+            if within == [best_lr]:
+                only_best.append({"task": task.name, "seed": seed})
             for point in floor.points:
                 regret = None if point.final is None else truth.regret(point.final)
                 cases.append(
@@ -287,6 +300,7 @@ def _noise_floor(
         "runs": cases,
         "within_target": hits,
         "share_within_target": _round(hits / len(cases) if cases else None, 3),
+        "only_best": only_best,
     }
 
 
@@ -548,7 +562,7 @@ def summarize(
         "summary": summary,
         "target": _target(summary, DEFAULT_STRATEGY),
         "tolerance_by_best_scores": _other_tolerance(settings, runs, truths),
-        "noise_floor": _noise_floor(settings, truths, floors, spreads),
+        "noise_floor": noise_floor_summary(settings, truths, floors, others, spreads),
         "sparser_grids": sparser_grids(settings, truths, spreads),
         "other_seeds": summarize_other_seeds(settings, runs, truths, others, spreads),
         "summary_builtin_tasks": summary_builtin,
@@ -675,7 +689,26 @@ def _noise_floor_lines(floor: Mapping[str, Any] | None) -> list[str]:
             for r in sorted(pair, key=lambda r: r["lr"])
         ]
         lines.append(f"| {task} | {seed} | {_lr(pair[0]['dense_best_lr'])} | {' | '.join(cells)} |")
-    return [*lines, ""]
+    return [*lines, "", *_only_best_lines(floor, len(by_case))]
+
+
+def _only_best_lines(floor: Mapping[str, Any], cases: int) -> list[str]:
+    """The cases no strategy meets without landing on the dense-best rate itself."""
+    only = floor.get("only_best")
+    if not only:  # none, or results from before it was recorded
+        return []
+    nudge = floor["nudge"]
+    named = ", ".join(f"{c['task']} {c['seed']}" for c in only)
+    return [
+        f"In {len(only)} of these {cases} cases ({named}) the dense best is the only full run "
+        "recorded at the seed that is within target: no other dense rate is, nor either rate "
+        f"{nudge - 1:.0%} beside it, nor a rate a strategy chose at another seed (see Other "
+        "seeds). There the target is met by landing on a rate that does as well as that "
+        "one, which none of these runs did; a strategy that misses them is within target in "
+        f"at most {(cases - len(only)) / cases:.0%} of the cases ({cases - len(only)} of "
+        f"{cases}), and then only by a hit in every other one.",
+        "",
+    ]
 
 
 def _sparser_grid_lines(result: Mapping[str, Any], spacing: float) -> list[str]:

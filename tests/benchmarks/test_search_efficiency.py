@@ -9,7 +9,9 @@ summary per strategy, the target check, adaptive's defaults (also in the report'
 a short-horizon correlation per task, and the determinism check (full runs of the same rate
 and seed score the same in every sweep);
 the noise floor has full runs 2% either side of the dense best, cached beside the ground
-truth; the sparser grids (every k-th dense rate, from the ground truth) are reported; the
+truth, and names the cases where the dense best is the only full run recorded at the seed
+within target (a nudged rate or a rate chosen at another seed within target makes a case
+reachable); the sparser grids (every k-th dense rate, from the ground truth) are reported; the
 markdown carries the reproduce command; `--rerender` rebuilds the same JSON and markdown
 from the stored runs and the cached ground truth without running anything, and rebuilds
 the committed results exactly (native and portable numerics). Helpers
@@ -72,6 +74,7 @@ from benchmarks.search_efficiency import (
 from benchmarks.search_efficiency_report import (
     best_score_spread,
     low_first_rung,
+    noise_floor_summary,
     share_interval,
     sparser_grids,
     summarize_other_seeds,
@@ -313,6 +316,35 @@ def test_share_interval_is_the_exact_binomial_one() -> None:
     low, high = share_interval(11, 15)
     assert low < 11 / 15 < high
     assert share_interval(22, 30)[1] - share_interval(22, 30)[0] < high - low
+
+
+def _only_best(nudged: dict[float, float | None], other: dict[float, float | None]) -> list[object]:
+    """The noise floor's only-best cases of one seed whose dense best (0.2) scores 0.5,
+    with a tolerance of 10%."""
+    settings = replace(quick_settings(), tasks=(replace(quick_settings().tasks[0], name="t"),))
+    settings = replace(settings, seeds=(0,))
+    truths = {("t", 0): _truth(0, {0.1: 0.6, 0.2: 0.5, 0.4: None})}
+    floor = noise_floor_summary(
+        settings,
+        truths,
+        {("t", 0): _truth(0, nudged)},
+        {("t", 0): _truth(0, other)} if other else {},
+        {"t": (0.2, 0.1)},
+    )
+    assert floor is not None
+    return list(floor["only_best"])
+
+
+def test_a_case_whose_dense_best_alone_is_within_target_is_named() -> None:
+    assert _only_best({0.196: 0.6, 0.204: None}, {0.3: 0.56}) == [{"task": "t", "seed": 0}]
+
+
+def test_a_nudged_rate_within_target_makes_a_case_reachable() -> None:
+    assert _only_best({0.196: 0.6, 0.204: 0.54}, {}) == []
+
+
+def test_a_rate_chosen_at_another_seed_within_target_makes_a_case_reachable() -> None:
+    assert _only_best({0.196: 0.6, 0.204: 0.6}, {0.3: 0.54}) == []
 
 
 def test_sparser_grids_pick_their_best_rate_from_every_offset() -> None:
