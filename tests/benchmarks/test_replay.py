@@ -6,10 +6,11 @@ an infinite loss once a run that diverged stopped; the shifts spread over one de
 around 1; a replayed sweep with the real engine finds a clear optimum among recorded runs
 and counts its range test's steps; a sweep whose trials all wait at a rung raises instead of
 hanging; the recorded runs include every holdout file, each seed counted in the first run
-that has it, with its range test and seed sd, and a seed's runs include the ceiling's
-off-grid ones; the command replays the committed results and
-reports the benchmarks' measured shares beside its estimate; without recorded results it
-names the command that writes them.
+that has it, with its range test and seed sd (holdout.json may be missing), and a seed's
+runs include the ceiling's off-grid ones; the replayed tasks run on the numerics the
+recorded benchmark used; the command replays the committed results, native and portable,
+and reports the benchmarks' measured shares beside its estimate; without recorded results
+it names the command that writes them.
 """
 
 from __future__ import annotations
@@ -230,6 +231,20 @@ def test_the_command_replays_the_committed_results_beside_the_measured_shares() 
     assert "seeds 0-4 (search-efficiency):" in done.stdout
     assert "seeds 5-9 (holdout):" in done.stdout
     assert "seeds 10-14 (holdout-10-11-12-13-14):" in done.stdout
+
+
+@pytest.mark.e2e
+def test_the_command_replays_the_runs_recorded_on_portable_numerics() -> None:
+    done = run_module(
+        "benchmarks.replay",
+        *("--shifts", "1", "--task", "regression"),
+        *("--results", "benchmarks/results/portable"),
+        timeout=300,
+    )
+    assert "no recorded runs" not in done.stdout
+    assert "| pooled | 10 |" in done.stdout
+    assert "seeds 0-4 (search-efficiency): 72%" in done.stdout
+    assert "seeds 10-14 (holdout-10-11-12-13-14): 84%" in done.stdout
 
 
 def test_an_unknown_task_is_refused_with_the_known_ones() -> None:
