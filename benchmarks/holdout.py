@@ -65,7 +65,7 @@ def provenance(seeds: Sequence[int]) -> str:
     return (
         f"Seeds 5-9 were held out until the best-2-of-6 defaults were measured on them; the "
         f"current defaults were chosen by replaying the runs of seeds {TUNED_ON[0]}-"
-        f"{TUNED_ON[-1]} (README, Replay), so seeds {tuned} are not out of sample."
+        f"{TUNED_ON[-1]} (docs/benchmarks.md, Replay), so seeds {tuned} are not out of sample."
     )
 
 

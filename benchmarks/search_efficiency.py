@@ -1154,7 +1154,7 @@ def engine_fingerprint() -> dict[str, Any]:
 
 def machine() -> dict[str, str]:
     """Where the runs were made: full runs are not bitwise the same on every CPU and library
-    build, and near the optimum that changes scores and choices (README)."""
+    build, and near the optimum that changes scores and choices (docs/benchmarks.md)."""
     cpu = platform.processor() or platform.machine()
     try:
         names = re.findall(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
@@ -1527,7 +1527,7 @@ def portable_option(parser: argparse.ArgumentParser) -> None:
         "--portable-numerics",
         action="store_true",
         help="every trial on kernels that give the same scores on any x86 CPU (slower; a "
-        "ground truth of its own, recorded once for every machine; see README)",
+        "ground truth of its own, recorded once for every machine; see docs/benchmarks.md)",
     )
 
 
