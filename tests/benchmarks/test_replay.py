@@ -242,8 +242,9 @@ def test_the_command_replays_the_runs_recorded_on_portable_numerics() -> None:
         timeout=300,
     )
     assert "no recorded runs" not in done.stdout
-    assert "| pooled | 10 |" in done.stdout
+    assert "| pooled | 15 |" in done.stdout
     assert "seeds 0-4 (search-efficiency): 72%" in done.stdout
+    assert "seeds 5-9 (holdout): 76%" in done.stdout
     assert "seeds 10-14 (holdout-10-11-12-13-14): 84%" in done.stdout
 
 
