@@ -693,7 +693,7 @@ def _noise_floor_lines(floor: Mapping[str, Any] | None) -> list[str]:
 
 
 def _only_best_lines(floor: Mapping[str, Any], cases: int) -> list[str]:
-    """The cases no strategy meets without landing on the dense-best rate itself."""
+    """The cases where the dense best is the only run recorded at the seed within target."""
     only = floor.get("only_best")
     if not only:  # none, or results from before it was recorded
         return []
