@@ -51,6 +51,7 @@ from benchmarks.search_efficiency import (
     load_other_seeds,
     load_truth,
     portable,
+    ran_portable,
     sweep_doc,
     within_target,
 )
@@ -262,7 +263,7 @@ class Recorded:
         """The benchmark's tasks (those named, or all) on the numerics the runs used: the
         ground truth of portable runs is cached under keys of its own."""
         settings = FULL
-        if self.benchmark.get("settings", {}).get("numerics") == "portable":
+        if ran_portable(self.benchmark):
             settings = portable(settings)
         return [t for t in settings.tasks if not names or t.name in names]
 

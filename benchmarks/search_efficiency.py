@@ -1408,7 +1408,7 @@ def rerender(out: Path) -> dict[str, Any]:
         # Results from before the setting was recorded ran each strategy sweep alone.
         strategy_parallelism=conf.get("strategy_parallelism", 1),
     )
-    if conf.get("numerics") == "portable":
+    if ran_portable(result):
         settings = portable(settings)
     truths: dict[tuple[str, int], GroundTruth] = {}
     for task in settings.tasks:
@@ -1519,6 +1519,11 @@ def script_settings(args: argparse.Namespace, base: Settings) -> Settings:
 def portable(settings: Settings) -> Settings:
     """The same benchmark with every trial on portable numerics (`BenchTask.portable`)."""
     return replace(settings, tasks=tuple(replace(t, portable=True) for t in settings.tasks))
+
+
+def ran_portable(result: Mapping[str, Any]) -> bool:
+    """Whether a written result (its `settings`) ran on portable numerics."""
+    return bool(result.get("settings", {}).get("numerics") == "portable")
 
 
 def portable_option(parser: argparse.ArgumentParser) -> None:

@@ -782,7 +782,12 @@ def low_first_rung(detail: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def markdown(result: Mapping[str, Any]) -> str:
-    from benchmarks.search_efficiency import STRATEGIES, adaptive_defaults, machine_line
+    from benchmarks.search_efficiency import (
+        STRATEGIES,
+        adaptive_defaults,
+        machine_line,
+        ran_portable,
+    )
 
     target = result["target"]
     timing = result["timing"]
@@ -819,7 +824,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         + (
             " Trials ran on portable numerics (`--portable-numerics`): the same scores on any "
             "x86 CPU with these library versions."
-            if result["settings"].get("numerics") == "portable"
+            if ran_portable(result)
             else ""
         )
         + " "
