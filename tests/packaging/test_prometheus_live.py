@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ import yaml
 from prometheus_client import start_http_server
 
 from lrsweep.api import Phase
+from lrsweep.runtime.local import free_port
 from lrsweep.telemetry import Telemetry
 from tests.packaging.series import (
     PHASES,
@@ -69,13 +69,6 @@ class Targets:
     failed_sweeps: tuple[str, ...] = ()  # sweeps known to have Failed
     stalled_sweeps: tuple[str, ...] = ()  # Running sweeps with no trial advancing
     scored_sweep: str | None = None  # a sweep with a best score (default: `sweep`)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:

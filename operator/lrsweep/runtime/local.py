@@ -14,6 +14,7 @@ import fcntl
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -78,11 +79,35 @@ def attempt_files(workdir: Path, trial: str, attempt: int) -> Path:
     return workdir / TRIALS_DIR / f"{trial}-a{attempt}"
 
 
+# Linux's range of ports for the local end of outgoing connections.
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# How far below that range free_port looks.
+BELOW_EPHEMERAL = 8192
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A TCP port free on 127.0.0.1 now, for a process to listen on shortly after.
+
+    A port the kernel picks (binding port 0) comes from its ephemeral range, where this
+    machine's outgoing connections also take their local ports: one of them can take it
+    before the process binds it. So, where the kernel says what that range is, the port
+    comes from just below it; the kernel's pick is the fallback."""
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    candidates = (
+        random.sample(range(max(1024, low - BELOW_EPHEMERAL), low), 32) if low > 2048 else []
+    )
+    for port in [*candidates, 0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            found: int = s.getsockname()[1]
+            return found
+    raise OSError("no free TCP port on 127.0.0.1")
 
 
 def _field_ref(path: str, pod_name: str) -> str:

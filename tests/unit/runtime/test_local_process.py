@@ -9,11 +9,13 @@ when it is not a directory here), where a relative command is looked up, else in
 directory; a gated trial process is told how long to wait at a rung (the backend's gate
 timeout); a second sweep in a directory another sweep is running in is refused, and allowed
 once the first one has shut down. `check_runnable` makes every one of these refusals
-before a sweep starts.
+before a sweep starts. A trial's metrics port is free and, where the kernel names its
+ephemeral range, below it (so that no outgoing connection takes it first).
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +27,7 @@ from lrsweep.engine.sweep import Launch
 from lrsweep.runtime.env import contract_env, expand
 from lrsweep.runtime.local import (
     CONTAINER_FIELDS,
+    EPHEMERAL_RANGE,
     GATE_TIMEOUT,
     TRAINER_ENTRYPOINT,
     LocalBackend,
@@ -33,6 +36,7 @@ from lrsweep.runtime.local import (
     check_container,
     check_runnable,
     check_working_dir,
+    free_port,
 )
 
 LAUNCH = Launch("t003", 2, 0.03, 1, "train", 300, 25, (25, 75, 300))
@@ -250,3 +254,13 @@ def test_a_relative_command_is_looked_up_from_the_working_dir(tmp_path: Path) ->
     check_command(template(command=["./train.sh"], workingDir=str(tmp_path)))
     with pytest.raises(SpecError, match=r"'\./train\.sh' was not found"):
         check_command(template(command=["./train.sh"], workingDir=str(tmp_path / "elsewhere")))
+
+
+def test_a_trial_port_is_free_and_below_the_ephemeral_range() -> None:
+    low = int(EPHEMERAL_RANGE.read_text().split()[0]) if EPHEMERAL_RANGE.exists() else None
+    for _ in range(20):
+        port = free_port()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+        if low is not None:
+            assert port < low

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lrsweep.runtime.local import free_port
 from lrsweep_trainer.cli import main
 from tests.unit.trainer.helpers import (
-    free_port,
     read_summary,
     run_trainer,
     subprocess_env,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from lrsweep.runtime.local import free_port
 from lrsweep_trainer import report
-from tests.unit.trainer.helpers import free_port
 
 
 def gated_session(

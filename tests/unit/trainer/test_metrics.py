@@ -17,10 +17,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from lrsweep.runtime.local import free_port
 from lrsweep_trainer.metrics import MetricsExporter
 from lrsweep_trainer.report import Session
 from lrsweep_trainer.settings import RunSettings
-from tests.unit.trainer.helpers import free_port
 
 SERIES = {
     "lrsweep_trial_step",
