@@ -25,7 +25,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -181,6 +181,7 @@ def measure(
     return measured, {
         "engine": fingerprint,
         "quick": settings.quick,
+        "seeds": list(settings.seeds),
         "strategy": LABEL,
         "seed_sd": spread,
         # Another reading of the seed sd (search_efficiency_report.best_score_spread).
@@ -320,9 +321,21 @@ def header(title: str, result: Mapping[str, Any], same: str) -> list[str]:
         "",
         f"Engine: commit `{engine['commit']}`, engine code sha256 `{engine['engine_sha256']}`; "
         f"{result['cached_runs']} of {len(result['cases'])} runs from the cache."
-        f"{machine_line(engine)} {same}",
+        f"{machine_line(engine)} {same}{_other_seeds(result)}",
         "",
     ]
+
+
+def _other_seeds(result: Mapping[str, Any]) -> str:
+    """Where a run is on other seeds than the benchmark's: which, and what that changes."""
+    seeds = result.get("seeds")
+    if not seeds or seeds == list(FULL.seeds) or result.get("quick"):
+        return ""
+    return (
+        f" On seeds {', '.join(map(str, seeds))}, not the benchmark's: each case against the "
+        "dense ground truth of its own seed, the seed sd over these seeds (as "
+        "`benchmarks.holdout` reports them)."
+    )
 
 
 def markdown(result: Mapping[str, Any]) -> str:
@@ -404,9 +417,20 @@ def variants_main(
     report: Callable[[Mapping[str, Any]], str],
 ) -> None:
     """The command line of a benchmark that runs adaptive on the search-efficiency cases for
-    several values of `--option` (repeatable, at least 1): writes OUT/<module>.json and .md."""
+    several values of `--option` (repeatable, at least 1): writes OUT/<module>.json and .md.
+
+    `--seed S` (repeatable) runs those seeds instead of the benchmark's (their dense ground
+    truth is computed where it is not cached, as `benchmarks.holdout` does) and writes
+    OUT/<module>-S1-S2-....{json,md}, so that the report on the benchmark's seeds stays."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(f"--{option}", type=int, action="append", default=None, help=option_help)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        action="append",
+        default=None,
+        help="a seed to run instead of the benchmark's (repeatable)",
+    )
     standard_options(parser, jobs="sweeps at once", quick="the smoke settings")
     args = parser.parse_args(argv)
     out = results_dir(parser, args)
@@ -414,6 +438,11 @@ def variants_main(
     if values[0] < 1:
         parser.error(f"--{option} must be at least 1")
     settings = numerics(args, quick_settings() if args.quick else FULL)
+    stem = None
+    if args.seed:
+        seeds = tuple(sorted(set(args.seed)))
+        settings = replace(settings, seeds=seeds)
+        stem = "-".join([module, *map(str, seeds)])
     run_and_report(
         module,
         out,
@@ -421,6 +450,7 @@ def variants_main(
             settings, values, jobs=args.jobs, out=out, workdir=workdir, command=command
         ),
         report,
+        stem,
     )
 
 

@@ -6,22 +6,25 @@ runs `adaptive` end to end through real trial processes on the smoke settings an
 ladder.json and .md (one case per (task, seed, divisor) with a chosen rate, finite regret,
 compute above zero and the rungs it compared at; the benchmark's own ladder comes from the
 quick search-efficiency run's cache); the summary per divisor, the markdown table and how
-many choices each ladder shares with the benchmark's are checked on hand-made cases.
+many choices each ladder shares with the benchmark's are checked on hand-made cases;
+`--seed` runs other seeds into a report of their own, which says so.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from benchmarks import ladder
 from benchmarks.ladder import Case, laddered, markdown
 from benchmarks.parallelism import summarise_by
-from benchmarks.search_efficiency import TASKS, quick_settings
+from benchmarks.search_efficiency import FULL, TASKS, Settings, quick_settings
 from tests.benchmarks.conftest import copy_caches
 from tests.benchmarks.running import run_module
 
@@ -116,3 +119,29 @@ def test_quick_run_writes_a_case_per_divisor(quick_benchmark: Path, tmp_path: Pa
 def test_markdown_counts_the_choices_each_ladder_shares_with_the_benchmarks() -> None:
     cases = [*CASES, _case("b", 0, 9, 0.5, 0.0, 4.0), _case("b", 0, 27, 0.5, 0.0, 3.0)]
     assert "(D = 9): D = 27 in 2 of 3 cases." in markdown(_result(cases))
+
+
+def test_seeds_named_run_instead_of_the_benchmarks_into_a_report_of_their_own(
+    tmp_path: Path,
+) -> None:
+    ran: list[Settings] = []
+
+    def run_all(settings: Settings, values: Sequence[int], /, **_: Any) -> dict[str, Any]:
+        ran.append(settings)
+        result = _result(CASES)
+        return {**result, "seeds": list(settings.seeds), "quick": False}
+
+    argv = ["--out", str(tmp_path), "--seed", "6", "--seed", "5", "--divisor", "9"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ladder, "run", run_all)
+        ladder.main(argv)
+    assert [s.seeds for s in ran] == [(5, 6)]
+    assert ran[0].tasks == FULL.tasks
+    assert not (tmp_path / "ladder.json").exists()
+    report = (tmp_path / "ladder-5-6.md").read_text()
+    assert "On seeds 5, 6, not the benchmark's" in report
+    assert json.loads((tmp_path / "ladder-5-6.json").read_text())["seeds"] == [5, 6]
+
+
+def test_a_report_on_the_benchmarks_seeds_says_nothing_of_other_seeds() -> None:
+    assert "not the benchmark's" not in markdown({**_result(CASES), "seeds": [0, 1, 2, 3, 4]})
