@@ -159,6 +159,13 @@ class TrialTemplate(_Model):
         "in args as $(LRSWEEP_LEARNING_RATE)."
     )
     metricsPort: int = Field(9090, ge=1, le=65535, description="Port of the trainer's metrics.")
+    checkpointDir: str | None = Field(
+        None,
+        pattern=r"^/",
+        description="A directory in the trainer container that outlives its pods (a volume the "
+        "template mounts, e.g. a PersistentVolumeClaim): each trial keeps its state under it, "
+        "and a retried trial goes on from there (env LRSWEEP_CHECKPOINT_DIR).",
+    )
     maxRetries: int = Field(
         2,
         ge=0,
@@ -254,6 +261,7 @@ class TrialStatus(BaseModel):
     phase: TrialPhase = TrialPhase.PENDING
     step: int = 0
     spentSteps: int = 0
+    startStep: int = 0  # the current attempt went on from a checkpoint at this step
     score: float | None = None
     verdict: Verdict = Verdict.UNKNOWN
     reason: str = ""

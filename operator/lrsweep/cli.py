@@ -36,6 +36,7 @@ from lrsweep.runtime.local import (
     LocalBackend,
     Resumed,
     check_runnable,
+    discard_checkpoints,
     resume,
     run_sweep,
     saved_sweep,
@@ -175,6 +176,8 @@ def _run(
         interrupted = True
     finally:
         backend.shutdown()
+    if not interrupted:
+        discard_checkpoints(out)  # kept only for `--resume`
     # The trials are stopped: writing the result and the plot takes seconds, and a second
     # Ctrl-C (or SIGTERM) there would only leave them half-written.
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -13,7 +13,8 @@ do not report fails the sweep, with early stopping too (no trial waits at a rung
 decision that cannot come); Ctrl-C stops every trial process and writes the partial result,
 saying how to resume; a new sweep where one ran is refused unless --overwrite; `--resume`
 keeps the decided trials of an interrupted sweep (not trained again) and finishes the rest,
-and refuses a directory where no sweep ran; ASHA's stopped trials spend no steps past their
+its relaunched trials going on from their checkpoints, and refuses a directory where no
+sweep ran; a finished sweep leaves no checkpoints; ASHA's stopped trials spend no steps past their
 rung; with two seeds per rate, each rate is kept or cut whole and the winner scores the mean
 of its seeds.
 """
@@ -27,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -310,8 +312,11 @@ def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) 
     assert result["trials"]
 
 
-def _interrupt_once_a_trial_is_decided(path: Path, out: Path) -> str:
-    """Start `lrsweep run`, Ctrl-C it once its status on disk shows a finished trial."""
+def _interrupt_once_a_trial_is_decided(
+    path: Path, out: Path, also: Callable[[dict[str, Any]], bool] | None = None
+) -> str:
+    """Start `lrsweep run`, Ctrl-C it once its status on disk shows a finished trial (and,
+    if `also` is given, a trial for which it holds)."""
     proc = _start_run(path, out)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -319,7 +324,9 @@ def _interrupt_once_a_trial_is_decided(path: Path, out: Path) -> str:
             trials = json.loads((out / "result.json").read_text())["trials"]
         except (OSError, ValueError, KeyError):
             trials = {}
-        if any(t["phase"] == "Succeeded" for t in trials.values()):
+        if any(t["phase"] == "Succeeded" for t in trials.values()) and (
+            also is None or any(also(t) for t in trials.values())
+        ):
             break
         time.sleep(0.1)
     else:
@@ -422,3 +429,33 @@ def test_with_two_seeds_each_rate_is_kept_or_cut_whole_and_scores_its_mean(
     assert [t["phase"] for t in best] == ["Succeeded", "Succeeded"]
     finals = [t["rungs"]["100"] for t in best]
     assert result["bestScore"] == pytest.approx(sum(finals) / 2)
+
+
+def test_a_resumed_sweeps_relaunched_trials_go_on_from_their_checkpoints(tmp_path: Path) -> None:
+    values = [0.05, 0.1, 0.2, 0.4]
+    env = {"TOY_BEHAVIOUR": "slow", "TOY_CHECKPOINT": "1"}
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": values}, env)
+    out = tmp_path / "out"
+
+    def midway(trial: dict[str, Any]) -> bool:
+        return bool(trial["phase"] == "Running" and 20 <= trial["step"] <= 60)
+
+    _interrupt_once_a_trial_is_decided(path, out, also=midway)
+    before = json.loads((out / "result.json").read_text())["trials"]
+    relaunched = {tid for tid, t in before.items() if midway(t)}
+    done = lrsweep("run", str(path), "--out", str(out), "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = json.loads((out / "result.json").read_text())["trials"]
+    for tid in relaunched:
+        went_on_from = json.loads((out / "trials" / f"{tid}-a2.summary.json").read_text())
+        assert went_on_from["resumedFrom"] >= 10
+        assert trials[tid]["startStep"] == went_on_from["resumedFrom"]
+        assert trials[tid]["phase"] == "Succeeded"
+    assert json.loads((out / "result.json").read_text())["bestLearningRate"] == 0.05
+
+
+def test_a_finished_sweep_leaves_no_checkpoints(tmp_path: Path) -> None:
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05, 0.1]}, {"TOY_CHECKPOINT": "1"})
+    done = lrsweep("run", str(path), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (tmp_path / "out" / "checkpoints").exists()

@@ -13,7 +13,8 @@ do not stop a sweep; deleting a sweep removes its pods; the winner also lands in
 ConfigMap, with events for trial starts and the winner; an output ConfigMap the sweep does
 not own is left alone (a Warning event, the sweep's message say so) and outlives the sweep,
 while one it owns is updated; a misspelt field in the trial template fails the sweep naming
-it; a running sweep's spec cannot be changed.
+it; a running sweep's spec cannot be changed; a trial whose pod is deleted mid-run goes on
+from its checkpoint in `spec.trial.checkpointDir`.
 
 These tests also run against a real cluster (LRSWEEP_E2E_KUBECONFIG): the trial pods then
 need the trainer image; tests that need the harness's kubelet or faults say so and skip.
@@ -482,3 +483,29 @@ def test_an_output_configmap_the_sweep_owns_is_updated(
     )
     assert cm["data"]["learningRate"] == "0.05"
     assert [o["uid"] for o in cm["metadata"]["ownerReferences"]] == [body["metadata"]["uid"]]
+
+
+def test_a_trial_whose_pod_is_deleted_goes_on_from_its_checkpoint(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    needs_local_kubelet(kube_cluster)  # the checkpoint directory is a path on this host
+    doc = toy_sweep(
+        "kept",
+        {"strategy": "grid", "values": [0.05]},
+        {"TOY_BEHAVIOUR": "slow", "TOY_CHECKPOINT": "1"},
+    )
+    doc["spec"]["trial"]["checkpointDir"] = str(tmp_path / "checkpoints")
+    apply(kube_cluster, kube_namespace, doc)
+
+    def step() -> int:
+        trials = get_sweep(kube_cluster, kube_namespace, "kept").get("status", {}).get("trials")
+        return int(trials["t000"]["step"]) if trials else 0
+
+    wait_for(lambda: step() >= 30, timeout=60, interval=0.2, message="the trial at step 30")
+    kube_cluster.kubectl("delete", "pod", "kept-t000-1", "-n", kube_namespace, "--wait=false")
+    sweep = wait_phase(kube_cluster, kube_namespace, "kept", ("Succeeded", "Failed"), 120)
+    trial = sweep["status"]["trials"]["t000"]
+    assert sweep["status"]["phase"] == "Succeeded"
+    assert trial["attempts"] == 2
+    assert trial["startStep"] >= 30
+    assert trial["step"] == 100

@@ -7,7 +7,8 @@ and misbehaves on request (TOY_BEHAVIOUR) so tests can check how sweeps cope:
   crash    exit 1 at once
   garbage  serve garbage on the metrics port, then exit 0 without a summary
   slow     like train, but 50 ms per step (for interrupt tests)
-Rates above TOY_CRASH_ABOVE (if set) crash after their first evaluation.
+Rates above TOY_CRASH_ABOVE (if set) crash after their first evaluation. With TOY_CHECKPOINT=1
+it keeps its state (`Session.resume`) and goes on from it when started again.
 """
 
 from __future__ import annotations
@@ -45,8 +46,14 @@ def train(delay: float) -> int:
     with report.start(learning_rate=0.1, max_steps=100, eval_every=10) as session:
         w = 5.0
         floor = 0.01 + 0.05 * session.learning_rate
-        session.log(0, train_loss=0.5 * w * w + floor, val_loss=0.55 * w * w + floor)
-        for step in range(1, session.max_steps + 1):
+        kept = None
+        if os.environ.get("TOY_CHECKPOINT") == "1":
+            kept = session.resume(lambda: {"w": w})
+        if kept is not None:
+            w = float(kept["w"])
+        else:
+            session.log(0, train_loss=0.5 * w * w + floor, val_loss=0.55 * w * w + floor)
+        for step in range(session.start_step + 1, session.max_steps + 1):
             lr = session.lr_at(step)
             w -= lr * w  # the gradient of 0.5 * w^2
             loss = 0.5 * w * w + floor if math.isfinite(w) else math.inf

@@ -321,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the metric the sweep compares at the rungs: no pause at a rung without it",
         fallback="",
     )
+    add(
+        "--checkpoint-dir",
+        env.CHECKPOINT_DIR,
+        str,
+        "keep the trial's state here at each evaluation, and go on from it when started again",
+        fallback="",
+    )
     add("--sweep", env.SWEEP, str, "the sweep's name (metric label)", fallback="")
     add("--trial", env.TRIAL, str, "the trial's id (metric label)", fallback="")
     parser.add_argument(
@@ -394,6 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rungs=args.rungs,
             gate_timeout=args.gate_timeout,
             objective=args.objective.strip(),
+            checkpoint_dir=args.checkpoint_dir.strip(),
             mode=args.mode,
             range_start=args.range_start,
             range_end=args.range_end,

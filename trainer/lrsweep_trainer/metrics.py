@@ -61,6 +61,10 @@ class MetricsExporter:
         self._grad_norm = gauge("lrsweep_trial_grad_norm", "Gradient norm at the current step.")
         self._finished = gauge("lrsweep_trial_finished", "1 once the run has ended (any status).")
         self._diverged = gauge("lrsweep_trial_diverged", "1 if the run ended diverged.")
+        self._resumed_from = gauge(
+            "lrsweep_trial_resumed_from_step",
+            "Step of the checkpoint this attempt went on from (0: from the start).",
+        )
         self._eval = gauge(
             "lrsweep_trial_eval",
             f"Evaluation history: one sample per evaluation point and metric, "
@@ -69,6 +73,7 @@ class MetricsExporter:
         )
         self._finished.labels(*self._labels).set(0)
         self._diverged.labels(*self._labels).set(0)
+        self._resumed_from.labels(*self._labels).set(0)
 
     @property
     def port(self) -> int | None:
@@ -141,6 +146,9 @@ class MetricsExporter:
                 old_step, old_names = self._exported.popitem(last=False)
                 for name in old_names:
                     self._eval.remove(*self._labels, name, str(old_step))
+
+    def set_resumed_from(self, step: int) -> None:
+        self._resumed_from.labels(*self._labels).set(step)
 
     def set_finished(self, diverged: bool) -> None:
         self._diverged.labels(*self._labels).set(1 if diverged else 0)

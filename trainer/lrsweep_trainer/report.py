@@ -16,6 +16,11 @@ arguments are what the script runs with when no sweep sets them. The session ser
 Prometheus endpoint, watches for divergence, turns SIGTERM into a polite stop, and on exit
 writes the summary, also when the block raises (status `failed`).
 
+Checkpoints: `state = session.resume(save=lambda: {"model": model.state_dict(), ...})` keeps
+what `save` returns at every evaluation (when the sweep gives the trial a checkpoint
+directory) and returns what an earlier attempt kept, or None; train on from
+`session.start_step + 1`. A retried or relaunched trial then goes on where it was.
+
 Range tests: `session.lr_at(step)` gives the rate for each step (exponentially growing in
 range-test mode); set it on the optimizer and report every step's loss with `log_step`.
 The built-in trainer (`python -m lrsweep_trainer`) runs on this same session.
@@ -30,7 +35,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Any
 
 from lrsweep.engine.rangetest import (
     DEFAULT_BETA,
@@ -46,6 +53,9 @@ from lrsweep_trainer.summary import History, Status, SummaryInput, render_summar
 logger = logging.getLogger("lrsweep_trainer")
 
 _Handler = Callable[[int, FrameType | None], object] | int | None
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_VERSION = 1
 
 
 class Session:
@@ -71,6 +81,9 @@ class Session:
         self._smoother = LossSmoother(DEFAULT_BETA)
         self._best_smoothed = math.inf
         self._range_curve: list[tuple[float, float]] = []
+        # Checkpoints: what to keep (see `resume`), and the step this attempt started after.
+        self._save: Callable[[], Mapping[str, Any]] | None = None
+        self._start_step = 0
         self._previous_handler: _Handler = None
         # The rung gate: the highest rung step the sweep has let this trial pass.
         self._gate = threading.Condition()
@@ -113,6 +126,11 @@ class Session:
     @property
     def range_test(self) -> bool:
         return self.settings.mode == "range-test"
+
+    @property
+    def start_step(self) -> int:
+        """The step an earlier attempt's checkpoint had reached (0: none); train from the next."""
+        return self._start_step
 
     @property
     def metrics_port(self) -> int | None:
@@ -161,6 +179,109 @@ class Session:
         losses = [loss for _, loss in self._range_curve]
         return analyse(lrs, losses, self.settings.divergence_factor)
 
+    # -- checkpoints ---------------------------------------------------------------------
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """Where this trial's state is kept (None: the sweep asked for no checkpoints)."""
+        directory = self.settings.checkpoint_dir
+        return Path(directory) / CHECKPOINT_FILE if directory else None
+
+    def resume(self, save: Callable[[], Mapping[str, Any]]) -> Mapping[str, Any] | None:
+        """Keep the trial's state across attempts; return what an earlier attempt kept.
+
+        `save` returns the state to keep: tensors, numbers, strings, and dicts and lists of
+        them (state_dicts are). With a checkpoint directory (LRSWEEP_CHECKPOINT_DIR) the
+        session calls it at every `log` below the step budget, after recording the step and
+        before pausing at a rung, and keeps the latest. The returned state is the one kept
+        at `start_step`, with the evaluations up to it restored into this session; train on
+        from `start_step + 1`. None: start from the first step (no directory, nothing kept,
+        a range test, or a checkpoint of another run, which is logged).
+        """
+        self._save = save
+        path = self.checkpoint_path
+        if path is None or self.range_test or not path.exists():
+            return None
+        import torch  # only scripts that keep state need it: the API itself does not
+
+        try:
+            kept = torch.load(path, map_location="cpu", weights_only=True)
+            problem = self._incompatible(kept)
+        except Exception as error:  # a torn or foreign file: start afresh, never crash
+            problem = f"unreadable ({type(error).__name__}: {error})"
+        if problem:
+            logger.warning("checkpoint %s not used: %s; starting from step 1", path, problem)
+            return None
+        self._restore(kept["session"])
+        logger.info("resumed from the checkpoint at step %d", self._start_step)
+        # Kept at a rung, before the pause there: pause again, as the sweep may not have
+        # let the trial past it yet.
+        restored = {p.step: p.metrics for p in self._history.points}
+        self._pause_at(self._start_step, restored.get(self._start_step, {}))
+        state: Mapping[str, Any] = kept["state"]
+        return state
+
+    def _identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to continue this run."""
+        s = self.settings
+        return {"learning_rate": s.learning_rate, "seed": s.seed, "max_steps": s.max_steps}
+
+    def _incompatible(self, kept: Any) -> str:
+        if not isinstance(kept, dict) or kept.get("version") != CHECKPOINT_VERSION:
+            return f"not a version {CHECKPOINT_VERSION} checkpoint"
+        if kept.get("run") != self._identity():
+            return f"kept by another run ({kept.get('run')}, this one is {self._identity()})"
+        return ""
+
+    def _restore(self, kept: Mapping[str, Any]) -> None:
+        self._start_step = self._step = int(kept["step"])
+        reference = kept["reference_loss"]
+        self._reference_loss = None if reference is None else float(reference)
+        for step, metrics in kept["points"]:
+            self._record(int(step), {name: float(value) for name, value in metrics.items()})
+        self._metrics.set_step(self._step, self.lr_at(max(1, self._step)))
+        self._metrics.set_resumed_from(self._start_step)
+
+    def _keep(self, step: int) -> None:
+        """Save the state `resume` was given, as of `step` (atomically: a crash mid-write
+        leaves the previous checkpoint)."""
+        path = self.checkpoint_path
+        budget = self.settings.max_steps
+        if (
+            self._save is None
+            or path is None
+            or step < 1
+            or self.range_test
+            or self.diverged
+            or (budget is not None and step >= budget)
+        ):
+            return
+        kept = {
+            "version": CHECKPOINT_VERSION,
+            "run": self._identity(),
+            "session": {
+                "step": step,
+                "reference_loss": self._reference_loss,
+                "points": [(p.step, dict(p.metrics)) for p in self._history.points],
+            },
+            "state": self._save(),
+        }
+        partial = path.with_name(path.name + ".partial")
+        import torch
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(kept, partial)
+            partial.replace(path)
+        except OSError as error:
+            # A missed checkpoint costs steps on a relaunch, not the trial.
+            logger.warning("could not save the checkpoint at step %d to %s: %s", step, path, error)
+
+    def _discard_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     # -- reporting -----------------------------------------------------------------------
 
     def log_step(self, step: int, loss: float, *, grad_norm: float | None = None) -> bool:
@@ -195,22 +316,28 @@ class Session:
         if "val_loss" in values and not math.isfinite(values["val_loss"]):
             self._check_divergence(step, "validation loss", values["val_loss"])
         self._progress(step, values)
-        if self._gated(step):
-            objective = self.settings.objective
-            if objective and objective not in values:
-                # No decision can come without it: a script reporting the step in several
-                # calls pauses at the one with the objective; one that never reports it
-                # trains on, and the sweep fails at its next evaluation instead of after the
-                # whole gate timeout.
-                logger.warning(
-                    "rung %d: the sweep compares %r, not in this report; pausing only once "
-                    "it is reported",
-                    step,
-                    objective,
-                )
-            else:
-                self._wait_at_rung(step)
+        self._keep(step)
+        self._pause_at(step, values)
         return self.should_stop
+
+    def _pause_at(self, step: int, values: Mapping[str, float]) -> None:
+        """At a rung, wait for the sweep's go-ahead (docs/contract.md, "Rung gate")."""
+        if not self._gated(step):
+            return
+        objective = self.settings.objective
+        if objective and objective not in values:
+            # No decision can come without it: a script reporting the step in several
+            # calls pauses at the one with the objective; one that never reports it
+            # trains on, and the sweep fails at its next evaluation instead of after the
+            # whole gate timeout.
+            logger.warning(
+                "rung %d: the sweep compares %r, not in this report; pausing only once "
+                "it is reported",
+                step,
+                objective,
+            )
+        else:
+            self._wait_at_rung(step)
 
     def _gated(self, step: int) -> bool:
         budget = self.settings.max_steps
@@ -330,8 +457,14 @@ class Session:
                 rungs=self.settings.rungs,
                 range_test=self.range_test,
                 range_result=self.range_result,
+                resumed_from=self._start_step,
             )
         )
+        budget = self.settings.max_steps
+        if final_status == "diverged" or (
+            final_status == "finished" and budget is not None and self._step >= budget
+        ):
+            self._discard_checkpoint()  # nothing left to go on from
         problem = write_summary(self._summary, self.settings.termination_path)
         if problem is not None:
             logger.warning("%s", problem)

@@ -44,6 +44,7 @@ RANGE_END = "LRSWEEP_RANGE_END"
 DIVERGENCE_FACTOR = "LRSWEEP_DIVERGENCE_FACTOR"
 GATE_TIMEOUT = "LRSWEEP_GATE_TIMEOUT"
 OBJECTIVE = "LRSWEEP_OBJECTIVE"
+CHECKPOINT_DIR = "LRSWEEP_CHECKPOINT_DIR"
 
 
 def parse_positive_float(text: str) -> float:
@@ -116,6 +117,8 @@ class RunSettings:
     gate_timeout: float = 0.0
     # The metric the sweep compares at rungs ("": unknown); no pause at a rung without it.
     objective: str = ""
+    # Where the trial keeps its state across attempts ("": no checkpoints).
+    checkpoint_dir: str = ""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
@@ -188,4 +191,5 @@ class RunSettings:
             ),
             gate_timeout=read(GATE_TIMEOUT, parse_seconds, 0.0),
             objective=env.get(OBJECTIVE, "").strip(),
+            checkpoint_dir=env.get(CHECKPOINT_DIR, "").strip(),
         )

@@ -113,6 +113,8 @@ class SummaryInput:
     rungs: Collection[int] = ()
     range_test: bool = False
     range_result: RangeTestResult | None = None
+    # The step this attempt went on from (a checkpoint of an earlier one); 0: from the start.
+    resumed_from: int = 0
 
 
 def _encode(summary: SummaryInput, points: Sequence[EvalPoint], columns: Sequence[str]) -> str:
@@ -124,6 +126,8 @@ def _encode(summary: SummaryInput, points: Sequence[EvalPoint], columns: Sequenc
         "step": summary.step,
         "learningRate": json_number(summary.learning_rate),
     }
+    if summary.resumed_from:
+        document["resumedFrom"] = summary.resumed_from
     history: dict[str, list[JsonNumber]] = {"step": [p.step for p in points]}
     for name in columns:
         if not (summary.range_test and name in RANGE_COLUMNS):

@@ -1,7 +1,9 @@
 """The built-in training loop: one trial of a built-in task, reported through a Session.
 
 Deterministic for a seed on the CPU: the seed fixes the data split, the initial weights and
-the batch order, and torch runs on a fixed number of threads (1 by default).
+the batch order, and torch runs on a fixed number of threads (1 by default). A run that goes
+on from a checkpoint (`Session.resume`) continues that same run: the checkpoint keeps the
+model, the optimizer, the batch order's position and torch's random state.
 
 Train loss at an evaluation is measured on a fixed subset of the training set, as large as
 the validation set (at most TRAIN_EVAL_SIZE examples) and spread evenly over it, with the
@@ -11,8 +13,9 @@ are comparable, and independent of which batches happened to come last.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -71,6 +74,18 @@ class Batches:
         self._position += self._size
         return batch.to(self._device)
 
+    def state_dict(self) -> dict[str, Tensor | int]:
+        return {
+            "generator": self._generator.get_state(),
+            "order": self._order,
+            "position": self._position,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._generator.set_state(state["generator"])
+        self._order = state["order"]
+        self._position = int(state["position"])
+
 
 @torch.no_grad()
 def evaluate(task: Task, model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, float]:
@@ -120,11 +135,25 @@ def train(config: TrainConfig, session: Session) -> None:
             metrics["val_accuracy"] = on_val["accuracy"]
         return metrics
 
+    def state() -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "batches": batches.state_dict(),
+            "rng": torch.get_rng_state(),
+        }
+
+    kept = session.resume(state)
+    if kept is not None:
+        model.load_state_dict(kept["model"])
+        optimizer.load_state_dict(kept["optimizer"])
+        batches.load_state_dict(kept["batches"])
+        torch.set_rng_state(kept["rng"])
     # Step 0, before any update: the baseline that tells a stuck run from a fast one.
-    if not session.range_test and session.log(0, **evaluation()):
+    elif not session.range_test and session.log(0, **evaluation()):
         return
     model.train()
-    for step in range(1, session.max_steps + 1):
+    for step in range(session.start_step + 1, session.max_steps + 1):
         set_learning_rate(optimizer, session.lr_at(step))
         batch = batches.next()
         loss = task.loss(model(data.train_inputs[batch]), data.train_targets[batch])

@@ -53,6 +53,8 @@ class Observation:
     reason: str = ""
     # A failure no new attempt can mend (a usage error: bad arguments, a missing script).
     permanent: bool = False
+    # The step the attempt went on from, a checkpoint of an earlier one (0: the first step).
+    resumed_from: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class TrialRecord:
     queued: bool = True  # waiting for the launch of attempt `attempts + 1`
     step: int = 0
     spent_steps: int = 0  # steps of earlier attempts (compute accounting)
+    start_step: int = 0  # the current attempt went on from this step's checkpoint
     points: tuple[Point, ...] = ()
     rungs: Mapping[int, float] = field(default_factory=dict)  # objective at rung steps
     range_curve: tuple[tuple[float, float], ...] = ()
@@ -79,7 +82,7 @@ class TrialRecord:
 
     @property
     def steps_used(self) -> int:
-        return self.spent_steps + self.step
+        return self.spent_steps + self.step - self.start_step
 
 
 def merge_points(old: Sequence[Point], new: Sequence[Point]) -> tuple[Point, ...]:
@@ -125,6 +128,7 @@ def observe(
         record,
         points=points,
         step=step,
+        start_step=max(record.start_step, min(obs.resumed_from, step)),
         rungs={**record.rungs, **rung_values(points, rung_steps, metric)},
         range_curve=tuple(obs.range_curve) or record.range_curve,
     )
@@ -166,13 +170,18 @@ def observe(
 
 
 def requeue(record: TrialRecord, reason: str) -> TrialRecord:
-    """Queue a new attempt of the trial, from its first step; the steps spent so far count."""
+    """Queue a new attempt of the trial; the steps spent so far count.
+
+    The attempt starts from nothing as far as the engine knows: one that goes on from a
+    checkpoint reports the evaluations it kept and the step it went on from (`resumed_from`).
+    """
     return replace(
         record,
         phase=TrialPhase.PENDING,
         queued=True,
-        spent_steps=record.spent_steps + record.step,
+        spent_steps=record.steps_used,
         step=0,
+        start_step=0,
         points=(),
         rungs={},
         reason=reason,
@@ -211,6 +220,7 @@ def to_status(record: TrialRecord, score: float | None) -> TrialStatus:
         phase=record.phase,
         step=record.step,
         spentSteps=record.spent_steps,
+        startStep=record.start_step,
         score=score,
         verdict=record.verdict,
         reason=record.reason,
@@ -233,6 +243,7 @@ def from_status(trial_id: str, status: TrialStatus) -> TrialRecord:
         queued=status.queued,
         step=status.step,
         spent_steps=status.spentSteps,
+        start_step=status.startStep,
         rungs={int(k): v for k, v in status.rungs.items()},
         verdict=status.verdict,
         reason=status.reason,

@@ -34,8 +34,12 @@ def contract_env(
     termination_path: str | None = None,
     metrics_host: str | None = None,
     gate_timeout: float = 0.0,
+    checkpoint_dir: str | None = None,
 ) -> dict[str, str]:
-    """The LRSWEEP_* variables every trial process receives."""
+    """The LRSWEEP_* variables every trial process receives.
+
+    `checkpoint_dir`: where the trial keeps its state across attempts (training runs only: a
+    range test is short and starts again from its first step)."""
     env = {
         "LRSWEEP_LEARNING_RATE": repr(launch.learning_rate),
         "LRSWEEP_MAX_STEPS": str(launch.steps),
@@ -58,4 +62,6 @@ def contract_env(
         env["LRSWEEP_TERMINATION_PATH"] = termination_path
     if metrics_host is not None:
         env["LRSWEEP_METRICS_HOST"] = metrics_host
+    if checkpoint_dir is not None and launch.mode == "train":
+        env["LRSWEEP_CHECKPOINT_DIR"] = checkpoint_dir
     return env

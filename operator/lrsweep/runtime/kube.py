@@ -59,7 +59,13 @@ from lrsweep.engine.trials import (
 )
 from lrsweep.runtime.env import contract_env
 from lrsweep.runtime.jsonsafe import json_safe
-from lrsweep.runtime.metrics import MetricsError, exit_observation, parse_metrics, parse_summary
+from lrsweep.runtime.metrics import (
+    MetricsError,
+    exit_observation,
+    parse_metrics,
+    parse_summary,
+    running_observation,
+)
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
 
@@ -121,6 +127,17 @@ def _quantities_as_strings(container: dict[str, Any]) -> None:
             resources[kind] = {k: str(v) for k, v in resources[kind].items()}
 
 
+def trial_checkpoint_dir(body: Mapping[str, Any], spec: LRSweepSpec, trial: str) -> str | None:
+    """A trial's directory under `spec.trial.checkpointDir`: one per sweep object (its uid
+    tells a sweep from an earlier one of the same name) and trial."""
+    root = spec.trial.checkpointDir
+    if root is None:
+        return None
+    meta = body["metadata"]
+    sweep = f"{meta['name']}-{str(meta.get('uid') or '')[:8]}".rstrip("-")
+    return f"{root.rstrip('/')}/{sweep}/{trial}"
+
+
 def build_trial_pod(
     body: Mapping[str, Any], spec: LRSweepSpec, launch: Launch, gate_timeout: float = 0.0
 ) -> dict[str, Any]:
@@ -146,6 +163,7 @@ def build_trial_pod(
         metrics_port=spec.trial.metricsPort,
         termination_path=termination_path,
         gate_timeout=gate_timeout,
+        checkpoint_dir=trial_checkpoint_dir(body, spec, launch.trial),
     )
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in contract.items()]
     # Bind the metrics endpoint to the pod's own address.
@@ -605,18 +623,7 @@ async def _observe(
                 reading = None
         if reading is None:
             cluster.telemetry.scrape_failures.labels(namespace).inc()
-            observations.append(Observation(r.id, r.attempts, ProcessState.RUNNING))
-        else:
-            observations.append(
-                Observation(
-                    r.id,
-                    r.attempts,
-                    ProcessState.RUNNING,
-                    step=reading.step,
-                    points=reading.points,
-                    range_curve=reading.range_curve,
-                )
-            )
+        observations.append(running_observation(r.id, r.attempts, reading))
     return observations, unschedulable, not_starting
 
 

@@ -42,7 +42,6 @@ from lrsweep.engine.sweep import (
 )
 from lrsweep.engine.trials import (
     Observation,
-    ProcessState,
     TrialRecord,
     interrupted,
     records_from_status,
@@ -55,6 +54,7 @@ from lrsweep.runtime.metrics import (
     exit_observation,
     parse_metrics,
     parse_summary,
+    running_observation,
 )
 
 # Without a `command`, a container runs its image's entrypoint; the trainer image's is this.
@@ -67,6 +67,9 @@ LOCK_FILE = ".lrsweep.lock"
 RESULT_FILE = "result.json"
 REPORT_FILE = "report.png"
 TRIALS_DIR = "trials"  # every attempt's log and summary (`attempt_files`)
+# Each trial's latest state while the sweep runs, which a relaunched attempt (a retry, or
+# `lrsweep run --resume`) goes on from; deleted once the sweep is over.
+CHECKPOINTS_DIR = "checkpoints"
 SWEEP_FILE = "sweep.json"
 STOP_GRACE = 5.0
 # How long a trial paused at a rung waits for a decision before going on by itself.
@@ -77,6 +80,16 @@ LOG_TAIL = 300
 def attempt_files(workdir: Path, trial: str, attempt: int) -> Path:
     """The common stem of one attempt's files: `<stem>.log` and `<stem>.summary.json`."""
     return workdir / TRIALS_DIR / f"{trial}-a{attempt}"
+
+
+def checkpoint_dir(workdir: Path, trial: str) -> Path:
+    """Where a trial keeps its state, for every attempt (LRSWEEP_CHECKPOINT_DIR)."""
+    return (workdir / CHECKPOINTS_DIR / trial).absolute()
+
+
+def discard_checkpoints(workdir: Path) -> None:
+    """Delete every trial's checkpoint: the sweep is over, or starts afresh."""
+    shutil.rmtree(workdir / CHECKPOINTS_DIR, ignore_errors=True)
 
 
 # Linux's range of ports for the local end of outgoing connections.
@@ -236,6 +249,7 @@ class _Attempt:
     log: IO[bytes]
     url: str
     stop_at: float | None = None  # monotonic time SIGTERM was sent
+    decided: bool = False  # stopped by the sweep: no attempt will need its checkpoint
     promoted: int = -1  # the highest rung it has been let past
     reported: bool = False
     last_error: str = ""
@@ -301,6 +315,7 @@ class LocalBackend:
             termination_path=str(summary.absolute()),
             metrics_host="127.0.0.1",
             gate_timeout=self.gate_timeout,
+            checkpoint_dir=str(checkpoint_dir(self.workdir, launch.trial)),
         )
         argv, env = build_process(self.sweep.spec.trial.template, contract, name)
         log = base.with_suffix(".log").open("wb")
@@ -323,8 +338,14 @@ class LocalBackend:
         )
 
     def stop(self, trial: str) -> None:
+        """The sweep stopped the trial for good: its checkpoint goes once its process exits."""
         attempt = self.attempts.get(trial)
-        if attempt is None or attempt.stop_at is not None or attempt.process.poll() is not None:
+        if attempt is not None:
+            attempt.decided = True
+            self._terminate(attempt)
+
+    def _terminate(self, attempt: _Attempt) -> None:
+        if attempt.stop_at is not None or attempt.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(attempt.process.pid, signal.SIGTERM)
@@ -371,6 +392,8 @@ class LocalBackend:
     def _ended(self, attempt: _Attempt, code: int) -> Observation:
         attempt.log.close()
         launch = attempt.launch
+        if attempt.decided:
+            shutil.rmtree(checkpoint_dir(self.workdir, launch.trial), ignore_errors=True)
         summary: Reading | None = None
         problem = ""
         try:
@@ -400,20 +423,9 @@ class LocalBackend:
             launch = attempt.launch
             if code is None:
                 self._enforce_grace(attempt)
-                reading = self._scrape(attempt)
-                if reading is not None:
-                    observations.append(
-                        Observation(
-                            trial,
-                            launch.attempt,
-                            ProcessState.RUNNING,
-                            step=reading.step,
-                            points=reading.points,
-                            range_curve=reading.range_curve,
-                        )
-                    )
-                else:
-                    observations.append(Observation(trial, launch.attempt, ProcessState.RUNNING))
+                observations.append(
+                    running_observation(trial, launch.attempt, self._scrape(attempt))
+                )
                 continue
             attempt.reported = True
             observations.append(self._ended(attempt, code))
@@ -426,8 +438,8 @@ class LocalBackend:
         """Stop every trial process still alive: SIGTERM, the grace period, then SIGKILL.
 
         Safe to call again: the second call finds nothing left to stop."""
-        for trial in self.attempts:
-            self.stop(trial)
+        for attempt in self.attempts.values():
+            self._terminate(attempt)  # their checkpoints stay, for `lrsweep run --resume`
         deadline = self.clock() + self.grace
         for attempt in self.attempts.values():
             remaining = max(0.0, deadline - self.clock())
@@ -508,9 +520,11 @@ def run_local(
     sweep = Sweep(sweep_doc.spec, key=sweep_doc.metadata.uid or sweep_doc.metadata.name)
     backend = LocalBackend(sweep_doc, workdir, gate_timeout=gate_timeout)
     try:
-        return run_sweep(sweep, backend, interval=interval, on_decision=on_decision)
+        decision = run_sweep(sweep, backend, interval=interval, on_decision=on_decision)
     finally:
         backend.shutdown()
+    discard_checkpoints(workdir)
+    return decision
 
 
 # --- the sweep's directory: status, document, resuming ----------------------------------------
@@ -540,6 +554,8 @@ def start_afresh(workdir: Path, sweep_doc: LRSweep, *, overwrite: bool) -> None:
         shutil.rmtree(workdir / TRIALS_DIR, ignore_errors=True)
         (workdir / TRIALS_DIR).mkdir()
         (workdir / REPORT_FILE).unlink(missing_ok=True)
+    # An earlier sweep's trials had the same ids: none of their state may be taken for ours.
+    discard_checkpoints(workdir)
     save_sweep(workdir, sweep_doc)
 
 

@@ -37,6 +37,8 @@ class Reading:
     outcome: Outcome | None = None
     reason: str = ""
     extra: Mapping[str, float] = field(default_factory=dict)
+    # The step of the checkpoint the attempt went on from (0: it started at the first step).
+    resumed_from: int = 0
 
 
 class MetricsError(ValueError):
@@ -70,15 +72,48 @@ def parse_metrics(text: str) -> Reading:
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise MetricsError(f"unparsable metrics: {err}") from None
     points, curve = _points(history)
-    step_gauge = gauges.get("step")
     return Reading(
-        step=int(step_gauge) if step_gauge is not None and math.isfinite(step_gauge) else None,
+        step=_step(gauges.get("step")),
         points=points,
         range_curve=curve,
         finished=gauges.get("finished", 0.0) == 1.0,
         diverged=gauges.get("diverged", 0.0) == 1.0,
         extra=gauges,
+        resumed_from=max(0, _step(gauges.get("resumed_from_step")) or 0),
     )
+
+
+def _step(value: float | None) -> int | None:
+    """A step from a gauge (None: absent or not finite)."""
+    return int(value) if value is not None and math.isfinite(value) else None
+
+
+def _whole(value: object) -> int:
+    """A count from untrusted JSON: a whole number >= 0, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _observed(
+    trial: str, attempt: int, state: ProcessState, reading: Reading, outcome: Outcome | None = None
+) -> Observation:
+    return Observation(
+        trial,
+        attempt,
+        state,
+        step=reading.step,
+        points=reading.points,
+        range_curve=reading.range_curve,
+        outcome=outcome,
+        reason=reading.reason,
+        resumed_from=reading.resumed_from,
+    )
+
+
+def running_observation(trial: str, attempt: int, reading: Reading | None) -> Observation:
+    """A running attempt, from one scrape of its endpoint (None: nothing readable)."""
+    if reading is None:
+        return Observation(trial, attempt, ProcessState.RUNNING)
+    return _observed(trial, attempt, ProcessState.RUNNING, reading)
 
 
 def _number(value: Any) -> float:
@@ -126,6 +161,7 @@ def parse_summary(text: str) -> Reading:
         diverged=outcome is Outcome.DIVERGED,
         outcome=outcome,
         reason=str(data.get("reason", ""))[:500],
+        resumed_from=_whole(data.get("resumedFrom")),
     )
 
 
@@ -154,18 +190,10 @@ def exit_observation(
             outcome=Outcome.FAILED,
             reason=why,
             permanent=code == EXIT_USAGE,
+            resumed_from=summary.resumed_from if summary else 0,
         )
     if summary is None:
         return Observation(
             trial, attempt, ProcessState.EXITED, outcome=Outcome.FAILED, reason=missing
         )
-    return Observation(
-        trial,
-        attempt,
-        ProcessState.EXITED,
-        step=summary.step,
-        points=summary.points,
-        range_curve=summary.range_curve,
-        outcome=summary.outcome,
-        reason=summary.reason,
-    )
+    return _observed(trial, attempt, ProcessState.EXITED, summary, summary.outcome)

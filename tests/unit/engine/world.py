@@ -4,6 +4,11 @@ It plays the runtime's part (launch, stop, promote, observe) without processes, 
 test pick the order in which running trials make progress, to show decisions do not depend
 on timing. Gated trials pause at each rung until promoted, with no timeout: a sweep that
 could wait on itself forever does not finish here.
+
+Attempts can also die mid-run (`crash`). With `checkpoints`, a trial keeps its state at
+every evaluation, as the trainer does, and its next attempt goes on from there: it reports
+the evaluations it kept and the step it went on from, and pauses again at a rung it was
+kept at.
 """
 
 from __future__ import annotations
@@ -61,14 +66,35 @@ class World:
     launched: list[Launch] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
     promoted: dict[str, int] = field(default_factory=dict)  # trial -> last rung let through
+    # (trial, attempt, step): whether that attempt dies at that step, after reporting it.
+    crash: Callable[[str, int, int], bool] = lambda trial, attempt, step: False
+    checkpoints: bool = False
+    trained: int = 0  # steps trained by every attempt together
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self.history: dict[str, list[Point]] = {}  # the current attempt's evaluations
+        self.kept: dict[str, list[Point]] = {}  # evaluations up to each trial's checkpoint
+        self.pending: list[Observation] = []
 
     def launch(self, launch: Launch) -> None:
         self.launched.append(launch)
-        self.running[launch.trial] = (launch, 0)
         self.promoted.pop(launch.trial, None)
+        kept = self.kept.pop(launch.trial, []) if self.checkpoints else []
+        start = kept[-1].step if kept else 0
+        self.running[launch.trial] = (launch, start)
+        self.history[launch.trial] = list(kept)
+        if kept:
+            self.pending.append(
+                Observation(
+                    launch.trial,
+                    launch.attempt,
+                    ProcessState.RUNNING,
+                    start,
+                    kept,
+                    resumed_from=start,
+                )
+            )
 
     def stop(self, trial: str) -> None:
         self.stopped.append(trial)
@@ -87,12 +113,19 @@ class World:
 
     def tick(self) -> list[Observation]:
         """Advance a random subset of running trials by one evaluation."""
-        out: list[Observation] = []
+        out, self.pending = self.pending, []
         for trial in sorted(self.running):
             if self.rng.random() < 0.4:
                 continue
             launch, step = self.running[trial]
             if self.paused(launch, step):
+                continue
+            if self.crash(trial, launch.attempt, step):
+                del self.running[trial]
+                self.kept[trial] = self.history[trial]
+                out.append(
+                    exit_observation(trial, launch.attempt, 1, None, detail="", missing="killed")
+                )
                 continue
             if self.fail(trial, launch.attempt):
                 del self.running[trial]
@@ -106,6 +139,7 @@ class World:
                 assert launch.range_start is not None
                 assert launch.range_end is not None
                 curve = range_curve(self.loss, launch.range_start, launch.range_end, launch.steps)
+                self.trained += len(curve)
                 del self.running[trial]
                 out.append(
                     Observation(
@@ -119,8 +153,10 @@ class World:
                 )
                 continue
             step += launch.eval_every
+            self.trained += launch.eval_every
             value = self.loss(launch.learning_rate, step) * (1 + 0.001 * launch.seed)
             point = Point(step, {"val_loss": value, "train_loss": value * 0.9})
+            self.history.setdefault(trial, []).append(point)
             if not math.isfinite(value):
                 del self.running[trial]
                 out.append(

@@ -106,6 +106,28 @@ def test_trial_pod_carries_the_env_contract_before_the_users_env() -> None:
     assert names.index("MINE") > names.index("LRSWEEP_TRIAL")
 
 
+def _trainer_env(spec: LRSweepSpec, launch: Launch = LAUNCH) -> dict[str, Any]:
+    env = build_trial_pod(BODY, spec, launch)["spec"]["containers"][0]["env"]
+    return {e["name"]: e.get("value") for e in env}
+
+
+def test_a_trial_pod_keeps_its_checkpoints_in_a_directory_of_its_own_sweep_and_trial() -> None:
+    trial = {**BODY["spec"]["trial"], "checkpointDir": "/ckpt/"}
+    spec = LRSweepSpec.model_validate({**BODY["spec"], "trial": trial})
+    assert _trainer_env(spec)["LRSWEEP_CHECKPOINT_DIR"] == "/ckpt/resnet-lr-u-1/t004"
+
+
+def test_a_trial_pod_gets_no_checkpoint_directory_unless_the_sweep_names_one() -> None:
+    assert "LRSWEEP_CHECKPOINT_DIR" not in _trainer_env(SPEC)
+
+
+def test_a_checkpoint_directory_must_be_an_absolute_path() -> None:
+    with pytest.raises(ValueError, match="checkpointDir"):
+        LRSweepSpec.model_validate(
+            {**BODY["spec"], "trial": {**BODY["spec"]["trial"], "checkpointDir": "ckpt"}}
+        )
+
+
 def test_trial_pod_keeps_the_users_resources_as_quantity_strings() -> None:
     pod = build_trial_pod(BODY, SPEC, LAUNCH)
     assert pod["spec"]["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": "1"}}

@@ -8,7 +8,9 @@ Kubernetes client's); a trial runs in the container's workingDir (refused before
 when it is not a directory here), where a relative command is looked up, else in the current
 directory; a gated trial process is told how long to wait at a rung (the backend's gate
 timeout); a second sweep in a directory another sweep is running in is refused, and allowed
-once the first one has shut down. `check_runnable` makes every one of these refusals
+once the first one has shut down. A training run is told its checkpoint directory (a range
+test none); a trial the sweep stopped loses its checkpoint once it has exited, trials stopped
+by shutting down keep theirs (for `--resume`). `check_runnable` makes every one of these refusals
 before a sweep starts. A trial's metrics port is free and, where the kernel names its
 ephemeral range, below it (so that no outgoing connection takes it first).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from lrsweep.runtime.local import (
     check_container,
     check_runnable,
     check_working_dir,
+    checkpoint_dir,
     free_port,
 )
 
@@ -65,6 +69,17 @@ def test_contract_env_carries_the_launch() -> None:
     assert env["LRSWEEP_RUNGS"] == "25,75,300"
     assert env["LRSWEEP_SEED"] == "1"
     assert env["LRSWEEP_MODE"] == "train"
+
+
+def test_contract_env_names_the_checkpoint_directory_of_a_training_run() -> None:
+    env = contract_env(LAUNCH, sweep="s", metrics_port=9090, checkpoint_dir="/c/t003")
+    assert env["LRSWEEP_CHECKPOINT_DIR"] == "/c/t003"
+
+
+def test_contract_env_names_no_checkpoint_directory_for_a_range_test() -> None:
+    launch = replace(LAUNCH, mode="range-test", range_start=1e-5, range_end=10.0)
+    env = contract_env(launch, sweep="s", metrics_port=9090, checkpoint_dir="/c/t003")
+    assert "LRSWEEP_CHECKPOINT_DIR" not in env
 
 
 def test_without_a_command_the_trainer_runs_with_expanded_args() -> None:
@@ -184,6 +199,45 @@ def test_a_gated_trial_waits_the_default_gate_timeout(tmp_path: Path) -> None:
 
 def test_a_gated_trial_waits_the_backends_gate_timeout(tmp_path: Path) -> None:
     assert _gate_timeout_seen(tmp_path, gate_timeout=600.0) == "600"
+
+
+# Keeps a file in its checkpoint directory, then waits to be stopped.
+KEEPS_STATE = (
+    "import os, pathlib, time; d = pathlib.Path(os.environ['LRSWEEP_CHECKPOINT_DIR']); "
+    "d.mkdir(parents=True); (d / 'checkpoint.pt').write_text('state'); time.sleep(60)"
+)
+
+
+def _launched_keeping_state(tmp_path: Path) -> tuple[LocalBackend, Path]:
+    local = LocalBackend(_sweep(KEEPS_STATE), tmp_path, grace=10.0)
+    local.launch(LAUNCH)
+    kept = checkpoint_dir(tmp_path, LAUNCH.trial) / "checkpoint.pt"
+    deadline = time.monotonic() + 60
+    while not kept.exists():
+        assert time.monotonic() < deadline, "the trial never wrote its checkpoint"
+        time.sleep(0.05)
+    return local, kept
+
+
+def test_a_trial_the_sweep_stopped_loses_its_checkpoint_once_it_has_exited(
+    tmp_path: Path,
+) -> None:
+    local, kept = _launched_keeping_state(tmp_path)
+    try:
+        local.stop(LAUNCH.trial)
+        local.attempts[LAUNCH.trial].process.wait(timeout=30)
+        local.observe()
+        assert not kept.parent.exists()
+    finally:
+        local.shutdown()
+
+
+def test_trials_stopped_by_shutting_down_keep_their_checkpoints_for_resume(
+    tmp_path: Path,
+) -> None:
+    local, kept = _launched_keeping_state(tmp_path)
+    local.shutdown()
+    assert kept.exists()
 
 
 def test_a_second_sweep_in_a_directory_in_use_is_refused(tmp_path: Path) -> None:

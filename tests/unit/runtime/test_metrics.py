@@ -20,6 +20,7 @@ from lrsweep.runtime.metrics import (
     exit_observation,
     parse_metrics,
     parse_summary,
+    running_observation,
 )
 
 TEXT = """\
@@ -53,6 +54,28 @@ def test_range_test_samples_become_a_curve() -> None:
     reading = parse_metrics(text + "\n")
     assert reading.range_curve == ((0.001, 2.0), (0.002, 1.0))
     assert reading.points == ()
+
+
+def test_the_step_an_attempt_went_on_from_is_read_from_its_metrics() -> None:
+    text = TEXT + 'lrsweep_trial_resumed_from_step{sweep="s",trial="t000"} 40.0\n'
+    assert parse_metrics(text).resumed_from == 40
+    assert parse_metrics(TEXT).resumed_from == 0
+
+
+def test_a_running_attempts_observation_says_where_it_went_on_from() -> None:
+    text = TEXT + 'lrsweep_trial_resumed_from_step{sweep="s",trial="t000"} 40.0\n'
+    observation = running_observation("t000", 2, parse_metrics(text))
+    assert (observation.step, observation.resumed_from) == (50, 40)
+    assert running_observation("t000", 2, None).state is ProcessState.RUNNING
+
+
+@pytest.mark.parametrize("value", [30, "30", -1, 2.5, None, True])
+def test_the_step_an_attempt_went_on_from_is_read_from_its_summary(value: object) -> None:
+    summary = {"v": 1, "status": "finished", "step": 60, "resumedFrom": value}
+    reading = parse_summary(json.dumps(summary))
+    assert reading.resumed_from == (30 if value == 30 else 0)
+    ended = exit_observation("t000", 2, 0, reading, detail="", missing="")
+    assert ended.resumed_from == reading.resumed_from
 
 
 def test_garbage_raises_metrics_error() -> None:
