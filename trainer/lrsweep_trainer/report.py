@@ -35,6 +35,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -53,6 +54,29 @@ from lrsweep_trainer.summary import History, Status, SummaryInput, render_summar
 logger = logging.getLogger("lrsweep_trainer")
 
 _Handler = Callable[[int, FrameType | None], object] | int | None
+
+
+@dataclass(frozen=True)
+class _KeptSession:
+    """The session's own part of a checkpoint: where it was, and what it had reported."""
+
+    step: int
+    reference_loss: float | None
+    points: list[tuple[int, dict[str, float]]]
+
+    @classmethod
+    def read(cls, kept: Mapping[str, Any]) -> _KeptSession:
+        """Raises (KeyError, TypeError, ValueError) on anything else."""
+        reference = kept["reference_loss"]
+        return cls(
+            step=int(kept["step"]),
+            reference_loss=None if reference is None else float(reference),
+            points=[
+                (int(step), {str(name): float(value) for name, value in metrics.items()})
+                for step, metrics in kept["points"]
+            ],
+        )
+
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -204,15 +228,17 @@ class Session:
             return None
         import torch  # only scripts that keep state need it: the API itself does not
 
+        session: _KeptSession | None = None
         try:
             kept = torch.load(path, map_location="cpu", weights_only=True)
             problem = self._incompatible(kept)
+            session = None if problem else _KeptSession.read(kept["session"])
         except Exception as error:  # a torn or foreign file: start afresh, never crash
             problem = f"unreadable ({type(error).__name__}: {error})"
-        if problem:
+        if session is None:
             logger.warning("checkpoint %s not used: %s; starting from step 1", path, problem)
             return None
-        self._restore(kept["session"])
+        self._restore(session)
         logger.info("resumed from the checkpoint at step %d", self._start_step)
         # Kept at a rung, before the pause there: pause again, as the sweep may not have
         # let the trial past it yet.
@@ -233,12 +259,11 @@ class Session:
             return f"kept by another run ({kept.get('run')}, this one is {self._identity()})"
         return ""
 
-    def _restore(self, kept: Mapping[str, Any]) -> None:
-        self._start_step = self._step = int(kept["step"])
-        reference = kept["reference_loss"]
-        self._reference_loss = None if reference is None else float(reference)
-        for step, metrics in kept["points"]:
-            self._record(int(step), {name: float(value) for name, value in metrics.items()})
+    def _restore(self, kept: _KeptSession) -> None:
+        self._start_step = self._step = kept.step
+        self._reference_loss = kept.reference_loss
+        for step, metrics in kept.points:
+            self._record(step, metrics)
         self._metrics.set_step(self._step, self.lr_at(max(1, self._step)))
         self._metrics.set_resumed_from(self._start_step)
 

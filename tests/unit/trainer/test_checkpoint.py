@@ -150,6 +150,21 @@ def test_an_unreadable_checkpoint_is_not_used(
     assert read_summary(tmp_path / "s.json")["status"] == "finished"
 
 
+def test_a_checkpoint_whose_session_part_is_malformed_is_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run(tmp_path / "first.json", checkpoints=tmp_path / "ckpt", stop_at=20)
+    path = tmp_path / "ckpt" / CHECKPOINT_FILE
+    kept = torch.load(path, weights_only=True)
+    kept["session"]["points"] = "not a list of points"
+    torch.save(kept, path)
+    with caplog.at_level(logging.WARNING, logger="lrsweep_trainer"):
+        session = run(tmp_path / "again.json", checkpoints=tmp_path / "ckpt")
+    assert session.start_step == 0
+    assert "not used: unreadable" in caplog.text
+    assert read_summary(tmp_path / "again.json")["history"]["step"][0] == 0
+
+
 def test_without_a_checkpoint_directory_nothing_is_kept(tmp_path: Path) -> None:
     session = run(tmp_path / "s.json", stop_at=20)
     assert session.checkpoint_path is None
