@@ -14,7 +14,8 @@ ConfigMap, with events for trial starts and the winner; an output ConfigMap the 
 not own is left alone (a Warning event, the sweep's message say so) and outlives the sweep,
 while one it owns is updated; a misspelt field in the trial template fails the sweep naming
 it; a running sweep's spec cannot be changed; a trial whose pod is deleted mid-run goes on
-from its checkpoint in `spec.trial.checkpointDir`.
+from its checkpoint in `spec.trial.checkpointDir`, and trials the sweep stopped leave no
+checkpoint behind.
 
 These tests also run against a real cluster (LRSWEEP_E2E_KUBECONFIG): the trial pods then
 need the trainer image; tests that need the harness's kubelet or faults say so and skip.
@@ -509,3 +510,22 @@ def test_a_trial_whose_pod_is_deleted_goes_on_from_its_checkpoint(
     assert trial["attempts"] == 2
     assert trial["startStep"] >= 30
     assert trial["step"] == 100
+
+
+def test_trials_the_sweep_stopped_leave_no_checkpoints_behind(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator, tmp_path: Path
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    values = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
+    doc = toy_sweep("cut", {"strategy": "asha", "values": values}, {"TOY_CHECKPOINT": "1"})
+    doc["spec"]["trial"]["checkpointDir"] = str(tmp_path / "checkpoints")
+    apply(kube_cluster, kube_namespace, doc)
+    sweep = wait_phase(kube_cluster, kube_namespace, "cut", ("Succeeded", "Failed"), 120)
+    phases = [t["phase"] for t in sweep["status"]["trials"].values()]
+    assert "Stopped" in phases
+    assert any((tmp_path / "checkpoints").iterdir()), "no trial kept a checkpoint"
+
+    def left() -> list[str]:
+        return [str(p) for p in (tmp_path / "checkpoints").rglob("checkpoint.pt*")]
+
+    wait_for(lambda: not left(), timeout=30, interval=0.5, message=lambda: f"gone: {left()}")

@@ -21,6 +21,7 @@ HISTORY_POINTS = 500
 
 _LABELS = ("sweep", "trial")
 CONTINUE_PATH = "/continue"
+DISCARD_PATH = "/discard"
 
 StartResponse = Callable[..., Any]
 
@@ -80,23 +81,37 @@ class MetricsExporter:
         """The port being served, or None when there is no endpoint."""
         return None if self._server is None else self._server.server_port
 
-    def serve(self, port: int, host: str, on_continue: Callable[[int], None] | None = None) -> None:
+    def serve(
+        self,
+        port: int,
+        host: str,
+        on_continue: Callable[[int], None] | None = None,
+        on_discard: Callable[[], None] | None = None,
+    ) -> None:
         """Serve the registry on host:port (port 0 from the contract means: don't).
 
         `POST /continue?step=N` is the sweep's go-ahead past the rung at step N
-        (docs/contract.md, "Rung gate"); it calls `on_continue(N)`.
+        (docs/contract.md, "Rung gate"); it calls `on_continue(N)`. `POST /discard` says the
+        sweep has decided the trial (docs/contract.md, "Checkpoints"); it calls
+        `on_discard()`.
         """
         if port == 0 or self._server is not None:
             return
         metrics = make_wsgi_app(self.registry)
 
         def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-            if environ.get("PATH_INFO") != CONTINUE_PATH:
+            path = environ.get("PATH_INFO")
+            if path not in (CONTINUE_PATH, DISCARD_PATH):
                 # prometheus_client leaves its WSGI app untyped.
                 return metrics(environ, start_response)  # type: ignore[no-any-return]
             if environ.get("REQUEST_METHOD") != "POST":
                 start_response("405 Method Not Allowed", [("Allow", "POST")])
-                return [b"POST /continue?step=N\n"]
+                return [f"POST {path}\n".encode()]
+            if path == DISCARD_PATH:
+                if on_discard is not None:
+                    on_discard()
+                start_response("204 No Content", [])
+                return []
             try:
                 step = int(parse_qs(environ.get("QUERY_STRING", ""))["step"][0])
             except (KeyError, ValueError):

@@ -108,6 +108,9 @@ class Session:
         # Checkpoints: what to keep (see `resume`), and the step this attempt started after.
         self._save: Callable[[], Mapping[str, Any]] | None = None
         self._start_step = 0
+        # Held while a checkpoint is written; `_discarded`: the sweep wants none kept any more.
+        self._keeping = threading.Lock()
+        self._discarded = False
         self._previous_handler: _Handler = None
         # The rung gate: the highest rung step the sweep has let this trial pass.
         self._gate = threading.Condition()
@@ -118,7 +121,10 @@ class Session:
             self._handles_sigterm = True
         try:
             self._metrics.serve(
-                settings.metrics_port, settings.metrics_host, on_continue=self._release
+                settings.metrics_port,
+                settings.metrics_host,
+                on_continue=self._release,
+                on_discard=self._discard_checkpoint,
             )
         except OSError as error:
             # The summary still carries the result; a missing endpoint only costs live progress.
@@ -294,18 +300,28 @@ class Session:
         partial = path.with_name(path.name + ".partial")
         import torch
 
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(kept, partial)
-            partial.replace(path)
-        except OSError as error:
-            # A missed checkpoint costs steps on a relaunch, not the trial.
-            logger.warning("could not save the checkpoint at step %d to %s: %s", step, path, error)
+        with self._keeping:
+            if self._discarded:
+                return
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(kept, partial)
+                partial.replace(path)
+            except OSError as error:
+                # A missed checkpoint costs steps on a relaunch, not the trial.
+                logger.warning(
+                    "could not save the checkpoint at step %d to %s: %s", step, path, error
+                )
 
     def _discard_checkpoint(self) -> None:
+        """Delete the checkpoint and keep no other: nothing will go on from it (the run is
+        over, or the sweep decided the trial: POST /discard)."""
         path = self.checkpoint_path
-        if path is not None:
-            path.unlink(missing_ok=True)
+        with self._keeping:
+            self._discarded = True
+            if path is not None:
+                path.unlink(missing_ok=True)
+                path.with_name(path.name + ".partial").unlink(missing_ok=True)
 
     # -- reporting -----------------------------------------------------------------------
 

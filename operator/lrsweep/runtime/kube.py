@@ -359,6 +359,25 @@ def unwanted_pods(status: LRSweepStatus, pods: Sequence[Mapping[str, Any]]) -> l
     return names
 
 
+def discard_urls(
+    status: LRSweepStatus, pods: Sequence[Mapping[str, Any]], port: int
+) -> dict[str, str]:
+    """Of the pods `unwanted_pods` names, those whose trial no attempt will go on from (the
+    sweep is over, or the trial decided), by name: the URL that tells the trainer to keep no
+    checkpoint (docs/contract.md, "Checkpoints"). Not a pod of an attempt moved past: its
+    trial's next attempt goes on from the checkpoint they share."""
+    over = status.phase in (Phase.SUCCEEDED, Phase.FAILED)
+    urls = {}
+    for pod in pods:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        trial = status.trials.get(labels.get(LABEL_TRIAL, ""))
+        decided = over or (trial is not None and trial.phase in TERMINAL_TRIAL_PHASES)
+        ip = (pod.get("status") or {}).get("podIP")
+        if _live(pod) and decided and ip:
+            urls[pod["metadata"]["name"]] = pod_url(ip, port, "/discard")
+    return urls
+
+
 def _done_with(trial: TrialStatus | None, attempt: int) -> bool:
     """The status has decided the trial, or moved past this attempt of it (it failed)."""
     if trial is None:  # a trial this status does not know yet: left alone
@@ -531,6 +550,13 @@ class Cluster:
 
     async def promote(self, namespace: str, url: str, timeout: float) -> None:
         """POST the go-ahead past a rung; a failure is retried by the next reconcile."""
+        await self._post(namespace, url, timeout)
+
+    async def discard(self, namespace: str, url: str, timeout: float) -> None:
+        """POST that a trial keeps no checkpoint; a failure leaves the checkpoint behind."""
+        await self._post(namespace, url, timeout)
+
+    async def _post(self, namespace: str, url: str, timeout: float) -> None:
         if self.http is None:
             self.http = aiohttp.ClientSession()
         try:
@@ -540,10 +566,20 @@ class Cluster:
             self.telemetry.scrape_failures.labels(namespace).inc()
 
     async def delete_unwanted_pods(
-        self, namespace: str, status: LRSweepStatus, pods: Sequence[Mapping[str, Any]], grace: int
+        self,
+        namespace: str,
+        status: LRSweepStatus,
+        pods: Sequence[Mapping[str, Any]],
+        grace: int,
+        discard: tuple[int, float] | None = None,
     ) -> None:
-        """Delete the pods a stored status no longer wants (`unwanted_pods`)."""
+        """Delete the pods a stored status no longer wants (`unwanted_pods`). With `discard`
+        (the trials' metrics port and a timeout: the sweep keeps checkpoints), first tell
+        those of decided trials to delete their checkpoints."""
+        urls = discard_urls(status, pods, discard[0]) if discard else {}
         for name in unwanted_pods(status, pods):
+            if discard and name in urls:
+                await self.discard(namespace, urls[name], discard[1])
             await self.delete_pod(namespace, name, grace)
 
     async def close(self) -> None:
@@ -674,13 +710,16 @@ async def reconcile(
     except ValueError:
         previous = LRSweepStatus()  # unreadable status: start over rather than crash
     grace = settings.stop_grace_seconds
+    discard = (
+        (spec.trial.metricsPort, settings.scrape_timeout) if spec.trial.checkpointDir else None
+    )
     if previous.phase in (Phase.SUCCEEDED, Phase.FAILED):
         _record(cluster.telemetry, namespace, name, previous)  # also after a restart
         # Trials stopped by the reconcile that ended the sweep still have pods.
         key = meta.get("uid") or f"{namespace}/{name}"
         if key not in cluster.tidied:
             pods = await cluster.list_pods(namespace, name)
-            await cluster.delete_unwanted_pods(namespace, previous, pods, grace)
+            await cluster.delete_unwanted_pods(namespace, previous, pods, grace, discard)
             cluster.tidied.add(key)
         return ReconcileResult(None)
 
@@ -688,7 +727,7 @@ async def reconcile(
     records = records_from_status(previous)
     pods = await cluster.list_pods(namespace, name)
     # What the stored status decided: this reconcile's own stops wait for its status write.
-    await cluster.delete_unwanted_pods(namespace, previous, pods, grace)
+    await cluster.delete_unwanted_pods(namespace, previous, pods, grace, discard)
     observations, unschedulable, not_starting = await _observe(
         cluster, settings, namespace, spec, records, pods, dt.datetime.fromisoformat(now)
     )

@@ -6,16 +6,17 @@ its status (Running, startTime, Ready=False TrialsRunning, queued trials); a pod
 already has counts as launched; a pod the API refuses becomes a failed attempt with the
 API's message, except over a namespace quota, where the trial waits queued; a sweep whose
 only trial fails ends Failed, with Failed=True and Ready=False NoTrialCompleted and its
-completion time; an unschedulable
-pod shows in the TrialsSchedulable condition, and so does a container the kubelet cannot
-start (ImagePullBackOff), which fails its attempt after the grace; a finished sweep is left
-alone, but for deleting its pods still running, listed once per operator process; nothing
-learned, nothing written; the status patch deletes what the new status no longer has (a
-relaunched trial's rungs), leaving kopf's own keys alone. Stopping: a stopped trial's pod is
-deleted only once a stored status records the stop, so a reconcile that fails after deciding
-it neither relaunches nor fails the trial; the pod of an attempt the status has moved past
-is deleted. An infinite objective value is written as the largest float (JSON has no
-infinity) and reads back to the same status. IPv6 pod addresses are bracketed in metrics
+completion time; an unschedulable pod shows in the TrialsSchedulable condition, and so does
+a container the kubelet cannot start (ImagePullBackOff), which fails its attempt after the
+grace; a finished sweep is left alone, but for deleting its pods still running, listed once
+per operator process; nothing learned, nothing written; the status patch deletes what the
+new status no longer has (a relaunched trial's rungs), leaving kopf's own keys alone.
+Stopping: a stopped trial's pod is deleted only once a stored status records the stop, so a
+reconcile that fails after deciding it neither relaunches nor fails the trial; the pod of an
+attempt the status has moved past is deleted. With checkpoints, a decided trial's pod is
+told to keep none before it is deleted (not one of an attempt moved past, nor without a
+checkpoint directory). An infinite objective value is written as the largest float (JSON has
+no infinity) and reads back to the same status. IPv6 pod addresses are bracketed in metrics
 URLs; a failed promotion is counted under the sweep's namespace.
 """
 
@@ -69,6 +70,7 @@ class MemoryCluster(Cluster):
         self.create_error: ApiException | None = None  # raised by create_pod when set
         self.metrics: dict[str, str] = {}  # a pod IP's /metrics text
         self.scraped: list[str] = []
+        self.discarded: list[str] = []  # URLs told to keep no checkpoint
 
     async def list_pods(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
         self.lists += 1
@@ -93,6 +95,9 @@ class MemoryCluster(Cluster):
 
     async def promote(self, namespace: str, url: str, timeout: float) -> None:
         pass
+
+    async def discard(self, namespace: str, url: str, timeout: float) -> None:
+        self.discarded.append(url)
 
     def run_pod(self, name: str, ip: str, evaluations: dict[int, dict[str, str]]) -> None:
         """The pod runs at `ip` and serves these evaluations ({step: {metric: value}})."""
@@ -293,6 +298,42 @@ def test_a_stopped_trials_pod_is_deleted_once_the_status_records_the_stop() -> N
     assert cluster.deleted == []  # not before the write recording why
     run(cluster, body(THREE_RATES, stopping.status))
     assert cluster.deleted == ["s-t000-1"]
+
+
+KEEPING = {**THREE_RATES, "trial": {**THREE_RATES["trial"], "checkpointDir": "/ckpt"}}
+
+
+def test_a_decided_trials_pod_is_told_to_keep_no_checkpoint_before_it_is_deleted() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body(KEEPING))
+    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
+    cluster.run_pod("s-t001-1", "10.0.0.2", {})
+    stopping = run(cluster, body(KEEPING, first.status))
+    run(cluster, body(KEEPING, stopping.status))
+    assert cluster.deleted == ["s-t000-1"]
+    assert cluster.discarded == ["http://10.0.0.1:9090/discard"]
+
+
+def test_without_a_checkpoint_directory_no_pod_is_told_to_discard_one() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body(THREE_RATES))
+    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
+    stopping = run(cluster, body(THREE_RATES, first.status))
+    run(cluster, body(THREE_RATES, stopping.status))
+    assert cluster.deleted == ["s-t000-1"]
+    assert cluster.discarded == []
+
+
+def test_the_pod_of_an_attempt_moved_past_keeps_the_checkpoint_its_next_attempt_needs() -> None:
+    keeping = {**SPEC, "trial": {**SPEC["trial"], "checkpointDir": "/ckpt"}}
+    cluster = MemoryCluster()
+    first = run(cluster, body(keeping))
+    _stuck(cluster, "s-t000-1", "CreateContainerConfigError", 'secret "x" not found', "")
+    cluster.pods["s-t000-1"]["status"]["podIP"] = "10.0.0.1"
+    second = run(cluster, body(keeping, first.status))  # fails attempt 1, launches attempt 2
+    run(cluster, body(keeping, second.status))
+    assert cluster.deleted == ["s-t000-1"]
+    assert cluster.discarded == []
 
 
 def test_a_finished_sweeps_pods_still_running_are_deleted() -> None:

@@ -6,7 +6,8 @@ and the step it went on from (summary and metrics); a run that reached its budge
 leaves no checkpoint; a checkpoint of another run, or an unreadable one, is not used; without
 a directory, or in a range test, nothing is kept; a directory that cannot be written costs the
 checkpoint, not the trial; the built-in trainer, stopped by SIGTERM while paused at a rung,
-goes on from there when started again; a trial kept at a rung pauses there again.
+goes on from there when started again; a trial kept at a rung pauses there again; a trial
+the sweep tells to discard (POST /discard) deletes its checkpoint and keeps no other.
 """
 
 from __future__ import annotations
@@ -271,3 +272,22 @@ def test_a_trial_kept_at_a_rung_pauses_there_again_until_the_go_ahead(tmp_path: 
         assert kept is not None
         assert torch.equal(kept["weights"], weights)
         assert again.start_step == 10
+
+
+def test_a_trial_told_to_discard_deletes_its_checkpoint_and_keeps_no_other(
+    tmp_path: Path,
+) -> None:
+    weights = torch.arange(3.0)
+    with gated(tmp_path / "s.json", tmp_path / "ckpt", timeout="0") as session:
+        session.resume(lambda: {"weights": weights})
+        session.log(10, val_loss=1.0)
+        kept = tmp_path / "ckpt" / CHECKPOINT_FILE
+        assert kept.exists()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{session.metrics_port}/discard", method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 204
+        assert not kept.exists()
+        session.log(20, val_loss=0.9)
+        assert not kept.exists()
