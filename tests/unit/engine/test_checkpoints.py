@@ -2,7 +2,8 @@
 
 A relaunched attempt that kept its state reports the evaluations it kept and the step it
 went on from. The engine counts only the steps each attempt trained, picks the winner a
-sweep whose trials never died picks, and lets a trial kept at a rung through it again.
+sweep whose trials never died picks, and lets a trial kept at a rung through it again; with
+one seed per rate or two.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from tests.unit.engine.world import World, bowl, run
 STRATEGIES = ["adaptive", "asha", "grid"]
 
 
-def _spec(strategy: str) -> LRSweepSpec:
-    return make_spec(search={"strategy": strategy, "candidates": 6}, trial={"maxRetries": 1})
+def _spec(strategy: str, seeds: int = 1) -> LRSweepSpec:
+    return make_spec(
+        search={"strategy": strategy, "candidates": 6, "seeds": seeds, "parallelism": 3 * seeds},
+        trial={"maxRetries": 1},
+    )
 
 
 def _first_attempts_die_at(step: int) -> Callable[[str, int, int], bool]:
@@ -78,11 +82,14 @@ def test_where_an_attempt_went_on_from_round_trips_through_the_status() -> None:
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("crash", [75, 150], ids=["at-a-rung", "between-rungs"])
+@pytest.mark.parametrize("seeds", [1, 2])
 def test_trials_that_go_on_from_checkpoints_pick_the_winner_of_trials_that_never_died(
-    strategy: str, crash: int
+    strategy: str, crash: int, seeds: int
 ) -> None:
-    whole = run(World(_spec(strategy), bowl()))
-    world = World(_spec(strategy), bowl(), crash=_first_attempts_die_at(crash), checkpoints=True)
+    whole = run(World(_spec(strategy, seeds), bowl()))
+    world = World(
+        _spec(strategy, seeds), bowl(), crash=_first_attempts_die_at(crash), checkpoints=True
+    )
     resumed = run(world)
     assert any(launch.attempt == 2 for launch in world.launched)
     assert resumed.best is not None
@@ -95,11 +102,15 @@ def test_trials_that_go_on_from_checkpoints_pick_the_winner_of_trials_that_never
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("checkpoints", [True, False], ids=["checkpoints", "none"])
+@pytest.mark.parametrize("seeds", [1, 2])
 def test_the_compute_counted_is_the_steps_every_attempt_trained(
-    strategy: str, checkpoints: bool
+    strategy: str, checkpoints: bool, seeds: int
 ) -> None:
     world = World(
-        _spec(strategy), bowl(), crash=_first_attempts_die_at(150), checkpoints=checkpoints
+        _spec(strategy, seeds),
+        bowl(),
+        crash=_first_attempts_die_at(150),
+        checkpoints=checkpoints,
     )
     decision = run(world)
     assert sum(r.steps_used for r in decision.records) == world.trained
