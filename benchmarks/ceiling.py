@@ -64,7 +64,7 @@ from benchmarks.search_efficiency import (
     within_target,
 )
 from benchmarks.search_efficiency import STEM as BENCHMARK_STEM
-from benchmarks.search_efficiency_report import pct
+from benchmarks.search_efficiency_report import pct, titled
 from lrsweep.engine import space
 
 STEM = "ceiling"
@@ -376,13 +376,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     factors = [f"x{first['rates'][str(o)] / first['centre']:.2f}" for o in OFF_GRID]
     spacing = first["rates"]["0.5"] / first["rates"]["-0.5"]
     lines = [
-        "# The ceiling: k full runs around a known optimum",
-        "",
-        "Reproduce (from the repository root):",
-        "",
-        "```sh",
-        result["command"],
-        "```",
+        *titled("The ceiling: k full runs around a known optimum", result["command"]),
         "",
         "For each case an oracle is told the dense rate that did best at the task's other "
         f"seeds ({sum(map(len, result['groups'])) - 1} of them: the lowest mean log ratio to "

@@ -54,7 +54,7 @@ from benchmarks.search_efficiency import (
     seed_spread,
     within_target,
 )
-from benchmarks.search_efficiency_report import best_score_spread, pct
+from benchmarks.search_efficiency_report import best_score_spread, pct, titled
 
 STEM = "parallelism"
 LABEL = "adaptive"
@@ -311,13 +311,7 @@ def header(title: str, result: Mapping[str, Any], same: str) -> list[str]:
     what it shares with `search-efficiency.md`."""
     engine = result["engine"]
     return [
-        f"# {title}",
-        "",
-        "Reproduce (from the repository root):",
-        "",
-        "```sh",
-        result["command"],
-        "```",
+        *titled(title, result["command"]),
         "",
         f"Engine: commit `{engine['commit']}`, engine code sha256 `{engine['engine_sha256']}`; "
         f"{result['cached_runs']} of {len(result['cases'])} runs from the cache."

@@ -605,6 +605,11 @@ def _joined(values: Sequence[float | None]) -> str:
     return ", ".join("-" if v is None else f"{v:.2f}" for v in values)
 
 
+def titled(title: str, command: str) -> list[str]:
+    """A report's first lines: its title and the command that reproduces it."""
+    return [f"# {title}", "", "Reproduce (from the repository root):", "", "```sh", command, "```"]
+
+
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.2%}"
 

@@ -262,6 +262,7 @@ class TrialStatus(BaseModel):
     step: int = 0
     spentSteps: int = 0
     startStep: int = 0  # the current attempt went on from a checkpoint at this step
+    countedTo: int = 0  # where the last attempt that ended was last seen (compute counted)
     score: float | None = None
     verdict: Verdict = Verdict.UNKNOWN
     reason: str = ""

@@ -70,6 +70,9 @@ class TrialRecord:
     step: int = 0
     spent_steps: int = 0  # steps of earlier attempts (compute accounting)
     start_step: int = 0  # the current attempt went on from this step's checkpoint
+    # Where the last attempt that ended was last seen: `spent_steps` counts its steps up to
+    # there. One that goes on from a checkpoint further on shows it trained past that unseen.
+    counted_to: int = 0
     points: tuple[Point, ...] = ()
     rungs: Mapping[int, float] = field(default_factory=dict)  # objective at rung steps
     range_curve: tuple[tuple[float, float], ...] = ()
@@ -124,11 +127,16 @@ def observe(
         return record
     points = merge_points(record.points, obs.points)
     step = max(obs.step or 0, points[-1].step if points else 0)
+    start = max(record.start_step, min(obs.resumed_from, step))
+    # Steps an earlier attempt trained after it was last seen (it died before reporting
+    # them) but kept a checkpoint of: they count once the attempt going on from it says so.
+    unseen = max(0, start - record.counted_to) if start > record.start_step else 0
     updated = replace(
         record,
         points=points,
         step=step,
-        start_step=max(record.start_step, min(obs.resumed_from, step)),
+        start_step=start,
+        spent_steps=record.spent_steps + unseen,
         rungs={**record.rungs, **rung_values(points, rung_steps, metric)},
         range_curve=tuple(obs.range_curve) or record.range_curve,
     )
@@ -182,6 +190,7 @@ def requeue(record: TrialRecord, reason: str) -> TrialRecord:
         spent_steps=record.steps_used,
         step=0,
         start_step=0,
+        counted_to=record.step,
         points=(),
         rungs={},
         reason=reason,
@@ -221,6 +230,7 @@ def to_status(record: TrialRecord, score: float | None) -> TrialStatus:
         step=record.step,
         spentSteps=record.spent_steps,
         startStep=record.start_step,
+        countedTo=record.counted_to,
         score=score,
         verdict=record.verdict,
         reason=record.reason,
@@ -244,6 +254,7 @@ def from_status(trial_id: str, status: TrialStatus) -> TrialRecord:
         step=status.step,
         spent_steps=status.spentSteps,
         start_step=status.startStep,
+        counted_to=status.countedTo,
         rungs={int(k): v for k, v in status.rungs.items()},
         verdict=status.verdict,
         reason=status.reason,

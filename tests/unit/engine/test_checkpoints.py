@@ -1,9 +1,10 @@
 """Trials that go on from a checkpoint after their attempt died (docs/contract.md).
 
 A relaunched attempt that kept its state reports the evaluations it kept and the step it
-went on from. The engine counts only the steps each attempt trained, picks the winner a
-sweep whose trials never died picks, and lets a trial kept at a rung through it again; with
-one seed per rate or two.
+went on from. The engine counts only the steps each attempt trained (and those an attempt
+trained unseen before it died, once a checkpoint past where it was last seen shows them),
+picks the winner a sweep whose trials never died picks, and lets a trial kept at a rung
+through it again; with one seed per rate or two.
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ def test_an_attempt_that_went_on_from_a_checkpoint_counts_only_the_steps_it_trai
     )
     assert (record.start_step, record.step, record.steps_used) == (150, 200, 150 + 50)
     assert record.rungs == {75: 0.5}
+
+
+def test_steps_an_attempt_trained_after_it_was_last_seen_count_once_its_checkpoint_shows() -> None:
+    # Attempt 1 was last seen at step 150, then kept a checkpoint at 200 and died unseen.
+    record = _observe(
+        _relaunched(), Observation("t001", 2, ProcessState.RUNNING, 210, resumed_from=200)
+    )
+    assert (record.spent_steps, record.steps_used) == (200, 210)
+    again = _observe(record, Observation("t001", 2, ProcessState.RUNNING, 220, resumed_from=200))
+    assert again.steps_used == 220  # counted once
 
 
 def test_steps_trained_by_a_resumed_attempt_count_once_more_when_it_dies_too() -> None:
