@@ -299,8 +299,9 @@ def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) 
     while time.monotonic() < deadline and len(list(trials.glob("*.log"))) < 2:
         time.sleep(0.1)
     time.sleep(1.0)
+    # This sweep's own trials: other tests may be running the toy at the same time.
     children = subprocess.run(
-        ["pgrep", "-f", str(TOY)], capture_output=True, text=True, check=False
+        ["pgrep", "-P", str(proc.pid), "-f", str(TOY)], capture_output=True, text=True, check=False
     ).stdout.split()
     assert children, "trial processes should be running"
     proc.send_signal(signal.SIGINT)
