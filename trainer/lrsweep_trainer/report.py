@@ -82,6 +82,11 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
 
 
+def _partial(path: Path) -> Path:
+    """Where a checkpoint is written before it replaces `path`."""
+    return path.with_name(path.name + ".partial")
+
+
 class Session:
     """One trial's reporting: metrics endpoint, divergence watch, SIGTERM, summary."""
 
@@ -248,8 +253,7 @@ class Session:
         logger.info("resumed from the checkpoint at step %d", self._start_step)
         # Kept at a rung, before the pause there: pause again, as the sweep may not have
         # let the trial past it yet.
-        restored = {p.step: p.metrics for p in self._history.points}
-        self._pause_at(self._start_step, restored.get(self._start_step, {}))
+        self._pause_at(session.step, dict(session.points).get(session.step, {}))
         state: Mapping[str, Any] = kept["state"]
         return state
 
@@ -281,6 +285,7 @@ class Session:
         if (
             self._save is None
             or path is None
+            or self._discarded
             or step < 1
             or self.range_test
             or self.diverged
@@ -297,11 +302,11 @@ class Session:
             },
             "state": self._save(),
         }
-        partial = path.with_name(path.name + ".partial")
+        partial = _partial(path)
         import torch
 
         with self._keeping:
-            if self._discarded:
+            if self._discarded:  # the sweep said so while `save` ran
                 return
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -321,7 +326,7 @@ class Session:
             self._discarded = True
             if path is not None:
                 path.unlink(missing_ok=True)
-                path.with_name(path.name + ".partial").unlink(missing_ok=True)
+                _partial(path).unlink(missing_ok=True)
 
     # -- reporting -----------------------------------------------------------------------
 

@@ -350,32 +350,34 @@ def unwanted_pods(status: LRSweepStatus, pods: Sequence[Mapping[str, Any]]) -> l
     reconcile a body older than its last write) has fewer attempts, never more, so it can only
     leave a pod too long, never delete a current one."""
     over = status.phase in (Phase.SUCCEEDED, Phase.FAILED)
-    names = []
-    for pod in pods:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        trial = status.trials.get(labels.get(LABEL_TRIAL, ""))
-        if _live(pod) and (over or _done_with(trial, _attempt_of(pod))):
-            names.append(pod["metadata"]["name"])
-    return names
+    return [
+        pod["metadata"]["name"]
+        for pod in pods
+        if _live(pod) and (over or _done_with(_trial_of(status, pod), _attempt_of(pod)))
+    ]
 
 
 def discard_urls(
     status: LRSweepStatus, pods: Sequence[Mapping[str, Any]], port: int
 ) -> dict[str, str]:
-    """Of the pods `unwanted_pods` names, those whose trial no attempt will go on from (the
-    sweep is over, or the trial decided), by name: the URL that tells the trainer to keep no
-    checkpoint (docs/contract.md, "Checkpoints"). Not a pod of an attempt moved past: its
-    trial's next attempt goes on from the checkpoint they share."""
+    """By pod name, for pods whose trial no attempt will go on from (the sweep is over, or
+    the trial decided): the URL that tells the trainer to keep no checkpoint
+    (docs/contract.md, "Checkpoints"). Not a pod of an attempt moved past: its trial's next
+    attempt goes on from the checkpoint they share."""
     over = status.phase in (Phase.SUCCEEDED, Phase.FAILED)
     urls = {}
     for pod in pods:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        trial = status.trials.get(labels.get(LABEL_TRIAL, ""))
-        decided = over or (trial is not None and trial.phase in TERMINAL_TRIAL_PHASES)
+        trial = _trial_of(status, pod)
         ip = (pod.get("status") or {}).get("podIP")
-        if _live(pod) and decided and ip:
+        if ip and (over or (trial is not None and trial.phase in TERMINAL_TRIAL_PHASES)):
             urls[pod["metadata"]["name"]] = pod_url(ip, port, "/discard")
     return urls
+
+
+def _trial_of(status: LRSweepStatus, pod: Mapping[str, Any]) -> TrialStatus | None:
+    """The status of the trial a pod runs (None: one this status does not know)."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return status.trials.get(labels.get(LABEL_TRIAL, ""))
 
 
 def _done_with(trial: TrialStatus | None, attempt: int) -> bool:
@@ -579,7 +581,7 @@ class Cluster:
         urls = discard_urls(status, pods, discard[0]) if discard else {}
         for name in unwanted_pods(status, pods):
             if discard and name in urls:
-                await self.discard(namespace, urls[name], discard[1])
+                await self.discard(namespace, urls[name], timeout=discard[1])
             await self.delete_pod(namespace, name, grace)
 
     async def close(self) -> None:
