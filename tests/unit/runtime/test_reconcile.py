@@ -303,25 +303,22 @@ def test_a_stopped_trials_pod_is_deleted_once_the_status_records_the_stop() -> N
 KEEPING = {**THREE_RATES, "trial": {**THREE_RATES["trial"], "checkpointDir": "/ckpt"}}
 
 
-def test_a_decided_trials_pod_is_told_to_keep_no_checkpoint_before_it_is_deleted() -> None:
+@pytest.mark.parametrize(
+    ("spec", "discarded"),
+    [(KEEPING, ["http://10.0.0.1:9090/discard"]), (THREE_RATES, [])],
+    ids=["checkpoints", "no-checkpoint-directory"],
+)
+def test_a_decided_trials_pod_is_told_to_keep_no_checkpoint_before_it_is_deleted(
+    spec: dict[str, Any], discarded: list[str]
+) -> None:
     cluster = MemoryCluster()
-    first = run(cluster, body(KEEPING))
+    first = run(cluster, body(spec))
     cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
     cluster.run_pod("s-t001-1", "10.0.0.2", {})
-    stopping = run(cluster, body(KEEPING, first.status))
-    run(cluster, body(KEEPING, stopping.status))
+    stopping = run(cluster, body(spec, first.status))
+    run(cluster, body(spec, stopping.status))
     assert cluster.deleted == ["s-t000-1"]
-    assert cluster.discarded == ["http://10.0.0.1:9090/discard"]
-
-
-def test_without_a_checkpoint_directory_no_pod_is_told_to_discard_one() -> None:
-    cluster = MemoryCluster()
-    first = run(cluster, body(THREE_RATES))
-    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
-    stopping = run(cluster, body(THREE_RATES, first.status))
-    run(cluster, body(THREE_RATES, stopping.status))
-    assert cluster.deleted == ["s-t000-1"]
-    assert cluster.discarded == []
+    assert cluster.discarded == discarded
 
 
 def test_the_pod_of_an_attempt_moved_past_keeps_the_checkpoint_its_next_attempt_needs() -> None:

@@ -1,4 +1,4 @@
-"""Helpers of the trainer tests: summaries, subprocess runs of the trainer, free ports."""
+"""Helpers of the trainer tests: gated sessions, summaries, subprocess runs of the trainer."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from typing import Any
 
 import lrsweep.engine.rangetest
 import lrsweep_trainer.cli
+from lrsweep.runtime.local import free_port
+from lrsweep_trainer import report
 
 # Source folders of both packages, so subprocesses import them whether or not installed.
 SOURCE_PATHS = [
@@ -19,6 +21,31 @@ SOURCE_PATHS = [
     str(Path(lrsweep.engine.rangetest.__file__).resolve().parents[2]),
 ]
 EXAMPLES = Path(lrsweep_trainer.cli.__file__).resolve().parents[1] / "examples"
+
+
+def gated_session(
+    summary_path: Path,
+    timeout: str = "30",
+    objective: str | None = None,
+    checkpoints: Path | None = None,
+) -> report.Session:
+    """A 30-step session that pauses at rungs 10 and 20 for up to `timeout` seconds, serving
+    its endpoint on 127.0.0.1 (and keeping checkpoints in `checkpoints`)."""
+    told = {} if objective is None else {"LRSWEEP_OBJECTIVE": objective}
+    kept = {} if checkpoints is None else {"LRSWEEP_CHECKPOINT_DIR": str(checkpoints)}
+    return report.start(
+        env={
+            **told,
+            **kept,
+            "LRSWEEP_LEARNING_RATE": "0.1",
+            "LRSWEEP_MAX_STEPS": "30",
+            "LRSWEEP_RUNGS": "10,20,30",
+            "LRSWEEP_GATE_TIMEOUT": timeout,
+            "LRSWEEP_METRICS_PORT": str(free_port()),
+            "LRSWEEP_METRICS_HOST": "127.0.0.1",
+            "LRSWEEP_TERMINATION_PATH": str(summary_path),
+        }
+    )
 
 
 def read_summary(path: Path) -> dict[str, Any]:

@@ -26,14 +26,18 @@ import torch
 from prometheus_client import generate_latest
 
 from lrsweep.runtime.local import free_port
-from lrsweep_trainer import report
 from lrsweep_trainer.optimizers import OptimizerConfig
 from lrsweep_trainer.report import CHECKPOINT_FILE, Session
 from lrsweep_trainer.schedules import Schedule
 from lrsweep_trainer.settings import RunSettings
 from lrsweep_trainer.tasks import get_task
 from lrsweep_trainer.train import TrainConfig, train
-from tests.unit.trainer.helpers import read_summary, subprocess_env, trainer_command
+from tests.unit.trainer.helpers import (
+    gated_session,
+    read_summary,
+    subprocess_env,
+    trainer_command,
+)
 
 STEPS = 60
 
@@ -232,28 +236,12 @@ def test_the_trainer_stopped_while_paused_at_a_rung_goes_on_from_it_when_started
     assert not checkpoint.exists()
 
 
-def gated(summary: Path, checkpoints: Path, timeout: str) -> Session:
-    return report.start(
-        env={
-            "LRSWEEP_LEARNING_RATE": "0.1",
-            "LRSWEEP_MAX_STEPS": "30",
-            "LRSWEEP_RUNGS": "10,20",
-            "LRSWEEP_GATE_TIMEOUT": timeout,
-            "LRSWEEP_METRICS_PORT": str(free_port()),
-            "LRSWEEP_METRICS_HOST": "127.0.0.1",
-            "LRSWEEP_TERMINATION_PATH": str(summary),
-            "LRSWEEP_CHECKPOINT_DIR": str(checkpoints),
-        },
-        handle_sigterm=False,
-    )
-
-
 def test_a_trial_kept_at_a_rung_pauses_there_again_until_the_go_ahead(tmp_path: Path) -> None:
     weights = torch.arange(3.0)
-    with gated(tmp_path / "first.json", tmp_path / "ckpt", timeout="0.1") as first:
+    with gated_session(tmp_path / "first.json", "0.1", checkpoints=tmp_path / "ckpt") as first:
         assert first.resume(lambda: {"weights": weights}) is None
         first.log(10, val_loss=1.0)  # kept, then paused until the short timeout
-    with gated(tmp_path / "again.json", tmp_path / "ckpt", timeout="30") as again:
+    with gated_session(tmp_path / "again.json", checkpoints=tmp_path / "ckpt") as again:
         sent = threading.Event()
 
         def go_ahead() -> None:
@@ -278,7 +266,7 @@ def test_a_trial_told_to_discard_deletes_its_checkpoint_and_keeps_no_other(
     tmp_path: Path,
 ) -> None:
     weights = torch.arange(3.0)
-    with gated(tmp_path / "s.json", tmp_path / "ckpt", timeout="0") as session:
+    with gated_session(tmp_path / "s.json", "0", checkpoints=tmp_path / "ckpt") as session:
         session.resume(lambda: {"weights": weights})
         session.log(10, val_loss=1.0)
         kept = tmp_path / "ckpt" / CHECKPOINT_FILE

@@ -20,26 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from lrsweep.runtime.local import free_port
 from lrsweep_trainer import report
-
-
-def gated_session(
-    summary_path: Path, timeout: str = "30", objective: str | None = None
-) -> report.Session:
-    told = {} if objective is None else {"LRSWEEP_OBJECTIVE": objective}
-    return report.start(
-        env={
-            **told,
-            "LRSWEEP_LEARNING_RATE": "0.1",
-            "LRSWEEP_MAX_STEPS": "30",
-            "LRSWEEP_RUNGS": "10,20,30",
-            "LRSWEEP_GATE_TIMEOUT": timeout,
-            "LRSWEEP_METRICS_PORT": str(free_port()),
-            "LRSWEEP_METRICS_HOST": "127.0.0.1",
-            "LRSWEEP_TERMINATION_PATH": str(summary_path),
-        }
-    )
+from tests.unit.trainer.helpers import gated_session
 
 
 def go_ahead(session: report.Session, step: int, after: threading.Event) -> threading.Thread:
