@@ -351,7 +351,7 @@ def test_api_faults_do_not_stop_a_sweep_or_change_its_winner(
     sweep = wait_phase(kube_cluster, kube_namespace, "faulty", ("Succeeded", "Failed"), 240)
     assert harness.faults_injected() > 0
     harness.reset_faults()
-    assert sweep["status"]["phase"] == "Succeeded"
+    assert sweep["status"]["phase"] == "Succeeded", (sweep["status"], operator.log()[-3000:])
     assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
 
 
@@ -528,4 +528,9 @@ def test_trials_the_sweep_stopped_leave_no_checkpoints_behind(
     def left() -> list[str]:
         return [str(p) for p in (tmp_path / "checkpoints").rglob("checkpoint.pt*")]
 
-    wait_for(lambda: not left(), timeout=30, interval=0.5, message=lambda: f"gone: {left()}")
+    wait_for(
+        lambda: not left(),
+        timeout=30,
+        interval=0.5,
+        message=lambda: f"gone: {left()}; operator log: {operator.log()[-3000:]}",
+    )

@@ -19,6 +19,7 @@ import base64
 import contextlib
 import copy
 import dataclasses
+import itertools
 import logging
 import math
 import os
@@ -535,6 +536,22 @@ def isolation_available(state_dir: Path) -> bool:
     return result.returncode == 0 and source.read_text() == "ok\n" and target.read_text() == ""
 
 
+# Kubelets started in this process so far: each takes its own block of pod addresses.
+_kubelets = itertools.count()
+
+
+def first_pod_address() -> int:
+    """Where a new kubelet's pod addresses start, as a number below 127.0.0.0/8: each
+    pytest-xdist worker (PYTEST_XDIST_WORKER=gwN) has 16 blocks 127.B.0.0/16 of its own, and
+    each kubelet in a process the next of them. Pods of two workers' harnesses sharing an
+    address would have their trainers contend for one IP and metrics port, and one worker's
+    operator would talk to the other's trainers."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    n = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    block = (n * 16 + next(_kubelets) % 16) % 256
+    return (block << 16) + 2
+
+
 class Kubelet:
     def __init__(
         self,
@@ -563,7 +580,7 @@ class Kubelet:
             )
         self.runners: dict[str, PodRunner] = {}
         self.processes: set[asyncio.subprocess.Process] = set()
-        self._next_ip = 2
+        self._next_ip = first_pod_address()
         self._task: asyncio.Task[None] | None = None
         self._watchers: list[Watcher] = []
         self._wake = asyncio.Event()

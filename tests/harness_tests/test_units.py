@@ -3,7 +3,8 @@
 Covers: strategic merge patch directives ($patch delete/replace, $setElementOrder,
 $retainKeys, $deleteFromPrimitiveList, finalizer union); JSON patch move/copy/remove
 errors; label selector parsing errors; resource quantities; printer-column JSONPath;
-kubectl's human durations; `$(VAR)` expansion; protobuf decoding of a ConfigMap.
+kubectl's human durations; `$(VAR)` expansion; protobuf decoding of a ConfigMap; pod
+addresses of kubelets in two pytest-xdist workers, or in one process, never overlap.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness.kubelet import expand
+from tests.harness.kubelet import expand, first_pod_address
 from tests.harness.meta import ApiError, human_duration
 from tests.harness.patching import json_patch, strategic_merge_patch
 from tests.harness.protobuf import MAGIC, decode_object
@@ -154,3 +155,17 @@ def test_protobuf_configmap_is_decoded() -> None:
         "metadata": {"name": "cm", "labels": {"k": "v"}},
         "data": {"key": "value"},
     }
+
+
+def _blocks(monkeypatch: pytest.MonkeyPatch, worker: str, kubelets: int) -> set[int]:
+    """The 127.B.0.0/16 blocks (B) that `kubelets` kubelets of one xdist worker start in."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    return {first_pod_address() >> 16 for _ in range(kubelets)}
+
+
+def test_kubelets_of_two_xdist_workers_never_share_a_pod_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gw0, gw1 = _blocks(monkeypatch, "gw0", 16), _blocks(monkeypatch, "gw1", 16)
+    assert len(gw0) == len(gw1) == 16  # each kubelet in a worker its own block
+    assert not gw0 & gw1
