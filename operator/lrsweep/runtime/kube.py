@@ -83,6 +83,8 @@ CONTAINERS_CANNOT_START = "ContainersCannotStart"
 QUOTA_EXCEEDED = "exceeded quota"
 # Event reason when spec.output.configMap names a ConfigMap this sweep does not own.
 OUTPUT_NOT_WRITTEN = "OutputNotWritten"
+# Reconciles that POST /discard to a decided trial's pod before deleting it without an answer.
+DISCARD_TRIES = 3
 T = TypeVar("T")
 
 
@@ -451,6 +453,9 @@ class Cluster:
     # Finished sweeps (by uid) whose leftover pods this process has deleted: a finished sweep's
     # pods are listed once per operator process (after a restart too), not at every tick.
     tidied: set[str] = field(default_factory=set)
+    # Pods ("namespace/name") whose trainer did not answer a POST /discard: how many times.
+    # Such a pod is left running for the next reconcile to ask again (DISCARD_TRIES in all).
+    undiscarded: dict[str, int] = field(default_factory=dict)
 
     async def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:
@@ -554,18 +559,23 @@ class Cluster:
         """POST the go-ahead past a rung; a failure is retried by the next reconcile."""
         await self._post(namespace, url, timeout)
 
-    async def discard(self, namespace: str, url: str, timeout: float) -> None:
-        """POST that a trial keeps no checkpoint; a failure leaves the checkpoint behind."""
-        await self._post(namespace, url, timeout)
+    async def discard(self, namespace: str, url: str, timeout: float) -> bool:
+        """POST that a trial keeps no checkpoint; True once the trainer has deleted it."""
+        return await self._post(namespace, url, timeout)
 
-    async def _post(self, namespace: str, url: str, timeout: float) -> None:
+    async def _post(self, namespace: str, url: str, timeout: float) -> bool:
         if self.http is None:
             self.http = aiohttp.ClientSession()
         try:
-            async with self.http.post(url, timeout=aiohttp.ClientTimeout(total=timeout)):
-                pass
-        except (aiohttp.ClientError, TimeoutError):
-            self.telemetry.scrape_failures.labels(namespace).inc()
+            async with self.http.post(url, timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                if resp.status < 300:
+                    return True
+                problem = f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as err:
+            problem = str(err) or type(err).__name__
+        log.info("POST %s failed: %s", url, problem)
+        self.telemetry.scrape_failures.labels(namespace).inc()
+        return False
 
     async def delete_unwanted_pods(
         self,
@@ -574,15 +584,35 @@ class Cluster:
         pods: Sequence[Mapping[str, Any]],
         grace: int,
         discard: tuple[int, float] | None = None,
-    ) -> None:
+    ) -> list[str]:
         """Delete the pods a stored status no longer wants (`unwanted_pods`). With `discard`
         (the trials' metrics port and a timeout: the sweep keeps checkpoints), first tell
-        those of decided trials to delete their checkpoints."""
+        those of decided trials to delete their checkpoints. A trainer that does not answer
+        (busy, or not serving yet) is asked again by the next reconcile, and its pod left
+        until then, DISCARD_TRIES times in all before it is deleted anyway, its checkpoint
+        kept. Returns the pods left for the next reconcile."""
         urls = discard_urls(status, pods, discard[0]) if discard else {}
+        waiting = []
         for name in unwanted_pods(status, pods):
-            if discard and name in urls:
-                await self.discard(namespace, urls[name], timeout=discard[1])
+            key = f"{namespace}/{name}"
+            if (
+                discard
+                and name in urls
+                and not await self.discard(namespace, urls[name], timeout=discard[1])
+            ):
+                tries = self.undiscarded[key] = self.undiscarded.get(key, 0) + 1
+                if tries < DISCARD_TRIES:
+                    waiting.append(name)
+                    continue
+                log.warning(
+                    "pod %s did not answer %d requests to discard its checkpoint; deleting "
+                    "it, its checkpoint left on the volume",
+                    key,
+                    tries,
+                )
+            self.undiscarded.pop(key, None)
             await self.delete_pod(namespace, name, grace)
+        return waiting
 
     async def close(self) -> None:
         if self.http is not None:
@@ -721,8 +751,8 @@ async def reconcile(
         key = meta.get("uid") or f"{namespace}/{name}"
         if key not in cluster.tidied:
             pods = await cluster.list_pods(namespace, name)
-            await cluster.delete_unwanted_pods(namespace, previous, pods, grace, discard)
-            cluster.tidied.add(key)
+            if not await cluster.delete_unwanted_pods(namespace, previous, pods, grace, discard):
+                cluster.tidied.add(key)
         return ReconcileResult(None)
 
     sweep = Sweep(spec, key=meta.get("uid") or name)

@@ -15,7 +15,9 @@ Stopping: a stopped trial's pod is deleted only once a stored status records the
 reconcile that fails after deciding it neither relaunches nor fails the trial; the pod of an
 attempt the status has moved past is deleted. With checkpoints, a decided trial's pod is
 told to keep none before it is deleted (not one of an attempt moved past, nor without a
-checkpoint directory). An infinite objective value is written as the largest float (JSON has
+checkpoint directory); a pod whose trainer does not answer that is asked again by the next
+reconciles before it is deleted anyway (a finished sweep's too), and a discard nobody answers
+is not taken as done. An infinite objective value is written as the largest float (JSON has
 no infinity) and reads back to the same status. IPv6 pod addresses are bracketed in metrics
 URLs; a failed promotion is counted under the sweep's namespace.
 """
@@ -35,7 +37,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from lrsweep.api import parse_status
-from lrsweep.runtime.kube import Cluster, ReconcileResult, reconcile, status_patch
+from lrsweep.runtime.kube import (
+    DISCARD_TRIES,
+    Cluster,
+    ReconcileResult,
+    reconcile,
+    status_patch,
+)
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
 from tests.harness.patching import merge_patch
@@ -71,6 +79,7 @@ class MemoryCluster(Cluster):
         self.metrics: dict[str, str] = {}  # a pod IP's /metrics text
         self.scraped: list[str] = []
         self.discarded: list[str] = []  # URLs told to keep no checkpoint
+        self.unanswered: set[str] = set()  # URLs whose trainer does not answer a discard
 
     async def list_pods(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
         self.lists += 1
@@ -96,8 +105,9 @@ class MemoryCluster(Cluster):
     async def promote(self, namespace: str, url: str, timeout: float) -> None:
         pass
 
-    async def discard(self, namespace: str, url: str, timeout: float) -> None:
+    async def discard(self, namespace: str, url: str, timeout: float) -> bool:
         self.discarded.append(url)
+        return url not in self.unanswered
 
     def run_pod(self, name: str, ip: str, evaluations: dict[int, dict[str, str]]) -> None:
         """The pod runs at `ip` and serves these evaluations ({step: {metric: value}})."""
@@ -321,6 +331,55 @@ def test_a_decided_trials_pod_is_told_to_keep_no_checkpoint_before_it_is_deleted
     assert cluster.discarded == discarded
 
 
+def _stopping_t000(cluster: MemoryCluster) -> dict[str, Any]:
+    """The stored status that decided t000 (diverged), its pod still running at 10.0.0.1."""
+    first = run(cluster, body(KEEPING))
+    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
+    cluster.run_pod("s-t001-1", "10.0.0.2", {})
+    stopping = run(cluster, body(KEEPING, first.status)).status
+    assert stopping is not None
+    return stopping
+
+
+def test_a_pod_that_does_not_answer_the_discard_is_asked_again_before_it_is_deleted() -> None:
+    cluster = MemoryCluster()
+    stopping = _stopping_t000(cluster)
+    cluster.unanswered = {"http://10.0.0.1:9090/discard"}
+    run(cluster, body(KEEPING, stopping))
+    assert cluster.deleted == []
+    cluster.unanswered = set()
+    run(cluster, body(KEEPING, stopping))
+    assert cluster.deleted == ["s-t000-1"]
+    assert cluster.discarded == ["http://10.0.0.1:9090/discard"] * 2
+
+
+def test_a_pod_that_never_answers_the_discard_is_deleted_after_the_last_try() -> None:
+    cluster = MemoryCluster()
+    stopping = _stopping_t000(cluster)
+    cluster.unanswered = {"http://10.0.0.1:9090/discard"}
+    for _ in range(DISCARD_TRIES - 1):
+        run(cluster, body(KEEPING, stopping))
+    assert cluster.deleted == []
+    run(cluster, body(KEEPING, stopping))
+    assert cluster.deleted == ["s-t000-1"]
+    assert len(cluster.discarded) == DISCARD_TRIES
+
+
+def test_a_finished_sweep_is_tidied_again_while_a_pod_waits_for_its_discard() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body(KEEPING))
+    cluster.run_pod("s-t000-1", "10.0.0.1", {})
+    finished = body(KEEPING, {**(first.status or {}), "phase": "Succeeded"})
+    cluster.unanswered = {"http://10.0.0.1:9090/discard"}
+    run(cluster, finished)
+    assert cluster.deleted == ["s-t001-1"]  # not serving: nothing to discard
+    cluster.unanswered = set()
+    run(cluster, finished)
+    run(cluster, finished)
+    assert cluster.deleted == ["s-t001-1", "s-t000-1"]
+    assert cluster.lists == 3  # the first reconcile's, and two of the finished sweep
+
+
 def test_the_pod_of_an_attempt_moved_past_keeps_the_checkpoint_its_next_attempt_needs() -> None:
     keeping = {**SPEC, "trial": {**SPEC["trial"], "checkpointDir": "/ckpt"}}
     cluster = MemoryCluster()
@@ -427,15 +486,31 @@ def test_a_pod_with_an_ipv6_address_is_scraped_at_a_bracketed_url() -> None:
     assert cluster.scraped == ["http://[fd00::5]:9090/metrics"]
 
 
-def test_a_failed_promotion_is_counted_under_the_sweeps_namespace() -> None:
+def _refusing_url(path: str) -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: connections are refused
+    return f"http://127.0.0.1:{port}{path}"
+
+
+def test_a_discard_nobody_answers_is_not_taken_as_done() -> None:
+    cluster = Cluster(client.CoreV1Api(client.ApiClient()), Telemetry())
+
+    async def discard() -> bool:
+        try:
+            return await cluster.discard("ml", _refusing_url("/discard"), 2.0)
+        finally:
+            await cluster.close()
+
+    assert asyncio.run(discard()) is False
+
+
+def test_a_failed_promotion_is_counted_under_the_sweeps_namespace() -> None:
     cluster = Cluster(client.CoreV1Api(client.ApiClient()), Telemetry())
 
     async def promote() -> None:
         try:
-            await cluster.promote("ml", f"http://127.0.0.1:{port}/continue?step=10", 2.0)
+            await cluster.promote("ml", _refusing_url("/continue?step=10"), 2.0)
         finally:
             await cluster.close()
 
