@@ -132,9 +132,11 @@ class Session:
                 on_discard=self._discard_checkpoint,
             )
         except OSError as error:
-            # The summary still carries the result; a missing endpoint only costs live progress.
+            # The summary still carries the result; a missing endpoint only costs live progress
+            # (and the rung pauses, which no go-ahead could end: see `_gated`).
             logger.warning(
-                "no metrics endpoint on %s:%d: %s",
+                "no metrics endpoint on %s:%d: %s; the sweep sees this trial only when it "
+                "ends, and it does not pause at rungs",
                 settings.metrics_host,
                 settings.metrics_port,
                 error,
@@ -389,6 +391,7 @@ class Session:
         budget = self.settings.max_steps
         return (
             self.settings.gate_timeout > 0
+            and self._metrics.port is not None  # else no go-ahead can reach us
             and step in self.settings.rungs
             and (budget is None or step < budget)
             and not self.should_stop

@@ -28,9 +28,11 @@ def gated_session(
     timeout: str = "30",
     objective: str | None = None,
     checkpoints: Path | None = None,
+    port: int | None = None,
 ) -> report.Session:
     """A 30-step session that pauses at rungs 10 and 20 for up to `timeout` seconds, serving
-    its endpoint on 127.0.0.1 (and keeping checkpoints in `checkpoints`)."""
+    its endpoint on 127.0.0.1 (at `port`, else a free one; 0: none), and keeping checkpoints
+    in `checkpoints`."""
     told = {} if objective is None else {"LRSWEEP_OBJECTIVE": objective}
     kept = {} if checkpoints is None else {"LRSWEEP_CHECKPOINT_DIR": str(checkpoints)}
     return report.start(
@@ -41,7 +43,7 @@ def gated_session(
             "LRSWEEP_MAX_STEPS": "30",
             "LRSWEEP_RUNGS": "10,20,30",
             "LRSWEEP_GATE_TIMEOUT": timeout,
-            "LRSWEEP_METRICS_PORT": str(free_port()),
+            "LRSWEEP_METRICS_PORT": str(free_port() if port is None else port),
             "LRSWEEP_METRICS_HOST": "127.0.0.1",
             "LRSWEEP_TERMINATION_PATH": str(summary_path),
         }

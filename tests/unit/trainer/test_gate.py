@@ -4,8 +4,9 @@ Covers: a trial pauses after its evaluation at a rung until the sweep's POST /co
 a go-ahead for a later rung also releases an earlier one; the pause ends by itself after the
 timeout, with a warning; SIGTERM ends the pause; no pause without a timeout, at the last
 step, away from rungs, or where the evaluation lacks the objective the sweep compares there
-(a pause with it as usual, also when a step is reported in two calls); the endpoint
-refuses a go-ahead without a step.
+(a pause with it as usual, also when a step is reported in two calls), nor without an
+endpoint to hear a go-ahead on (none asked for, or its port taken); the endpoint refuses a
+go-ahead without a step.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -109,6 +111,28 @@ def test_no_pause_at_a_rung_whose_evaluation_lacks_the_objective(
 def test_no_pause_without_a_timeout(summary_path: Path) -> None:
     with gated_session(summary_path, "0") as session:
         session.log(10, val_loss=1.0)
+
+
+def test_no_pause_without_an_endpoint(summary_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING), gated_session(summary_path, "0.2", port=0) as session:
+        assert session.log(10, val_loss=1.0) is False
+    assert "no decision at rung" not in caplog.text
+
+
+def test_no_pause_when_the_endpoint_could_not_be_served(
+    summary_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with (
+            caplog.at_level(logging.WARNING),
+            gated_session(summary_path, "0.2", port=port) as session,
+        ):
+            assert session.log(10, val_loss=1.0) is False
+    assert "does not pause at rungs" in caplog.text
+    assert "no decision at rung" not in caplog.text
 
 
 def test_a_go_ahead_without_a_step_is_refused(summary_path: Path) -> None:
