@@ -92,7 +92,7 @@ async def reconcile_sweep(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, *
             ) from None
         raise
     if result.status is not None:
-        patch.status.update(status_patch(body.get("status") or {}, result.status))
+        patch.status.update(status_patch(result.stored, result.status))
     for type_, reason, message in result.events:
         kopf.event(body, type=type_, reason=reason, message=message)
 

@@ -476,6 +476,24 @@ class Cluster:
         items: list[dict[str, Any]] = plain.get("items") or []
         return items
 
+    async def read_sweep(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The LRSweep as stored now (None: deleted)."""
+        custom = client.CustomObjectsApi(self.core.api_client)
+        try:
+            found = await self._call(
+                "read_sweep",
+                lambda: custom.get_namespaced_custom_object(
+                    api.GROUP, api.VERSION, namespace, api.PLURAL, name
+                ),
+            )
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        if not isinstance(found, dict):  # the client returns the JSON it was sent as a dict
+            raise TypeError(f"the API server answered a GET of LRSweep {name} with {found!r}")
+        return found
+
     async def create_pod(self, namespace: str, pod: dict[str, Any]) -> str | None:
         """Create a trial pod; return why the API refused it for good (None: created)."""
         # The client sends plain dicts as they are; its type stubs only name model classes.
@@ -573,7 +591,7 @@ class Cluster:
                 problem = f"HTTP {resp.status}"
         except (aiohttp.ClientError, TimeoutError) as err:
             problem = str(err) or type(err).__name__
-        log.info("POST %s failed: %s", url, problem)
+        log.debug("POST %s failed: %s", url, problem)
         self.telemetry.scrape_failures.labels(namespace).inc()
         return False
 
@@ -602,6 +620,7 @@ class Cluster:
             ):
                 tries = self.undiscarded[key] = self.undiscarded.get(key, 0) + 1
                 if tries < DISCARD_TRIES:
+                    log.info("pod %s did not answer POST /discard; asking again", key)
                     waiting.append(name)
                     continue
                 log.warning(
@@ -624,10 +643,12 @@ class Cluster:
 
 @dataclass
 class ReconcileResult:
-    """What a reconcile produced: the status to write and the events to post."""
+    """What a reconcile produced: the status to write and the events to post, and the
+    stored status it started from (what a patch to `status` is computed against)."""
 
     status: dict[str, Any] | None
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    stored: dict[str, Any] = field(default_factory=dict)
 
 
 async def _observe(
@@ -727,16 +748,26 @@ async def reconcile(
     body: Mapping[str, Any],
     now: str,
 ) -> ReconcileResult:
-    """One pass over one sweep. Never raises for a bad spec; API errors propagate (retry)."""
+    """One pass over one sweep. Never raises for a bad spec; API errors propagate (retry).
+
+    `body` is kopf's copy, from its watch: it can be older than the status the last reconcile
+    wrote (a watch event late or lost), and a reconcile from an older status could undo what
+    a newer one decided after acting on it (a stopped trial's pod deleted, then read as lost
+    and relaunched). So a sweep not yet over is read afresh; a finished one never changes."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta.get("namespace", "default")
+    if (body.get("status") or {}).get("phase") not in (Phase.SUCCEEDED, Phase.FAILED):
+        latest = await cluster.read_sweep(namespace, name)
+        if latest is None:
+            return ReconcileResult(None)  # deleted since kopf saw it
+        body, meta = latest, latest["metadata"]
     generation = meta.get("generation")
     status_in = body.get("status") or {}
     try:
         spec = parse_spec(body.get("spec"))
     except SpecError as err:
         _record(cluster.telemetry, namespace, name, LRSweepStatus(phase=Phase.FAILED))
-        return _invalid(status_in, str(err), now, generation)
+        return replace(_invalid(status_in, str(err), now, generation), stored=dict(status_in))
     try:
         previous = LRSweepStatus.model_validate(status_fields(status_in))
     except ValueError:
@@ -861,8 +892,8 @@ async def reconcile(
     _record(cluster.telemetry, namespace, name, status)
     new = status.model_dump(mode="json")
     if new == LRSweepStatus.model_validate(status_fields(status_in)).model_dump(mode="json"):
-        return ReconcileResult(None, events)  # nothing learned: write nothing
-    return ReconcileResult(new, events)
+        return ReconcileResult(None, events, dict(status_in))  # nothing learned: write nothing
+    return ReconcileResult(new, events, dict(status_in))
 
 
 def status_patch(stored: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:

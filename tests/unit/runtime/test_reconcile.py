@@ -8,18 +8,20 @@ API's message, except over a namespace quota, where the trial waits queued; a sw
 only trial fails ends Failed, with Failed=True and Ready=False NoTrialCompleted and its
 completion time; an unschedulable pod shows in the TrialsSchedulable condition, and so does
 a container the kubelet cannot start (ImagePullBackOff), which fails its attempt after the
-grace; a finished sweep is left alone, but for deleting its pods still running, listed once
-per operator process; nothing learned, nothing written; the status patch deletes what the
-new status no longer has (a relaunched trial's rungs), leaving kopf's own keys alone.
-Stopping: a stopped trial's pod is deleted only once a stored status records the stop, so a
-reconcile that fails after deciding it neither relaunches nor fails the trial; the pod of an
-attempt the status has moved past is deleted. With checkpoints, a decided trial's pod is
-told to keep none before it is deleted (not one of an attempt moved past, nor without a
-checkpoint directory); a pod whose trainer does not answer that is asked again by the next
-reconciles before it is deleted anyway (a finished sweep's too), and a discard nobody answers
-is not taken as done. An infinite objective value is written as the largest float (JSON has
-no infinity) and reads back to the same status. IPv6 pod addresses are bracketed in metrics
-URLs; a failed promotion is counted under the sweep's namespace.
+grace; a finished sweep is left alone (not even read afresh), but for deleting its pods
+still running, listed once per operator process; nothing learned, nothing written; the
+status patch deletes what the new status no longer has (a relaunched trial's rungs), leaving
+kopf's own keys alone. Stopping: a stopped trial's pod is deleted only once a stored status
+records the stop, so a reconcile that fails after deciding it neither relaunches nor fails
+the trial; a reconcile handed an older body than the API stores works from the stored
+status, and one of a sweep deleted meanwhile does nothing; the pod of an attempt the status
+has moved past is deleted. With checkpoints, a decided trial's pod is told to keep none
+before it is deleted (not one of an attempt moved past, nor without a checkpoint directory);
+a pod whose trainer does not answer that is asked again by the next reconciles before it is
+deleted anyway (a finished sweep's too), and a discard nobody answers is not taken as done.
+An infinite objective value is written as the largest float (JSON has no infinity) and reads
+back to the same status. IPv6 pod addresses are bracketed in metrics URLs; a failed
+promotion is counted under the sweep's namespace.
 """
 
 from __future__ import annotations
@@ -80,6 +82,13 @@ class MemoryCluster(Cluster):
         self.scraped: list[str] = []
         self.discarded: list[str] = []  # URLs told to keep no checkpoint
         self.unanswered: set[str] = set()  # URLs whose trainer does not answer a discard
+        self.sweep: Any = None  # the LRSweep as stored (None: deleted)
+        self.reads = 0
+
+    async def read_sweep(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads += 1
+        stored: dict[str, Any] | None = copy.deepcopy(self.sweep)
+        return stored
 
     async def list_pods(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
         self.lists += 1
@@ -121,7 +130,9 @@ class MemoryCluster(Cluster):
         )
 
 
-def run(cluster: MemoryCluster, sweep: Any) -> ReconcileResult:
+def run(cluster: MemoryCluster, sweep: Any, stored: Any = "as handed") -> ReconcileResult:
+    """One reconcile handed `sweep` (kopf's copy), the API storing `stored` (None: deleted)."""
+    cluster.sweep = sweep if stored == "as handed" else stored
     return asyncio.run(reconcile(cluster, OperatorSettings(), sweep, "2026-01-01T00:00:00Z"))
 
 
@@ -310,6 +321,27 @@ def test_a_stopped_trials_pod_is_deleted_once_the_status_records_the_stop() -> N
     assert cluster.deleted == ["s-t000-1"]
 
 
+def test_a_reconcile_handed_an_older_body_works_from_the_stored_status() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body(THREE_RATES))
+    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
+    cluster.run_pod("s-t001-1", "10.0.0.2", {})
+    stopping = run(cluster, body(THREE_RATES, first.status))
+    assert stopping.status is not None
+    # kopf's watch has not brought the write that decided t000 yet.
+    result = run(
+        cluster, body(THREE_RATES, first.status), stored=body(THREE_RATES, stopping.status)
+    )
+    assert cluster.deleted == ["s-t000-1"]  # what the stored status decided
+    assert result.stored == stopping.status  # the status patch is computed against it
+
+
+def test_a_sweep_deleted_since_kopf_saw_it_is_left_alone() -> None:
+    cluster = MemoryCluster()
+    result = run(cluster, body(), stored=None)
+    assert (result.status, cluster.created, cluster.lists) == (None, [], 0)
+
+
 KEEPING = {**THREE_RATES, "trial": {**THREE_RATES["trial"], "checkpointDir": "/ckpt"}}
 
 
@@ -408,6 +440,7 @@ def test_a_finished_sweeps_pods_are_listed_once_per_operator_process() -> None:
     run(cluster, finished)
     run(cluster, finished)
     assert cluster.lists == 2  # the first reconcile's, and one of the finished sweep
+    assert cluster.reads == 1  # the first reconcile's: a finished sweep no longer changes
 
 
 def _stuck(cluster: MemoryCluster, name: str, reason: str, message: str, scheduled: str) -> None:
