@@ -307,12 +307,20 @@ def test_a_stop_survives_a_reconcile_that_fails_after_deciding_it() -> None:
     assert "s-t000-2" not in cluster.created
 
 
-def test_a_stopped_trials_pod_is_deleted_once_the_status_records_the_stop() -> None:
-    cluster = MemoryCluster()
-    first = run(cluster, body(THREE_RATES))
+def _deciding_t000(cluster: MemoryCluster, spec: dict[str, Any]) -> tuple[Any, ReconcileResult]:
+    """The first reconcile's status, and the reconcile deciding t000 (diverged) from it, t000's
+    pod running at 10.0.0.1 and t001's at 10.0.0.2."""
+    first = run(cluster, body(spec))
     cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
     cluster.run_pod("s-t001-1", "10.0.0.2", {})
-    stopping = run(cluster, body(THREE_RATES, first.status))
+    stopping = run(cluster, body(spec, first.status))
+    assert stopping.status is not None
+    return first.status, stopping
+
+
+def test_a_stopped_trials_pod_is_deleted_once_the_status_records_the_stop() -> None:
+    cluster = MemoryCluster()
+    _, stopping = _deciding_t000(cluster, THREE_RATES)
     assert stopping.status is not None
     assert stopping.status["trials"]["t000"]["phase"] == "Diverged"
     assert ("Normal", "TrialStopped") in {e[:2] for e in stopping.events}
@@ -323,15 +331,9 @@ def test_a_stopped_trials_pod_is_deleted_once_the_status_records_the_stop() -> N
 
 def test_a_reconcile_handed_an_older_body_works_from_the_stored_status() -> None:
     cluster = MemoryCluster()
-    first = run(cluster, body(THREE_RATES))
-    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
-    cluster.run_pod("s-t001-1", "10.0.0.2", {})
-    stopping = run(cluster, body(THREE_RATES, first.status))
-    assert stopping.status is not None
+    older, stopping = _deciding_t000(cluster, THREE_RATES)
     # kopf's watch has not brought the write that decided t000 yet.
-    result = run(
-        cluster, body(THREE_RATES, first.status), stored=body(THREE_RATES, stopping.status)
-    )
+    result = run(cluster, body(THREE_RATES, older), stored=body(THREE_RATES, stopping.status))
     assert cluster.deleted == ["s-t000-1"]  # what the stored status decided
     assert result.stored == stopping.status  # the status patch is computed against it
 
@@ -354,28 +356,15 @@ def test_a_decided_trials_pod_is_told_to_keep_no_checkpoint_before_it_is_deleted
     spec: dict[str, Any], discarded: list[str]
 ) -> None:
     cluster = MemoryCluster()
-    first = run(cluster, body(spec))
-    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
-    cluster.run_pod("s-t001-1", "10.0.0.2", {})
-    stopping = run(cluster, body(spec, first.status))
+    _, stopping = _deciding_t000(cluster, spec)
     run(cluster, body(spec, stopping.status))
     assert cluster.deleted == ["s-t000-1"]
     assert cluster.discarded == discarded
 
 
-def _stopping_t000(cluster: MemoryCluster) -> dict[str, Any]:
-    """The stored status that decided t000 (diverged), its pod still running at 10.0.0.1."""
-    first = run(cluster, body(KEEPING))
-    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
-    cluster.run_pod("s-t001-1", "10.0.0.2", {})
-    stopping = run(cluster, body(KEEPING, first.status)).status
-    assert stopping is not None
-    return stopping
-
-
 def test_a_pod_that_does_not_answer_the_discard_is_asked_again_before_it_is_deleted() -> None:
     cluster = MemoryCluster()
-    stopping = _stopping_t000(cluster)
+    stopping = _deciding_t000(cluster, KEEPING)[1].status
     cluster.unanswered = {"http://10.0.0.1:9090/discard"}
     run(cluster, body(KEEPING, stopping))
     assert cluster.deleted == []
@@ -387,7 +376,7 @@ def test_a_pod_that_does_not_answer_the_discard_is_asked_again_before_it_is_dele
 
 def test_a_pod_that_never_answers_the_discard_is_deleted_after_the_last_try() -> None:
     cluster = MemoryCluster()
-    stopping = _stopping_t000(cluster)
+    stopping = _deciding_t000(cluster, KEEPING)[1].status
     cluster.unanswered = {"http://10.0.0.1:9090/discard"}
     for _ in range(DISCARD_TRIES - 1):
         run(cluster, body(KEEPING, stopping))
