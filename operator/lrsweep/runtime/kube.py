@@ -655,13 +655,14 @@ async def _observe(
     cluster: Cluster,
     settings: OperatorSettings,
     namespace: str,
+    name: str,
     spec: LRSweepSpec,
     records: Sequence[TrialRecord],
     pods: Sequence[Mapping[str, Any]],
     now: dt.datetime,
 ) -> tuple[list[Observation], list[str], list[str]]:
-    """Observations of each launched trial's current attempt, why pods cannot be scheduled,
-    and why scheduled pods' containers cannot start."""
+    """Observations of each launched trial's current attempt (of sweep `name`), why pods
+    cannot be scheduled, and why scheduled pods' containers cannot start."""
     by_key = {
         (p["metadata"]["labels"].get(LABEL_TRIAL), _attempt_of(p)): p
         for p in pods
@@ -707,8 +708,9 @@ async def _observe(
         reading = None
         if text is not None:
             try:
-                reading = parse_metrics(text)
-            except MetricsError:
+                reading = parse_metrics(text, {"sweep": name, "trial": r.id})
+            except MetricsError as err:
+                log.debug("%s/%s %s: %s", namespace, name, r.id, err)
                 reading = None
         if reading is None:
             cluster.telemetry.scrape_failures.labels(namespace).inc()
@@ -792,7 +794,7 @@ async def reconcile(
     # What the stored status decided: this reconcile's own stops wait for its status write.
     await cluster.delete_unwanted_pods(namespace, previous, pods, grace, discard)
     observations, unschedulable, not_starting = await _observe(
-        cluster, settings, namespace, spec, records, pods, dt.datetime.fromisoformat(now)
+        cluster, settings, namespace, name, spec, records, pods, dt.datetime.fromisoformat(now)
     )
     for obs in observations:
         records = update(sweep, records, obs)

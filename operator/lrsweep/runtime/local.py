@@ -376,8 +376,9 @@ class LocalBackend:
         text = read_endpoint(attempt.url)
         if text is None:
             return None
+        serving = {"sweep": self.sweep.metadata.name, "trial": attempt.launch.trial}
         try:
-            return parse_metrics(text)
+            return parse_metrics(text, serving)
         except MetricsError as err:
             attempt.last_error = str(err)
             return None

@@ -57,18 +57,26 @@ def _points(history: Mapping[int, Mapping[str, float]]) -> tuple[tuple[Point, ..
     return tuple(points), tuple(curve)
 
 
-def parse_metrics(text: str) -> Reading:
-    """Parse a trainer's /metrics text (docs/contract.md)."""
+def parse_metrics(text: str, serving: Mapping[str, str] | None = None) -> Reading:
+    """Parse a trainer's /metrics text (docs/contract.md).
+
+    `serving`: the `sweep` and `trial` labels the samples must carry. Samples of another
+    sweep or trial mean the address reached another trainer (a pod IP handed on, a port
+    another process took): that reading is refused rather than taken for this trial's."""
     history: dict[int, dict[str, float]] = {}
     gauges: dict[str, float] = {}
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
+                if serving and sample.name.startswith("lrsweep_trial_"):
+                    _check_labels(sample.labels, serving)
                 if sample.name == HISTORY:
                     step = int(sample.labels["step"])
                     history.setdefault(step, {})[sample.labels["metric"]] = float(sample.value)
                 elif sample.name.startswith("lrsweep_trial_"):
                     gauges[sample.name.removeprefix("lrsweep_trial_")] = float(sample.value)
+    except MetricsError:
+        raise
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise MetricsError(f"unparsable metrics: {err}") from None
     points, curve = _points(history)
@@ -81,6 +89,14 @@ def parse_metrics(text: str) -> Reading:
         extra=gauges,
         resumed_from=max(0, _step(gauges.get("resumed_from_step")) or 0),
     )
+
+
+def _check_labels(labels: Mapping[str, str], serving: Mapping[str, str]) -> None:
+    """Raise MetricsError if a sample names another sweep or trial than `serving`."""
+    if any(key in labels and labels[key] != value for key, value in serving.items()):
+        found = ", ".join(f"{key} {labels.get(key, '?')!r}" for key in serving)
+        wanted = ", ".join(f"{key} {value!r}" for key, value in serving.items())
+        raise MetricsError(f"the endpoint serves {found}, not {wanted}")
 
 
 def _step(value: float | None) -> int | None:

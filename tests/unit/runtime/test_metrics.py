@@ -1,10 +1,11 @@
 """Parsing what trainers report: Prometheus text and the exit summary.
 
 Covers: the evaluation history becomes points per step; range-test samples become a curve;
-NaN survives; garbage raises MetricsError (never anything else); summaries with non-finite
-strings, range tests, and malformed content; what an ended attempt's exit code and summary
-add up to (the same rule for pods and local processes; exit code 2 is a usage error that no
-new attempt can mend).
+NaN survives; garbage raises MetricsError (never anything else), and so do the metrics of
+another sweep or trial than the one expected (labels absent are not checked); summaries with
+non-finite strings, range tests, and malformed content; what an ended attempt's exit code
+and summary add up to (the same rule for pods and local processes; exit code 2 is a usage
+error that no new attempt can mend).
 """
 
 from __future__ import annotations
@@ -81,6 +82,23 @@ def test_the_step_an_attempt_went_on_from_is_read_from_its_summary(value: object
 def test_garbage_raises_metrics_error() -> None:
     with pytest.raises(MetricsError):
         parse_metrics("<html>this is not prometheus</html>\n")
+
+
+def test_the_metrics_of_the_trial_expected_are_read() -> None:
+    assert parse_metrics(TEXT, {"sweep": "s", "trial": "t000"}).step == 50
+
+
+@pytest.mark.parametrize(
+    "serving", [{"sweep": "s", "trial": "t001"}, {"sweep": "other", "trial": "t000"}]
+)
+def test_the_metrics_of_another_trial_are_refused(serving: dict[str, str]) -> None:
+    with pytest.raises(MetricsError, match="the endpoint serves sweep 's', trial 't000', not"):
+        parse_metrics(TEXT, serving)
+
+
+def test_metrics_without_the_labels_are_not_checked_for_them() -> None:
+    text = "lrsweep_trial_step 20.0\n"
+    assert parse_metrics(text, {"sweep": "s", "trial": "t001"}).step == 20
 
 
 def test_history_without_a_step_label_is_garbage() -> None:

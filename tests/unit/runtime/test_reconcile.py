@@ -20,8 +20,9 @@ before it is deleted (not one of an attempt moved past, nor without a checkpoint
 a pod whose trainer does not answer that is asked again by the next reconciles before it is
 deleted anyway (a finished sweep's too), and a discard nobody answers is not taken as done.
 An infinite objective value is written as the largest float (JSON has no infinity) and reads
-back to the same status. IPv6 pod addresses are bracketed in metrics URLs; a failed
-promotion is counted under the sweep's namespace.
+back to the same status. IPv6 pod addresses are bracketed in metrics URLs; metrics another
+trial serves at a pod's address are not read as its own; a failed promotion is counted under
+the sweep's namespace.
 """
 
 from __future__ import annotations
@@ -336,6 +337,17 @@ def test_a_reconcile_handed_an_older_body_works_from_the_stored_status() -> None
     result = run(cluster, body(THREE_RATES, older), stored=body(THREE_RATES, stopping.status))
     assert cluster.deleted == ["s-t000-1"]  # what the stored status decided
     assert result.stored == stopping.status  # the status patch is computed against it
+
+
+def test_the_metrics_of_another_trial_at_a_pods_address_are_not_taken_for_its_own() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body(THREE_RATES))
+    cluster.run_pod("s-t000-1", "10.0.0.1", DIVERGING)
+    served = cluster.metrics["10.0.0.1"]
+    cluster.metrics["10.0.0.1"] = served.replace('trial="t000"', 'trial="t007"')
+    result = run(cluster, body(THREE_RATES, first.status))
+    assert result.status is not None
+    assert result.status["trials"]["t000"]["phase"] == "Running"  # t007 diverged, not t000
 
 
 def test_a_sweep_deleted_since_kopf_saw_it_is_left_alone() -> None:
