@@ -456,6 +456,8 @@ class Cluster:
     # Pods ("namespace/name") whose trainer did not answer a POST /discard: how many times.
     # Such a pod is left running for the next reconcile to ask again (DISCARD_TRIES in all).
     undiscarded: dict[str, int] = field(default_factory=dict)
+    # Reconciles under way: `close` lets them end before it closes the HTTP session.
+    reconciling: int = 0
 
     async def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:
@@ -633,7 +635,13 @@ class Cluster:
             await self.delete_pod(namespace, name, grace)
         return waiting
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:
+        """Close the HTTP session, once the reconciles under way have ended (for at most
+        `timeout` seconds): kopf leaves a timer that is still running when the operator stops
+        to finish on its own, after the cleanup handlers that call this."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.reconciling and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
         if self.http is not None:
             await self.http.close()
 
@@ -745,6 +753,20 @@ def _invalid(
 
 
 async def reconcile(
+    cluster: Cluster,
+    settings: OperatorSettings,
+    body: Mapping[str, Any],
+    now: str,
+) -> ReconcileResult:
+    """One pass over one sweep (`_reconcile`), counted as under way while it runs."""
+    cluster.reconciling += 1
+    try:
+        return await _reconcile(cluster, settings, body, now)
+    finally:
+        cluster.reconciling -= 1
+
+
+async def _reconcile(
     cluster: Cluster,
     settings: OperatorSettings,
     body: Mapping[str, Any],

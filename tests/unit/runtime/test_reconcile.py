@@ -20,9 +20,10 @@ before it is deleted (not one of an attempt moved past, nor without a checkpoint
 a pod whose trainer does not answer that is asked again by the next reconciles before it is
 deleted anyway (a finished sweep's too), and a discard nobody answers is not taken as done.
 An infinite objective value is written as the largest float (JSON has no infinity) and reads
-back to the same status. IPv6 pod addresses are bracketed in metrics URLs; metrics another
-trial serves at a pod's address are not read as its own; a failed promotion is counted under
-the sweep's namespace.
+back to the same status. The HTTP session is closed only once a reconcile under way has
+ended. IPv6 pod addresses are bracketed in metrics URLs; metrics another trial serves at a
+pod's address are not read as its own; a failed promotion is counted under the sweep's
+namespace.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -525,6 +527,39 @@ def _refusing_url(path: str) -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: connections are refused
     return f"http://127.0.0.1:{port}{path}"
+
+
+def test_closing_waits_for_a_reconcile_under_way_before_closing_the_http_session() -> None:
+    # kopf abandons a timer still running when the operator stops, then runs the cleanup.
+    class Slow(MemoryCluster):
+        """Its reads of the sweep wait for `go_on`."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.go_on = asyncio.Event()
+
+        async def read_sweep(self, namespace: str, name: str) -> dict[str, Any] | None:
+            await self.go_on.wait()
+            return await super().read_sweep(namespace, name)
+
+    async def scenario() -> None:
+        cluster = Slow()
+        cluster.sweep = body()
+        cluster.http = session = aiohttp.ClientSession()
+        running = asyncio.create_task(
+            reconcile(cluster, OperatorSettings(), body(), "2026-01-01T00:00:00Z")
+        )
+        await asyncio.sleep(0.05)
+        closing = asyncio.create_task(cluster.close())
+        await asyncio.sleep(0.2)
+        closed_under_reconcile = session.closed
+        cluster.go_on.set()
+        await running
+        await closing
+        assert not closed_under_reconcile
+        assert session.closed
+
+    asyncio.run(scenario())
 
 
 def test_a_discard_nobody_answers_is_not_taken_as_done() -> None:
