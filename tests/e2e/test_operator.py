@@ -351,7 +351,11 @@ def test_api_faults_do_not_stop_a_sweep_or_change_its_winner(
     sweep = wait_phase(kube_cluster, kube_namespace, "faulty", ("Succeeded", "Failed"), 240)
     assert harness.faults_injected() > 0
     harness.reset_faults()
-    assert sweep["status"]["phase"] == "Succeeded", (sweep["status"], operator.log()[-3000:])
+    trials = {t: (v.get("phase"), v.get("reason")) for t, v in sweep["status"]["trials"].items()}
+    why = (
+        f"{sweep['status'].get('message')}; trials {trials}; operator log: {operator.log()[-3000:]}"
+    )
+    assert sweep["status"]["phase"] == "Succeeded", why
     assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
 
 
