@@ -166,6 +166,13 @@ class TrialTemplate(_Model):
         "template mounts, e.g. a PersistentVolumeClaim): each trial keeps its state under it, "
         "and a retried trial goes on from there (env LRSWEEP_CHECKPOINT_DIR).",
     )
+    checkpointEvery: int | None = Field(
+        None,
+        ge=1,
+        description="Steps at least between two checkpoints, for models costly to save: one "
+        "is kept at the first evaluation this many steps after the last (env "
+        "LRSWEEP_CHECKPOINT_EVERY). Unset: at every evaluation.",
+    )
     maxRetries: int = Field(
         2,
         ge=0,

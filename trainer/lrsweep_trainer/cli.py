@@ -328,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
         "keep the trial's state here at each evaluation, and go on from it when started again",
         fallback="",
     )
+    add(
+        "--checkpoint-every",
+        env.CHECKPOINT_EVERY,
+        _checked(env.parse_positive_int, "steps"),
+        "keep a checkpoint only at evaluations at least N steps after the last one kept",
+    )
     add("--sweep", env.SWEEP, str, "the sweep's name (metric label)", fallback="")
     add("--trial", env.TRIAL, str, "the trial's id (metric label)", fallback="")
     parser.add_argument(
@@ -402,6 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gate_timeout=args.gate_timeout,
             objective=args.objective.strip(),
             checkpoint_dir=args.checkpoint_dir.strip(),
+            checkpoint_every=args.checkpoint_every or 0,
             mode=args.mode,
             range_start=args.range_start,
             range_end=args.range_end,

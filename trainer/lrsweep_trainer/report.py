@@ -113,6 +113,7 @@ class Session:
         # Checkpoints: what to keep (see `resume`), and the step this attempt started after.
         self._save: Callable[[], Mapping[str, Any]] | None = None
         self._start_step = 0
+        self._kept_at = 0  # the step of the checkpoint kept last (LRSWEEP_CHECKPOINT_EVERY)
         # Held while a checkpoint is written; `_discarded`: the sweep wants none kept any more.
         self._keeping = threading.Lock()
         self._discarded = False
@@ -229,8 +230,9 @@ class Session:
 
         `save` returns the state to keep: tensors, numbers, strings, and dicts and lists of
         them (state_dicts are). With a checkpoint directory (LRSWEEP_CHECKPOINT_DIR) the
-        session calls it at every `log` below the step budget, after recording the step and
-        before pausing at a rung, and keeps the latest. The returned state is the one kept
+        session calls it at every `log` below the step budget (with LRSWEEP_CHECKPOINT_EVERY=N,
+        only N steps or more after the last one kept), after recording the step and before
+        pausing at a rung, and keeps the latest. The returned state is the one kept
         at `start_step`, with the evaluations up to it restored into this session; train on
         from `start_step + 1`. None: start from the first step (no directory, nothing kept,
         a range test, or a checkpoint of another run, which is logged).
@@ -272,7 +274,7 @@ class Session:
         return ""
 
     def _restore(self, kept: _KeptSession) -> None:
-        self._start_step = self._step = kept.step
+        self._start_step = self._step = self._kept_at = kept.step
         self._reference_loss = kept.reference_loss
         for step, metrics in kept.points:
             self._record(step, metrics)
@@ -292,6 +294,7 @@ class Session:
             or self.range_test
             or self.diverged
             or (budget is not None and step >= budget)
+            or step - self._kept_at < self.settings.checkpoint_every
         ):
             return
         kept = {
@@ -314,6 +317,7 @@ class Session:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(kept, partial)
                 partial.replace(path)
+                self._kept_at = step
             except OSError as error:
                 # A missed checkpoint costs steps on a relaunch, not the trial.
                 logger.warning(

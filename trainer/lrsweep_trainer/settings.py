@@ -45,6 +45,7 @@ DIVERGENCE_FACTOR = "LRSWEEP_DIVERGENCE_FACTOR"
 GATE_TIMEOUT = "LRSWEEP_GATE_TIMEOUT"
 OBJECTIVE = "LRSWEEP_OBJECTIVE"
 CHECKPOINT_DIR = "LRSWEEP_CHECKPOINT_DIR"
+CHECKPOINT_EVERY = "LRSWEEP_CHECKPOINT_EVERY"
 
 
 def parse_positive_float(text: str) -> float:
@@ -119,6 +120,8 @@ class RunSettings:
     objective: str = ""
     # Where the trial keeps its state across attempts ("": no checkpoints).
     checkpoint_dir: str = ""
+    # Steps at least between two checkpoints (0: one at every evaluation).
+    checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
@@ -192,4 +195,5 @@ class RunSettings:
             gate_timeout=read(GATE_TIMEOUT, parse_seconds, 0.0),
             objective=env.get(OBJECTIVE, "").strip(),
             checkpoint_dir=env.get(CHECKPOINT_DIR, "").strip(),
+            checkpoint_every=read(CHECKPOINT_EVERY, parse_positive_int, 0),
         )

@@ -35,11 +35,13 @@ def contract_env(
     metrics_host: str | None = None,
     gate_timeout: float = 0.0,
     checkpoint_dir: str | None = None,
+    checkpoint_every: int | None = None,
 ) -> dict[str, str]:
     """The LRSWEEP_* variables every trial process receives.
 
     `checkpoint_dir`: where the trial keeps its state across attempts (training runs only: a
-    range test is short and starts again from its first step)."""
+    range test is short and starts again from its first step), every `checkpoint_every`
+    steps at least (None: at every evaluation)."""
     env = {
         "LRSWEEP_LEARNING_RATE": repr(launch.learning_rate),
         "LRSWEEP_MAX_STEPS": str(launch.steps),
@@ -64,4 +66,6 @@ def contract_env(
         env["LRSWEEP_METRICS_HOST"] = metrics_host
     if checkpoint_dir is not None and launch.mode == "train":
         env["LRSWEEP_CHECKPOINT_DIR"] = checkpoint_dir
+        if checkpoint_every is not None:
+            env["LRSWEEP_CHECKPOINT_EVERY"] = str(checkpoint_every)
     return env

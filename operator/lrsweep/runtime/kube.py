@@ -166,6 +166,7 @@ def build_trial_pod(
         termination_path=termination_path,
         gate_timeout=gate_timeout,
         checkpoint_dir=trial_checkpoint_dir(body, spec, launch.trial),
+        checkpoint_every=spec.trial.checkpointEvery,
     )
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in contract.items()]
     # Bind the metrics endpoint to the pod's own address.

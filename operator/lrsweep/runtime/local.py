@@ -316,6 +316,7 @@ class LocalBackend:
             metrics_host="127.0.0.1",
             gate_timeout=self.gate_timeout,
             checkpoint_dir=str(checkpoint_dir(self.workdir, launch.trial)),
+            checkpoint_every=self.sweep.spec.trial.checkpointEvery,
         )
         argv, env = build_process(self.sweep.spec.trial.template, contract, name)
         log = base.with_suffix(".log").open("wb")

@@ -121,6 +121,13 @@ def test_a_trial_pod_gets_no_checkpoint_directory_unless_the_sweep_names_one() -
     assert "LRSWEEP_CHECKPOINT_DIR" not in _trainer_env(SPEC)
 
 
+def test_a_trial_pod_is_told_how_often_to_keep_a_checkpoint_where_the_sweep_says() -> None:
+    trial = {**BODY["spec"]["trial"], "checkpointDir": "/ckpt", "checkpointEvery": 200}
+    spec = LRSweepSpec.model_validate({**BODY["spec"], "trial": trial})
+    assert _trainer_env(spec)["LRSWEEP_CHECKPOINT_EVERY"] == "200"
+    assert "LRSWEEP_CHECKPOINT_EVERY" not in _trainer_env(SPEC)
+
+
 def test_a_checkpoint_directory_must_be_an_absolute_path() -> None:
     with pytest.raises(ValueError, match="checkpointDir"):
         LRSweepSpec.model_validate(

@@ -78,8 +78,18 @@ def test_contract_env_names_the_checkpoint_directory_of_a_training_run() -> None
 
 def test_contract_env_names_no_checkpoint_directory_for_a_range_test() -> None:
     launch = replace(LAUNCH, mode="range-test", range_start=1e-5, range_end=10.0)
-    env = contract_env(launch, sweep="s", metrics_port=9090, checkpoint_dir="/c/t003")
+    env = contract_env(
+        launch, sweep="s", metrics_port=9090, checkpoint_dir="/c/t003", checkpoint_every=50
+    )
     assert "LRSWEEP_CHECKPOINT_DIR" not in env
+    assert "LRSWEEP_CHECKPOINT_EVERY" not in env
+
+
+def test_contract_env_says_how_often_a_training_run_keeps_a_checkpoint() -> None:
+    env = contract_env(
+        LAUNCH, sweep="s", metrics_port=9090, checkpoint_dir="/c/t003", checkpoint_every=50
+    )
+    assert env["LRSWEEP_CHECKPOINT_EVERY"] == "50"
 
 
 def test_without_a_command_the_trainer_runs_with_expanded_args() -> None:

@@ -2,12 +2,14 @@
 
 Covers: a run stopped and started again ends exactly as one run straight through (built-in
 tasks with SGD and Adam); the resumed attempt reports the evaluations before the checkpoint
-and the step it went on from (summary and metrics); a run that reached its budget or diverged
-leaves no checkpoint; a checkpoint of another run, or an unreadable one, is not used; without
-a directory, or in a range test, nothing is kept; a directory that cannot be written costs the
-checkpoint, not the trial; the built-in trainer, stopped by SIGTERM while paused at a rung,
-goes on from there when started again; a trial kept at a rung pauses there again; a trial
-the sweep tells to discard (POST /discard) deletes its checkpoint and keeps no other.
+and the step it went on from (summary and metrics); a run that reached its budget or
+diverged leaves no checkpoint; a checkpoint of another run, or an unreadable one, is not
+used; without a directory, or in a range test, nothing is kept; a directory that cannot be
+written costs the checkpoint, not the trial; with LRSWEEP_CHECKPOINT_EVERY a checkpoint is
+kept only that many steps after the last (also in the built-in trainer); the built-in
+trainer, stopped by SIGTERM while paused at a rung, goes on from there when started again; a
+trial kept at a rung pauses there again; a trial the sweep tells to discard (POST /discard)
+deletes its checkpoint and keeps no other.
 """
 
 from __future__ import annotations
@@ -116,6 +118,16 @@ def test_the_resumed_attempt_reports_its_earlier_evaluations_and_where_it_went_o
     assert 'lrsweep_trial_resumed_from_step{sweep="",trial=""} 20.0' in exposition
 
 
+def test_with_checkpoint_every_a_checkpoint_is_kept_that_many_steps_after_the_last(
+    tmp_path: Path,
+) -> None:
+    # Evaluations every 10 steps: kept at 30 (30 steps after the start), not at 40 or 50.
+    run(tmp_path / "first.json", checkpoints=tmp_path / "ckpt", stop_at=50, checkpoint_every=25)
+    session = run(tmp_path / "again.json", checkpoints=tmp_path / "ckpt", checkpoint_every=25)
+    assert session.start_step == 30
+    assert read_summary(tmp_path / "again.json")["step"] == STEPS
+
+
 def test_a_run_that_reached_its_budget_leaves_no_checkpoint(tmp_path: Path) -> None:
     run(tmp_path / "s.json", checkpoints=tmp_path / "ckpt")
     assert not (tmp_path / "ckpt" / CHECKPOINT_FILE).exists()
@@ -199,41 +211,63 @@ def _wait_for(path: Path, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_the_trainer_stopped_while_paused_at_a_rung_goes_on_from_it_when_started_again(
-    tmp_path: Path,
-) -> None:
-    checkpoint = tmp_path / "ckpt" / CHECKPOINT_FILE
-    common = ["--steps", "60", "--eval-every", "20", "--checkpoint-dir", str(checkpoint.parent)]
+def _stop_once_kept_and_start_again(
+    tmp_path: Path, common: list[str], rung: int, *again: str, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the built-in trainer (flags `common`, more env `variables`) gated at `rung`, SIGTERM
+    it once its checkpoint appears (it must exit 0: first.json), and run it again, with more
+    flags `again`, to the end (again.json)."""
     paused = subprocess.Popen(
         trainer_command(*common, "--termination-path", str(tmp_path / "first.json")),
         env=subprocess_env(
-            LRSWEEP_RUNGS="20",
+            LRSWEEP_RUNGS=str(rung),
             LRSWEEP_GATE_TIMEOUT="120",
             LRSWEEP_METRICS_PORT=str(free_port()),
+            **variables,
         ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(checkpoint)  # kept at step 20, before the pause there
+        _wait_for(tmp_path / "ckpt" / CHECKPOINT_FILE)
         paused.send_signal(signal.SIGTERM)
         assert paused.wait(timeout=60) == 0
     finally:
         paused.kill()
-    again = subprocess.run(
-        trainer_command(*common, "--termination-path", str(tmp_path / "again.json")),
+    return subprocess.run(
+        trainer_command(*common, *again, "--termination-path", str(tmp_path / "again.json")),
         env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_the_trainer_stopped_while_paused_at_a_rung_goes_on_from_it_when_started_again(
+    tmp_path: Path,
+) -> None:
+    checkpoint = tmp_path / "ckpt" / CHECKPOINT_FILE
+    common = ["--steps", "60", "--eval-every", "20", "--checkpoint-dir", str(checkpoint.parent)]
+    again = _stop_once_kept_and_start_again(tmp_path, common, 20)  # kept at 20, paused there
     assert again.returncode == 0, again.stderr
     assert "resumed from the checkpoint at step 20" in again.stderr
     assert read_summary(tmp_path / "first.json")["step"] == 20
     summary = read_summary(tmp_path / "again.json")
     assert (summary["status"], summary["step"], summary["resumedFrom"]) == ("finished", 60, 20)
     assert not checkpoint.exists()
+
+
+def test_the_trainer_keeps_checkpoints_only_as_often_as_checkpoint_every_says(
+    tmp_path: Path,
+) -> None:
+    common = ["--steps", "60", "--eval-every", "10", "--checkpoint-dir", str(tmp_path / "ckpt")]
+    # Kept at step 30 only (the env's 25 steps after the start), then paused at the rung at 40.
+    again = _stop_once_kept_and_start_again(
+        tmp_path, common, 40, "--checkpoint-every", "25", LRSWEEP_CHECKPOINT_EVERY="25"
+    )
+    assert again.returncode == 0, again.stderr
+    assert "resumed from the checkpoint at step 30" in again.stderr
 
 
 def test_a_trial_kept_at_a_rung_pauses_there_again_until_the_go_ahead(tmp_path: Path) -> None:

@@ -38,10 +38,12 @@ def test_start_reads_the_environment(summary_path: Path) -> None:
         LRSWEEP_SEED="9",
         LRSWEEP_TRIAL="t002",
         LRSWEEP_RUNGS="100, 300",
+        LRSWEEP_CHECKPOINT_EVERY="200",
     )
     with report.start(env=variables, handle_sigterm=False) as session:
         assert (session.learning_rate, session.max_steps, session.seed) == (0.02, 400, 9)
         assert session.settings.eval_every == 50
+        assert session.settings.checkpoint_every == 200
         assert session.settings.rungs == (100, 300)
         assert session.settings.trial == "t002"
 
@@ -59,10 +61,13 @@ def test_missing_rate_is_a_clear_error(summary_path: Path) -> None:
         report.start(env=env(summary_path), handle_sigterm=False)
 
 
-def test_bad_variable_names_itself(summary_path: Path) -> None:
-    with pytest.raises(ValueError, match="LRSWEEP_MAX_STEPS"):
+@pytest.mark.parametrize(
+    ("variable", "value"), [("LRSWEEP_MAX_STEPS", "ten"), ("LRSWEEP_CHECKPOINT_EVERY", "0")]
+)
+def test_bad_variable_names_itself(summary_path: Path, variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=variable):
         report.start(
-            learning_rate=0.1, env=env(summary_path, LRSWEEP_MAX_STEPS="ten"), handle_sigterm=False
+            learning_rate=0.1, env=env(summary_path, **{variable: value}), handle_sigterm=False
         )
 
 
