@@ -105,15 +105,6 @@ def _device(text: str) -> Device:
     raise ValueError(f"must be one of {', '.join(DEVICES)}, got {text!r}")
 
 
-def _flag(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"must be true or false, got {text!r}")
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # Leave the operator a reason, not just exit code 2.
@@ -156,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     def switch(flag: str, variable: str, text: str) -> None:
         """An on/off flag (--x / --no-x) whose default comes from a true/false variable."""
         try:
-            default = _flag(_from_env(variable, "false") or "false")
+            default = env.parse_bool(_from_env(variable, "false") or "false")
         except ValueError as error:
             parser.error(f"{variable}: {error}")
         parser.add_argument(
@@ -334,6 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
         _checked(env.parse_positive_int, "steps"),
         "keep a checkpoint only at evaluations at least N steps after the last one kept",
     )
+    switch(
+        "--final-attempt",
+        env.FINAL_ATTEMPT,
+        "no attempt follows if this one fails: a failed run deletes its checkpoint",
+    )
     add("--sweep", env.SWEEP, str, "the sweep's name (metric label)", fallback="")
     add("--trial", env.TRIAL, str, "the trial's id (metric label)", fallback="")
     parser.add_argument(
@@ -409,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             objective=args.objective.strip(),
             checkpoint_dir=args.checkpoint_dir.strip(),
             checkpoint_every=args.checkpoint_every or 0,
+            final_attempt=args.final_attempt,
             mode=args.mode,
             range_start=args.range_start,
             range_end=args.range_end,

@@ -514,10 +514,12 @@ class Session:
             )
         )
         budget = self.settings.max_steps
-        if final_status == "diverged" or (
-            final_status == "finished" and budget is not None and self._step >= budget
+        if (
+            final_status == "diverged"
+            or (final_status == "finished" and budget is not None and self._step >= budget)
+            or (final_status == "failed" and self.settings.final_attempt)
         ):
-            self._discard_checkpoint()  # nothing left to go on from
+            self._discard_checkpoint()  # nothing left to go on from, or no attempt will
         problem = write_summary(self._summary, self.settings.termination_path)
         if problem is not None:
             logger.warning("%s", problem)

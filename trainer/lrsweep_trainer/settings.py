@@ -46,6 +46,7 @@ GATE_TIMEOUT = "LRSWEEP_GATE_TIMEOUT"
 OBJECTIVE = "LRSWEEP_OBJECTIVE"
 CHECKPOINT_DIR = "LRSWEEP_CHECKPOINT_DIR"
 CHECKPOINT_EVERY = "LRSWEEP_CHECKPOINT_EVERY"
+FINAL_ATTEMPT = "LRSWEEP_FINAL_ATTEMPT"
 
 
 def parse_positive_float(text: str) -> float:
@@ -53,6 +54,15 @@ def parse_positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0.0):
         raise ValueError(f"must be a positive number, got {text!r}")
     return value
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {text!r}")
 
 
 def parse_positive_int(text: str) -> int:
@@ -122,6 +132,8 @@ class RunSettings:
     checkpoint_dir: str = ""
     # Steps at least between two checkpoints (0: one at every evaluation).
     checkpoint_every: int = 0
+    # No attempt follows if this one fails: a failed run deletes its checkpoint.
+    final_attempt: bool = False
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
@@ -196,4 +208,5 @@ class RunSettings:
             objective=env.get(OBJECTIVE, "").strip(),
             checkpoint_dir=env.get(CHECKPOINT_DIR, "").strip(),
             checkpoint_every=read(CHECKPOINT_EVERY, parse_positive_int, 0),
+            final_attempt=read(FINAL_ATTEMPT, parse_bool, False),
         )

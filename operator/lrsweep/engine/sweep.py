@@ -68,6 +68,8 @@ class Launch:
     gated: bool = False
     # The metric compared at the rungs: an evaluation without it has nothing to wait for.
     objective: str = ""
+    # The trial's retries are used up: no attempt follows if this one fails.
+    final: bool = False
 
     @property
     def gates(self) -> tuple[int, ...]:
@@ -304,6 +306,7 @@ def _launch(sweep: Sweep, r: TrialRecord) -> Launch:
         rungs=tuple(sweep.rung_steps),
         gated=strategies.stops_early(spec.search.strategy),
         objective=spec.objective.metric,
+        final=r.attempts + 1 > spec.trial.maxRetries,
     )
 
 

@@ -41,7 +41,8 @@ def contract_env(
 
     `checkpoint_dir`: where the trial keeps its state across attempts (training runs only: a
     range test is short and starts again from its first step), every `checkpoint_every`
-    steps at least (None: at every evaluation)."""
+    steps at least (None: at every evaluation); the final attempt is told so, to delete it
+    if it fails."""
     env = {
         "LRSWEEP_LEARNING_RATE": repr(launch.learning_rate),
         "LRSWEEP_MAX_STEPS": str(launch.steps),
@@ -68,4 +69,6 @@ def contract_env(
         env["LRSWEEP_CHECKPOINT_DIR"] = checkpoint_dir
         if checkpoint_every is not None:
             env["LRSWEEP_CHECKPOINT_EVERY"] = str(checkpoint_every)
+        if launch.final:
+            env["LRSWEEP_FINAL_ATTEMPT"] = "true"
     return env

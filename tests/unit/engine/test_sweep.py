@@ -1,20 +1,20 @@
 """The sweep state machine, driven through a simulated world.
 
 Covers: every strategy finishes and picks the rate nearest the true optimum; parallelism is
-honoured; adaptive searches below its range test's limit, compares first at its second
-rung, trains several finalists to the full budget, judges its whole first round as one
-cohort where that leaves a trial slot free (so gated trials never wait on each other forever)
-and steps past an edge only when the best candidate sits there; ASHA stops
-trials early; the winner does not depend on the order in which trials progress (same
-inputs, same actions); failed attempts are retried then marked Failed, usage errors at once;
-a sweep where nothing completes ends Failed with a reason; a sweep whose trials do not report
-the objective where it is needed (at rungs with early stopping, else at the full budget) ends at
-once, naming what they report (or asking for it at every evaluation where it is reported only
-at some), but not on an evaluation scraped half-written; maxTrials caps the sweep; status
-round-trips through the API model. With several seeds per rate, a rate is kept or cut as a
-whole (its seed-0 trial is judged, the other seeds follow it: they wait at a rung until it
-passes, stop with it, and count only once it is through), and the winner is the best mean
-over seeds.
+honoured; adaptive searches below its range test's limit, compares first at its second rung,
+trains several finalists to the full budget, judges its whole first round as one cohort
+where that leaves a trial slot free (so gated trials never wait on each other forever) and
+steps past an edge only when the best candidate sits there; ASHA stops trials early; the
+winner does not depend on the order in which trials progress (same inputs, same actions);
+failed attempts are retried then marked Failed (the last one told it is), usage errors at
+once; a sweep where nothing completes ends Failed with a reason; a sweep whose trials do not
+report the objective where it is needed (at rungs with early stopping, else at the full
+budget) ends at once, naming what they report (or asking for it at every evaluation where it
+is reported only at some), but not on an evaluation scraped half-written; maxTrials caps the
+sweep; status round-trips through the API model. With several seeds per rate, a rate is kept
+or cut as a whole (its seed-0 trial is judged, the other seeds follow it: they wait at a
+rung until it passes, stop with it, and count only once it is through), and the winner is
+the best mean over seeds.
 """
 
 from __future__ import annotations
@@ -266,8 +266,10 @@ def test_a_failing_attempt_is_retried_then_marked_failed() -> None:
     spec = make_spec(search={"strategy": "grid", "values": [0.01, 0.03]}, trial={"maxRetries": 1})
     world = World(spec, bowl(), fail=lambda trial, attempt: trial == "t000")
     decision = run(world)
-    attempts = [launch.attempt for launch in world.launched if launch.trial == "t000"]
-    assert attempts == [1, 2]
+    attempts = [
+        (launch.attempt, launch.final) for launch in world.launched if launch.trial == "t000"
+    ]
+    assert attempts == [(1, False), (2, True)]  # the second is told no attempt follows
     failed = decision.records[0]
     assert failed.phase is TrialPhase.FAILED
     assert failed.verdict is Verdict.FAILED

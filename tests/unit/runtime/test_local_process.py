@@ -85,6 +85,14 @@ def test_contract_env_names_no_checkpoint_directory_for_a_range_test() -> None:
     assert "LRSWEEP_CHECKPOINT_EVERY" not in env
 
 
+@pytest.mark.parametrize("final", [True, False])
+def test_contract_env_tells_a_final_attempt_that_keeps_checkpoints_it_is_one(final: bool) -> None:
+    env = contract_env(
+        replace(LAUNCH, final=final), sweep="s", metrics_port=9090, checkpoint_dir="/c/t003"
+    )
+    assert ("LRSWEEP_FINAL_ATTEMPT" in env) is final
+
+
 def test_contract_env_says_how_often_a_training_run_keeps_a_checkpoint() -> None:
     env = contract_env(
         LAUNCH, sweep="s", metrics_port=9090, checkpoint_dir="/c/t003", checkpoint_every=50

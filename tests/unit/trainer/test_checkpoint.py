@@ -3,13 +3,13 @@
 Covers: a run stopped and started again ends exactly as one run straight through (built-in
 tasks with SGD and Adam); the resumed attempt reports the evaluations before the checkpoint
 and the step it went on from (summary and metrics); a run that reached its budget or
-diverged leaves no checkpoint; a checkpoint of another run, or an unreadable one, is not
-used; without a directory, or in a range test, nothing is kept; a directory that cannot be
-written costs the checkpoint, not the trial; with LRSWEEP_CHECKPOINT_EVERY a checkpoint is
-kept only that many steps after the last (also in the built-in trainer); the built-in
-trainer, stopped by SIGTERM while paused at a rung, goes on from there when started again; a
-trial kept at a rung pauses there again; a trial the sweep tells to discard (POST /discard)
-deletes its checkpoint and keeps no other.
+diverged leaves no checkpoint, nor one that failed with no attempt to follow; a checkpoint
+of another run, or an unreadable one, is not used; without a directory, or in a range test,
+nothing is kept; a directory that cannot be written costs the checkpoint, not the trial;
+with LRSWEEP_CHECKPOINT_EVERY a checkpoint is kept only that many steps after the last (also
+in the built-in trainer); the built-in trainer, stopped by SIGTERM while paused at a rung,
+goes on from there when started again; a trial kept at a rung pauses there again; a trial
+the sweep tells to discard (POST /discard) deletes its checkpoint and keeps no other.
 """
 
 from __future__ import annotations
@@ -46,14 +46,20 @@ STEPS = 60
 
 class StopsAt(Session):
     """A session whose trial is told to stop after its evaluation at `stop_at`, as a
-    SIGTERM there would."""
+    SIGTERM there would (or, with `breaks`, whose script raises there)."""
 
-    def __init__(self, settings: RunSettings, stop_at: int, **options: Any) -> None:
+    def __init__(
+        self, settings: RunSettings, stop_at: int, breaks: bool = False, **options: Any
+    ) -> None:
         super().__init__(settings, **options)
         self.stop_at = stop_at
+        self.breaks = breaks
 
     def log(self, step: int, /, **metrics: float) -> bool:
-        return super().log(step, **metrics) or step == self.stop_at
+        stop = super().log(step, **metrics) or step == self.stop_at
+        if stop and self.breaks:
+            raise RuntimeError(f"the script broke at step {step}")
+        return stop
 
 
 def run(
@@ -62,6 +68,7 @@ def run(
     task: str = "digits-mlp",
     checkpoints: Path | None = None,
     stop_at: int | None = None,
+    breaks: bool = False,
     **settings: Any,
 ) -> Session:
     chosen = get_task(task)
@@ -79,7 +86,7 @@ def run(
     session = (
         Session(run_settings, schedule=schedule, handle_sigterm=False)
         if stop_at is None
-        else StopsAt(run_settings, stop_at, schedule=schedule, handle_sigterm=False)
+        else StopsAt(run_settings, stop_at, breaks, schedule=schedule, handle_sigterm=False)
     )
     config = TrainConfig(
         chosen, chosen.defaults.batch_size, OptimizerConfig(chosen.defaults.optimizer)
@@ -136,6 +143,18 @@ def test_a_run_that_reached_its_budget_leaves_no_checkpoint(tmp_path: Path) -> N
 def test_a_stopped_run_keeps_its_checkpoint(tmp_path: Path) -> None:
     run(tmp_path / "s.json", checkpoints=tmp_path / "ckpt", stop_at=40)
     assert (tmp_path / "ckpt" / CHECKPOINT_FILE).exists()
+
+
+@pytest.mark.parametrize(("final", "kept"), [(True, False), (False, True)])
+def test_a_run_that_fails_deletes_its_checkpoint_only_if_no_attempt_follows(
+    tmp_path: Path, final: bool, kept: bool
+) -> None:
+    checkpoints = tmp_path / "ckpt"
+    with pytest.raises(RuntimeError, match="the script broke"):
+        run(tmp_path / "s.json", checkpoints=checkpoints, stop_at=30, breaks=True,
+            final_attempt=final)  # fmt: skip
+    assert read_summary(tmp_path / "s.json")["status"] == "failed"
+    assert (checkpoints / CHECKPOINT_FILE).exists() is kept
 
 
 def test_a_diverged_run_leaves_no_checkpoint(tmp_path: Path) -> None:

@@ -3,9 +3,10 @@
 Covers: --help lists the tasks; every flag defaults from its LRSWEEP_* variable and an
 explicit flag wins; bad flags, bad variables and unknown tasks exit 2 with a failed summary;
 the objective from LRSWEEP_OBJECTIVE keeps a rung without it from pausing; a crash exits
-non-zero with a failed summary; an unwritable summary path costs one stderr line, not the
-run; a range test prints its suggestions; as a process: a diverged run exits 0, and SIGTERM
-stops the run at the next step with a summary and exit 0.
+non-zero with a failed summary, and deletes its checkpoint on a final attempt only; an
+unwritable summary path costs one stderr line, not the run; a range test prints its
+suggestions; as a process: a diverged run exits 0, and SIGTERM stops the run at the next
+step with a summary and exit 0.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import lrsweep_trainer.cli
 from lrsweep.runtime.local import free_port
+from lrsweep_trainer import report
 from lrsweep_trainer.cli import main
 from tests.unit.trainer.helpers import (
     read_summary,
@@ -73,6 +76,7 @@ def test_an_explicit_flag_wins_over_the_environment(
         (["--task", "imagenet"], {}, "known tasks: digits-mlp"),
         (["--range-test", "--range-start", "1", "--range-end", "0.1"], {}, "range must grow"),
         (["--optimizer", "adam", "--nesterov"], {}, "nesterov"),
+        ([], {"LRSWEEP_FINAL_ATTEMPT": "maybe"}, "LRSWEEP_FINAL_ATTEMPT"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_failed_summary(
@@ -93,6 +97,24 @@ def test_bad_arguments_exit_2_with_a_failed_summary(
     summary = read_summary(summary_path)
     assert summary["status"] == "failed"
     assert message in summary["reason"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "kept"), [("--final-attempt", False), ("--no-final-attempt", True)]
+)
+def test_a_failed_final_attempt_of_the_built_in_trainer_deletes_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: str, kept: bool
+) -> None:
+    def breaks_after_a_checkpoint(config: object, session: report.Session) -> None:
+        session.resume(lambda: {"weights": torch.zeros(2)})
+        session.log(5, val_loss=1.0)
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(lrsweep_trainer.cli, "train", breaks_after_a_checkpoint)
+    checkpoints = tmp_path / "ckpt"
+    argv = ["--lr", "0.1", "--steps", "10", "--checkpoint-dir", str(checkpoints), flag]
+    assert main([*argv, "--termination-path", str(tmp_path / "s.json")]) != 0
+    assert (checkpoints / report.CHECKPOINT_FILE).exists() is kept
 
 
 def test_the_sweeps_objective_reaches_the_rung_gate(

@@ -62,7 +62,12 @@ def test_missing_rate_is_a_clear_error(summary_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"), [("LRSWEEP_MAX_STEPS", "ten"), ("LRSWEEP_CHECKPOINT_EVERY", "0")]
+    ("variable", "value"),
+    [
+        ("LRSWEEP_MAX_STEPS", "ten"),
+        ("LRSWEEP_CHECKPOINT_EVERY", "0"),
+        ("LRSWEEP_FINAL_ATTEMPT", "maybe"),
+    ],
 )
 def test_bad_variable_names_itself(summary_path: Path, variable: str, value: str) -> None:
     with pytest.raises(ValueError, match=variable):
