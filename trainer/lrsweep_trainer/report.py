@@ -17,9 +17,10 @@ Prometheus endpoint, watches for divergence, turns SIGTERM into a polite stop, a
 writes the summary, also when the block raises (status `failed`).
 
 Checkpoints: `state = session.resume(save=lambda: {"model": model.state_dict(), ...})` keeps
-what `save` returns at every evaluation (when the sweep gives the trial a checkpoint
-directory) and returns what an earlier attempt kept, or None; train on from
-`session.start_step + 1`. A retried or relaunched trial then goes on where it was.
+what `save` returns at every evaluation, or every LRSWEEP_CHECKPOINT_EVERY steps (when the
+sweep gives the trial a checkpoint directory), and returns what an earlier attempt kept, or
+None; train on from `session.start_step + 1`. A retried or relaunched trial then goes on
+where it was.
 
 Range tests: `session.lr_at(step)` gives the rate for each step (exponentially growing in
 range-test mode); set it on the optimizer and report every step's loss with `log_step`.

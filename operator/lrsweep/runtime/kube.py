@@ -349,9 +349,9 @@ def _live(pod: Mapping[str, Any]) -> bool:
 def unwanted_pods(status: LRSweepStatus, pods: Sequence[Mapping[str, Any]]) -> list[str]:
     """The live pods a stored status no longer wants: every one when the sweep is over, else
     those of decided trials (stopped, diverged, ...) and of attempts it has moved past (failed:
-    requeued or relaunched). A status written before a pod was created (kopf can hand a
-    reconcile a body older than its last write) has fewer attempts, never more, so it can only
-    leave a pod too long, never delete a current one."""
+    requeued or relaunched). A status written before a pod was created (the write of the
+    reconcile that created it failed) has fewer attempts, never more, so it can only leave a
+    pod too long, never delete a current one."""
     over = status.phase in (Phase.SUCCEEDED, Phase.FAILED)
     return [
         pod["metadata"]["name"]
@@ -750,7 +750,8 @@ def _invalid(
     status.conditions = conditions
     status.observedGeneration = generation
     status.completionTime = status.completionTime or now
-    return ReconcileResult(status.model_dump(mode="json"), [("Warning", cond.INVALID_SPEC, error)])
+    events = [("Warning", cond.INVALID_SPEC, error)]
+    return ReconcileResult(status.model_dump(mode="json"), events, dict(status_in))
 
 
 async def reconcile(
@@ -792,7 +793,7 @@ async def _reconcile(
         spec = parse_spec(body.get("spec"))
     except SpecError as err:
         _record(cluster.telemetry, namespace, name, LRSweepStatus(phase=Phase.FAILED))
-        return replace(_invalid(status_in, str(err), now, generation), stored=dict(status_in))
+        return _invalid(status_in, str(err), now, generation)
     try:
         previous = LRSweepStatus.model_validate(status_fields(status_in))
     except ValueError:

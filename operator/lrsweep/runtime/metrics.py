@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from lrsweep.engine.trials import Observation, Outcome, ProcessState
 from lrsweep.engine.verdict import Point
 
-HISTORY = "lrsweep_trial_eval"
+PREFIX = "lrsweep_trial_"  # every series a trainer reports
+HISTORY = f"{PREFIX}eval"
 # A trainer's exit code for a usage error (argparse's, and Python's for a script it cannot
 # open): an attempt that ends with it is not retried.
 EXIT_USAGE = 2
@@ -65,20 +66,23 @@ def parse_metrics(text: str, serving: Mapping[str, str] | None = None) -> Readin
     another process took): that reading is refused rather than taken for this trial's."""
     history: dict[int, dict[str, float]] = {}
     gauges: dict[str, float] = {}
+    named: set[tuple[str | None, ...]] = set()  # the (sweep, trial) labels of our samples
+    keys = tuple(serving or ())
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if serving and sample.name.startswith("lrsweep_trial_"):
-                    _check_labels(sample.labels, serving)
+                if not sample.name.startswith(PREFIX):
+                    continue
+                named.add(tuple(sample.labels.get(key) for key in keys))
                 if sample.name == HISTORY:
                     step = int(sample.labels["step"])
                     history.setdefault(step, {})[sample.labels["metric"]] = float(sample.value)
-                elif sample.name.startswith("lrsweep_trial_"):
-                    gauges[sample.name.removeprefix("lrsweep_trial_")] = float(sample.value)
-    except MetricsError:
-        raise
+                else:
+                    gauges[sample.name.removeprefix(PREFIX)] = float(sample.value)
     except (ValueError, KeyError, TypeError, IndexError) as err:
         raise MetricsError(f"unparsable metrics: {err}") from None
+    if serving:
+        _check_labels(named, serving)
     points, curve = _points(history)
     return Reading(
         step=_step(gauges.get("step")),
@@ -91,12 +95,15 @@ def parse_metrics(text: str, serving: Mapping[str, str] | None = None) -> Readin
     )
 
 
-def _check_labels(labels: Mapping[str, str], serving: Mapping[str, str]) -> None:
-    """Raise MetricsError if a sample names another sweep or trial than `serving`."""
-    if any(key in labels and labels[key] != value for key, value in serving.items()):
-        found = ", ".join(f"{key} {labels.get(key, '?')!r}" for key in serving)
-        wanted = ", ".join(f"{key} {value!r}" for key, value in serving.items())
-        raise MetricsError(f"the endpoint serves {found}, not {wanted}")
+def _check_labels(named: set[tuple[str | None, ...]], serving: Mapping[str, str]) -> None:
+    """Raise MetricsError if samples name another sweep or trial than `serving` (labels a
+    sample lacks, None, are not checked)."""
+    wanted = tuple(serving.values())
+    for labels in named:
+        if any(got is not None and got != want for got, want in zip(labels, wanted, strict=True)):
+            found = ", ".join(f"{key} {got!r}" for key, got in zip(serving, labels, strict=True))
+            want_text = ", ".join(f"{key} {value!r}" for key, value in serving.items())
+            raise MetricsError(f"the endpoint serves {found}, not {want_text}")
 
 
 def _step(value: float | None) -> int | None:
