@@ -199,11 +199,14 @@ def exit_observation(
 ) -> Observation:
     """An attempt that ended, from its exit code and its summary (None: none readable).
 
-    A non-zero exit fails the attempt unless its summary says it diverged; `detail` (the last
-    log line, or the termination message) says why. Exit code 2, a usage error, fails it for
-    good (docs/contract.md, "Exit"). An exit without a summary fails it for `missing`.
+    A non-zero exit fails the attempt unless its summary says it diverged; a failed summary's
+    reason (the trainer's own words) says why, else `detail` (the last log line, or the
+    termination message). Exit code 2, a usage error, fails it for good (docs/contract.md,
+    "Exit"). An exit without a summary fails it for `missing`.
     """
     if code not in (0, None) and (summary is None or summary.outcome is not Outcome.DIVERGED):
+        if summary is not None and summary.outcome is Outcome.FAILED and summary.reason:
+            detail = summary.reason
         why = f"exit code {code}" + (f": {detail}" if detail else "")
         return Observation(
             trial,

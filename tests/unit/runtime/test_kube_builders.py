@@ -3,11 +3,12 @@
 Covers: deterministic pod names within 63 characters; the trial pod carries the labels,
 owner reference, env contract (rate, pod IP binding), restartPolicy Never and metrics port,
 keeps the user's template (resources, env after ours); the result ConfigMap; reading ended
-pods (termination message summary, exit codes, exit code 2 a usage error, eviction);
-unschedulable reasons; the pods a new sweep starts with (`lrsweep render`), owned by the
-sweep only where it has a uid, told the gate timeout and the objective only when gated;
-containers the kubelet cannot start (pending, or a failed attempt at once or after the grace,
-counted from scheduling); which live pods a stored status no longer wants; IPv6 pod URLs.
+pods (termination message summary, a failed summary's reason, exit codes, exit code 2 a
+usage error, eviction); unschedulable reasons; the pods a new sweep starts with (`lrsweep
+render`), owned by the sweep only where it has a uid, told the gate timeout and the objective
+only when gated; containers the kubelet cannot start (pending, or a failed attempt at once or
+after the grace, counted from scheduling); which live pods a stored status no longer wants;
+IPv6 pod URLs.
 """
 
 from __future__ import annotations
@@ -185,6 +186,17 @@ def test_a_non_zero_exit_is_a_failure_naming_the_code() -> None:
     obs = observe_ended_pod("t001", 1, _ended(1, "Traceback...\nValueError: boom"))
     assert obs.outcome is Outcome.FAILED
     assert obs.reason == "exit code 1: ValueError: boom"
+
+
+def test_a_failed_pod_says_the_reason_its_summary_gives() -> None:
+    summary = {
+        "status": "failed",
+        "step": 0,
+        "reason": "RuntimeError at step 0: --device cuda was asked for, but CUDA is not available",
+    }
+    obs = observe_ended_pod("t001", 1, _ended(1, json.dumps(summary)))
+    assert obs.outcome is Outcome.FAILED
+    assert obs.reason == f"exit code 1: {summary['reason']}"
 
 
 def test_a_pod_whose_trainer_exits_2_is_a_usage_error() -> None:

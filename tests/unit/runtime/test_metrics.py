@@ -4,8 +4,8 @@ Covers: the evaluation history becomes points per step; range-test samples becom
 NaN survives; garbage raises MetricsError (never anything else), and so do the metrics of
 another sweep or trial than the one expected (labels absent are not checked); summaries with
 non-finite strings, range tests, and malformed content; what an ended attempt's exit code
-and summary add up to (the same rule for pods and local processes; exit code 2 is a usage
-error that no new attempt can mend).
+and summary add up to (the same rule for pods and local processes: a failed summary's reason
+says why, and exit code 2 is a usage error that no new attempt can mend).
 """
 
 from __future__ import annotations
@@ -177,6 +177,22 @@ def test_a_non_zero_exit_fails_naming_the_code_and_keeps_the_points() -> None:
     assert obs.outcome is Outcome.FAILED
     assert obs.reason == "exit code 3: boom"
     assert [p.step for p in obs.points] == [40]
+
+
+def test_a_failed_summarys_reason_says_why_a_non_zero_exit_failed() -> None:
+    summary = {
+        "status": "failed",
+        "step": 0,
+        "reason": "RuntimeError at step 0: --device cuda was asked for, but CUDA is not available",
+    }
+    obs = exit_observation(
+        "t001", 1, 1, parse_summary(json.dumps(summary)), detail="Traceback...", missing="none"
+    )
+    assert obs.outcome is Outcome.FAILED
+    assert obs.reason == (
+        "exit code 1: RuntimeError at step 0: --device cuda was asked for, but CUDA is not "
+        "available"
+    )
 
 
 @pytest.mark.parametrize(("code", "permanent"), [(2, True), (1, False), (137, False)])
