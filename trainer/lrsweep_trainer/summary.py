@@ -134,7 +134,10 @@ def _encode(summary: SummaryInput, points: Sequence[EvalPoint], columns: Sequenc
             history[name] = _column(points, name)
     document["history"] = history
     if summary.range_test:
-        block: dict[str, object] = {name: _column(points, name) for name in RANGE_COLUMNS}
+        # Only the range test's own points: an evaluation logged before its first step has
+        # no rate, and a null would make the curve unreadable.
+        ranged = [p for p in points if all(name in p.metrics for name in RANGE_COLUMNS)]
+        block: dict[str, object] = {name: _column(ranged, name) for name in RANGE_COLUMNS}
         result = summary.range_result
         if result is not None:
             block["steepest"] = json_number(result.steepest)

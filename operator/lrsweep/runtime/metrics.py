@@ -172,9 +172,14 @@ def parse_summary(text: str) -> Reading:
     points, _ = _points(merged)
     curve: Curve = ()
     if isinstance(rt := data.get("rangeTest"), dict):
-        lrs = [_number(v) for v in rt.get("learning_rate", [])]
-        losses = [_number(v) for v in rt.get("smoothed_loss", [])]
-        curve = tuple(zip(lrs, losses, strict=True))
+        # A point without a rate or loss (null: trainers once wrote one for an evaluation
+        # logged before the range test's first step) is no point of the curve.
+        pairs = zip(rt.get("learning_rate", []), rt.get("smoothed_loss", []), strict=True)
+        curve = tuple(
+            (_number(lr), _number(loss))
+            for lr, loss in pairs
+            if lr is not None and loss is not None
+        )
     step = data.get("step")
     return Reading(
         step=int(step) if isinstance(step, int) else None,

@@ -3,9 +3,10 @@
 Covers: the evaluation history becomes points per step; range-test samples become a curve;
 NaN survives; garbage raises MetricsError (never anything else), and so do the metrics of
 another sweep or trial than the one expected (labels absent are not checked); summaries with
-non-finite strings, range tests, and malformed content; what an ended attempt's exit code
-and summary add up to (the same rule for pods and local processes: a failed summary's reason
-says why, and exit code 2 is a usage error that no new attempt can mend).
+non-finite strings, range tests (points without range values skipped), and malformed
+content; what an ended attempt's exit code and summary add up to (the same rule for pods and
+local processes: a failed summary's reason says why, and exit code 2 is a usage error that no
+new attempt can mend).
 """
 
 from __future__ import annotations
@@ -124,6 +125,15 @@ def test_summary_range_test_block_becomes_a_curve() -> None:
     summary = {
         "status": "finished",
         "rangeTest": {"learning_rate": [0.1, 1.0], "smoothed_loss": [2.0, 9.0]},
+    }
+    assert parse_summary(json.dumps(summary)).range_curve == ((0.1, 2.0), (1.0, 9.0))
+
+
+def test_summary_range_test_points_without_range_values_are_skipped() -> None:
+    summary = {
+        "status": "finished",
+        "history": {"step": [0, 1, 2], "val_loss": [2.6, None, None]},
+        "rangeTest": {"learning_rate": [None, 0.1, 1.0], "smoothed_loss": [None, 2.0, 9.0]},
     }
     assert parse_summary(json.dumps(summary)).range_curve == ((0.1, 2.0), (1.0, 9.0))
 

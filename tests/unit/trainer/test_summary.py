@@ -3,7 +3,8 @@
 Covers: every point kept when it fits; a long history downsampled under 4096 bytes while
 rung steps and the last point stay exact; even absurd rung lists stay under the limit;
 non-finite numbers as strings; a one-line, bounded reason; range-test columns move into
-the rangeTest block with the suggestions; memory-bounded history thinning keeps rungs and
+the rangeTest block with the suggestions, which holds only the evaluations that have them (no
+nulls for one at step 0); memory-bounded history thinning keeps rungs and
 the newest point; an unwritable path is reported, not raised.
 """
 
@@ -111,6 +112,18 @@ def test_range_test_columns_move_into_the_range_test_block() -> None:
     assert block["learning_rate"] == [0.1, 0.01, 0.001]
     assert block["smoothed_loss"] == [2.0, 2.0, 2.0]
     assert (block["steepest"], block["valley"], block["divergence"]) == (0.01, 0.01, None)
+
+
+def test_range_test_block_leaves_out_evaluations_without_range_values() -> None:
+    before = EvalPoint(0, {"train_loss": 2.5, "val_loss": 2.6})  # logged before the first step
+    points = [before] + [
+        EvalPoint(s, {"learning_rate": 10.0**-s, "smoothed_loss": 2.0}) for s in range(1, 4)
+    ]
+    document = json.loads(render_summary(summary(points, range_test=True)))
+    assert document["history"]["step"] == [0, 1, 2, 3]
+    block = document["rangeTest"]
+    assert block["learning_rate"] == [0.1, 0.01, 0.001]
+    assert block["smoothed_loss"] == [2.0, 2.0, 2.0]
 
 
 def test_history_thinning_keeps_rungs_and_the_newest_point() -> None:
