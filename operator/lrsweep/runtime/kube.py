@@ -83,6 +83,8 @@ CONTAINERS_CANNOT_START = "ContainersCannotStart"
 QUOTA_EXCEEDED = "exceeded quota"
 # Event reason when spec.output.configMap names a ConfigMap this sweep does not own.
 OUTPUT_NOT_WRITTEN = "OutputNotWritten"
+# Warning event reason when a sweep ends Failed (the message: why, as in its status).
+SWEEP_FAILED = "SweepFailed"
 # Reconciles that POST /discard to a decided trial's pod before deleting it without an answer.
 DISCARD_TRIES = 3
 T = TypeVar("T")
@@ -915,6 +917,8 @@ async def _reconcile(
                 message = f"{decision.message}; spec.output.configMap: {problem}"
                 decision = replace(decision, message=message)
                 status = _status(decision, previous, unschedulable, not_starting, now, generation)
+    if decision.done and status.phase is Phase.FAILED:
+        events.append(("Warning", SWEEP_FAILED, status.message))
     _record(cluster.telemetry, namespace, name, status)
     new = status.model_dump(mode="json")
     if new == LRSweepStatus.model_validate(status_fields(status_in)).model_dump(mode="json"):

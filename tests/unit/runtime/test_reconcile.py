@@ -6,10 +6,11 @@ its status (Running, startTime, Ready=False TrialsRunning, queued trials); a pod
 already has counts as launched; a pod the API refuses becomes a failed attempt with the
 API's message, except over a namespace quota, where the trial waits queued; a sweep whose
 only trial fails ends Failed, with Failed=True and Ready=False NoTrialCompleted and its
-completion time; an unschedulable pod shows in the TrialsSchedulable condition, and so does
-a container the kubelet cannot start (ImagePullBackOff), which fails its attempt after the
-grace; a finished sweep is left alone (not even read afresh), but for deleting its pods
-still running, listed once per operator process; nothing learned, nothing written; the
+completion time, and says why in a SweepFailed warning event; an unschedulable pod shows in
+the TrialsSchedulable condition, and so does a container the kubelet cannot start
+(ImagePullBackOff), which fails its attempt after the grace; a finished sweep is left alone
+(not even read afresh), but for deleting its pods still running, listed once per operator
+process; nothing learned, nothing written; the
 status patch deletes what the new status no longer has (a relaunched trial's rungs), leaving
 kopf's own keys alone. Stopping: a stopped trial's pod is deleted only once a stored status
 records the stop, so a reconcile that fails after deciding it neither relaunches nor fails
@@ -186,7 +187,8 @@ def test_a_pod_the_api_refuses_is_a_failed_attempt_with_the_apis_message() -> No
     assert "spec.containers[0].image: Required" in trial["reason"]
 
 
-def test_a_sweep_with_no_trial_completed_ends_failed_and_not_ready() -> None:
+def _no_trial_completed() -> ReconcileResult:
+    """The reconcile that ends a sweep whose only trial's pod is refused (no retries)."""
     one_rate = {
         **SPEC,
         "search": {"strategy": "grid", "values": [0.01], "parallelism": 1},
@@ -194,7 +196,11 @@ def test_a_sweep_with_no_trial_completed_ends_failed_and_not_ready() -> None:
     }
     cluster = MemoryCluster(refuse='Pod "s-t000-1" is invalid: spec.containers[0].image')
     first = run(cluster, body(one_rate))
-    ended = run(cluster, body(one_rate, first.status))
+    return run(cluster, body(one_rate, first.status))
+
+
+def test_a_sweep_with_no_trial_completed_ends_failed_and_not_ready() -> None:
+    ended = _no_trial_completed()
     assert ended.status is not None
     assert ended.status["phase"] == "Failed"
     assert ended.status["completionTime"] == "2026-01-01T00:00:00Z"
@@ -203,6 +209,12 @@ def test_a_sweep_with_no_trial_completed_ends_failed_and_not_ready() -> None:
         "Failed": ("True", "NoTrialCompleted"),
         "Ready": ("False", "NoTrialCompleted"),
     }
+
+
+def test_a_sweep_that_ends_failed_emits_a_warning_with_its_message() -> None:
+    ended = _no_trial_completed()
+    assert ended.status is not None
+    assert ("Warning", "SweepFailed", ended.status["message"]) in ended.events
 
 
 QUOTA = (
