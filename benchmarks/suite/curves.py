@@ -1,0 +1,179 @@
+"""Training curves of the suite's tasks, computed in this process and cached on disk.
+
+A trial is deterministic for its (task, seed, rate) and never sees the sweep's decisions,
+so a trial stopped at step k followed the first k steps of the full run at that rate. Every
+strategy and peer therefore reads the same curves: each distinct rate is trained once per
+seed (to the furthest step anything asked for) through the task's own script and the
+reporting API's session, with portable numerics, and every strategy is charged for the
+steps it would have trained.
+
+Cache: one JSON file per (task, seed) under the cache directory, keyed by the digest of the
+task suite's code and the versions it ran on; stale files are ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.suite.tasks import Task, start, train
+from lrsweep.engine.space import tidy
+from lrsweep.engine.verdict import Point
+from lrsweep.runtime.metrics import parse_summary
+
+SUITE = Path(__file__).resolve().parent
+# Dense ground truth: rates sqrt(2) apart from 1e-5 to 2.6, as in the measurement that
+# motivated the suite.
+DENSE = tuple(tidy(1e-5 * 2 ** (k / 2)) for k in range(37))
+SEARCH_MIN, SEARCH_MAX = 1e-5, 3.0
+
+
+@dataclass(frozen=True)
+class Curve:
+    """What one trial at `rate` reported up to step `end`."""
+
+    rate: float
+    points: tuple[Point, ...]
+    end: int
+    diverged: bool
+    range_curve: tuple[tuple[float, float], ...] = ()
+
+    def done(self, steps: int) -> bool:
+        """Nothing lies beyond `end`: it reached the budget or stopped by itself."""
+        return self.diverged or self.end >= steps
+
+    def upto(self, step: int) -> Curve:
+        """The prefix a trial stopped at `step` saw."""
+        if step >= self.end:
+            return self
+        return Curve(self.rate, tuple(p for p in self.points if p.step <= step), step, False)
+
+    def final(self, metric: str, steps: int) -> float | None:
+        """The objective at the full budget (None: it diverged before)."""
+        if self.diverged or self.end < steps:
+            return None
+        at = {p.step: p.metrics.get(metric) for p in self.points}
+        return at.get(steps)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rate": self.rate,
+            "end": self.end,
+            "diverged": self.diverged,
+            "points": [[p.step, {k: _num(v) for k, v in p.metrics.items()}] for p in self.points],
+            "range": [[lr, _num(loss)] for lr, loss in self.range_curve],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Curve:
+        return cls(
+            rate=float(data["rate"]),
+            end=int(data["end"]),
+            diverged=bool(data["diverged"]),
+            points=tuple(
+                Point(int(step), {k: float(v) for k, v in metrics.items()})
+                for step, metrics in data["points"]
+            ),
+            range_curve=tuple((float(lr), float(loss)) for lr, loss in data["range"]),
+        )
+
+
+def _num(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def suite_digest() -> str:
+    """Changes with the tasks' code, the reporting API and the versions that compute."""
+    import sklearn
+
+    text = (SUITE / "tasks.py").read_bytes()
+    text += (SUITE.parents[1] / "trainer" / "lrsweep_trainer" / "report.py").read_bytes()
+    text += f"{torch.__version__} {sklearn.__version__}".encode()
+    return hashlib.sha256(text).hexdigest()[:12]
+
+
+def run(
+    task: Task,
+    seed: int,
+    rate: float,
+    until: int | None = None,
+    *,
+    range_steps: int | None = None,
+) -> Curve:
+    """Train once in this process: a trial at `rate` up to `until`, or a range test."""
+    env = {
+        "LRSWEEP_LEARNING_RATE": repr(rate),
+        "LRSWEEP_MAX_STEPS": str(range_steps or task.steps),
+        "LRSWEEP_EVAL_EVERY": str(task.eval_every),
+        "LRSWEEP_SEED": str(seed),
+        "LRSWEEP_TERMINATION_PATH": "/dev/null",
+    }
+    if range_steps is not None:
+        env |= {
+            "LRSWEEP_MODE": "range-test",
+            "LRSWEEP_RANGE_START": repr(SEARCH_MIN),
+            "LRSWEEP_RANGE_END": repr(SEARCH_MAX),
+        }
+    session = start(task, env)
+    try:
+        train(task, session, until=None if range_steps else until)
+    except Exception as error:  # a task that raises is a bug of the suite: say which
+        session.finish("failed", str(error))
+        raise RuntimeError(f"{task.name} seed {seed} rate {rate:g}: {error}") from error
+    reading = parse_summary(session.finish())
+    return Curve(
+        rate=rate,
+        points=tuple(reading.points),
+        end=reading.step or 0,
+        diverged=reading.diverged,
+        range_curve=tuple(reading.range_curve),
+    )
+
+
+class Store:
+    """The curves of one (task, seed), read from and written to one cache file."""
+
+    def __init__(self, task: Task, seed: int, cache: Path | None) -> None:
+        self.task = task
+        self.seed = seed
+        self.path = cache / f"{task.name}-s{seed}-{suite_digest()}.json" if cache else None
+        self.curves: dict[str, Curve] = {}
+        self.steps_trained = 0  # by this process, for the log
+        if self.path is not None and self.path.exists():
+            data = json.loads(self.path.read_text())
+            self.curves = {k: Curve.from_json(v) for k, v in data.items()}
+
+    def train(self, rate: float, until: int | None = None) -> Curve:
+        """The curve at `rate` up to `until` (the full budget when None)."""
+        steps = self.task.steps
+        want = steps if until is None else min(until, steps)
+        key = f"train:{rate!r}"
+        known = self.curves.get(key)
+        if known is not None and (known.done(steps) or known.end >= want):
+            return known.upto(want)
+        curve = run(self.task, self.seed, rate, want)
+        self.steps_trained += curve.end
+        self.curves[key] = curve
+        return curve
+
+    def range_test(self, steps: int) -> Curve:
+        key = f"range:{steps}"
+        if key not in self.curves:
+            self.curves[key] = run(self.task, self.seed, SEARCH_MIN, range_steps=steps)
+            self.steps_trained += self.curves[key].end
+        return self.curves[key]
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = {k: v.to_json() for k, v in sorted(self.curves.items())}
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps(data))
+        partial.replace(self.path)
