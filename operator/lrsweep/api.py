@@ -9,10 +9,17 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 GROUP = "lrsweep.dev"
 VERSION = "v1alpha1"
@@ -24,6 +31,19 @@ SHORT_NAME = "lrs"
 CATEGORY = "ml"
 # Status keeps at most this many trials so the object stays far below etcd's size limit.
 MAX_TRIALS_LIMIT = 200
+# The most new attempts of a failed trial (`trial.maxRetries`).
+MAX_RETRIES_LIMIT = 10
+# The longest LRSweep name. A trial pod is named `<sweep>-<trial>-<attempt>` within 63
+# characters (`kube.pod_name`: a DNS label, the pod's hostname) and labelled with the sweep's
+# name (a label value: 63 at most). The longest suffix is the last trial's last attempt's,
+# "-t199-11" (`engine.sweep.trial_id`): a longer name would be cut, and two sweeps could then
+# share pod names.
+LONGEST_POD_SUFFIX = f"-t{MAX_TRIALS_LIMIT - 1:03d}-{MAX_RETRIES_LIMIT + 1}"
+MAX_NAME_LENGTH = 63 - len(LONGEST_POD_SUFFIX)
+NAME_LIMIT_WHY = (
+    f"so that the sweep's trial pod names (<name>{LONGEST_POD_SUFFIX}) and labels fit in 63 "
+    "characters"
+)
 # First-round rates when `candidates` is not set (adaptive's first rung costs 3x as much).
 DEFAULT_CANDIDATES = 8
 ADAPTIVE_CANDIDATES = 5
@@ -61,7 +81,7 @@ class Search(_Model):
     )
     min: float = Field(1e-5, gt=0, description="Lowest learning rate to try (log scale).")
     max: float = Field(1.0, gt=0, description="Highest learning rate to try (log scale).")
-    values: list[float] | None = Field(
+    values: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
         None,
         min_length=1,
         max_length=MAX_TRIALS_LIMIT,
@@ -103,12 +123,23 @@ class Search(_Model):
             return self.candidates
         return ADAPTIVE_CANDIDATES if self.strategy is Strategy.ADAPTIVE else DEFAULT_CANDIDATES
 
+    @field_validator("values", mode="before")
+    @classmethod
+    def _check_values(cls, values: object) -> object:
+        """Name a rate that is not one (the bounds of `values` refuse it, less clearly)."""
+        for i, value in enumerate(values if isinstance(values, list) else []):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if number and not (value > 0 and math.isfinite(value)):
+                raise ValueError(
+                    f"item {i} is {value:g}, not a learning rate (a rate is positive and "
+                    "finite): remove it or replace it"
+                )
+        return values
+
     @model_validator(mode="after")
     def _check_range(self) -> Self:
         if self.min >= self.max:
             raise ValueError(f"min ({self.min:g}) must be below max ({self.max:g}); set min < max")
-        if self.values is not None and any(not (v > 0 and math.isfinite(v)) for v in self.values):
-            raise ValueError("values must all be positive, finite learning rates")
         return self
 
 
@@ -176,7 +207,7 @@ class TrialTemplate(_Model):
     maxRetries: int = Field(
         2,
         ge=0,
-        le=10,
+        le=MAX_RETRIES_LIMIT,
         description="New attempts after a trial pod fails (none after exit code 2, a usage error).",
     )
 
@@ -215,9 +246,24 @@ class LRSweepSpec(_Model):
 class Metadata(BaseModel):
     # Kubernetes owns metadata; keep whatever it holds, use only what we need.
     model_config = ConfigDict(extra="allow", frozen=True)
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    name: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=MAX_NAME_LENGTH,
+        description=f"At most {MAX_NAME_LENGTH} characters, {NAME_LIMIT_WHY}.",
+    )
     namespace: str = "default"
     uid: str = ""
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _check_length(cls, name: object) -> object:
+        """Say why the limit (`max_length` alone would give only the number)."""
+        if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"an LRSweep name can have at most {MAX_NAME_LENGTH} characters, "
+                f"{NAME_LIMIT_WHY}; this one has {len(name)}: choose a shorter name"
+            )
+        return name
 
 
 class LRSweep(_Model):

@@ -113,6 +113,15 @@ def status_schema() -> dict[str, Any]:
     return _schema(api.LRSweepStatus)
 
 
+def metadata_schema() -> dict[str, Any]:
+    """The longest sweep name (Kubernetes lets a CRD restrict no other metadata field but
+    generateName). Not the model's pattern: the API server checks a name's characters itself,
+    and a name with dots, which `lrsweep run` refuses, runs on a cluster."""
+    name = _schema(api.Metadata)["properties"]["name"]
+    bounds = {key: value for key, value in name.items() if key != "pattern"}
+    return {"type": "object", "properties": {"name": bounds}}
+
+
 def build_crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -144,7 +153,7 @@ def build_crd() -> dict[str, Any]:
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "metadata": metadata_schema(),
                                 "spec": spec_schema(),
                                 "status": status_schema(),
                             },

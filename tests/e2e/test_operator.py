@@ -177,6 +177,13 @@ def test_invalid_specs_are_refused_or_fail_with_a_condition_beside_a_valid_sweep
     assert refused.returncode != 0
     assert "candidatez" in refused.stderr
 
+    zero = toy_sweep("zero-rate", {"strategy": "grid", "values": [0.05, 0]})
+    refused = kube_cluster.kubectl(
+        "apply", "-n", kube_namespace, "-f", "-", input=yaml.safe_dump(zero), check=False
+    )
+    assert refused.returncode != 0
+    assert "spec.search.values[1]" in refused.stderr
+
     empty = toy_sweep("no-containers", {"strategy": "grid"})
     empty["spec"]["trial"]["template"]["spec"]["containers"] = []
     apply(kube_cluster, kube_namespace, empty)

@@ -3,8 +3,9 @@
 Covers: the quickstart example loads with defaults filled in (adaptive's first round is
 smaller than the other strategies' unless `candidates` is set) and has the slots to judge
 that round as one; every refusal names the field,
-the bad value and what is allowed (unknown fields, min >= max, non-positive budgets, bad
-strategy, no containers, invalid YAML, several documents, not a mapping).
+the bad value and what is allowed (unknown fields, min >= max, non-positive budgets, a name
+too long for its trial pods, rates in values that are not positive, bad strategy, no
+containers, invalid YAML, several documents, not a mapping).
 """
 
 from __future__ import annotations
@@ -105,6 +106,20 @@ def test_eval_interval_longer_than_the_budget_is_refused() -> None:
     assert message == (
         "spec.budget: evalEvery (60) must not exceed steps (50); "
         "set budget.evalEvery to at most 50 or raise budget.steps"
+    )
+
+
+def test_a_name_too_long_for_its_trial_pods_is_refused_saying_the_limit() -> None:
+    message = _error({**_doc(), "metadata": {"name": "x" * 56}})
+    assert message.startswith("metadata.name: an LRSweep name can have at most 55 characters")
+    assert "choose a shorter name" in message
+
+
+def test_a_rate_in_values_that_is_not_positive_is_named_with_what_to_give() -> None:
+    message = _error(_doc(search={"strategy": "grid", "values": [0.01, 0.0]}))
+    assert message == (
+        "spec.search.values: item 1 is 0, not a learning rate (a rate is positive and finite): "
+        "remove it or replace it"
     )
 
 

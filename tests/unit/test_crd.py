@@ -2,7 +2,8 @@
 
 Covers: manifests/crd.yaml equals `lrsweep crd`; the schema is structural (no $ref, anyOf,
 title, or additionalProperties beside properties); names, short name, category, status
-subresource and printer columns; CEL rules for cross-field checks and immutability.
+subresource and printer columns; CEL rules for cross-field checks and immutability; bounds
+that refuse at apply a name too long for its trial pods and rates that are not positive.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from lrsweep.api import MAX_NAME_LENGTH
 from lrsweep.crd import build_crd, render_crd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +61,19 @@ def test_cel_rules_check_bounds_and_freeze_the_spec() -> None:
     search_rules = [v["rule"] for v in spec["properties"]["search"]["x-kubernetes-validations"]]
     assert "self.min < self.max" in search_rules
     assert spec["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
+
+
+def test_the_crd_refuses_a_name_too_long_for_its_trial_pods() -> None:
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    metadata = schema["properties"]["metadata"]
+    assert set(metadata["properties"]) == {"name"}  # all Kubernetes lets a CRD restrict
+    assert metadata["properties"]["name"]["maxLength"] == MAX_NAME_LENGTH
+
+
+def test_the_crd_refuses_rates_in_values_that_are_not_positive() -> None:
+    spec = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    values = spec["properties"]["search"]["properties"]["values"]
+    assert values["items"] == {"type": "number", "minimum": 0, "exclusiveMinimum": True}
 
 
 def test_pod_template_keeps_unknown_fields() -> None:

@@ -1,14 +1,14 @@
 """Pure builders of the Kubernetes runtime, without a cluster.
 
-Covers: deterministic pod names within 63 characters; the trial pod carries the labels,
-owner reference, env contract (rate, pod IP binding), restartPolicy Never and metrics port,
-keeps the user's template (resources, env after ours); the result ConfigMap; reading ended
-pods (termination message summary, a failed summary's reason, exit codes, exit code 2 a
-usage error, eviction); unschedulable reasons; the pods a new sweep starts with (`lrsweep
-render`), owned by the sweep only where it has a uid, told the gate timeout and the objective
-only when gated; containers the kubelet cannot start (pending, or a failed attempt at once or
-after the grace, counted from scheduling); which live pods a stored status no longer wants;
-IPv6 pod URLs.
+Covers: deterministic pod names within 63 characters, whole for the longest sweep name
+allowed; the trial pod carries the labels, owner reference, env contract (rate, pod IP
+binding), restartPolicy Never and metrics port, keeps the user's template (resources, env
+after ours); the result ConfigMap; reading ended pods (termination message summary, a failed
+summary's reason, exit codes, exit code 2 a usage error, eviction); unschedulable reasons;
+the pods a new sweep starts with (`lrsweep render`), owned by the sweep only where it has a
+uid, told the gate timeout and the objective only when gated; containers the kubelet cannot
+start (pending, or a failed attempt at once or after the grace, counted from scheduling);
+which live pods a stored status no longer wants; IPv6 pod URLs.
 """
 
 from __future__ import annotations
@@ -19,8 +19,15 @@ from typing import Any
 
 import pytest
 
-from lrsweep.api import LRSweepSpec, LRSweepStatus, parse_sweep
-from lrsweep.engine.sweep import Launch
+from lrsweep.api import (
+    MAX_NAME_LENGTH,
+    MAX_RETRIES_LIMIT,
+    MAX_TRIALS_LIMIT,
+    LRSweepSpec,
+    LRSweepStatus,
+    parse_sweep,
+)
+from lrsweep.engine.sweep import Launch, trial_id
 from lrsweep.engine.trials import Outcome, ProcessState
 from lrsweep.runtime.kube import (
     build_result_configmap,
@@ -67,6 +74,14 @@ def test_pod_name_is_deterministic_and_fits_a_dns_label() -> None:
     long = pod_name("x" * 80, "t004", 2)
     assert len(long) <= 63
     assert long.endswith("-t004-2")
+
+
+def test_the_longest_sweep_name_allowed_keeps_every_trial_pod_name_whole() -> None:
+    name = "x" * MAX_NAME_LENGTH
+    parse_sweep({**BODY, "metadata": {"name": name}})
+    trial, attempt = trial_id(MAX_TRIALS_LIMIT - 1), MAX_RETRIES_LIMIT + 1
+    assert pod_name(name, trial, attempt) == f"{name}-{trial}-{attempt}"
+    assert len(pod_name(name, trial, attempt)) <= 63
 
 
 def test_trial_pod_is_labelled_and_owned_by_the_sweep() -> None:
