@@ -109,11 +109,13 @@ class Search(_Model):
         Suggestion.VALLEY, description="rangeTest strategy: which suggestion to train at."
     )
     refineRounds: int = Field(
-        1,
+        3,
         ge=0,
         le=5,
-        description="adaptive: extra rounds, each one rate past the edge when the best rate "
-        "is the lowest or highest tried.",
+        description="adaptive: extra rounds after the first, each stepping past the edge when "
+        "the best rate is the lowest or highest tried, else bracketing it (rates halfway, on a "
+        "log scale, to its neighbours while they are more than sqrt(2) apart), as long as the "
+        "sweep has spent under 4.5 full runs.",
     )
 
     @property
@@ -342,6 +344,8 @@ class RangeTestStatus(BaseModel):
     minimum: float
     divergence: float | None = None
     ceiling: float | None = None
+    # The loss's drop to its minimum, as a share of its start (engine.rangetest.descent).
+    descent: float | None = None
 
 
 class LRSweepStatus(BaseModel):

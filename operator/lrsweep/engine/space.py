@@ -49,6 +49,21 @@ def beyond_edge(best: float, tried: Sequence[float], low: float, high: float) ->
     return [r for r in proposals if low <= r <= high and r not in ordered]
 
 
+def bracket(best: float, tried: Sequence[float], finest: float) -> list[float]:
+    """The log-midpoints between `best` and its nearest tried neighbours on either side,
+    for each neighbour more than `finest` times away (none once the best is bracketed that
+    closely)."""
+    ordered = sorted(set(tried))
+    i = ordered.index(best)
+    neighbours = ordered[max(0, i - 1) : i] + ordered[i + 1 : i + 2]
+    midpoints = [
+        tidy(math.sqrt(best * n))
+        for n in neighbours
+        if max(n / best, best / n) > finest * (1 + 1e-9)
+    ]
+    return [r for r in midpoints if r not in ordered]
+
+
 def doubled(rate: float, high: float, tried: Sequence[float]) -> float | None:
     """The classic move for a trial converging too slowly: try twice the rate."""
     candidate = tidy(rate * 2)

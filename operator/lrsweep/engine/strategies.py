@@ -28,11 +28,17 @@ from lrsweep.engine.trials import Mode, TrialRecord
 
 # adaptive's first round: `candidates` rates spanning ADAPTIVE_DECADES below ADAPTIVE_TOP x
 # the range test's limit (where its loss blew up or climbed back above the start). A full run
-# at a constant or decaying rate tolerates less than the range test's sweeping rate, and the
-# best rate sat 0.6-1.8 decades below the limit on every task of the search-efficiency
-# benchmark (benchmarks/results/search-efficiency.md).
+# at a constant or decaying rate tolerates less than the range test's sweeping rate, and how
+# far below the limit the best rate sits depends on the optimizer: 0.3-1.8 decades for SGD,
+# up to 2.5 for Adam on the search benchmark's tuning tasks (benchmarks/results/suite).
+# Later rounds walk past an edge and bracket the best (`refine`).
 ADAPTIVE_TOP = 0.4
-ADAPTIVE_DECADES = 1.0
+ADAPTIVE_DECADES = 2.0
+# Refinement halves the spacing around the best rate until its neighbours are this close.
+FINEST_RATIO = math.sqrt(2)
+# Refinement proposes a rate only while the sweep's compute, counting each proposal as one
+# full run, stays within this many full runs (R).
+REFINE_BUDGET = 4.5
 # adaptive trains at least this many trials to the full budget and keeps the best of them.
 FINALISTS = 3
 
@@ -107,6 +113,28 @@ def _first_rates(search: Search) -> list[float]:
     return space.log_grid(search.min, search.max, search.candidate_count)
 
 
+def edge_note(ctx: Context, best: Best) -> str:
+    """A caveat when the best rate is the lowest or highest rate tried ('' when bracketed).
+
+    A better rate may then lie beyond it, which the sweep cannot tell.
+    """
+    tried = sorted({r.learning_rate for r in ctx.train})
+    rate = best.learning_rate
+    if len(tried) < 2 or tried[0] < rate < tried[-1]:
+        return ""
+    search = ctx.spec.search
+    if rate == tried[0]:
+        side, field, at_bound = "lowest", "search.min", rate <= search.min * FINEST_RATIO
+    else:
+        side, field, at_bound = "highest", "search.max", rate * FINEST_RATIO >= search.max
+    if at_bound:
+        return f"the best rate is the {side} tried, at the end of the search range: move {field}"
+    return (
+        f"the best rate is the {side} tried, so a better one may lie beyond it: raise "
+        "search.refineRounds or move the search range past it"
+    )
+
+
 def _round_done(ctx: Context) -> bool:
     return all(r.terminal for r in ctx.records) and not ctx.undecided
 
@@ -157,9 +185,11 @@ def adaptive_bounds(result: RangeTestResult | None, low: float, high: float) -> 
     """The range adaptive's first round searches after a range test.
 
     Anchored at the range test's limit, or, when its loss never blew up or climbed back, at
-    the rate where the loss was lowest. Without a range test the whole user range is searched.
+    the rate where the loss was lowest. Without a range test, or with one whose loss hardly
+    descended (it said nothing: `RangeTestResult.informative`), the whole user range is
+    searched.
     """
-    if result is None:
+    if result is None or not result.informative:
         return low, high
     limits = [x for x in (result.divergence, result.ceiling) if x is not None]
     anchor = min(limits) if limits else result.minimum
@@ -171,7 +201,13 @@ def adaptive_bounds(result: RangeTestResult | None, low: float, high: float) -> 
 
 
 def adaptive(ctx: Context) -> list[Proposal]:
-    """Range test -> ASHA over log-spaced candidates -> a step past an edge if the best is there."""
+    """Range test -> ASHA over log-spaced candidates -> refinement rounds.
+
+    Each refinement round steps past the edge when the best rate is the lowest or highest
+    tried, else brackets it: the log-midpoints towards its nearest tried neighbours, while
+    they are more than FINEST_RATIO apart. Its trials face every earlier trial at the rungs,
+    so a poor one costs only the steps to its first comparison.
+    """
     search = ctx.spec.search
     if not ctx.records:
         return _range_test() if search.values is None else grid(ctx)
@@ -182,7 +218,8 @@ def adaptive(ctx: Context) -> list[Proposal]:
         # The most promising rates first: where the round is not judged as one cohort (see
         # `cohort`), they set a high bar early, so early stopping cuts the poor ones at
         # their first comparison.
-        center = ctx.range_result.valley if ctx.range_result else math.sqrt(lo * hi)
+        informed = ctx.range_result is not None and ctx.range_result.informative
+        center = ctx.range_result.valley if ctx.range_result and informed else math.sqrt(lo * hi)
         rates = space.nearest_first(space.log_grid(lo, hi, search.candidate_count), center)
         return _each_seed(rates, search.seeds)
     rounds = max(r.round for r in ctx.train)
@@ -195,6 +232,11 @@ def adaptive(ctx: Context) -> list[Proposal]:
         lower = space.tidy(tried[0] / 4)
         return _each_seed([lower], search.seeds) if lower >= search.min else []
     rates = space.beyond_edge(best.learning_rate, tried, search.min, search.max)
+    if not rates:
+        rates = space.bracket(best.learning_rate, tried, FINEST_RATIO)
+    spent = sum(r.steps_used for r in ctx.records) / ctx.spec.budget.steps
+    room = math.floor(REFINE_BUDGET - spent + 1e-9)
+    rates = space.nearest_first(rates, best.learning_rate)[: max(0, room)]
     best_trial = next(r for r in ctx.train if r.id == best.trial)
     if best_trial.verdict is Verdict.TOO_SLOW:
         doubled = space.doubled(best.learning_rate, search.max, tried)

@@ -128,6 +128,7 @@ class Decision:
                 minimum=rt.minimum,
                 divergence=rt.divergence,
                 ceiling=rt.ceiling,
+                descent=rt.descent,
             )
             if rt
             else None,
@@ -412,6 +413,8 @@ def decide(
     ctx = strategies.Context(spec, sweep.key, current, range_result, undecided)
     best = strategies.best_rate(ctx)
     message = _message(current, best, done, spec.objective.goal)
+    if done and best is not None and (note := strategies.edge_note(ctx, best)):
+        message = f"{message}; {note}"
     return Decision(
         records=tuple(current),
         launches=tuple(launches),
@@ -449,4 +452,5 @@ def range_result_from_status(status: RangeTestStatus | None) -> RangeTestResult 
         divergence=status.divergence,
         minimum=status.minimum,
         ceiling=status.ceiling,
+        descent=status.descent,
     )

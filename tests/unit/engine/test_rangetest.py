@@ -132,7 +132,25 @@ def test_valley_rides_over_small_wiggles() -> None:
 def test_curve_whose_first_loss_is_nan_suggests_its_first_rate() -> None:
     lrs = log_rates(5)
     result = analyse(lrs, [math.nan, 1.0, 1.0, 1.0, 1.0])
-    assert result == RangeTestResult(lrs[0], lrs[0], lrs[0], lrs[0])
+    assert result == RangeTestResult(lrs[0], lrs[0], lrs[0], lrs[0], descent=0.0)
+
+
+def test_a_curve_that_hardly_descends_is_not_informative_and_has_no_ceiling() -> None:
+    # A slow learner: the smoothed loss wobbles around its start (batch noise), then rises.
+    losses = [1.40, 1.395, 1.41, 1.40, 1.398, 1.42, 1.45, 1.5]
+    result = analyse(log_rates(len(losses)), losses)
+    assert result.descent == pytest.approx(0.0036, abs=1e-4)
+    assert not result.informative
+    assert result.ceiling is None
+
+
+def test_a_curve_that_descends_then_climbs_back_is_informative_with_a_ceiling() -> None:
+    losses = [2.0, 1.8, 1.2, 0.9, 1.0, 1.6, 2.1, 2.5]
+    lrs = log_rates(len(losses))
+    result = analyse(lrs, losses)
+    assert result.descent == pytest.approx(0.55)
+    assert result.informative
+    assert result.ceiling == lrs[6]
 
 
 def test_flat_curve_suggests_its_first_rate_and_no_divergence() -> None:

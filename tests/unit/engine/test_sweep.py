@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from lrsweep.api import LRSweepSpec, Phase, TrialPhase, Verdict
 from lrsweep.engine import strategies
+from lrsweep.engine.rangetest import RangeTestResult
 from lrsweep.engine.sweep import Decision, Sweep, decide, update
 from lrsweep.engine.trials import TrialRecord, from_status
 from lrsweep.engine.verdict import Point
@@ -214,11 +215,57 @@ def test_adaptive_steps_past_the_edge_when_the_best_is_the_lowest_candidate() ->
     assert strategies.adaptive(ctx) == [strategies.Proposal(0.005, 0)]
 
 
-def test_adaptive_stops_after_its_first_round_when_the_best_is_inside() -> None:
+def test_adaptive_brackets_an_inside_best_halfway_to_its_neighbours() -> None:
     rates = ((1, 0.01, 0.3), (2, 0.02, 0.1), (3, 0.04, 0.2))
     records = [_finished(i, lr, final) for i, lr, final in rates]
     ctx = strategies.Context(make_spec(), "k", records, range_result=None)
+    assert strategies.adaptive(ctx) == [
+        strategies.Proposal(0.01414, 0),
+        strategies.Proposal(0.02828, 0),
+    ]
+
+
+def test_adaptive_stops_once_the_best_is_bracketed_within_sqrt_2() -> None:
+    rates = ((1, 0.01, 0.3), (2, 0.0141, 0.1), (3, 0.0199, 0.2))
+    records = [_finished(i, lr, final) for i, lr, final in rates]
+    ctx = strategies.Context(make_spec(), "k", records, range_result=None)
     assert strategies.adaptive(ctx) == []
+
+
+def test_adaptive_refines_no_further_once_the_sweep_spent_its_refinement_budget() -> None:
+    # Five full runs (5 R) already, the best inside and far from its neighbours.
+    rates = ((1, 0.001, 0.3), (2, 0.01, 0.1), (3, 0.1, 0.2), (4, 1.0, 0.4), (5, 1e-4, 0.5))
+    records = [replace(_finished(i, lr, final), step=300) for i, lr, final in rates]
+    ctx = strategies.Context(make_spec(), "k", records, range_result=None)
+    assert strategies.adaptive(ctx) == []
+
+
+def test_adaptive_searches_the_whole_range_after_a_range_test_that_said_nothing() -> None:
+    flat = RangeTestResult(1e-4, 1e-4, None, 2e-4, None, descent=0.01)
+    assert strategies.adaptive_bounds(flat, 1e-5, 3.0) == (1e-5, 3.0)
+
+
+def test_adaptive_searches_two_decades_below_an_informative_range_tests_limit() -> None:
+    informative = RangeTestResult(0.01, 0.02, 1.0, 0.3, None, descent=0.4)
+    low, high = strategies.adaptive_bounds(informative, 1e-5, 3.0)
+    assert (low, high) == (pytest.approx(0.004), pytest.approx(0.4))
+
+
+def test_a_winner_at_the_edge_of_the_rates_tried_is_reported_as_such() -> None:
+    records = [_finished(i, lr, final) for i, lr, final in ((1, 0.01, 0.1), (2, 0.02, 0.2))]
+    ctx = strategies.Context(make_spec(), "k", records, range_result=None)
+    best = strategies.best_rate(ctx)
+    assert best is not None
+    assert "lowest tried" in strategies.edge_note(ctx, best)
+
+
+def test_a_bracketed_winner_carries_no_edge_note() -> None:
+    rates = ((1, 0.01, 0.3), (2, 0.02, 0.1), (3, 0.04, 0.2))
+    records = [_finished(i, lr, final) for i, lr, final in rates]
+    ctx = strategies.Context(make_spec(), "k", records, range_result=None)
+    best = strategies.best_rate(ctx)
+    assert best is not None
+    assert strategies.edge_note(ctx, best) == ""
 
 
 @settings(max_examples=25, deadline=None)
