@@ -105,7 +105,7 @@ class CurveBackend:
         return out
 
 
-def sweep_doc(task: Task, seed: int, search: Mapping[str, Any]) -> LRSweep:
+def sweep_doc(task: Task, seed: int, search: Mapping[str, Any], python: str = "python") -> LRSweep:
     """The LRSweep a user would write for the task (its script as the trial's command)."""
     return LRSweep.model_validate(
         {
@@ -128,7 +128,7 @@ def sweep_doc(task: Task, seed: int, search: Mapping[str, Any]) -> LRSweep:
                                 {
                                     "name": "trainer",
                                     "image": "python",
-                                    "command": ["python", "-m", "benchmarks.suite.tasks"],
+                                    "command": [python, "-m", "benchmarks.suite.tasks"],
                                     "args": [task.name],
                                     "env": [{"name": "LRSWEEP_SEED", "value": str(seed)}],
                                 }
@@ -189,6 +189,8 @@ def optuna_run(task: Task, seed: int, store: curves.Store, pruner: str, budget_r
         ),
     }
     study = optuna.create_study(
+        # Named: Hyperband assigns trials to brackets by a hash of the study's name.
+        study_name=f"{task.name}-s{seed}",
         direction=task.goal,
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=pruners[pruner],
