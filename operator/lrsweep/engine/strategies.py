@@ -234,15 +234,16 @@ def adaptive(ctx: Context) -> list[Proposal]:
     rates = space.beyond_edge(best.learning_rate, tried, search.min, search.max)
     if not rates:
         rates = space.bracket(best.learning_rate, tried, FINEST_RATIO)
-    spent = sum(r.steps_used for r in ctx.records) / ctx.spec.budget.steps
-    room = math.floor(REFINE_BUDGET - spent + 1e-9)
-    rates = space.nearest_first(rates, best.learning_rate)[: max(0, room)]
+    rates = space.nearest_first(rates, best.learning_rate)
     best_trial = next(r for r in ctx.train if r.id == best.trial)
     if best_trial.verdict is Verdict.TOO_SLOW:
         doubled = space.doubled(best.learning_rate, search.max, tried)
         if doubled is not None and doubled not in rates:
             rates.append(doubled)
-    return _each_seed(sorted(rates), search.seeds)
+    # Full runs per seed spent so far; each proposal counts as one more.
+    spent = sum(r.steps_used for r in ctx.records) / ctx.spec.budget.steps / search.seeds
+    room = max(0, math.floor(REFINE_BUDGET - spent + 1e-9))
+    return _each_seed(sorted(rates[:room]), search.seeds)
 
 
 PROPOSERS: dict[Strategy, Callable[[Context], list[Proposal]]] = {

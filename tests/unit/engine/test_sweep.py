@@ -240,6 +240,14 @@ def test_adaptive_refines_no_further_once_the_sweep_spent_its_refinement_budget(
     assert strategies.adaptive(ctx) == []
 
 
+def test_adaptive_doubles_a_too_slow_best_only_within_its_refinement_budget() -> None:
+    rates = ((1, 0.001, 0.3), (2, 0.01, 0.1), (3, 0.1, 0.2), (4, 1.0, 0.4), (5, 1e-4, 0.5))
+    spent = [replace(_finished(i, lr, final), step=300) for i, lr, final in rates]
+    slow = [replace(r, verdict=Verdict.TOO_SLOW) if r.id == "t002" else r for r in spent]
+    ctx = strategies.Context(make_spec(), "k", slow, range_result=None)
+    assert strategies.adaptive(ctx) == []
+
+
 def test_adaptive_searches_the_whole_range_after_a_range_test_that_said_nothing() -> None:
     flat = RangeTestResult(1e-4, 1e-4, None, 2e-4, None, descent=0.01)
     assert strategies.adaptive_bounds(flat, 1e-5, 3.0) == (1e-5, 3.0)
