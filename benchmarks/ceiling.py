@@ -1,4 +1,4 @@
-"""The ceiling: how often k full runs around a known optimum meet issue 6's target.
+"""The ceiling: how often k full runs around a known optimum meet the search-efficiency target.
 
 An oracle is told, for each (task, seed), the dense rate that did best over the task's
 other seeds (every seed with a dense ground truth but this one) and trains k rates 1.4x
@@ -80,7 +80,7 @@ RUNS = (1, 2, 3, 4, 5, 6)  # k: full runs per case
 # Successive halving around the same centre: (rates, kept) = `rates` trained to adaptive's
 # first comparison (minSteps x reductionFactor), the best `kept` of them on to the end.
 HALVING = ((5, 3), (6, 3), (6, 4))
-TARGET = 0.9  # issue 6: the share of cases within target ...
+TARGET = 0.9  # the search-efficiency target: the share of cases within target ...
 BUDGET = 4  # ... at a median compute of at most this many full runs (R)
 
 
@@ -422,7 +422,7 @@ def markdown(result: Mapping[str, Any]) -> str:
     lines += [
         "",
         f"With {BUDGET} full runs around the optimum, and nothing spent finding it, the "
-        f"oracle is within target in {share_at[BUDGET]:.0%} of the cases: issue 6's "
+        f"oracle is within target in {share_at[BUDGET]:.0%} of the cases: the target's "
         f"{TARGET:.0%} at {BUDGET} R is {verdict} what {BUDGET} R of training buys on these "
         "tasks, before any search is paid for. "
         + (

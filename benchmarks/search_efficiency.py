@@ -25,7 +25,7 @@ runtime (`lrsweep.runtime.local.run_local`, the code path of `lrsweep run`):
    defaults (the default strategy: what is being measured);
 4. other seeds: every chosen rate trained fully at the task's other seeds too (cached, the
    dense grid reused), so the report can say whether a rate is good across seeds or was
-   lucky at its own (not issue 6's target; a user's final run uses a new seed).
+   lucky at its own (not the benchmark's target; a user's final run uses a new seed).
 
 Per (task, seed, strategy) it records the chosen rate, the regret (score of the chosen rate
 at that seed / best score of the dense grid at that seed - 1; best / score - 1 for a metric
@@ -152,7 +152,7 @@ DEFAULT_METRIC = Objective().metric
 
 
 def regret_of(score: float, best: float, goal: Goal = Goal.MINIMIZE) -> float:
-    """How much worse `score` is than `best`, as a ratio (issue 6's regret).
+    """How much worse `score` is than `best`, as a ratio (the benchmark's regret).
 
     score / best - 1 for a metric minimized; best / score - 1 for one maximized, so that an
     accuracy of 0.45 against 0.5 is +11% as a loss of 0.55 against 0.5 is +10%. Both need

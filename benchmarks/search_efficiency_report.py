@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from benchmarks.search_efficiency import GroundTruth, Run, Settings, ShortHorizon
 
-# Target of issue 6 for the default strategy.
+# The benchmark's target for the default strategy.
 TARGET_SHARE = 0.9
 TARGET_MEDIAN_COMPUTE = 4.0
 # A first rung whose contenders' rank correlation with final scores is below this is "low".
@@ -224,7 +224,7 @@ def best_score_spread(
 ) -> dict[str, float]:
     """Per task, the relative sd over seeds of each seed's best dense-grid score.
 
-    Another reading of issue 6's "seed standard deviation of the grid-best score" than the
+    Another reading of the target's "seed standard deviation of the grid-best score" than the
     tolerance's (`seed_spread`: the sd over seeds of one rate's score, the rate with the best
     mean): reported beside it, never used for the target.
     """
@@ -758,8 +758,8 @@ def _other_seeds_lines(other: Mapping[str, Any] | None, strategies: Sequence[str
         "rate is also trained fully at the task's other seeds; its mean final score over all "
         "seeds is compared with the dense rate of best mean score over seeds (regret against "
         "that mean, within target under the same tolerance). A rate that diverges at another "
-        "seed has no mean: a miss. This is not issue 6's target, but it separates a rate that "
-        "is good from one that was lucky at its seed.",
+        "seed has no mean: a miss. This is not the benchmark's target, but it separates a rate "
+        "that is good from one that was lucky at its seed.",
         "",
         "| strategy | cases | within target | median regret | mean regret | diverged at "
         "another seed |",
@@ -855,7 +855,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         + f"; a case is within target when {result['tolerance']}. Compute in R = training "
         "steps of every trial (range test included) / steps of one full run.",
         "",
-        "## Target (issue 6) for `adaptive`",
+        "## Target for `adaptive`",
         "",
         "| criterion | value | required | met |",
         "|---|---|---|---|",

@@ -225,13 +225,13 @@ def test_the_report_compares_the_best_halving_within_4_r_with_4_full_runs() -> N
 
 def test_the_report_says_4_r_reaches_the_target_and_with_how_many_runs() -> None:
     text = ceiling.markdown(result(0.0))
-    assert "issue 6's 90% at 4 R is within what 4 R of training buys" in text
+    assert "the target's 90% at 4 R is within what 4 R of training buys" in text
     assert "It takes 1 full run (100%)." in text
 
 
 def test_the_report_says_when_not_even_the_most_runs_reach_the_target() -> None:
     text = ceiling.markdown(result(0.5))
-    assert "issue 6's 90% at 4 R is beyond what 4 R of training buys" in text
+    assert "the target's 90% at 4 R is beyond what 4 R of training buys" in text
     assert "Not even 6 full runs reach it (0%)." in text
 
 
