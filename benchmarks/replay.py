@@ -34,10 +34,11 @@ import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.following import FollowingBackend
 from benchmarks.holdout import STEM as HOLDOUT
 from benchmarks.parallelism import LABEL, SEARCH
 from benchmarks.search_efficiency import (
@@ -58,7 +59,7 @@ from benchmarks.search_efficiency import (
 from lrsweep.api import TrialPhase
 from lrsweep.engine import strategies
 from lrsweep.engine.rangetest import RangeTestResult
-from lrsweep.engine.sweep import Launch, Promote, Sweep
+from lrsweep.engine.sweep import Launch, Sweep
 from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
 from lrsweep.engine.verdict import Point
 from lrsweep.runtime.local import run_sweep
@@ -66,10 +67,6 @@ from lrsweep.runtime.local import run_sweep
 DENSE_STEP = 10 ** (5 / 34)  # 35 rates over 5 decades
 # Before its first rung a replayed curve starts this far above the first rung's value.
 START = 2.0
-
-
-class StuckError(RuntimeError):
-    """Every replayed trial waits at a rung and none can move: the sweep waits on itself."""
 
 
 def nearest(points: Sequence[RatePoint], lr: float) -> RatePoint:
@@ -98,53 +95,28 @@ def value_at(run: RatePoint, step: int) -> float:
 
 
 @dataclass
-class ReplayBackend:
-    """Trials that follow recorded runs, one evaluation per running trial per poll."""
+class ReplayBackend(FollowingBackend):
+    """Trials that follow recorded runs (the run recorded at the nearest rate)."""
 
     points: Sequence[RatePoint]
-    running: dict[str, tuple[Launch, int]] = field(default_factory=dict)
-    promoted: dict[str, int] = field(default_factory=dict)
-    idle_polls: int = 0
 
     def launch(self, launch: Launch) -> None:
         if launch.mode != "train":
             raise ValueError(f"the replay has no curve for a {launch.mode} trial")
-        self.running[launch.trial] = (launch, 0)
+        super().launch(launch)
 
-    def stop(self, trial: str) -> None:
-        self.running.pop(trial, None)
-
-    def promote(self, promotion: Promote) -> None:
-        self.promoted[promotion.trial] = max(promotion.rung, self.promoted.get(promotion.trial, 0))
-
-    def _paused(self, launch: Launch, step: int) -> bool:
-        return step in launch.gates and self.promoted.get(launch.trial, 0) < step
-
-    def observe(self) -> list[Observation]:
-        out: list[Observation] = []
-        for trial, (launch, step) in sorted(self.running.items()):
-            if self._paused(launch, step):
-                continue
-            step = min(step + launch.eval_every, launch.steps)
-            value = value_at(nearest(self.points, launch.learning_rate), step)
-            point = Point(step, {"val_loss": value, "train_loss": value})
-            if not math.isfinite(value):
-                outcome: Outcome | None = Outcome.DIVERGED
-            elif step >= launch.steps:
-                outcome = Outcome.FINISHED
-            else:
-                outcome = None
-            if outcome is None:
-                self.running[trial] = (launch, step)
-                state = ProcessState.RUNNING
-            else:
-                del self.running[trial]
-                state = ProcessState.EXITED
-            out.append(Observation(trial, launch.attempt, state, step, [point], outcome=outcome))
-        self.idle_polls = 0 if out or not self.running else self.idle_polls + 1
-        if self.idle_polls > 3:
-            raise StuckError(f"trials {sorted(self.running)} all wait at a rung")
-        return out
+    def advance(self, launch: Launch, step: int) -> Observation:
+        step = min(step + launch.eval_every, launch.steps)
+        value = value_at(nearest(self.points, launch.learning_rate), step)
+        point = Point(step, {"val_loss": value, "train_loss": value})
+        if not math.isfinite(value):
+            outcome: Outcome | None = Outcome.DIVERGED
+        elif step >= launch.steps:
+            outcome = Outcome.FINISHED
+        else:
+            outcome = None
+        state = ProcessState.RUNNING if outcome is None else ProcessState.EXITED
+        return Observation(launch.trial, launch.attempt, state, step, [point], outcome=outcome)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,10 @@ def _worker_init() -> None:
     use_portable_numerics()
 
 
-def _stores(task: Task, cache: Path) -> Any:
+def _stores(
+    task: Task, cache: Path
+) -> tuple[Callable[[int], curves.Store], dict[int, curves.Store]]:
+    """A store per seed, opened when first asked for, and the ones opened so far."""
     opened: dict[int, curves.Store] = {}
 
     def store(seed: int) -> curves.Store:

@@ -24,7 +24,9 @@ import torch
 
 from benchmarks.suite.tasks import Task, start, train
 from lrsweep.engine.space import tidy
+from lrsweep.engine.sweep import Launch
 from lrsweep.engine.verdict import Point
+from lrsweep.runtime.env import contract_env
 from lrsweep.runtime.metrics import parse_summary
 
 SUITE = Path(__file__).resolve().parent
@@ -107,19 +109,20 @@ def run(
     range_steps: int | None = None,
 ) -> Curve:
     """Train once in this process: a trial at `rate` up to `until`, or a range test."""
-    env = {
-        "LRSWEEP_LEARNING_RATE": repr(rate),
-        "LRSWEEP_MAX_STEPS": str(range_steps or task.steps),
-        "LRSWEEP_EVAL_EVERY": str(task.eval_every),
-        "LRSWEEP_SEED": str(seed),
-        "LRSWEEP_TERMINATION_PATH": "/dev/null",
-    }
-    if range_steps is not None:
-        env |= {
-            "LRSWEEP_MODE": "range-test",
-            "LRSWEEP_RANGE_START": repr(SEARCH_MIN),
-            "LRSWEEP_RANGE_END": repr(SEARCH_MAX),
-        }
+    launch = Launch(
+        trial="t000",
+        attempt=1,
+        learning_rate=rate,
+        seed=seed,
+        mode="train" if range_steps is None else "range-test",
+        steps=range_steps or task.steps,
+        eval_every=task.eval_every,
+        rungs=(),
+        range_start=None if range_steps is None else SEARCH_MIN,
+        range_end=None if range_steps is None else SEARCH_MAX,
+    )
+    # Metrics port 0: no endpoint, and so no pauses at rungs.
+    env = contract_env(launch, sweep=task.name, metrics_port=0, termination_path="/dev/null")
     session = start(task, env)
     try:
         train(task, session, until=None if range_steps else until)

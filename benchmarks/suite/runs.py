@@ -21,44 +21,43 @@ import io
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.following import FollowingBackend
 from benchmarks.suite import curves
 from benchmarks.suite.tasks import Task, build, loader
 from lrsweep.api import LRSweep
 from lrsweep.engine.space import tidy
-from lrsweep.engine.sweep import Decision, Launch, Promote, Sweep
+from lrsweep.engine.sweep import Decision, Launch, Sweep
 from lrsweep.engine.trials import Observation, Outcome, ProcessState
 from lrsweep.runtime.local import run_sweep
 
 REDUCTION_FACTOR = 3
 
 
-class StuckError(RuntimeError):
-    """Every trial waits at a rung and nothing decides: a bug of the engine or the backend."""
-
-
 @dataclass
-class CurveBackend:
-    """Trials that follow the task's curves, one evaluation per running trial per poll."""
+class CurveBackend(FollowingBackend):
+    """Trials that follow the task's curves, trained as far as each trial needs."""
 
     store: Callable[[int], curves.Store]  # by trial seed
-    running: dict[str, tuple[Launch, int]] = field(default_factory=dict)
-    promoted: dict[str, int] = field(default_factory=dict)
-    idle_polls: int = 0
 
-    def launch(self, launch: Launch) -> None:
-        self.running[launch.trial] = (launch, 0)
-
-    def stop(self, trial: str) -> None:
-        self.running.pop(trial, None)
-
-    def promote(self, promotion: Promote) -> None:
-        self.promoted[promotion.trial] = max(promotion.rung, self.promoted.get(promotion.trial, 0))
-
-    def _paused(self, launch: Launch, step: int) -> bool:
-        return step in launch.gates and self.promoted.get(launch.trial, 0) < step
+    def advance(self, launch: Launch, step: int) -> Observation:
+        if launch.mode == "range-test":
+            return self._range_test(launch)
+        target = min(step + launch.eval_every, launch.steps)
+        # Train as far as the trial can go before it next waits for a decision.
+        until = min([g for g in launch.gates if g >= target] or [launch.steps])
+        curve = self.store(launch.seed).train(launch.learning_rate, until).upto(target)
+        if curve.diverged:
+            state, outcome, target = ProcessState.EXITED, Outcome.DIVERGED, curve.end
+        elif target >= launch.steps:
+            state, outcome = ProcessState.EXITED, Outcome.FINISHED
+        else:
+            state, outcome = ProcessState.RUNNING, None
+        return Observation(
+            launch.trial, launch.attempt, state, target, curve.points, outcome=outcome
+        )
 
     def _range_test(self, launch: Launch) -> Observation:
         if (launch.range_start, launch.range_end) != (curves.SEARCH_MIN, curves.SEARCH_MAX):
@@ -72,37 +71,6 @@ class CurveBackend:
             outcome=Outcome.FINISHED,
             range_curve=curve.range_curve,
         )
-
-    def _advance(self, launch: Launch, step: int) -> Observation:
-        target = min(step + launch.eval_every, launch.steps)
-        # Train as far as the trial can go before it next waits for a decision.
-        until = min([g for g in launch.gates if g >= target] or [launch.steps])
-        curve = self.store(launch.seed).train(launch.learning_rate, until).upto(target)
-        if curve.diverged:
-            del self.running[launch.trial]
-            state, outcome, target = ProcessState.EXITED, Outcome.DIVERGED, curve.end
-        elif target >= launch.steps:
-            del self.running[launch.trial]
-            state, outcome = ProcessState.EXITED, Outcome.FINISHED
-        else:
-            self.running[launch.trial] = (launch, target)
-            state, outcome = ProcessState.RUNNING, None
-        return Observation(
-            launch.trial, launch.attempt, state, target, curve.points, outcome=outcome
-        )
-
-    def observe(self) -> list[Observation]:
-        out: list[Observation] = []
-        for trial, (launch, step) in sorted(self.running.items()):
-            if launch.mode == "range-test":
-                del self.running[trial]
-                out.append(self._range_test(launch))
-            elif not self._paused(launch, step):
-                out.append(self._advance(launch, step))
-        self.idle_polls = 0 if out or not self.running else self.idle_polls + 1
-        if self.idle_polls > 3:
-            raise StuckError(f"trials {sorted(self.running)} all wait at a rung")
-        return out
 
 
 def sweep_doc(task: Task, seed: int, search: Mapping[str, Any], python: str = "python") -> LRSweep:

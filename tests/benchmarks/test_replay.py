@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.following import StuckError
 from benchmarks.replay import (
     DENSE_STEP,
     START,
     Recorded,
     ReplayBackend,
-    StuckError,
     main,
     nearest,
     recorded_inputs,
