@@ -31,7 +31,7 @@ from lrsweep.engine.trials import Mode, TrialRecord
 # at a constant or decaying rate tolerates less than the range test's sweeping rate, and how
 # far below the limit the best rate sits depends on the optimizer: 0.3-1.8 decades for SGD,
 # up to 2.5 for Adam on the search benchmark's tuning tasks (benchmarks/results/suite).
-# Later rounds walk past an edge and bracket the best (`refine`).
+# Later rounds walk past an edge and bracket the best (`adaptive`).
 ADAPTIVE_TOP = 0.4
 ADAPTIVE_DECADES = 2.0
 # Refinement halves the spacing around the best rate until its neighbours are this close.
@@ -218,8 +218,8 @@ def adaptive(ctx: Context) -> list[Proposal]:
         # The most promising rates first: where the round is not judged as one cohort (see
         # `cohort`), they set a high bar early, so early stopping cuts the poor ones at
         # their first comparison.
-        informed = ctx.range_result is not None and ctx.range_result.informative
-        center = ctx.range_result.valley if ctx.range_result and informed else math.sqrt(lo * hi)
+        result = ctx.range_result
+        center = result.valley if result and result.informative else math.sqrt(lo * hi)
         rates = space.nearest_first(space.log_grid(lo, hi, search.candidate_count), center)
         return _each_seed(rates, search.seeds)
     rounds = max(r.round for r in ctx.train)
