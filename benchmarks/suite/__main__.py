@@ -106,7 +106,7 @@ def case(name: str, seed: int, cache: Path) -> dict[str, Any]:
 def oracle_case(name: str, seed: int, centre: float, cache: Path) -> dict[str, Any]:
     task = BY_NAME[name]
     store = curves.Store(task, seed, cache)
-    rates = runs.oracle(task, centre)
+    rates = runs.oracle(centre)
     finals = {r: store.train(r).final(task.metric, task.steps) for r in rates}
     store.save()
     rate = runs.best_rate(finals, task.goal)

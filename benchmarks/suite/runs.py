@@ -28,6 +28,7 @@ from benchmarks.following import FollowingBackend
 from benchmarks.suite import curves
 from benchmarks.suite.tasks import Task, build, loader
 from lrsweep.api import LRSweep
+from lrsweep.engine import strategies
 from lrsweep.engine.space import tidy
 from lrsweep.engine.sweep import Decision, Launch, Sweep
 from lrsweep.engine.trials import Observation, Outcome, ProcessState
@@ -134,8 +135,13 @@ def engine(
         sweep, CurveBackend(lambda s: stores(seed + s)), interval=0.0, sleep=lambda _: None
     )
     steps = sum(r.steps_used for r in decision.records)
-    rate = decision.best.learning_rate if decision.best else None
-    return Result(label, rate, steps / task.steps, len(decision.records)), decision
+    best = decision.best
+    note = ""
+    if best is not None:
+        context = strategies.Context(doc.spec, sweep.key, decision.records, decision.range_result)
+        note = strategies.edge_note(context, best)
+    rate = best.learning_rate if best else None
+    return Result(label, rate, steps / task.steps, len(decision.records), note), decision
 
 
 def optuna_run(task: Task, seed: int, store: curves.Store, pruner: str, budget_r: float) -> Result:
@@ -216,7 +222,7 @@ def lr_finder_run(task: Task, seed: int) -> Result:
     return Result("torch-lr-finder", float(suggestion), used / task.steps + 1.0, 2)
 
 
-def oracle(task: Task, centre: float, runs: int = 4) -> list[float]:
+def oracle(centre: float, runs: int = 4) -> list[float]:
     """`runs` rates sqrt(2) apart, centred (on the log scale) on `centre`."""
     return [tidy(centre * 2 ** ((k - (runs - 1) / 2) / 2)) for k in range(runs)]
 

@@ -105,7 +105,7 @@ def test_torch_lr_finder_is_charged_its_range_test_and_one_full_run() -> None:
 
 
 def test_the_oracle_trains_four_rates_sqrt_2_apart_around_its_centre() -> None:
-    rates = runs.oracle(TASK, 0.01)
+    rates = runs.oracle(0.01)
     assert len(rates) == 4
     ratios = [b / a for a, b in itertools.pairwise(rates)]
     assert ratios == pytest.approx([2**0.5] * 3, rel=1e-3)
