@@ -212,6 +212,8 @@ def _run(
             f"(trial {status.bestTrial}, {metric} {status.bestScore:.4g}; "
             f"{len(decision.records)} trials, compute {compute:.2f} full runs)"
         )
+        if decision.caveat:
+            console.print(f"[bold yellow]note:[/] {decision.caveat}")
     else:
         console.print(f"[bold red]sweep {status.phase.value.lower()}:[/] {status.message}")
     say(console, f"wrote {result} and {plot}")

@@ -65,6 +65,13 @@ def test_quickstart_prints_a_winner_and_writes_result_and_plot(
     assert png.startswith(b"\x89PNG")
 
 
+def test_a_winner_at_the_edge_of_the_rates_tried_is_pointed_out(tmp_path: Path) -> None:
+    path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05, 0.5, 3.0]})
+    done = lrsweep("run", str(path), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "note: the best rate is the lowest tried" in " ".join(done.stdout.split())
+
+
 def test_a_users_script_is_swept_and_the_best_value_wins(tmp_path: Path) -> None:
     path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.01, 0.05, 0.5, 3.0]})
     done = lrsweep("run", str(path), "--out", str(tmp_path))

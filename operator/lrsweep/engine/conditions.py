@@ -15,6 +15,7 @@ READY = "Ready"
 COMPLETE = "Complete"
 FAILED = "Failed"
 SCHEDULABLE = "TrialsSchedulable"
+BRACKETED = "Bracketed"  # the winner has a tried rate on either side
 
 # Reasons (terminal ones first).
 GOAL_REACHED = "BestRateFound"
@@ -23,6 +24,8 @@ INVALID_SPEC = "InvalidSpec"
 RUNNING = "TrialsRunning"
 UNSCHEDULABLE = "Unschedulable"
 SCHEDULED = "Scheduled"
+INSIDE = "BestRateInside"
+AT_EDGE = "BestRateAtEdge"
 
 
 def set_condition(

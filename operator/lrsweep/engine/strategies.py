@@ -129,10 +129,17 @@ def edge_note(ctx: Context, best: Best) -> str:
         side, field, at_bound = "highest", "search.max", rate * FINEST_RATIO >= search.max
     if at_bound:
         return f"the best rate is the {side} tried, at the end of the search range: move {field}"
-    return (
-        f"the best rate is the {side} tried, so a better one may lie beyond it: raise "
-        "search.refineRounds or move the search range past it"
-    )
+    rounds = max(r.round for r in ctx.train)
+    if search.strategy is not Strategy.ADAPTIVE:
+        stopped = "try rates beyond it (search.values, or search.min and search.max)"
+    elif rounds >= search.refineRounds:
+        stopped = "raise search.refineRounds"
+    else:
+        stopped = (
+            f"refinement stopped at its compute budget ({REFINE_BUDGET:g} full runs per seed): "
+            "sweep again with search.min and search.max around it"
+        )
+    return f"the best rate is the {side} tried, so a better one may lie beyond it; {stopped}"
 
 
 def _round_done(ctx: Context) -> bool:

@@ -106,6 +106,8 @@ class Decision:
     # scored (they do not report the objective): the sweep gives up instead of burning the
     # whole budget on a broken template or spec.
     broken: bool = False
+    # Why the winner may not be the best rate to be had (strategies.edge_note), or "".
+    caveat: str = ""
 
     def status(self) -> LRSweepStatus:
         """The status summary (no conditions or timestamps: the caller owns those)."""
@@ -413,8 +415,9 @@ def decide(
     ctx = strategies.Context(spec, sweep.key, current, range_result, undecided)
     best = strategies.best_rate(ctx)
     message = _message(current, best, done, spec.objective.goal)
-    if done and best is not None and (note := strategies.edge_note(ctx, best)):
-        message = f"{message}; {note}"
+    caveat = strategies.edge_note(ctx, best) if done and best is not None else ""
+    if caveat:
+        message = f"{message}; {caveat}"
     return Decision(
         records=tuple(current),
         launches=tuple(launches),
@@ -424,6 +427,7 @@ def decide(
         best=best,
         range_result=range_result,
         message=message,
+        caveat=caveat,
     )
 
 

@@ -895,7 +895,7 @@ async def _reconcile(
         for obs in refused:
             records = update(sweep, records, obs)
         decision = replace(decision, records=tuple(records))
-    status = _status(decision, previous, unschedulable, not_starting, now, generation)
+    status = sweep_status(decision, previous, unschedulable, not_starting, now, generation)
     for r in decision.records:
         before = previous.trials.get(r.id)
         if r.terminal and (before is None or before.phase is not r.phase):
@@ -916,7 +916,9 @@ async def _reconcile(
                 events.append(("Warning", OUTPUT_NOT_WRITTEN, f"spec.output.configMap: {problem}"))
                 message = f"{decision.message}; spec.output.configMap: {problem}"
                 decision = replace(decision, message=message)
-                status = _status(decision, previous, unschedulable, not_starting, now, generation)
+                status = sweep_status(
+                    decision, previous, unschedulable, not_starting, now, generation
+                )
     if decision.done and status.phase is Phase.FAILED:
         events.append(("Warning", SWEEP_FAILED, status.message))
     _record(cluster.telemetry, namespace, name, status)
@@ -950,7 +952,7 @@ def _record(telemetry: Telemetry, namespace: str, name: str, status: LRSweepStat
         telemetry.best_rate.labels(namespace, name).set(status.bestLearningRate)
 
 
-def _status(
+def sweep_status(
     decision: Decision,
     previous: LRSweepStatus,
     unschedulable: Sequence[str],
@@ -981,6 +983,15 @@ def _status(
     updates: list[tuple[str, bool, str]]
     if status.phase is Phase.SUCCEEDED:
         updates = [(cond.COMPLETE, True, cond.GOAL_REACHED), (cond.READY, True, cond.GOAL_REACHED)]
+        conds, _ = cond.set_condition(
+            conds,
+            cond.BRACKETED,
+            not decision.caveat,
+            cond.AT_EDGE if decision.caveat else cond.INSIDE,
+            decision.caveat,
+            now=now,
+            generation=generation,
+        )
     elif status.phase is Phase.FAILED:
         updates = [(cond.FAILED, True, cond.NO_RESULT), (cond.READY, False, cond.NO_RESULT)]
     else:

@@ -268,6 +268,25 @@ def test_a_winner_at_the_edge_of_the_rates_tried_is_reported_as_such() -> None:
     assert "lowest tried" in strategies.edge_note(ctx, best)
 
 
+def test_an_edge_note_names_the_compute_budget_when_that_stopped_refinement() -> None:
+    rates = ((1, 0.001, 0.1), (2, 0.01, 0.2), (3, 0.1, 0.3), (4, 1.0, 0.4), (5, 3.0, 0.5))
+    records = [replace(_finished(i, lr, final), step=300) for i, lr, final in rates]
+    ctx = strategies.Context(make_spec(), "k", records, range_result=None)
+    best = strategies.best_rate(ctx)
+    assert best is not None
+    assert strategies.adaptive(ctx) == []
+    assert "compute budget" in strategies.edge_note(ctx, best)
+
+
+def test_an_edge_note_asks_for_more_rounds_when_the_rounds_ran_out() -> None:
+    rates = ((1, 0.01, 0.1), (2, 0.02, 0.2))
+    records = [replace(_finished(i, lr, final), round=1) for i, lr, final in rates]
+    ctx = strategies.Context(make_spec(search={"refineRounds": 1}), "k", records, None)
+    best = strategies.best_rate(ctx)
+    assert best is not None
+    assert "raise search.refineRounds" in strategies.edge_note(ctx, best)
+
+
 def test_a_bracketed_winner_carries_no_edge_note() -> None:
     rates = ((1, 0.01, 0.3), (2, 0.02, 0.1), (3, 0.04, 0.2))
     records = [_finished(i, lr, final) for i, lr, final in rates]

@@ -42,13 +42,16 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from lrsweep.api import parse_status
+from lrsweep.api import LRSweepStatus, parse_status
+from lrsweep.engine.strategies import Best
+from lrsweep.engine.sweep import Decision
 from lrsweep.runtime.kube import (
     DISCARD_TRIES,
     Cluster,
     ReconcileResult,
     reconcile,
     status_patch,
+    sweep_status,
 )
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
@@ -215,6 +218,32 @@ def test_a_sweep_that_ends_failed_emits_a_warning_with_its_message() -> None:
     ended = _no_trial_completed()
     assert ended.status is not None
     assert ("Warning", "SweepFailed", ended.status["message"]) in ended.events
+
+
+def _succeeded(caveat: str) -> dict[str, tuple[str, str, str]]:
+    best = Best(0.01, 0.1, "t000")
+    decision = Decision(
+        (),
+        (),
+        (),
+        (),
+        done=True,
+        best=best,
+        range_result=None,
+        message="best rate 0.01",
+        caveat=caveat,
+    )
+    status = sweep_status(decision, LRSweepStatus(), [], [], "2026-01-01T00:00:00Z", 1)
+    return {c.type: (c.status, c.reason, c.message) for c in status.conditions}
+
+
+def test_a_winner_inside_the_rates_tried_is_bracketed() -> None:
+    assert _succeeded("")["Bracketed"] == ("True", "BestRateInside", "")
+
+
+def test_a_winner_at_the_edge_of_the_rates_tried_is_not_bracketed_and_says_why() -> None:
+    why = "the best rate is the lowest tried, so a better one may lie beyond it"
+    assert _succeeded(why)["Bracketed"] == ("False", "BestRateAtEdge", why)
 
 
 QUOTA = (
