@@ -1,26 +1,41 @@
-"""kopf handlers: thin shims over `runtime.kube.reconcile`.
+"""kopf handlers: an index of the sweeps, and the loop that reconciles them.
 
-Every kopf setting is made in `configure`, each with its reason. A timer reconciles each
-sweep every few seconds; the engine is stateless, so a reconcile after a restart picks up
-exactly where the last status write left off.
+Every kopf setting is made in `configure`, each with its reason. kopf watches the sweeps and
+keeps their latest bodies in an index; `runtime.reconciler.Reconciler` reconciles each every
+few seconds. No kopf handler needs a finalizer, so nothing ever waits for the operator to
+delete a sweep. The engine is stateless: a reconcile after a restart picks up exactly where
+the last status write left off.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from lrsweep import api
-from lrsweep.runtime.clock import timestamp
-from lrsweep.runtime.kube import Cluster, reconcile, status_patch
+from lrsweep.runtime.kube import Cluster
+from lrsweep.runtime.reconciler import Key, Reconciler
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
 
 SETTINGS = OperatorSettings()
+
+
+class Backoffs:
+    """kopf's retries of its own API calls (the watch): 1, 2, 5, then every 10 s, for as
+    long as the API server fails. A finite list would end the operator after it (about
+    20 s of errors); an outage is waited out instead, and /healthz says so meanwhile."""
+
+    def __iter__(self) -> Iterator[float]:
+        yield from (1.0, 2.0, 5.0)
+        while True:
+            yield 10.0
 
 
 def load_cluster_config() -> None:
@@ -38,63 +53,54 @@ def load_cluster_config() -> None:
             ) from None
 
 
+@kopf.index(api.GROUP, api.VERSION, api.PLURAL)
+async def lrsweeps(
+    body: kopf.Body, namespace: str | None, name: str | None, **_: Any
+) -> dict[Key, dict[str, Any]]:
+    """Each sweep's latest body, by (namespace, name); kopf drops it when the sweep goes."""
+    return {(namespace or "default", name or ""): copy.deepcopy(dict(body))}
+
+
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # Handler progress and the last-handled spec live in annotations under our own group,
-    # so they never collide with another kopf operator watching the same objects.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=api.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=api.GROUP, key="last-handled-configuration"
-    )
-    settings.persistence.finalizer = f"{api.GROUP}/finalizer"
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # One replica, no peering: the Deployment is `Recreate`, so two never overlap.
     settings.peering.standalone = True
     # Re-establish watches regularly: a silently dropped stream would otherwise stall us.
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
     settings.watching.connect_timeout = 10
-    # Our own Kubernetes calls retry on the next timer tick; kopf's own calls back off.
     settings.networking.request_timeout = 30
-    settings.networking.error_backoffs = [1, 2, 5, 10]
-    # Events at INFO and above reach `kubectl describe`.
+    settings.networking.error_backoffs = Backoffs()
+    # kopf's own log lines at INFO and above.
     settings.posting.level = logging.INFO
     # The cluster's config was loaded by `run` (before kopf starts, to fail with one line).
     telemetry = Telemetry()
     telemetry.serve(SETTINGS.metrics_port)
-    memo.cluster = Cluster(client.CoreV1Api(), telemetry)
+    memo.cluster = cluster = Cluster(client.CoreV1Api(), telemetry)
+
+    index: kopf.Index[Key, Any] = kwargs["lrsweeps"]  # kopf passes indexes by name
+
+    def sweeps() -> dict[Key, Any]:
+        return {key: body for key, store in index.items() for body in store}
+
+    memo.reconciler = Reconciler(cluster, SETTINGS, sweeps)
+    memo.loop = asyncio.create_task(memo.reconciler.run(), name="reconciler")
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    memo.loop.cancel()
+    await memo.reconciler.stop()
     await memo.cluster.close()
 
 
-# A failed reconcile (an API error) is simply tried again soon: every reconcile starts
-# from the sweep's status and the pods, so a retry is always safe.
-@kopf.timer(
-    api.GROUP,
-    api.VERSION,
-    api.PLURAL,
-    interval=SETTINGS.reconcile_interval,
-    backoff=max(1.0, SETTINGS.reconcile_interval),
-)
-async def reconcile_sweep(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    cluster: Cluster = memo.cluster
-    try:
-        with cluster.telemetry.reconcile_seconds.time():
-            result = await reconcile(cluster, SETTINGS, body, timestamp())
-    except ApiException as err:
-        if err.status is not None and (err.status >= 500 or err.status == 429):
-            # Routine for an API server under load: one line, and the next tick retries.
-            raise kopf.TemporaryError(
-                f"Kubernetes API answered {err.status} {err.reason}; retrying",
-                delay=SETTINGS.reconcile_interval,
-            ) from None
-        raise
-    if result.status is not None:
-        patch.status.update(status_patch(result.stored, result.status))
-    for type_, reason, message in result.events:
-        kopf.event(body, type=type_, reason=reason, message=message)
+@kopf.on.probe(id="reconciler")
+async def health(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """/healthz: 500 when the loop has stopped; else the sweeps and the API server's state."""
+    if memo.loop.done():
+        raise kopf.PermanentError(f"the reconcile loop ended: {memo.loop!r}")
+    report: dict[str, Any] = memo.reconciler.health()
+    return report
 
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)

@@ -17,6 +17,9 @@ class OperatorSettings(BaseSettings):
     )
     clusterwide: bool = Field(False, description="Watch LRSweeps in every namespace.")
     reconcile_interval: float = Field(2.0, gt=0, description="Seconds between reconciles.")
+    max_concurrent_reconciles: int = Field(
+        32, gt=0, description="Sweeps reconciled at once (the rest wait their turn)."
+    )
     scrape_timeout: float = Field(2.0, gt=0, description="Timeout of one metrics scrape.")
     gate_timeout: float = Field(
         300.0, ge=0, description="Seconds a trial paused at a rung waits for a decision."

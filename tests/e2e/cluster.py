@@ -39,6 +39,7 @@ class Operator:
         self.settings = dict(settings or {})
         self.log_path = log
         self.metrics_port = free_port()
+        self.health_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -49,7 +50,7 @@ class Operator:
             "LRSWEEP_STOP_GRACE_SECONDS": "2",
             "LRSWEEP_GATE_TIMEOUT": "60",
             "LRSWEEP_METRICS_PORT": str(self.metrics_port),
-            "LRSWEEP_HEALTH_PORT": str(free_port()),
+            "LRSWEEP_HEALTH_PORT": str(self.health_port),
             **self.settings,
         }
         if self.clusterwide:

@@ -19,11 +19,13 @@ import datetime as dt
 import ipaddress
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import aiohttp
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
@@ -447,6 +449,31 @@ def _body_problems(err: ValidationError) -> str:
 
 
 @dataclass
+class ApiHealth:
+    """Whether the API server answers: since when it has not, and the last failure."""
+
+    clock: Callable[[], float] = time.monotonic
+    failing_since: float | None = None
+    last_failure: str = ""
+
+    def answered(self) -> None:
+        self.failing_since = None
+
+    def failed(self, what: str) -> None:
+        if self.failing_since is None:
+            self.failing_since = self.clock()
+        self.last_failure = what
+
+    def report(self) -> str:
+        if self.failing_since is None:
+            return "ok"
+        return (
+            f"failing for {self.clock() - self.failing_since:.0f} s "
+            f"(last: {self.last_failure}); retrying with backoff"
+        )
+
+
+@dataclass
 class Cluster:
     """The API calls a reconcile makes; each runs in a worker thread."""
 
@@ -461,13 +488,93 @@ class Cluster:
     undiscarded: dict[str, int] = field(default_factory=dict)
     # Reconciles under way: `close` lets them end before it closes the HTTP session.
     reconciling: int = 0
+    # How the API server has answered lately, for /healthz.
+    health: ApiHealth = field(default_factory=lambda: ApiHealth())
 
     async def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:
-            return await asyncio.to_thread(fn)
+            result = await asyncio.to_thread(fn)
         except ApiException as err:
             self.telemetry.api_errors.labels(operation, str(err.status)).inc()
+            if err.status is None or err.status >= 500 or err.status == 429:
+                self.health.failed(f"{operation}: {err.status} {err.reason}")
+            else:  # the server answered; the request was wrong
+                self.health.answered()
             raise
+        except urllib3.exceptions.HTTPError as err:  # no answer at all: refused, reset, timeout
+            self.telemetry.api_errors.labels(operation, "none").inc()
+            self.health.failed(f"{operation}: {type(err).__name__}")
+            raise
+        self.health.answered()
+        return result
+
+    async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """Merge `patch` into the sweep's status (a sweep deleted meanwhile: nothing)."""
+        custom = client.CustomObjectsApi(self.core.api_client)
+        body: Any = {"status": patch}
+        try:
+            await self._call(
+                "patch_status",
+                lambda: custom.patch_namespaced_custom_object_status(
+                    api.GROUP, api.VERSION, namespace, api.PLURAL, name, body
+                ),
+            )
+        except ApiException as err:
+            if err.status != 404:
+                raise
+
+    async def drop_finalizer(self, sweep: Mapping[str, Any], finalizer: str) -> None:
+        """Remove `finalizer` from the sweep, as of the version read: a sweep changed since is
+        a 409, and the next reconcile tries again."""
+        meta = sweep["metadata"]
+        custom = client.CustomObjectsApi(self.core.api_client)
+        body: Any = {
+            "metadata": {
+                "finalizers": [f for f in meta.get("finalizers") or [] if f != finalizer],
+                "resourceVersion": meta.get("resourceVersion"),
+            }
+        }
+        try:
+            await self._call(
+                "patch_sweep",
+                lambda: custom.patch_namespaced_custom_object(
+                    api.GROUP,
+                    api.VERSION,
+                    meta.get("namespace", "default"),
+                    api.PLURAL,
+                    meta["name"],
+                    body,
+                ),
+            )
+        except ApiException as err:
+            if err.status not in (404, 409):
+                raise
+
+    async def post_event(
+        self, sweep: Mapping[str, Any], type_: str, reason: str, message: str, now: str
+    ) -> None:
+        """An Event about the sweep, as `kubectl describe lrs` shows them."""
+        meta = sweep["metadata"]
+        namespace = meta.get("namespace", "default")
+        body: Any = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": sweep.get("apiVersion", f"{api.GROUP}/{api.VERSION}"),
+                "kind": sweep.get("kind", api.KIND),
+                "name": meta["name"],
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "lrsweep"},
+            "reportingComponent": "lrsweep",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self._call("create_event", lambda: self.core.create_namespaced_event(namespace, body))
 
     async def list_pods(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
         result = await self._call(

@@ -1,0 +1,152 @@
+"""The operator's loop: every sweep the watch knows, reconciled every few seconds.
+
+kopf only keeps the index of sweeps (a watch; see `controller`). A kopf timer per sweep would
+put a finalizer on every sweep, and a sweep deleted while the operator is down would then
+hang until it came back; without one, deleting a sweep, its CRD or the Helm release never
+waits for the operator, and the trial pods go with their sweep by garbage collection (their
+ownerReferences).
+
+One task per sweep at most, `max_concurrent_reconciles` at once. A reconcile that fails (the
+API server down or throttling, anything unforeseen) is logged in one line and tried again
+after a backoff that doubles up to `MAX_BACKOFF`; nothing a sweep does stops the loop or
+another sweep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from lrsweep import api
+from lrsweep.api import Phase
+from lrsweep.runtime.clock import timestamp
+from lrsweep.runtime.kube import Cluster, reconcile, status_patch
+from lrsweep.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+# The finalizer earlier operators (kopf timers) put on every sweep; removed where found.
+LEGACY_FINALIZER = f"{api.GROUP}/finalizer"
+MAX_BACKOFF = 60.0
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+def _finished(body: Mapping[str, Any]) -> bool:
+    return (body.get("status") or {}).get("phase") in (Phase.SUCCEEDED, Phase.FAILED)
+
+
+@dataclass
+class Reconciler:
+    """Reconciles each sweep `sweeps()` returns (by (namespace, name): its latest body)."""
+
+    cluster: Cluster
+    settings: OperatorSettings
+    sweeps: Callable[[], Mapping[Key, Mapping[str, Any]]]
+    clock: Callable[[], float] = time.monotonic
+    _due: dict[Key, float] = field(default_factory=dict)
+    _failures: dict[Key, int] = field(default_factory=dict)
+    _running: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
+    _limit: asyncio.Semaphore | None = None
+    last_pass: float | None = None
+
+    async def run(self) -> None:
+        """Forever: start the reconciles that are due, a few times per interval."""
+        tick = min(0.25, self.settings.reconcile_interval / 4)
+        while True:
+            self.start_due()
+            await asyncio.sleep(tick)
+
+    def start_due(self) -> None:
+        if self._limit is None:
+            self._limit = asyncio.Semaphore(self.settings.max_concurrent_reconciles)
+        now = self.clock()
+        self.last_pass = now
+        sweeps = self.sweeps()
+        for key in [k for k in self._due if k not in sweeps]:  # deleted: forgotten
+            self._due.pop(key)
+            self._failures.pop(key, None)
+        for key, body in sweeps.items():
+            if key in self._running or self._due.get(key, now) > now:
+                continue
+            if self._settled(body):
+                self._due[key] = now + self.settings.reconcile_interval
+                continue
+            self._running[key] = asyncio.create_task(self._one(key, body), name=f"reconcile {key}")
+
+    def _settled(self, body: Mapping[str, Any]) -> bool:
+        """A finished sweep this process has tidied up after: nothing left to do."""
+        meta = body.get("metadata") or {}
+        return (
+            _finished(body)
+            and meta.get("uid") in self.cluster.tidied
+            and LEGACY_FINALIZER not in (meta.get("finalizers") or [])
+        )
+
+    async def _one(self, key: Key, body: Mapping[str, Any]) -> None:
+        assert self._limit is not None
+        try:
+            async with self._limit:
+                await self.reconcile(body)
+        except asyncio.CancelledError:
+            raise
+        except ApiException as err:
+            self._failed(key, f"Kubernetes API answered {err.status} {err.reason}")
+        except Exception as err:  # a bug, or a client error: it must not stop the other sweeps
+            log.error("reconcile of %s/%s raised", *key, exc_info=True)
+            self._failed(key, f"{type(err).__name__}: {err}")
+        else:
+            self._failures.pop(key, None)
+            self._due[key] = self.clock() + self.settings.reconcile_interval
+        finally:
+            self._running.pop(key, None)
+
+    def _failed(self, key: Key, why: str) -> None:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = min(MAX_BACKOFF, self.settings.reconcile_interval * 2 ** (failures - 1))
+        log.warning("reconcile of %s/%s failed (%s); retrying in %.0f s", *key, why, delay)
+        self._due[key] = self.clock() + delay
+
+    async def reconcile(self, body: Mapping[str, Any]) -> None:
+        """One reconcile of one sweep: its status written, then its events posted."""
+        meta = body["metadata"]
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+        if LEGACY_FINALIZER in (meta.get("finalizers") or []):
+            await self.cluster.drop_finalizer(body, LEGACY_FINALIZER)
+        if meta.get("deletionTimestamp"):
+            return  # going: its pods go with it
+        now = timestamp()
+        with self.cluster.telemetry.reconcile_seconds.time():
+            result = await reconcile(self.cluster, self.settings, body, now)
+        if result.status is not None:
+            await self.cluster.patch_status(
+                namespace, name, status_patch(result.stored, result.status)
+            )
+        for type_, reason, message in result.events:
+            try:
+                await self.cluster.post_event(body, type_, reason, message, now)
+            except ApiException as err:  # an event is worth a line, never a retry
+                log.info("event %s on %s/%s not posted: %s", reason, namespace, name, err.reason)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz reports; raises when the loop itself has stopped."""
+        stalled = max(30.0, 10 * self.settings.reconcile_interval)
+        if self.last_pass is None or self.clock() - self.last_pass > stalled:
+            raise RuntimeError(f"the reconcile loop has not run for over {stalled:.0f} s")
+        return {
+            "sweeps": len(self.sweeps()),
+            "reconciling": len(self._running),
+            "retrying": len(self._failures),
+            "kubernetesApi": self.cluster.health.report(),
+        }
+
+    async def stop(self) -> None:
+        """Let reconciles under way end (they write what they decided), start no more."""
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=10)

@@ -1,0 +1,167 @@
+"""What happens to sweeps while the operator is down, and to the operator while the API is.
+
+Covers: a sweep deleted while the operator is down goes at once, its trial pods with it
+(garbage collection of their ownerReferences); a sweep an earlier operator put its
+finalizer on loses it, so it deletes like any other; deleting the CRD with sweeps and their
+pods, the operator down, completes; a minute of API errors on the sweeps does not end the
+operator, /healthz says the API is failing meanwhile and ok after, and the sweep then ends
+with the winner it has without the errors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.cluster import Operator, apply, install_crd, wait_phase
+from tests.e2e.test_operator import local_winner, needs_local_kubelet, toy_sweep
+from tests.harness.pytest_plugin import KubeCluster, wait_for
+from tests.harness.threaded import ThreadedHarness
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
+
+LEGACY_FINALIZER = "lrsweep.dev/finalizer"
+
+
+def trial_pods(cluster: KubeCluster, namespace: str, sweep: str) -> list[str]:
+    out = cluster.kubectl(
+        "get", "pods", "-n", namespace, "-l", f"lrsweep.dev/sweep={sweep}", "-o", "name"
+    ).stdout
+    return out.split()
+
+
+def sweeps(cluster: KubeCluster, namespace: str) -> list[str]:
+    return cluster.kubectl("get", "lrs", "-n", namespace, "-o", "name").stdout.split()
+
+
+def slow_sweep(name: str) -> dict[str, Any]:
+    return toy_sweep(name, {"strategy": "grid", "values": [0.05, 0.1]}, {"TOY_BEHAVIOUR": "slow"})
+
+
+def health(operator: Operator) -> tuple[int, dict[str, Any]]:
+    url = f"http://127.0.0.1:{operator.health_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, {}
+    except urllib.error.URLError:  # not serving yet
+        return 0, {}
+
+
+def test_a_sweep_deleted_while_the_operator_is_down_goes_with_its_pods(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    apply(kube_cluster, kube_namespace, slow_sweep("orphan"))
+    wait_for(
+        lambda: trial_pods(kube_cluster, kube_namespace, "orphan"),
+        timeout=60,
+        interval=0.5,
+        message="trial pods of 'orphan'",
+    )
+    operator.stop()
+    kube_cluster.kubectl("delete", "lrs", "orphan", "-n", kube_namespace, "--timeout=20s")
+    wait_for(
+        lambda: not trial_pods(kube_cluster, kube_namespace, "orphan"),
+        timeout=60,
+        interval=0.5,
+        message="the trial pods of the deleted sweep to go",
+    )
+
+
+def test_a_sweep_with_an_earlier_operators_finalizer_loses_it(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    doc = slow_sweep("legacy")
+    doc["metadata"]["finalizers"] = [LEGACY_FINALIZER]
+    apply(kube_cluster, kube_namespace, doc)
+
+    def finalizers() -> list[str]:
+        out = kube_cluster.kubectl(
+            "get", "lrs", "legacy", "-n", kube_namespace, "-o", "jsonpath={.metadata.finalizers}"
+        ).stdout
+        found: list[str] = json.loads(out) if out else []
+        return found
+
+    wait_for(
+        lambda: LEGACY_FINALIZER not in finalizers(),
+        timeout=30,
+        interval=0.5,
+        message=lambda: f"the old finalizer to go, finalizers {finalizers()}",
+    )
+    operator.stop()
+    kube_cluster.kubectl("delete", "lrs", "legacy", "-n", kube_namespace, "--timeout=20s")
+
+
+def test_deleting_the_crd_with_sweeps_and_the_operator_down_completes(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    for name in ("one", "two"):
+        apply(kube_cluster, kube_namespace, slow_sweep(name))
+    wait_for(
+        lambda: (
+            trial_pods(kube_cluster, kube_namespace, "one")
+            and trial_pods(kube_cluster, kube_namespace, "two")
+        ),
+        timeout=60,
+        interval=0.5,
+        message="trial pods of both sweeps",
+    )
+    operator.stop()
+    try:
+        kube_cluster.kubectl("delete", "crd", "lrsweeps.lrsweep.dev", "--timeout=30s")
+        wait_for(
+            lambda: (
+                not trial_pods(kube_cluster, kube_namespace, "one")
+                and not trial_pods(kube_cluster, kube_namespace, "two")
+            ),
+            timeout=60,
+            interval=0.5,
+            message="the trial pods of the CRD's sweeps to go",
+        )
+    finally:
+        install_crd(kube_cluster)  # the other tests' CRD
+
+
+def test_a_minute_of_api_errors_leaves_the_operator_running_and_healthz_says_so(
+    kube_cluster: KubeCluster,
+    kube_namespace: str,
+    operator: Operator,
+    harness: ThreadedHarness,
+    tmp_path: Path,
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    doc = toy_sweep("outage", {"strategy": "grid", "values": [0.05, 0.1]})
+    apply(kube_cluster, kube_namespace, doc)
+    wait_for(
+        lambda: health(operator)[1].get("reconciler", {}).get("sweeps") == 1,
+        timeout=30,
+        interval=0.5,
+        message=lambda: f"/healthz to count the sweep: {health(operator)}",
+    )
+    # Every request about sweeps fails: kopf's watch and the reconciles' reads alike.
+    harness.set_faults(error_rate=1.0, match="lrsweeps")
+    try:
+        seen: list[tuple[int, dict[str, Any]]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert operator.process is not None
+            assert operator.process.poll() is None, operator.log()[-3000:]
+            seen.append(health(operator))
+            time.sleep(2)
+    finally:
+        harness.reset_faults()
+    reports = [body.get("reconciler", {}).get("kubernetesApi", "") for _, body in seen]
+    assert all(code == 200 for code, _ in seen), seen
+    assert any(report.startswith("failing for") for report in reports), reports
+    sweep = wait_phase(kube_cluster, kube_namespace, "outage", ("Succeeded", "Failed"), 120)
+    assert health(operator)[1]["reconciler"]["kubernetesApi"] == "ok"
+    assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
+    assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)

@@ -1,0 +1,235 @@
+"""The operator's loop over the sweeps it knows, against an in-memory cluster.
+
+Covers: a sweep in the index is reconciled and its status written, then its events posted;
+one whose reconcile fails is tried again after a backoff that doubles, while the others go
+on; a sweep gone from the index is reconciled no more; at most `max_concurrent_reconciles`
+run at once; a finished sweep, once tidied, costs no API call; an earlier operator's
+finalizer is removed, and a sweep being deleted is not reconciled; /healthz's report raises
+once the loop stops, and says when the API server fails (5xx, 429, no answer) and when it
+answers again; kopf's retries of its own calls never run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from lrsweep.controller import Backoffs
+from lrsweep.runtime.kube import ApiHealth
+from lrsweep.runtime.reconciler import LEGACY_FINALIZER, Key, Reconciler
+from lrsweep.settings import OperatorSettings
+from tests.unit.runtime.test_reconcile import MemoryCluster, body
+
+
+class LoopCluster(MemoryCluster):
+    """A MemoryCluster that also records status writes, events and finalizer removals."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[str] = []
+        self.dropped: list[str] = []
+        self.fail_reads: set[str] = set()  # sweeps whose reads answer 503
+
+    async def read_sweep(self, namespace: str, name: str) -> dict[str, Any] | None:
+        if name in self.fail_reads:
+            raise ApiException(status=503, reason="Service Unavailable")
+        self.reads += 1
+        stored = copy.deepcopy(self.sweep)
+        if stored is not None:
+            stored["metadata"]["name"] = name
+        found: dict[str, Any] | None = stored
+        return found
+
+    async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.patches.append((name, patch))
+
+    async def post_event(
+        self, sweep: Mapping[str, Any], type_: str, reason: str, message: str, now: str
+    ) -> None:
+        self.events.append(reason)
+
+    async def drop_finalizer(self, sweep: Mapping[str, Any], finalizer: str) -> None:
+        self.dropped.append(sweep["metadata"]["name"])
+
+
+def named(name: str, status: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = body(status=status)
+    doc["metadata"].update(name=name, uid=f"uid-{name}", **meta)
+    return doc
+
+
+def loop(
+    cluster: LoopCluster, index: dict[Key, dict[str, Any]], **settings: Any
+) -> tuple[Reconciler, list[float]]:
+    """A Reconciler over `index`, on a clock the test moves (the list's one element)."""
+    now = [0.0]
+    reconciler = Reconciler(
+        cluster,
+        OperatorSettings(reconcile_interval=2.0, **settings),
+        lambda: index,
+        clock=lambda: now[0],
+    )
+    return reconciler, now
+
+
+async def settle(reconciler: Reconciler) -> None:
+    """Start what is due and let it finish."""
+    reconciler.start_due()
+    for _ in range(50):
+        await asyncio.sleep(0)
+    await reconciler.stop()
+
+
+def test_a_sweep_in_the_index_is_reconciled_its_status_written_and_events_posted() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("a")
+    reconciler, _ = loop(cluster, {("ml", "a"): named("a")})
+    asyncio.run(settle(reconciler))
+    assert [name for name, _ in cluster.patches] == ["a"]
+    assert cluster.patches[0][1]["phase"] == "Running"
+    assert "TrialStarted" in cluster.events
+
+
+def test_a_failing_sweep_is_retried_after_a_doubling_backoff_while_others_go_on() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("x")
+    cluster.fail_reads = {"bad"}
+    reconciler, now = loop(cluster, {("ml", "bad"): named("bad"), ("ml", "good"): named("good")})
+
+    async def scenario() -> list[float]:
+        due_times = []
+        for _ in range(3):
+            await settle(reconciler)
+            due_times.append(reconciler._due[("ml", "bad")] - now[0])
+            now[0] = reconciler._due[("ml", "bad")]
+        return due_times
+
+    assert asyncio.run(scenario()) == [2.0, 4.0, 8.0]
+    assert {name for name, _ in cluster.patches} == {"good"}
+
+
+def test_a_sweep_gone_from_the_index_is_reconciled_no_more() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("a")
+    index = {("ml", "a"): named("a")}
+    reconciler, now = loop(cluster, index)
+
+    async def scenario() -> None:
+        await settle(reconciler)
+        index.clear()
+        now[0] += 10
+        await settle(reconciler)
+
+    asyncio.run(scenario())
+    assert cluster.reads == 1
+    assert reconciler._due == {}
+
+
+def test_no_more_reconciles_run_at_once_than_the_setting_allows() -> None:
+    class Counting(LoopCluster):
+        def __init__(self) -> None:
+            super().__init__()
+            self.now = self.most = 0
+
+        async def read_sweep(self, namespace: str, name: str) -> dict[str, Any] | None:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            await asyncio.sleep(0.01)
+            self.now -= 1
+            return await super().read_sweep(namespace, name)
+
+    cluster = Counting()
+    cluster.sweep = named("x")
+    index = {("ml", f"s{i}"): named(f"s{i}") for i in range(10)}
+    reconciler, _ = loop(cluster, index, max_concurrent_reconciles=3)
+    asyncio.run(settle(reconciler))
+    assert cluster.reads == 10
+    assert cluster.most == 3
+
+
+def test_a_finished_sweep_once_tidied_costs_no_api_call() -> None:
+    cluster = LoopCluster()
+    done = named("done", status={"phase": "Succeeded"})
+    reconciler, now = loop(cluster, {("ml", "done"): done})
+
+    async def scenario() -> None:
+        await settle(reconciler)
+        now[0] += 10
+        await settle(reconciler)
+
+    asyncio.run(scenario())
+    assert cluster.lists == 1  # its pods, listed once to delete any left
+    assert cluster.reads == 0
+    assert cluster.patches == []
+
+
+def test_an_earlier_operators_finalizer_is_removed() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("old")
+    reconciler, _ = loop(cluster, {("ml", "old"): named("old", finalizers=[LEGACY_FINALIZER])})
+    asyncio.run(settle(reconciler))
+    assert cluster.dropped == ["old"]
+
+
+def test_a_sweep_being_deleted_is_not_reconciled() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("going")
+    going = named("going", deletionTimestamp="2026-01-01T00:00:00Z")
+    reconciler, _ = loop(cluster, {("ml", "going"): going})
+    asyncio.run(settle(reconciler))
+    assert cluster.reads == 0
+    assert cluster.patches == []
+
+
+def test_health_raises_once_the_loop_has_not_run_for_long() -> None:
+    reconciler, now = loop(LoopCluster(), {})
+    reconciler.start_due()
+    assert reconciler.health()["sweeps"] == 0
+    now[0] += 31
+    with pytest.raises(RuntimeError, match="has not run for over 30 s"):
+        reconciler.health()
+
+
+def test_health_says_when_the_api_server_fails_and_when_it_answers_again() -> None:
+    now = [100.0]
+    health = ApiHealth(clock=lambda: now[0])
+    health.failed("read_sweep: 503 Service Unavailable")
+    now[0] = 112.0
+    assert health.report().startswith("failing for 12 s (last: read_sweep: 503")
+    health.answered()
+    assert health.report() == "ok"
+
+
+@pytest.mark.parametrize(
+    ("error", "failing"),
+    [
+        (ApiException(status=503, reason="Service Unavailable"), True),
+        (ApiException(status=429, reason="Too Many Requests"), True),
+        (urllib3.exceptions.MaxRetryError(None, "/", "refused"), True),  # type: ignore[arg-type]
+        (ApiException(status=404, reason="Not Found"), False),
+    ],
+)
+def test_a_call_that_gets_no_answer_counts_against_the_api_servers_health(
+    error: Exception, failing: bool
+) -> None:
+    cluster = MemoryCluster()
+
+    def call() -> None:
+        raise error
+
+    with pytest.raises(type(error)):
+        asyncio.run(cluster._call("read_sweep", call))
+    assert (cluster.health.report() != "ok") is failing
+
+
+def test_kopfs_retries_of_its_own_calls_never_run_out() -> None:
+    assert list(itertools.islice(Backoffs(), 6)) == [1.0, 2.0, 5.0, 10.0, 10.0, 10.0]
+    assert not hasattr(Backoffs(), "__len__")  # kopf would count a sized one, and give up
