@@ -14,9 +14,10 @@ runtime (`lrsweep.runtime.local.run_local`, the code path of `lrsweep run`):
 
 1. the ground truth: ONE grid sweep over a dense log grid (35 rates spaced by 10^(5/34),
    finer than sqrt(2), over 5 decades), every rate trained for the full budget; cached per
-   (task configuration hash, seed) in OUT/ground-truth/ so reruns are cheap; a cached one
-   is checked by repeating one of its runs per task, with a warning where this machine
-   scores it differently (runs are not bitwise the same on every machine);
+   (task configuration hash, seed) in OUT/ground-truth/full-runs.json.xz (benchmarks.archive:
+   one file for every full run the benchmarks train) so reruns are cheap; a cached one is
+   checked by repeating one of its runs per task, with a warning where this machine scores
+   it differently (runs are not bitwise the same on every machine);
 2. the noise floor: full runs at each seed's dense-best rate x1.02 and /1.02 (cached too):
    what a search that knew the best rate to within 2% would score;
 3. each strategy as a user would write it: `grid` (8 log-spaced rates), `random` with
@@ -80,6 +81,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import ValidationError
 from scipy import stats
 
+from benchmarks import archive
 from lrsweep.api import (
     ADAPTIVE_CANDIDATES,
     Budget,
@@ -590,18 +592,15 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _load_cache(path: Path, digest: str) -> GroundTruth | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if data.get("hash") != digest:
+def _load_cache(entry: archive.Entry, digest: str) -> GroundTruth | None:
+    data = entry.load()
+    if data is None or data.get("hash") != digest:
         return None
     points = tuple(
         RatePoint(
             lr=p["lr"],
             final=p["final"],
-            rungs={int(k): v for k, v in p["rungs"].items()},
+            rungs=dict(sorted((int(k), v) for k, v in p["rungs"].items())),
             phase=p["phase"],
             steps_used=p["steps_used"],
         )
@@ -617,7 +616,7 @@ def _load_cache(path: Path, digest: str) -> GroundTruth | None:
     )
 
 
-def _save_cache(path: Path, digest: str, task: BenchTask, truth: GroundTruth) -> None:
+def _save_cache(entry: archive.Entry, digest: str, task: BenchTask, truth: GroundTruth) -> None:
     data = {
         "task": truth.task,
         "seed": truth.seed,
@@ -637,15 +636,14 @@ def _save_cache(path: Path, digest: str, task: BenchTask, truth: GroundTruth) ->
             for p in truth.points
         ],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    entry.store(data)
 
 
 def _full_runs(
     task: BenchTask,
     seed: int,
     rates: Sequence[float],
-    path: Path,
+    entry: archive.Entry,
     digest: str,
     *,
     jobs: int,
@@ -653,10 +651,10 @@ def _full_runs(
     fresh: bool,
 ) -> GroundTruth:
     """Every rate trained for the full budget at this seed: one grid sweep, or its cache."""
-    if not fresh and (cached := _load_cache(path, digest)) is not None and cached.finals:
+    if not fresh and (cached := _load_cache(entry, digest)) is not None and cached.finals:
         return cached
     truth = _train(task, seed, rates, jobs=jobs, workdir=workdir)
-    _save_cache(path, digest, task, truth)
+    _save_cache(entry, digest, task, truth)
     return truth
 
 
@@ -720,15 +718,18 @@ def ground_truth(
 ) -> GroundTruth:
     """Full runs of every dense rate at this seed (cached per configuration and seed)."""
     rates = dense_rates(task, settings.dense_points)
-    path, digest = truth_path(cache_dir, task, seed, settings)
+    entry, digest = truth_path(cache_dir, task, seed, settings)
     return _full_runs(
-        task, seed, rates, path, digest, jobs=jobs, workdir=workdir / "dense", fresh=fresh
+        task, seed, rates, entry, digest, jobs=jobs, workdir=workdir / "dense", fresh=fresh
     )
 
 
-def truth_path(cache_dir: Path, task: BenchTask, seed: int, settings: Settings) -> tuple[Path, str]:
+def truth_path(
+    cache_dir: Path, task: BenchTask, seed: int, settings: Settings
+) -> tuple[archive.Entry, str]:
+    """Where the dense ground truth of (task, seed) is cached, and its configuration hash."""
     digest = config_hash(task, dense_rates(task, settings.dense_points))
-    return cache_dir / f"{task.name}-s{seed}-{digest}.json", digest
+    return archive.Entry(cache_dir, f"{task.name}-s{seed}-{digest}"), digest
 
 
 def load_truth(
@@ -743,9 +744,9 @@ def nudged_rates(truth: GroundTruth) -> list[float]:
     return [space.tidy(best_lr / NUDGE), space.tidy(best_lr * NUDGE)]
 
 
-def nudged_path(cache_dir: Path, task: BenchTask, truth: GroundTruth) -> tuple[Path, str]:
+def nudged_path(cache_dir: Path, task: BenchTask, truth: GroundTruth) -> tuple[archive.Entry, str]:
     digest = config_hash(task, nudged_rates(truth))
-    return cache_dir / f"{task.name}-s{truth.seed}-nudged-{digest}.json", digest
+    return archive.Entry(cache_dir, f"{task.name}-s{truth.seed}-nudged-{digest}"), digest
 
 
 def load_nudged(cache_dir: Path, task: BenchTask, truth: GroundTruth) -> GroundTruth | None:
@@ -767,10 +768,10 @@ def noise_floor(
     not land on the dense-grid rate itself: how rough the score is around the optimum, and
     so how often any strategy can meet the target.
     """
-    path, digest = nudged_path(cache_dir, task, truth)
+    entry, digest = nudged_path(cache_dir, task, truth)
     rates = nudged_rates(truth)
     return _full_runs(
-        task, truth.seed, rates, path, digest, jobs=jobs, workdir=workdir / "nudged", fresh=fresh
+        task, truth.seed, rates, entry, digest, jobs=jobs, workdir=workdir / "nudged", fresh=fresh
     )
 
 
@@ -781,17 +782,16 @@ Extra = Literal["others", "ceiling"]
 
 def other_seeds_path(
     cache_dir: Path, task: BenchTask, seed: int, kind: Extra = "others"
-) -> tuple[Path, str]:
+) -> tuple[archive.Entry, str]:
     """The growing cache of full runs of `kind` at this seed."""
-    digest = config_hash(task, [])  # the task alone: rates accumulate in the file
-    return cache_dir / f"{task.name}-s{seed}-{kind}-{digest}.json", digest
+    digest = config_hash(task, [])  # the task alone: rates accumulate in the entry
+    return archive.Entry(cache_dir, f"{task.name}-s{seed}-{kind}-{digest}"), digest
 
 
 def load_other_seeds(
     cache_dir: Path, task: BenchTask, seed: int, kind: Extra = "others"
 ) -> GroundTruth | None:
-    path, digest = other_seeds_path(cache_dir, task, seed, kind)
-    return _load_cache(path, digest)
+    return _load_cache(*other_seeds_path(cache_dir, task, seed, kind))
 
 
 def other_seed_runs(
@@ -811,8 +811,8 @@ def other_seed_runs(
     Rates of the dense grid are not trained again (the ground truth has them); the result
     holds every other rate asked for, now or by an earlier run of the benchmark.
     """
-    path, digest = other_seeds_path(cache_dir, task, truth.seed, kind)
-    cached = None if fresh else _load_cache(path, digest)
+    entry, digest = other_seeds_path(cache_dir, task, truth.seed, kind)
+    cached = None if fresh else _load_cache(entry, digest)
     known = {p.lr: p for p in cached.points} if cached else {}
     dense = {p.lr for p in truth.points}
     missing = sorted({lr for lr in rates if lr not in dense and lr not in known})
@@ -823,7 +823,7 @@ def other_seed_runs(
     seconds = ran.seconds + (cached.seconds if cached else 0.0)
     points = tuple(known[lr] for lr in sorted(known))
     result = GroundTruth(task.name, truth.seed, points, seconds=seconds, goal=task.goal)
-    _save_cache(path, digest, task, result)
+    _save_cache(entry, digest, task, result)
     return result
 
 
@@ -1251,7 +1251,7 @@ def cached_truth_differs(
         "the cached ground truth: it was recorded on a machine whose runs differ from this "
         "one's, so regrets would compare runs from two machines. To measure on this "
         "machine, recompute it here (`python -m benchmarks.search_efficiency --fresh`, or "
-        "delete its files in OUT/ground-truth), or measure on portable numerics "
+        f"delete OUT/ground-truth/{archive.NAME}), or measure on portable numerics "
         "(`--portable-numerics`), whose ground truth holds on any x86 CPU."
     )
 
@@ -1412,9 +1412,8 @@ def rerender(out: Path) -> dict[str, Any]:
         settings = portable(settings)
     truths: dict[tuple[str, int], GroundTruth] = {}
     for task in settings.tasks:
-        digest = config_hash(task, dense_rates(task, settings.dense_points))
         for seed in settings.seeds:
-            truth = _load_cache(out / "ground-truth" / f"{task.name}-s{seed}-{digest}.json", digest)
+            truth = load_truth(out / "ground-truth", task, seed, settings)
             if truth is None:
                 raise SystemExit(f"no cached ground truth for {task.name} seed {seed} in {out}")
             truths[task.name, seed] = truth
@@ -1422,8 +1421,8 @@ def rerender(out: Path) -> dict[str, Any]:
     others: dict[tuple[str, int], GroundTruth] = {}
     for task in settings.tasks:
         for seed in settings.seeds:
-            path, digest = nudged_path(out / "ground-truth", task, truths[task.name, seed])
-            if (floor := _load_cache(path, digest)) is not None:
+            truth = truths[task.name, seed]
+            if (floor := load_nudged(out / "ground-truth", task, truth)) is not None:
                 floors[task.name, seed] = floor
             if (other := load_other_seeds(out / "ground-truth", task, seed)) is not None:
                 others[task.name, seed] = other
