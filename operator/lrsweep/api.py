@@ -325,6 +325,11 @@ class TrialStatus(BaseModel):
     queued: bool = True  # waiting for its next attempt to launch
     # Objective value at each rung reached ({"100": 0.41}); what early stopping compares.
     rungs: dict[str, float] = Field(default_factory=dict)
+    # Waiting at this rung with its pod deleted to make room for trials the cluster could
+    # not place (0: not parked); relaunched once promoted past it.
+    parkedAt: int = 0
+    # Attempts that went on after a park: not failures, they use none of maxRetries.
+    resumes: int = 0
 
 
 class Condition(BaseModel):

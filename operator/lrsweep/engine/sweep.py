@@ -25,7 +25,15 @@ from lrsweep.api import (
 )
 from lrsweep.engine import asha, strategies
 from lrsweep.engine.rangetest import RangeTestResult, analyse
-from lrsweep.engine.trials import Mode, Observation, TrialRecord, observe, to_status
+from lrsweep.engine.trials import (
+    Mode,
+    Observation,
+    TrialRecord,
+    observe,
+    park,
+    resume,
+    to_status,
+)
 
 
 @dataclass(frozen=True)
@@ -255,6 +263,55 @@ def _early_stops(
     return out, stops, promotions, undecided
 
 
+def _resume_parked(
+    records: list[TrialRecord], promotions: list[Promote]
+) -> tuple[list[TrialRecord], list[Promote]]:
+    """A parked trial promoted past its rung has no process to tell: it is queued to go on
+    (`resume`) instead, and launched like any queued trial."""
+    by_id = {r.id: r for r in records}
+    promoted = {
+        p.trial
+        for p in promotions
+        if (r := by_id[p.trial]).parked_at and p.attempt == r.attempts and p.rung >= r.parked_at
+    }
+    return (
+        [resume(r) if r.id in promoted else r for r in records],
+        [p for p in promotions if not by_id[p.trial].parked_at],
+    )
+
+
+def waiting_at_rungs(sweep: Sweep, decision: Decision) -> list[TrialRecord]:
+    """Trials paused at a rung for their decision (not promoted past it by `decision`), the
+    lowest rung first: what `park_waiting` may park."""
+    gates = {step for step in sweep.rungs if step < sweep.spec.budget.steps}
+    if not strategies.stops_early(sweep.spec.search.strategy):
+        return []
+    passed = {(p.trial, p.attempt): p.rung for p in decision.promotions}
+    waiting = [
+        r
+        for r in decision.records
+        if r.phase is TrialPhase.RUNNING
+        and not r.queued
+        and not r.parked_at
+        and r.step in gates
+        and r.step in r.rungs
+        and passed.get((r.id, r.attempts), 0) < r.step
+    ]
+    return sorted(waiting, key=lambda r: (r.step, r.id))
+
+
+def park_waiting(sweep: Sweep, decision: Decision, room: int) -> Decision:
+    """Park up to `room` trials waiting at rungs (`trials.park`), to make room for as many
+    trials the runtime cannot start for lack of resources. Decisions stay what they would
+    be: a parked trial keeps its rung values and goes on once promoted."""
+    parked = {r.id for r in waiting_at_rungs(sweep, decision)[:room]}
+    if not parked:
+        return decision
+    return replace(
+        decision, records=tuple(park(r) if r.id in parked else r for r in decision.records)
+    )
+
+
 def _follow(
     r: TrialRecord,
     lead: TrialRecord,
@@ -309,7 +366,7 @@ def _launch(sweep: Sweep, r: TrialRecord) -> Launch:
         rungs=tuple(sweep.rung_steps),
         gated=strategies.stops_early(spec.search.strategy),
         objective=spec.objective.metric,
-        final=r.attempts + 1 > spec.trial.maxRetries,
+        final=r.attempts + 1 - r.resumes > spec.trial.maxRetries,
     )
 
 
@@ -378,6 +435,7 @@ def decide(
             broken=True,
         )
     current, stops, promotions, undecided = _early_stops(sweep, current)
+    current, promotions = _resume_parked(current, promotions)
 
     ctx = strategies.Context(spec, sweep.key, current, range_result, undecided)
     proposals = strategies.PROPOSERS[spec.search.strategy](ctx)
@@ -394,7 +452,8 @@ def decide(
             )
         )
 
-    running = sum(1 for r in current if not r.terminal and not r.queued)
+    # A parked trial holds nothing: it takes no slot of `parallelism`.
+    running = sum(1 for r in current if not r.terminal and not r.queued and not r.parked_at)
     launches: list[Launch] = []
     launched: dict[str, TrialRecord] = {}
     for r in current:

@@ -78,6 +78,10 @@ class TrialRecord:
     range_curve: tuple[tuple[float, float], ...] = ()
     verdict: Verdict = Verdict.UNKNOWN
     reason: str = ""
+    # Waiting at this rung with its process or pod ended to make room (`park`); 0: not parked.
+    parked_at: int = 0
+    # Attempts that went on after a park (`resume`): counted in `attempts`, never as failures.
+    resumes: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -113,6 +117,8 @@ def observe(
     max_retries: int,
 ) -> TrialRecord:
     """Fold one observation of the current attempt into a trial's record."""
+    if record.parked_at:
+        return record  # its process or pod is being ended: nothing it says counts
     if obs.attempt != record.attempts or record.terminal or record.queued:
         # A stale attempt, or a trial already decided (e.g. stopped by the sweep): the
         # sweep's decision stands, but late evaluations still count for the record.
@@ -137,7 +143,9 @@ def observe(
         step=step,
         start_step=start,
         spent_steps=record.spent_steps + unseen,
-        rungs={**record.rungs, **rung_values(points, rung_steps, metric)},
+        # A rung's value, once recorded, stands: a resumed attempt trains through the rungs
+        # decided before its park again, and must not change what was compared there.
+        rungs={**rung_values(points, rung_steps, metric), **record.rungs},
         range_curve=tuple(obs.range_curve) or record.range_curve,
     )
     if obs.state is ProcessState.PENDING:
@@ -197,6 +205,30 @@ def requeue(record: TrialRecord, reason: str) -> TrialRecord:
     )
 
 
+def park(record: TrialRecord) -> TrialRecord:
+    """Park a trial waiting at the rung it reached: its process or pod is ended to make room
+    for trials that cannot start, and it waits for its decision without holding anything.
+    Its rung values stand; promoted past the rung, it is relaunched (`resume`)."""
+    return replace(
+        record,
+        parked_at=record.step,
+        reason=f"parked at rung {record.step} to make room for trials that cannot start; "
+        "it goes on once promoted",
+    )
+
+
+def resume(record: TrialRecord) -> TrialRecord:
+    """Queue the attempt that takes a parked trial on past its rung. Like `requeue`, but the
+    rung values stay, and the attempt is no failure: it uses none of the trial's retries.
+    With checkpoints it goes on from the rung; without, it trains up to it again."""
+    return replace(
+        requeue(record, f"promoted past rung {record.parked_at}; relaunched to go on"),
+        rungs=record.rungs,
+        parked_at=0,
+        resumes=record.resumes + 1,
+    )
+
+
 def interrupted(record: TrialRecord) -> TrialRecord:
     """A record as its sweep resumes after the sweep itself stopped (`lrsweep run --resume`).
 
@@ -210,7 +242,7 @@ def interrupted(record: TrialRecord) -> TrialRecord:
 
 
 def _failed_attempt(record: TrialRecord, why: str, max_retries: int) -> TrialRecord:
-    if record.attempts <= max_retries:
+    if record.attempts - record.resumes <= max_retries:
         return requeue(record, f"attempt {record.attempts} failed ({why}); retrying")
     return replace(
         record,
@@ -237,6 +269,8 @@ def to_status(record: TrialRecord, score: float | None) -> TrialStatus:
         attempts=record.attempts,
         queued=record.queued,
         rungs={str(k): v for k, v in sorted(record.rungs.items())},
+        parkedAt=record.parked_at,
+        resumes=record.resumes,
     )
 
 
@@ -258,6 +292,8 @@ def from_status(trial_id: str, status: TrialStatus) -> TrialRecord:
         rungs={int(k): v for k, v in status.rungs.items()},
         verdict=status.verdict,
         reason=status.reason,
+        parked_at=status.parkedAt,
+        resumes=status.resumes,
     )
 
 

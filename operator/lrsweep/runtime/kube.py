@@ -48,6 +48,7 @@ from lrsweep.engine.sweep import (
     Launch,
     Sweep,
     decide,
+    park_waiting,
     range_result_from_status,
     update,
 )
@@ -83,6 +84,12 @@ CONTAINERS_CANNOT_START = "ContainersCannotStart"
 # In the API server's 403 when a pod would exceed a namespace ResourceQuota ("pods "x" is
 # forbidden: exceeded quota: gpus, requested: ..., used: ..., limited: ...").
 QUOTA_EXCEEDED = "exceeded quota"
+# In the scheduler's reasons for not placing a pod when the cluster lacks room for it (as
+# opposed to a selector nothing matches): "0/3 nodes are available: 3 Insufficient
+# nvidia.com/gpu", "Too many pods"; a namespace quota says QUOTA_EXCEEDED.
+LACK_OF_ROOM = ("Insufficient ", "Too many pods", QUOTA_EXCEEDED)
+# Event reason when a trial waiting at a rung is parked (its pod deleted) to make room.
+TRIAL_PARKED = "TrialParked"
 # Event reason when spec.output.configMap names a ConfigMap this sweep does not own.
 OUTPUT_NOT_WRITTEN = "OutputNotWritten"
 # Warning event reason when a sweep ends Failed (the message: why, as in its status).
@@ -364,6 +371,19 @@ def unwanted_pods(status: LRSweepStatus, pods: Sequence[Mapping[str, Any]]) -> l
     ]
 
 
+def parked_pods(status: LRSweepStatus, pods: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Pods of the trials a stored status parked, not yet ended (deleted or on their way
+    out, they still hold what they were given)."""
+    return [
+        pod["metadata"]["name"]
+        for pod in pods
+        if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        and (trial := _trial_of(status, pod)) is not None
+        and trial.parkedAt > 0
+        and _attempt_of(pod) == trial.attempts
+    ]
+
+
 def discard_urls(
     status: LRSweepStatus, pods: Sequence[Mapping[str, Any]], port: int
 ) -> dict[str, str]:
@@ -393,7 +413,9 @@ def _done_with(trial: TrialStatus | None, attempt: int) -> bool:
         return False
     if trial.phase in TERMINAL_TRIAL_PHASES:
         return True
-    return attempt < trial.attempts or (attempt == trial.attempts and trial.queued)
+    return attempt < trial.attempts or (
+        attempt == trial.attempts and (trial.queued or trial.parkedAt > 0)
+    )
 
 
 def observe_ended_pod(trial: str, attempt: int, pod: Mapping[str, Any]) -> Observation:
@@ -791,7 +813,7 @@ async def _observe(
     not_starting: list[str] = []
     scrapes: list[tuple[TrialRecord, Awaitable[str | None]]] = []
     for r in records:
-        if r.terminal or r.queued:
+        if r.terminal or r.queued or r.parked_at:
             continue
         pod = by_key.get((r.id, r.attempts))
         if pod is None:
@@ -924,6 +946,7 @@ async def _reconcile(
     sweep = Sweep(spec, key=meta.get("uid") or name)
     records = records_from_status(previous)
     pods = await cluster.list_pods(namespace, name)
+    freeing = len(parked_pods(previous, pods))
     # What the stored status decided: this reconcile's own stops wait for its status write.
     await cluster.delete_unwanted_pods(namespace, previous, pods, grace, discard)
     observations, unschedulable, not_starting = await _observe(
@@ -995,6 +1018,15 @@ async def _reconcile(
                 for r in decision.records
             ),
         )
+    # Trials the cluster has no room for while others wait at rungs holding theirs (GPUs):
+    # park that many waiting trials, less those whose pods are still on their way out.
+    short = sum(1 for why in unschedulable if any(m in why for m in LACK_OF_ROOM)) - freeing
+    if short > 0:
+        parked = decision
+        decision = park_waiting(sweep, decision, short)
+        for prior, record in zip(parked.records, decision.records, strict=True):
+            if record.parked_at and not prior.parked_at:
+                events.append(("Normal", TRIAL_PARKED, f"{record.id}: {record.reason}"))
     if refused:
         # Counted as failed attempts: retried, and a template that never yields a pod ends
         # the sweep like a trainer that never starts.

@@ -9,6 +9,10 @@ Attempts can also die mid-run (`crash`). With `checkpoints`, a trial keeps its s
 every evaluation, as the trainer does, and its next attempt goes on from there: it reports
 the evaluations it kept and the step it went on from, and pauses again at a rung it was
 kept at.
+
+With `room`, at most that many attempts run at once, as on a cluster with that many GPUs:
+the rest wait in launch order, and `run` parks trials waiting at rungs to make room for
+them, as the operator does.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 
 from lrsweep.api import LRSweepSpec
 from lrsweep.engine.rangetest import RangeTestResult
-from lrsweep.engine.sweep import Decision, Launch, Promote, Sweep, decide, update
+from lrsweep.engine.sweep import Decision, Launch, Promote, Sweep, decide, park_waiting, update
 from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
 from lrsweep.engine.verdict import Point
 from lrsweep.runtime.metrics import exit_observation
@@ -70,6 +74,9 @@ class World:
     crash: Callable[[str, int, int], bool] = lambda trial, attempt, step: False
     checkpoints: bool = False
     trained: int = 0  # steps trained by every attempt together
+    room: int | None = None  # attempts that can run at once (None: any number)
+    queue: list[Launch] = field(default_factory=list)  # launched, waiting for room
+    parked: list[str] = field(default_factory=list)  # every park, in order
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -79,6 +86,9 @@ class World:
 
     def launch(self, launch: Launch) -> None:
         self.launched.append(launch)
+        self.queue.append(launch)
+
+    def _start(self, launch: Launch) -> None:
         self.promoted.pop(launch.trial, None)
         kept = self.kept.pop(launch.trial, []) if self.checkpoints else []
         start = kept[-1].step if kept else 0
@@ -99,6 +109,18 @@ class World:
     def stop(self, trial: str) -> None:
         self.stopped.append(trial)
         self.running.pop(trial, None)
+        self.queue = [launch for launch in self.queue if launch.trial != trial]
+
+    def park(self, trial: str) -> None:
+        """End a parked trial's attempt; with checkpoints it keeps what it reached."""
+        self.parked.append(trial)
+        self.running.pop(trial)
+        self.kept[trial] = self.history[trial]
+
+    @property
+    def short(self) -> int:
+        """Launched attempts waiting for room."""
+        return len(self.queue)
 
     def promote(self, promotion: Promote) -> None:
         current = self.running.get(promotion.trial)
@@ -112,7 +134,10 @@ class World:
         return step in launch.gates and self.promoted.get(launch.trial, 0) < step
 
     def tick(self) -> list[Observation]:
-        """Advance a random subset of running trials by one evaluation."""
+        """Start what there is room for, then advance a random subset of running trials by
+        one evaluation."""
+        while self.queue and (self.room is None or len(self.running) < self.room):
+            self._start(self.queue.pop(0))
         out, self.pending = self.pending, []
         for trial in sorted(self.running):
             if self.rng.random() < 0.4:
@@ -207,6 +232,12 @@ def run(
         for obs in world.tick():
             records = update(sweep, records, obs)
         decision = decide(sweep, records, range_result)
+        if world.short:
+            parked = {r.id for r in decision.records if r.parked_at}
+            decision = park_waiting(sweep, decision, world.short)
+            for r in decision.records:
+                if r.parked_at and r.id not in parked:
+                    world.park(r.id)
         range_result = decision.range_result
         records = list(decision.records)
         for stop in decision.stops:

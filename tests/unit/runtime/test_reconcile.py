@@ -629,3 +629,55 @@ def test_a_failed_promotion_is_counted_under_the_sweeps_namespace() -> None:
         "lrsweep_scrape_failures_total", {"namespace": "ml"}
     )
     assert failures == 1.0
+
+
+NO_GPU: dict[str, Any] = {
+    "phase": "Pending",
+    "conditions": [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+        }
+    ],
+}
+GATED = {**SPEC, "search": {"strategy": "asha", "values": [0.01, 0.1, 0.5], "parallelism": 3}}
+
+
+def _one_at_its_first_rung(pending: dict[str, Any]) -> tuple[MemoryCluster, ReconcileResult]:
+    """A gated sweep whose t000 waits at its first rung (step 10) while t001 and t002 are
+    `pending`: the reconcile that sees it."""
+    cluster = MemoryCluster()
+    first = run(cluster, body(GATED))
+    cluster.run_pod("s-t000-1", "10.0.0.1", {0: {"val_loss": "2"}, 10: {"val_loss": "1"}})
+    for name in ("s-t001-1", "s-t002-1"):
+        cluster.pods[name]["status"] = copy.deepcopy(pending)
+    return cluster, run(cluster, body(GATED, first.status))
+
+
+def test_a_trial_waiting_at_a_rung_is_parked_for_trials_the_cluster_has_no_gpu_for() -> None:
+    _, result = _one_at_its_first_rung(NO_GPU)
+    assert result.status is not None
+    assert result.status["trials"]["t000"]["parkedAt"] == 10
+    assert ("Normal", "TrialParked") in {(kind, reason) for kind, reason, _ in result.events}
+
+
+def test_a_parked_trials_pod_is_deleted_next_and_not_read_as_lost() -> None:
+    cluster, parked = _one_at_its_first_rung(NO_GPU)
+    after = run(cluster, body(GATED, parked.status))
+    assert "s-t000-1" in cluster.deleted
+    status = after.status or parked.status
+    assert status is not None
+    t000 = status["trials"]["t000"]
+    assert (t000["phase"], t000["attempts"], t000["parkedAt"]) == ("Running", 1, 10)
+
+
+def test_no_trial_is_parked_for_pods_no_node_could_ever_take() -> None:
+    selector = copy.deepcopy(NO_GPU)
+    selector["conditions"][0]["message"] = (
+        "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
+    )
+    _, result = _one_at_its_first_rung(selector)
+    assert result.status is not None
+    assert result.status["trials"]["t000"]["parkedAt"] == 0
