@@ -32,6 +32,16 @@ def gpu_sweep(name: str, **env: str) -> dict[str, Any]:
     return doc
 
 
+def succeeded(
+    cluster: KubeCluster, namespace: str, doc: dict[str, Any], operator: Operator
+) -> dict[str, Any]:
+    """Apply the sweep and wait for it to end; it must have Succeeded."""
+    apply(cluster, namespace, doc)
+    sweep = wait_phase(cluster, namespace, doc["metadata"]["name"], ("Succeeded", "Failed"), 240)
+    assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
+    return sweep
+
+
 @pytest.fixture
 def one_gpu(harness: ThreadedHarness) -> ThreadedHarness:
     harness.set_node_capacity(**{"nvidia.com/gpu": "1"})
@@ -65,9 +75,7 @@ def test_one_gpu_for_three_trials_parks_waiting_trials_and_picks_the_local_winne
 ) -> None:
     needs_local_kubelet(kube_cluster)
     doc = gpu_sweep("scarce")
-    apply(kube_cluster, kube_namespace, doc)
-    sweep = wait_phase(kube_cluster, kube_namespace, "scarce", ("Succeeded", "Failed"), 240)
-    assert sweep["status"]["phase"] == "Succeeded", patient_operator.log()[-3000:]
+    sweep = succeeded(kube_cluster, kube_namespace, doc, patient_operator)
     reasons = [e["reason"] for e in events_of(kube_cluster, kube_namespace, "scarce")]
     assert "TrialParked" in reasons
     assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
@@ -83,9 +91,7 @@ def test_a_parked_trial_with_checkpoints_goes_on_from_its_rung(
     needs_local_kubelet(kube_cluster)
     doc = gpu_sweep("scarce-ckpt", TOY_CHECKPOINT="1")
     doc["spec"]["trial"]["checkpointDir"] = str(tmp_path / "checkpoints")
-    apply(kube_cluster, kube_namespace, doc)
-    sweep = wait_phase(kube_cluster, kube_namespace, "scarce-ckpt", ("Succeeded", "Failed"), 240)
-    assert sweep["status"]["phase"] == "Succeeded", patient_operator.log()[-3000:]
+    sweep = succeeded(kube_cluster, kube_namespace, doc, patient_operator)
     resumed = {tid: t for tid, t in sweep["status"]["trials"].items() if t.get("resumes", 0) > 0}
     assert resumed, json.dumps(sweep["status"]["trials"], indent=1)
     # Went on from the rung's checkpoint: it did not train its first steps twice.

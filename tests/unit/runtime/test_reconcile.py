@@ -271,21 +271,23 @@ def test_a_pod_over_the_namespace_quota_waits_queued_without_using_an_attempt() 
     assert cluster.created == ["s-t000-1"]
 
 
+NO_GPU: dict[str, Any] = {
+    "phase": "Pending",
+    "conditions": [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
+        }
+    ],
+}
+
+
 def test_an_unschedulable_pod_shows_in_a_condition() -> None:
     cluster = MemoryCluster()
     first = run(cluster, body())
-    pod = cluster.pods["s-t000-1"]
-    pod["status"] = {
-        "phase": "Pending",
-        "conditions": [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
-            }
-        ],
-    }
+    cluster.pods["s-t000-1"]["status"] = copy.deepcopy(NO_GPU)
     result = run(cluster, body(status=first.status))
     assert result.status is not None
     condition = next(c for c in result.status["conditions"] if c["type"] == "TrialsSchedulable")
@@ -631,17 +633,6 @@ def test_a_failed_promotion_is_counted_under_the_sweeps_namespace() -> None:
     assert failures == 1.0
 
 
-NO_GPU: dict[str, Any] = {
-    "phase": "Pending",
-    "conditions": [
-        {
-            "type": "PodScheduled",
-            "status": "False",
-            "reason": "Unschedulable",
-            "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.",
-        }
-    ],
-}
 GATED = {**SPEC, "search": {"strategy": "asha", "values": [0.01, 0.1, 0.5], "parallelism": 3}}
 
 
