@@ -371,16 +371,19 @@ def unwanted_pods(status: LRSweepStatus, pods: Sequence[Mapping[str, Any]]) -> l
     ]
 
 
-def parked_pods(status: LRSweepStatus, pods: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Pods of the trials a stored status parked, not yet ended (deleted or on their way
-    out, they still hold what they were given)."""
+def leaving_pods(status: LRSweepStatus, pods: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Pods on their way out, not yet ended: being deleted, or unwanted by the stored status
+    (`unwanted_pods`: parked, stopped, moved past). They still hold what they were given,
+    and free it soon."""
+    unwanted = set(unwanted_pods(status, pods))
     return [
         pod["metadata"]["name"]
         for pod in pods
         if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-        and (trial := _trial_of(status, pod)) is not None
-        and trial.parkedAt > 0
-        and _attempt_of(pod) == trial.attempts
+        and (
+            (pod.get("metadata") or {}).get("deletionTimestamp")
+            or pod["metadata"]["name"] in unwanted
+        )
     ]
 
 
@@ -946,7 +949,7 @@ async def _reconcile(
     sweep = Sweep(spec, key=meta.get("uid") or name)
     records = records_from_status(previous)
     pods = await cluster.list_pods(namespace, name)
-    freeing = len(parked_pods(previous, pods))
+    freeing = len(leaving_pods(previous, pods))
     # What the stored status decided: this reconcile's own stops wait for its status write.
     await cluster.delete_unwanted_pods(namespace, previous, pods, grace, discard)
     observations, unschedulable, not_starting = await _observe(
@@ -1019,7 +1022,7 @@ async def _reconcile(
             ),
         )
     # Trials the cluster has no room for while others wait at rungs holding theirs (GPUs):
-    # park that many waiting trials, less those whose pods are still on their way out.
+    # park that many waiting trials, less the pods on their way out (they make room soon).
     short = sum(1 for why in unschedulable if any(m in why for m in LACK_OF_ROOM)) - freeing
     if short > 0:
         parked = decision

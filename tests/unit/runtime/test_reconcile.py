@@ -636,14 +636,19 @@ def test_a_failed_promotion_is_counted_under_the_sweeps_namespace() -> None:
 GATED = {**SPEC, "search": {"strategy": "asha", "values": [0.01, 0.1, 0.5], "parallelism": 3}}
 
 
-def _one_at_its_first_rung(pending: dict[str, Any]) -> tuple[MemoryCluster, ReconcileResult]:
-    """A gated sweep whose t000 waits at its first rung (step 10) while t001 and t002 are
-    `pending`: the reconcile that sees it."""
+def _one_at_its_first_rung(
+    pending: dict[str, Any], leaving: dict[str, Any] | None = None
+) -> tuple[MemoryCluster, ReconcileResult]:
+    """A gated sweep whose t000 waits at its first rung (step 10) while t001 is `pending`,
+    and t002 too (or `leaving`, when given): the reconcile that sees it."""
     cluster = MemoryCluster()
     first = run(cluster, body(GATED))
     cluster.run_pod("s-t000-1", "10.0.0.1", {0: {"val_loss": "2"}, 10: {"val_loss": "1"}})
-    for name in ("s-t001-1", "s-t002-1"):
-        cluster.pods[name]["status"] = copy.deepcopy(pending)
+    cluster.pods["s-t001-1"]["status"] = copy.deepcopy(pending)
+    if leaving is None:
+        cluster.pods["s-t002-1"]["status"] = copy.deepcopy(pending)
+    else:
+        cluster.pods["s-t002-1"].update(copy.deepcopy(leaving))
     return cluster, run(cluster, body(GATED, first.status))
 
 
@@ -670,5 +675,23 @@ def test_no_trial_is_parked_for_pods_no_node_could_ever_take() -> None:
         "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector."
     )
     _, result = _one_at_its_first_rung(selector)
+    assert result.status is not None
+    assert result.status["trials"]["t000"]["parkedAt"] == 0
+
+
+def test_no_trial_is_parked_while_a_pod_on_its_way_out_makes_room() -> None:
+    deleting = {
+        "metadata": {
+            "name": "s-t002-1",
+            "labels": {
+                "lrsweep.dev/sweep": "s",
+                "lrsweep.dev/trial": "t002",
+                "lrsweep.dev/attempt": "1",
+            },
+            "deletionTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "status": {"phase": "Running", "podIP": "10.0.0.3"},
+    }
+    _, result = _one_at_its_first_rung(NO_GPU, leaving=deleting)
     assert result.status is not None
     assert result.status["trials"]["t000"]["parkedAt"] == 0
