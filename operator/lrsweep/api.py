@@ -174,6 +174,15 @@ class Budget(_Model):
                     f"{name} ({value}{default}) must not exceed steps ({self.steps}); "
                     f"set budget.{name} to at most {self.steps} or raise budget.steps"
                 )
+        if self.steps < 2 * self.evalEvery:
+            default = "" if "evalEvery" in self.model_fields_set else ", the default"
+            raise ValueError(
+                f"steps ({self.steps}) must be at least 2 x evalEvery ({self.evalEvery}"
+                f"{default}): a "
+                f"trial is judged from at least 3 evaluations (step 0, then every evalEvery "
+                f"steps); raise budget.steps to {2 * self.evalEvery} or lower budget.evalEvery "
+                f"to {max(1, self.steps // 2)}"
+            )
         return self
 
 

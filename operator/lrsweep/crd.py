@@ -30,6 +30,11 @@ VALIDATIONS: dict[str, list[dict[str, str]]] = {
             "rule": "self.minSteps <= self.steps",
             "message": "budget.minSteps must not exceed budget.steps",
         },
+        {
+            "rule": "self.steps >= 2 * self.evalEvery",
+            "message": "budget.steps must be at least 2 x budget.evalEvery: a trial is judged "
+            "from at least 3 evaluations",
+        },
     ],
     "spec": [
         {

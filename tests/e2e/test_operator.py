@@ -184,6 +184,14 @@ def test_invalid_specs_are_refused_or_fail_with_a_condition_beside_a_valid_sweep
     assert refused.returncode != 0
     assert "spec.search.values[1]" in refused.stderr
 
+    one_step = toy_sweep("one-step", {"strategy": "grid", "values": [0.05]})
+    one_step["spec"]["budget"] = {"steps": 1, "evalEvery": 1, "minSteps": 1}
+    refused = kube_cluster.kubectl(
+        "apply", "-n", kube_namespace, "-f", "-", input=yaml.safe_dump(one_step), check=False
+    )
+    assert refused.returncode != 0
+    assert "budget.steps must be at least 2 x budget.evalEvery" in refused.stderr
+
     empty = toy_sweep("no-containers", {"strategy": "grid"})
     empty["spec"]["trial"]["template"]["spec"]["containers"] = []
     apply(kube_cluster, kube_namespace, empty)

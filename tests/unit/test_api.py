@@ -109,6 +109,15 @@ def test_eval_interval_longer_than_the_budget_is_refused() -> None:
     )
 
 
+def test_a_budget_too_short_to_judge_a_trial_is_refused_saying_what_to_set() -> None:
+    message = _error(_doc(budget={"steps": 1, "evalEvery": 1, "minSteps": 1}))
+    assert message == (
+        "spec.budget: steps (1) must be at least 2 x evalEvery (1): a trial is judged from "
+        "at least 3 evaluations (step 0, then every evalEvery steps); raise budget.steps to 2 "
+        "or lower budget.evalEvery to 1"
+    )
+
+
 def test_a_name_too_long_for_its_trial_pods_is_refused_saying_the_limit() -> None:
     message = _error({**_doc(), "metadata": {"name": "x" * 56}})
     assert message.startswith("metadata.name: an LRSweep name can have at most 55 characters")
