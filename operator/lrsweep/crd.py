@@ -49,6 +49,12 @@ PRINTER_COLUMNS = [
     {"name": "Best LR", "type": "number", "jsonPath": ".status.bestLearningRate"},
     {"name": "Score", "type": "number", "jsonPath": ".status.bestScore"},
     {"name": "Trials", "type": "integer", "jsonPath": ".status.trialCount"},
+    {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+        "description": "Why the sweep is where it is (Ready's reason); its message says more.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

@@ -85,7 +85,7 @@ def test_quickstart_succeeds_with_the_local_winner_and_shows_columns(
     assert status["phase"] == "Succeeded", status
     table = kube_cluster.kubectl("get", "lrs", "-n", kube_namespace).stdout
     header = table.splitlines()[0].split()
-    assert header == ["NAME", "PHASE", "BEST", "LR", "SCORE", "TRIALS", "AGE"]
+    assert header == ["NAME", "PHASE", "BEST", "LR", "SCORE", "TRIALS", "REASON", "AGE"]
     assert "quickstart" in table
     assert "Succeeded" in table
     conditions = {c["type"]: c for c in status["conditions"]}
@@ -317,6 +317,8 @@ def test_a_gpu_sweep_without_gpus_reports_unschedulable(
     condition = wait_not_schedulable(kube_cluster, kube_namespace, "gpu")
     assert condition["reason"] == "Unschedulable"
     assert "nvidia.com/gpu" in condition["message"]
+    row = kube_cluster.kubectl("get", "lrs", "gpu", "-n", kube_namespace).stdout.splitlines()[1]
+    assert row.split()[1:2] + row.split()[-2:-1] == ["Running", "Unschedulable"]
 
 
 def test_an_image_that_cannot_be_pulled_shows_in_a_condition(

@@ -53,7 +53,7 @@ def test_names_scope_and_printer_columns() -> None:
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Phase", "Best LR", "Score", "Trials", "Age"]
+    assert columns == ["Phase", "Best LR", "Score", "Trials", "Reason", "Age"]
 
 
 def test_cel_rules_check_bounds_and_freeze_the_spec() -> None:

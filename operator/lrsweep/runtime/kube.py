@@ -1136,6 +1136,12 @@ def sweep_status(
         )
     elif status.phase is Phase.FAILED:
         updates = [(cond.FAILED, True, cond.NO_RESULT), (cond.READY, False, cond.NO_RESULT)]
+    elif unschedulable or not_starting:
+        # Running, but not all of it: the Reason column and the message say why at once.
+        stuck = [*unschedulable, *not_starting]
+        status.message = f"{len(stuck)} trial(s) cannot start ({stuck[0][:200]}); {status.message}"
+        reason = cond.UNSCHEDULABLE if unschedulable else CONTAINERS_CANNOT_START
+        updates = [(cond.READY, False, reason)]
     else:
         updates = [(cond.READY, False, cond.RUNNING)]
     if status.phase in (Phase.SUCCEEDED, Phase.FAILED):

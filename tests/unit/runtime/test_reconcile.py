@@ -295,6 +295,19 @@ def test_an_unschedulable_pod_shows_in_a_condition() -> None:
     assert "t000: 0/1 nodes are available" in condition["message"]
 
 
+def test_a_running_sweep_with_trials_that_cannot_start_says_why_in_ready_and_message() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    cluster.pods["s-t000-1"]["status"] = copy.deepcopy(NO_GPU)
+    status = run(cluster, body(status=first.status)).status
+    assert status is not None
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Unschedulable")
+    assert status["message"].startswith(
+        "1 trial(s) cannot start (t000: 0/1 nodes are available: 1 Insufficient nvidia.com/gpu.)"
+    )
+
+
 def test_a_finished_sweep_is_left_alone() -> None:
     cluster = MemoryCluster()
     result = run(cluster, body(status={"phase": "Succeeded", "bestLearningRate": 0.01}))
