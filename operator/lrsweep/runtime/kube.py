@@ -792,6 +792,9 @@ class ReconcileResult:
     status: dict[str, Any] | None
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     stored: dict[str, Any] = field(default_factory=dict)
+    # Deletes the pods the new status no longer wants (stopped, parked, moved past): to be
+    # awaited once that status is written, which is what lets it delete them.
+    after_write: Callable[[], Awaitable[object]] | None = None
 
 
 async def _observe(
@@ -1067,7 +1070,11 @@ async def _reconcile(
     new = status.model_dump(mode="json")
     if new == LRSweepStatus.model_validate(status_fields(status_in)).model_dump(mode="json"):
         return ReconcileResult(None, events, dict(status_in))  # nothing learned: write nothing
-    return ReconcileResult(new, events, dict(status_in))
+
+    async def delete_unwanted() -> object:
+        return await cluster.delete_unwanted_pods(namespace, status, pods, grace, discard)
+
+    return ReconcileResult(new, events, dict(status_in), delete_unwanted)
 
 
 def status_patch(stored: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:

@@ -128,6 +128,8 @@ class Reconciler:
             await self.cluster.patch_status(
                 namespace, name, status_patch(result.stored, result.status)
             )
+            if result.after_write is not None:
+                await result.after_write()  # what the new status stops, at once
         for type_, reason, message in result.events:
             try:
                 await self.cluster.post_event(body, type_, reason, message, now)

@@ -1,6 +1,7 @@
 """The operator's loop over the sweeps it knows, against an in-memory cluster.
 
-Covers: a sweep in the index is reconciled and its status written, then its events posted;
+Covers: a sweep in the index is reconciled and its status written, then its events posted,
+and the pods that status no longer wants (a parked trial's) are deleted in the same pass;
 one whose reconcile fails is tried again after a backoff that doubles, while the others go
 on; a sweep gone from the index is reconciled no more; at most `max_concurrent_reconciles`
 run at once; a finished sweep, once tidied, costs no API call; an earlier operator's
@@ -25,7 +26,13 @@ from lrsweep.controller import Backoffs
 from lrsweep.runtime.kube import ApiHealth
 from lrsweep.runtime.reconciler import LEGACY_FINALIZER, Key, Reconciler
 from lrsweep.settings import OperatorSettings
-from tests.unit.runtime.test_reconcile import MemoryCluster, body
+from tests.unit.runtime.test_reconcile import (
+    GATED,
+    NO_GPU,
+    MemoryCluster,
+    body,
+    run,
+)
 
 
 class LoopCluster(MemoryCluster):
@@ -233,3 +240,17 @@ def test_a_call_that_gets_no_answer_counts_against_the_api_servers_health(
 def test_kopfs_retries_of_its_own_calls_never_run_out() -> None:
     assert list(itertools.islice(Backoffs(), 6)) == [1.0, 2.0, 5.0, 10.0, 10.0, 10.0]
     assert not hasattr(Backoffs(), "__len__")  # kopf would count a sized one, and give up
+
+
+def test_the_pods_a_written_status_parks_are_deleted_in_the_same_pass() -> None:
+    cluster = LoopCluster()
+    first = run(cluster, body(GATED))
+    cluster.run_pod("s-t000-1", "10.0.0.1", {0: {"val_loss": "2"}, 10: {"val_loss": "1"}})
+    for pod in ("s-t001-1", "s-t002-1"):
+        cluster.pods[pod]["status"] = copy.deepcopy(NO_GPU)
+    cluster.sweep = body(GATED, first.status)
+    cluster.sweep["metadata"]["name"] = "s"
+    reconciler, _ = loop(cluster, {("ml", "s"): cluster.sweep})
+    asyncio.run(settle(reconciler))
+    assert cluster.patches[-1][1]["trials"]["t000"]["parkedAt"] == 10
+    assert cluster.deleted == ["s-t000-1"]
