@@ -289,6 +289,21 @@ def test_an_objective_the_trials_do_not_report_fails_the_sweep_naming_what_they_
     assert any(t["attempts"] == 0 for t in status["trials"].values())
 
 
+def test_a_misnamed_objective_fails_at_the_range_test_before_any_candidate_runs(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    doc = toy_sweep("typo-rt", {"strategy": "adaptive"}, objective={"metric": "acc"})
+    apply(kube_cluster, kube_namespace, doc)
+    sweep = wait_phase(kube_cluster, kube_namespace, "typo-rt", ("Succeeded", "Failed"), 120)
+    status = sweep["status"]
+    assert status["phase"] == "Failed"
+    assert status["message"].startswith(
+        "the objective metric 'acc' is not reported: the range test t000 reported "
+    )
+    assert all(t["attempts"] == 0 for t in status["trials"].values() if t["mode"] == "train")
+
+
 def wait_not_schedulable(cluster: KubeCluster, namespace: str, name: str) -> dict[str, Any]:
     """The sweep's TrialsSchedulable condition, once it is False."""
 

@@ -385,7 +385,11 @@ def _unscored(records: Sequence[TrialRecord], metric: str, due: Sequence[int]) -
     last of a trial that finished its budget (a scrape can catch the newest one half-written).
     """
     for r in records:
-        if r.mode != "train" or not r.points:
+        if r.mode == "range-test":
+            if (why := _unscored_range_test(r, metric)) is not None:
+                return why
+            continue
+        if not r.points:
             continue
         last = r.points[-1].step
         at = {p.step: p for p in r.points}
@@ -406,6 +410,28 @@ def _unscored(records: Sequence[TrialRecord], metric: str, due: Sequence[int]) -
                 "trainer reports"
             )
     return None
+
+
+# What every range-test step reports (the rate and smoothed loss become its curve).
+RANGE_TEST_STEP_METRICS = frozenset({"train_loss"})
+
+
+def _unscored_range_test(r: TrialRecord, metric: str) -> str | None:
+    """The range test's evaluations (a script reports its step-0 evaluation there too) name
+    metrics, but not the objective: it is misnamed, and no trial of the sweep could be
+    scored. Said before any candidate runs; only evaluations followed by a later point count
+    (a scrape can catch the newest one half-written)."""
+    evaluations = [p for p in r.points[:-1] if set(p.metrics) - RANGE_TEST_STEP_METRICS]
+    if not evaluations or metric in RANGE_TEST_STEP_METRICS:
+        return None
+    if any(metric in p.metrics for p in r.points):
+        return None
+    reported = ", ".join(sorted(set().union(*(p.metrics for p in evaluations))))
+    return (
+        f"the objective metric {metric!r} is not reported: the range test {r.id} reported "
+        f"{reported} at its evaluations; set spec.objective.metric to the name the trainer "
+        "reports"
+    )
 
 
 def decide(

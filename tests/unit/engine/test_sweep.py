@@ -661,3 +661,40 @@ def test_another_seed_is_stopped_when_its_rate_diverges_at_seed_0() -> None:
     follower = next(r for r in decision.records if r.id == "t001")
     assert follower.phase is TrialPhase.STOPPED
     assert "diverged" in follower.reason
+
+
+def _range_test(*metrics: dict[str, float]) -> TrialRecord:
+    points = tuple(Point(step, m) for step, m in enumerate(metrics))
+    return TrialRecord(
+        "t000",
+        1e-4,
+        0,
+        mode="range-test",
+        phase=TrialPhase.RUNNING,
+        attempts=1,
+        queued=False,
+        points=points,
+    )
+
+
+def test_a_range_test_reporting_other_metrics_than_the_objective_fails_the_sweep() -> None:
+    records = [_range_test({"train_loss": 1.0, "val_acc": 0.5}, {"train_loss": 0.9})]
+    decision = decide(Sweep(make_spec(), "k"), records)
+    assert decision.done
+    assert decision.broken
+    assert decision.message == (
+        "the objective metric 'val_loss' is not reported: the range test t000 reported "
+        "train_loss, val_acc at its evaluations; set spec.objective.metric to the name the "
+        "trainer reports"
+    )
+
+
+def test_a_range_test_reporting_only_its_own_losses_says_nothing_of_the_objective() -> None:
+    step = {"train_loss": 1.0}
+    decision = decide(Sweep(make_spec(), "k"), [_range_test(step, step, step, step)])
+    assert not decision.done
+
+
+def test_a_range_tests_newest_evaluation_alone_says_nothing_of_the_objective() -> None:
+    decision = decide(Sweep(make_spec(), "k"), [_range_test({"val_acc": 0.5})])
+    assert not decision.done
