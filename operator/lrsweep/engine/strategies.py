@@ -142,6 +142,18 @@ def edge_note(ctx: Context, best: Best) -> str:
     return f"the best rate is the {side} tried, so a better one may lie beyond it; {stopped}"
 
 
+def flat_note(ctx: Context, best: Best) -> str:
+    """A caveat when the winning trial's loss barely moved (verdict plateau): it won because
+    every faster rate did worse, not because it trained ('' otherwise)."""
+    trial = next((r for r in ctx.records if r.id == best.trial), None)
+    if trial is None or trial.verdict is not Verdict.PLATEAU:
+        return ""
+    return (
+        f"the best trial's loss barely moved ({trial.reason}): it may have won only because "
+        "the faster rates did worse; check the trainer, or search higher rates"
+    )
+
+
 def _round_done(ctx: Context) -> bool:
     return all(r.terminal for r in ctx.records) and not ctx.undecided
 

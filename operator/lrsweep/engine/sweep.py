@@ -114,8 +114,11 @@ class Decision:
     # scored (they do not report the objective): the sweep gives up instead of burning the
     # whole budget on a broken template or spec.
     broken: bool = False
-    # Why the winner may not be the best rate to be had (strategies.edge_note), or "".
+    # Why the winner may not be the best rate to be had (strategies.flat_note, edge_note),
+    # or "".
     caveat: str = ""
+    # The winner is the lowest or highest rate tried (strategies.edge_note), or "".
+    at_edge: str = ""
 
     def status(self) -> LRSweepStatus:
         """The status summary (no conditions or timestamps: the caller owns those)."""
@@ -500,7 +503,9 @@ def decide(
     ctx = strategies.Context(spec, sweep.key, current, range_result, undecided)
     best = strategies.best_rate(ctx)
     message = _message(current, best, done, spec.objective.goal)
-    caveat = strategies.edge_note(ctx, best) if done and best is not None else ""
+    edge = strategies.edge_note(ctx, best) if done and best is not None else ""
+    flat = strategies.flat_note(ctx, best) if done and best is not None else ""
+    caveat = "; ".join(note for note in (flat, edge) if note)
     if caveat:
         message = f"{message}; {caveat}"
     return Decision(
@@ -513,6 +518,7 @@ def decide(
         range_result=range_result,
         message=message,
         caveat=caveat,
+        at_edge=edge,
     )
 
 

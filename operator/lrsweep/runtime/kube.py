@@ -1135,9 +1135,9 @@ def sweep_status(
         conds, _ = cond.set_condition(
             conds,
             cond.BRACKETED,
-            not decision.caveat,
-            cond.AT_EDGE if decision.caveat else cond.INSIDE,
-            decision.caveat,
+            not decision.at_edge,
+            cond.AT_EDGE if decision.at_edge else cond.INSIDE,
+            decision.at_edge,
             now=now,
             generation=generation,
         )

@@ -698,3 +698,15 @@ def test_a_range_test_reporting_only_its_own_losses_says_nothing_of_the_objectiv
 def test_a_range_tests_newest_evaluation_alone_says_nothing_of_the_objective() -> None:
     decision = decide(Sweep(make_spec(), "k"), [_range_test({"val_acc": 0.5})])
     assert not decision.done
+
+
+def test_a_winner_whose_loss_barely_moved_is_reported_with_a_caveat() -> None:
+    # The tiniest rate wins without having trained: every other one did worse.
+    spec = make_spec(search={"strategy": "grid", "values": [1e-6, 0.1, 1.0]})
+    flat = replace(_finished(0, 1e-6, 2.30), verdict=Verdict.PLATEAU, reason="loss flat")
+    records = [flat, _finished(1, 0.1, 2.5), _finished(2, 1.0, 9.0)]
+    decision = decide(Sweep(spec, "k"), records)
+    assert decision.best is not None
+    assert decision.best.learning_rate == 1e-6
+    assert decision.caveat.startswith("the best trial's loss barely moved (loss flat):")
+    assert decision.at_edge.startswith("the best rate is the lowest tried")

@@ -232,6 +232,7 @@ def _succeeded(caveat: str) -> dict[str, tuple[str, str, str]]:
         range_result=None,
         message="best rate 0.01",
         caveat=caveat,
+        at_edge=caveat,
     )
     status = sweep_status(decision, LRSweepStatus(), [], [], "2026-01-01T00:00:00Z", 1)
     return {c.type: (c.status, c.reason, c.message) for c in status.conditions}
