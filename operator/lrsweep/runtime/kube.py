@@ -68,6 +68,7 @@ from lrsweep.runtime.metrics import (
     parse_metrics,
     parse_summary,
     running_observation,
+    silent_reason,
 )
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
@@ -817,7 +818,7 @@ async def _observe(
     observations: list[Observation] = []
     unschedulable: list[str] = []
     not_starting: list[str] = []
-    scrapes: list[tuple[TrialRecord, Awaitable[str | None]]] = []
+    scrapes: list[tuple[TrialRecord, Mapping[str, Any], str, Awaitable[str | None]]] = []
     for r in records:
         if r.terminal or r.queued or r.parked_at:
             continue
@@ -836,7 +837,7 @@ async def _observe(
             )
         elif phase == "Running" and (ip := (pod.get("status") or {}).get("podIP")):
             url = pod_url(ip, spec.trial.metricsPort, "/metrics")
-            scrapes.append((r, cluster.scrape(url, settings.scrape_timeout)))
+            scrapes.append((r, pod, url, cluster.scrape(url, settings.scrape_timeout)))
         elif (
             stuck := observe_stuck_pod(r.id, r.attempts, pod, now, settings.start_grace_seconds)
         ) is not None:
@@ -849,8 +850,8 @@ async def _observe(
             observations.append(
                 Observation(r.id, r.attempts, ProcessState.PENDING, reason=why or "pod pending")
             )
-    texts = await asyncio.gather(*(s for _, s in scrapes))
-    for (r, _), text in zip(scrapes, texts, strict=True):
+    texts = await asyncio.gather(*(s for *_, s in scrapes))
+    for (r, pod, url, _), text in zip(scrapes, texts, strict=True):
         reading = None
         if text is not None:
             try:
@@ -860,8 +861,40 @@ async def _observe(
                 reading = None
         if reading is None:
             cluster.telemetry.scrape_failures.labels(namespace).inc()
+            silent = observe_silent_pod(r, pod, url, now, settings.start_grace_seconds)
+            if silent is not None:
+                observations.append(silent)
+                continue
         observations.append(running_observation(r.id, r.attempts, reading))
     return observations, unschedulable, not_starting
+
+
+def _started_at(pod: Mapping[str, Any]) -> dt.datetime | None:
+    """When the pod's first container started running."""
+    for c in (pod.get("status") or {}).get("containerStatuses") or []:
+        if moment := _timestamp(((c.get("state") or {}).get("running") or {}).get("startedAt")):
+            return moment
+    return None
+
+
+def observe_silent_pod(
+    record: TrialRecord, pod: Mapping[str, Any], url: str, now: dt.datetime, grace: float
+) -> Observation | None:
+    """A running trial that has never served readable metrics, `grace` seconds after its
+    container started: a failed attempt (retried as usual), saying where it was asked.
+    None while it may still start serving, or once it has (its evaluations are recorded)."""
+    if record.step or record.points:
+        return None
+    started = _started_at(pod)
+    if started is None or (now - started).total_seconds() <= grace:
+        return None
+    return Observation(
+        record.id,
+        record.attempts,
+        ProcessState.EXITED,
+        outcome=Outcome.FAILED,
+        reason=silent_reason(url, grace, ", and may the operator reach the pod (NetworkPolicy)"),
+    )
 
 
 def _invalid(

@@ -42,6 +42,8 @@ from lrsweep.engine.sweep import (
 )
 from lrsweep.engine.trials import (
     Observation,
+    Outcome,
+    ProcessState,
     TrialRecord,
     interrupted,
     records_from_status,
@@ -55,6 +57,7 @@ from lrsweep.runtime.metrics import (
     parse_metrics,
     parse_summary,
     running_observation,
+    silent_reason,
 )
 
 # Without a `command`, a container runs its image's entrypoint; the trainer image's is this.
@@ -74,6 +77,9 @@ SWEEP_FILE = "sweep.json"
 STOP_GRACE = 5.0
 # How long a trial paused at a rung waits for a decision before going on by itself.
 GATE_TIMEOUT = 60.0
+# Seconds a trial may run without serving readable metrics before its attempt fails: the
+# operator's default start grace (LRSWEEP_START_GRACE_SECONDS), the same rule.
+SILENCE = 300.0
 LOG_TAIL = 300
 
 
@@ -254,6 +260,8 @@ class _Attempt:
     reported: bool = False
     last_error: str = ""
     seen: list[Reading] = field(default_factory=list)
+    started: float = 0.0  # monotonic time it was launched
+    served: bool = False  # its endpoint has answered with readable metrics
 
 
 def read_endpoint(url: str) -> str | None:
@@ -291,12 +299,14 @@ class LocalBackend:
         clock: Callable[[], float] = time.monotonic,
         grace: float = STOP_GRACE,
         gate_timeout: float = GATE_TIMEOUT,
+        silence: float = SILENCE,
     ) -> None:
         self.sweep = sweep
         self.workdir = workdir
         self.clock = clock
         self.grace = grace
         self.gate_timeout = gate_timeout
+        self.silence = silence
         self.attempts: dict[str, _Attempt] = {}
         (workdir / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
         self._lock = _hold(workdir)
@@ -335,7 +345,13 @@ class LocalBackend:
             log.close()
             raise SpecError(f"trial.template: cannot start {argv[0]!r}: {err.strerror}") from None
         self.attempts[launch.trial] = _Attempt(
-            launch, process, summary, base.with_suffix(".log"), log, f"http://127.0.0.1:{port}/"
+            launch,
+            process,
+            summary,
+            base.with_suffix(".log"),
+            log,
+            f"http://127.0.0.1:{port}/",
+            started=self.clock(),
         )
 
     def stop(self, trial: str) -> None:
@@ -425,13 +441,32 @@ class LocalBackend:
             launch = attempt.launch
             if code is None:
                 self._enforce_grace(attempt)
-                observations.append(
-                    running_observation(trial, launch.attempt, self._scrape(attempt))
-                )
+                reading = self._scrape(attempt)
+                attempt.served = attempt.served or reading is not None
+                if not attempt.served and self.clock() - attempt.started > self.silence:
+                    observations.append(self._silenced(attempt))
+                    continue
+                observations.append(running_observation(trial, launch.attempt, reading))
                 continue
             attempt.reported = True
             observations.append(self._ended(attempt, code))
         return observations
+
+    def _silenced(self, attempt: _Attempt) -> Observation:
+        """End an attempt that never served metrics in `silence` seconds: a failed one."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(attempt.process.pid, signal.SIGKILL)
+        attempt.process.wait()
+        attempt.reported = True
+        attempt.log.close()
+        url = f"{attempt.url}metrics"
+        return Observation(
+            attempt.launch.trial,
+            attempt.launch.attempt,
+            ProcessState.EXITED,
+            outcome=Outcome.FAILED,
+            reason=silent_reason(url, self.silence),
+        )
 
     def running(self) -> int:
         return sum(1 for a in self.attempts.values() if a.process.poll() is None)

@@ -132,6 +132,15 @@ def _observed(
     )
 
 
+def silent_reason(url: str, seconds: float, also: str = "") -> str:
+    """Why a running trial that never served readable metrics in `seconds` failed; `also`:
+    one more thing to check, where the runtime knows one."""
+    return (
+        f"served no metrics at {url} in {seconds:g} s running: does it report through "
+        f"lrsweep_trainer.report, on spec.trial.metricsPort{also}?"
+    )
+
+
 def running_observation(trial: str, attempt: int, reading: Reading | None) -> Observation:
     """A running attempt, from one scrape of its endpoint (None: nothing readable)."""
     if reading is None:

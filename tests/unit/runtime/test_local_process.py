@@ -12,7 +12,9 @@ once the first one has shut down. A training run is told its checkpoint director
 test none); a trial the sweep stopped loses its checkpoint once it has exited, trials stopped
 by shutting down keep theirs (for `--resume`). `check_runnable` makes every one of these refusals
 before a sweep starts. A trial's metrics port is free and, where the kernel names its
-ephemeral range, below it (so that no outgoing connection takes it first).
+ephemeral range, below it (so that no outgoing connection takes it first). A trial that
+serves no metrics for the backend's silence is ended and its attempt failed, saying where it
+was asked.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pytest
 
 from lrsweep.api import LRSweep, SpecError, parse_sweep
 from lrsweep.engine.sweep import Launch
+from lrsweep.engine.trials import Outcome, ProcessState
 from lrsweep.runtime.env import contract_env, expand
 from lrsweep.runtime.local import (
     CONTAINER_FIELDS,
@@ -336,3 +339,17 @@ def test_a_trial_port_is_free_and_below_the_ephemeral_range() -> None:
             s.bind(("127.0.0.1", port))
         if low is not None:
             assert port < low
+
+
+def test_a_trial_that_never_serves_metrics_fails_after_the_silence(tmp_path: Path) -> None:
+    local = LocalBackend(_sweep("import time; time.sleep(60)"), tmp_path, silence=0.5)
+    local.launch(LAUNCH)
+    try:
+        assert local.observe()[0].state is ProcessState.RUNNING
+        time.sleep(0.8)
+        (silent,) = local.observe()
+    finally:
+        local.shutdown()
+    assert (silent.state, silent.outcome) == (ProcessState.EXITED, Outcome.FAILED)
+    assert silent.reason.startswith("served no metrics at http://127.0.0.1:")
+    assert local.attempts[LAUNCH.trial].process.poll() is not None

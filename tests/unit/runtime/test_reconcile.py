@@ -709,3 +709,30 @@ def test_no_trial_is_parked_while_a_pod_on_its_way_out_makes_room() -> None:
     _, result = _one_at_its_first_rung(NO_GPU, leaving=deleting)
     assert result.status is not None
     assert result.status["trials"]["t000"]["parkedAt"] == 0
+
+
+def test_a_running_trial_that_never_served_metrics_fails_after_the_start_grace() -> None:
+    no_retry = {**SPEC, "trial": {**SPEC["trial"], "maxRetries": 0}}
+    cluster = MemoryCluster()
+    first = run(cluster, body(no_retry))
+    cluster.run_pod("s-t000-1", "10.0.0.1", {})
+    cluster.metrics.clear()  # nothing answers at its metrics port
+    started = {"running": {"startedAt": "2025-12-31T23:54:00Z"}}  # 6 minutes before `run`'s
+    cluster.pods["s-t000-1"]["status"]["containerStatuses"] = [{"name": "t", "state": started}]
+    status = run(cluster, body(no_retry, first.status)).status
+    assert status is not None
+    trial = status["trials"]["t000"]
+    assert trial["phase"] == "Failed"
+    assert "served no metrics at http://10.0.0.1:9090/metrics in 300 s running" in trial["reason"]
+
+
+def test_a_running_trial_within_the_start_grace_is_not_failed_for_silence() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    cluster.run_pod("s-t000-1", "10.0.0.1", {})
+    cluster.metrics.clear()
+    started = {"running": {"startedAt": "2025-12-31T23:59:00Z"}}
+    cluster.pods["s-t000-1"]["status"]["containerStatuses"] = [{"name": "t", "state": started}]
+    status = run(cluster, body(status=first.status)).status or first.status
+    assert status is not None
+    assert status["trials"]["t000"]["queued"] is False
