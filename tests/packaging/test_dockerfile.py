@@ -152,3 +152,12 @@ def test_dockerignore_keeps_only_what_copy_needs(dockerfile: Parsed) -> None:
     }
     assert copied <= included
     assert copied == included, "re-include nothing that no COPY uses"
+
+
+def test_the_repository_has_the_license_pyproject_declares() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    assert declared == "Apache-2.0"
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text
+    assert "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
