@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from tests.harness.faults import Faults
+from tests.harness.images import LRSWEEP_IMAGES
 from tests.harness.kubelet import NodeConfig
 from tests.harness.server import Harness
 
@@ -42,14 +43,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--cpu", default=NodeConfig.cpu, help="node cpu capacity")
     parser.add_argument("--memory", default=NodeConfig.memory, help="node memory capacity")
-    parser.add_argument("--gpus", type=int, default=0, help="node nvidia.com/gpu capacity")
+    parser.add_argument(
+        "--gpus", type=int, default=0, help="node nvidia.com/gpu capacity (and GPU node labels)"
+    )
     parser.add_argument(
         "--image",
         type=_image,
         action="append",
         default=[],
         metavar="IMAGE=COMMAND",
-        help="entrypoint for containers of IMAGE that give no command",
+        help="entrypoint for containers of IMAGE that give no command (the project's "
+        "lrsweep-operator and lrsweep-trainer images have one already)",
     )
     parser.add_argument("--state-dir", type=Path, help="pod logs and termination messages")
     parser.add_argument("--error-rate", type=float, default=0.0, help="fraction of 500s")
@@ -66,7 +70,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.state_dir.mkdir(parents=True, exist_ok=True)
     harness = Harness(
         node=NodeConfig(cpu=args.cpu, memory=args.memory, gpus=args.gpus),
-        images=dict(args.image),
+        images={**LRSWEEP_IMAGES, **dict(args.image)},
         faults=Faults(
             error_rate=args.error_rate,
             throttle_rate=args.throttle_rate,

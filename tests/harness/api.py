@@ -5,6 +5,7 @@ validation. The HTTP layer (server.py), the kubelet and the controllers all go t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import random
 import re
@@ -32,6 +33,7 @@ from tests.harness.selectors import (
     labels_match,
     parse_field_selector,
     parse_label_selector,
+    selector_matches,
 )
 from tests.harness.store import Store
 from tests.harness.validation import apply_defaults, prune
@@ -42,6 +44,8 @@ STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
 CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+# apps/v1 kinds whose pod template and selector the API server defaults and validates.
+WORKLOAD_KINDS = ("Deployment", "ReplicaSet")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 # Pod spec fields an update may change (everything else is immutable once created).
@@ -248,6 +252,8 @@ class Api:
         elif rtype.kind == "Pod" and not rtype.group:
             _default_pod(obj)
             self._validate_pod(rtype, obj)
+        elif rtype.kind in WORKLOAD_KINDS and rtype.group == "apps":
+            self._check_workload(rtype, obj, None)
         elif rtype.kind == "CustomResourceDefinition":
             self._validate_crd(rtype, obj)
             finalizers = obj["metadata"].setdefault("finalizers", [])
@@ -259,34 +265,52 @@ class Api:
             obj["spec"].setdefault("clusterIP", "None")
 
     def _validate_pod(self, rtype: ResourceType, pod: Obj) -> None:
-        causes: list[tuple[str, str]] = []
-        containers = pod.get("spec", {}).get("containers")
-        if not containers:
-            causes.append(("spec.containers", "Required value"))
-        for kind in ("initContainers", "containers"):
-            for index, container in enumerate(pod.get("spec", {}).get(kind) or []):
-                where = f"spec.{kind}[{index}]"
-                if not container.get("name"):
-                    causes.append((f"{where}.name", "Required value"))
-                if not container.get("image"):
-                    causes.append((f"{where}.image", "Required value"))
-                resources = container.get("resources") or {}
-                for resource, quantity in (resources.get("requests") or {}).items():
-                    if (
-                        "/" in resource
-                        and not resource.startswith("kubernetes.io/")
-                        and ((resources.get("limits") or {}).get(resource) != quantity)
-                    ):
-                        causes.append(
-                            (
-                                f"{where}.resources.requests[{resource}]",
-                                f'Invalid value: "{quantity}": must be equal to '
-                                f"{resource} limit of "
-                                f"{(resources.get('limits') or {}).get(resource, '0')}",
-                            )
-                        )
+        causes = _pod_spec_causes(pod.get("spec") or {}, "spec")
         if causes:
             raise invalid(rtype.kind, rtype.group, pod["metadata"]["name"], causes)
+
+    def _check_workload(self, rtype: ResourceType, obj: Obj, old: Obj | None) -> None:
+        """Default and validate a Deployment or ReplicaSet as the API server does: its pod
+        template like a pod's spec, a selector that must select the template's labels and,
+        once created, may not change."""
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        if rtype.kind == "Deployment":
+            strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
+            if strategy.get("type", "RollingUpdate") == "RollingUpdate":
+                strategy.setdefault("type", "RollingUpdate")
+                rolling = strategy.setdefault("rollingUpdate", {})
+                rolling.setdefault("maxSurge", "25%")
+                rolling.setdefault("maxUnavailable", "25%")
+            spec.setdefault("revisionHistoryLimit", 10)
+            spec.setdefault("progressDeadlineSeconds", 600)
+        template = spec.get("template") or {}
+        _default_pod_spec(template.setdefault("spec", {}))
+        causes = _pod_spec_causes(template["spec"], "spec.template.spec")
+        if template["spec"]["restartPolicy"] != "Always":
+            causes.append(
+                (
+                    "spec.template.spec.restartPolicy",
+                    f'Unsupported value: "{template["spec"]["restartPolicy"]}": supported '
+                    'values: "Always"',
+                )
+            )
+        selector = spec.get("selector") or {}
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+            causes.append(("spec.selector", "Required value"))
+        elif not selector_matches(selector, labels):
+            causes.append(
+                (
+                    "spec.template.metadata.labels",
+                    f"Invalid value: {_go_map(labels)}: `selector` does not match template "
+                    "`labels`",
+                )
+            )
+        if old is not None and selector != (old.get("spec") or {}).get("selector"):
+            causes.append(("spec.selector", f"Invalid value: {selector!r}: field is immutable"))
+        if causes:
+            raise invalid(rtype.kind, rtype.group, obj["metadata"]["name"], causes)
 
     def _validate_crd(self, rtype: ResourceType, crd: Obj) -> None:
         spec = crd.get("spec") or {}
@@ -499,6 +523,8 @@ class Api:
                     )
             if rtype.kind == "Pod" and not rtype.group and not internal:
                 self._check_pod_update(rtype, old, new)
+        if rtype.kind in WORKLOAD_KINDS and rtype.group == "apps" and subresource is None:
+            self._check_workload(rtype, new, old)
         if rtype.kind == "CustomResourceDefinition" and subresource is None:
             self._validate_crd(rtype, new)
             new["status"] = _crd_status(new)
@@ -662,6 +688,45 @@ class Api:
         else:
             self._remove(rtype, current)
 
+    def record_event(
+        self,
+        involved: Obj,
+        kind: str,
+        reason: str,
+        message: str,
+        component: str,
+        *,
+        host: str | None = None,
+    ) -> None:
+        """A core/v1 Event about an object, as a controller or kubelet posts it; dropped
+        when it cannot be created (e.g. the namespace is terminating)."""
+        events = self.registry.lookup("", "v1", "events")
+        assert events is not None
+        meta = involved["metadata"]
+        source = {"component": component, **({"host": host} if host else {})}
+        when = timestamp()
+        body: Obj = {
+            "metadata": {"generateName": f"{meta['name']}."},
+            "involvedObject": {
+                "kind": involved.get("kind", ""),
+                "apiVersion": involved.get("apiVersion", ""),
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta["uid"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": kind,
+            "source": source,
+            "firstTimestamp": when,
+            "lastTimestamp": when,
+            "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": host or "",
+        }
+        with contextlib.suppress(ApiError):
+            self.create(events, meta["namespace"], body)
+
     def remove_finalizer(self, rtype: ResourceType, obj: Obj, finalizer: str) -> None:
         current = self.find(rtype, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         if current is None:
@@ -731,18 +796,44 @@ def _crd_status(crd: Obj) -> Obj:
     }
 
 
-def _default_pod(pod: Obj) -> None:
-    spec = pod.setdefault("spec", {})
+def _pod_spec_causes(spec: Obj, where_spec: str) -> list[tuple[str, str]]:
+    """What the API server finds wrong with a pod spec (a pod's or a pod template's)."""
+    causes: list[tuple[str, str]] = []
+    if not spec.get("containers"):
+        causes.append((f"{where_spec}.containers", "Required value"))
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(kind) or []):
+            where = f"{where_spec}.{kind}[{index}]"
+            if not container.get("name"):
+                causes.append((f"{where}.name", "Required value"))
+            if not container.get("image"):
+                causes.append((f"{where}.image", "Required value"))
+            resources = container.get("resources") or {}
+            for resource, quantity in (resources.get("requests") or {}).items():
+                if (
+                    "/" in resource
+                    and not resource.startswith("kubernetes.io/")
+                    and ((resources.get("limits") or {}).get(resource) != quantity)
+                ):
+                    causes.append(
+                        (
+                            f"{where}.resources.requests[{resource}]",
+                            f'Invalid value: "{quantity}": must be equal to '
+                            f"{resource} limit of "
+                            f"{(resources.get('limits') or {}).get(resource, '0')}",
+                        )
+                    )
+    return causes
+
+
+def _default_pod_spec(spec: Obj) -> None:
+    """The defaults of every pod spec, a pod template's too (SetDefaults_PodSpec and
+    SetDefaults_Container); those of pods alone are `_default_pod`'s."""
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("serviceAccountName", "default")
     spec.setdefault("securityContext", {})
-    spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("priority", 0)
-    guaranteed = True
-    burstable = False
     for kind in ("initContainers", "containers"):
         for container in spec.get(kind) or []:
             container.setdefault("terminationMessagePath", "/dev/termination-log")
@@ -751,6 +842,18 @@ def _default_pod(pod: Obj) -> None:
             tag = image.rsplit("/", 1)[-1]
             latest = ":" not in tag or tag.endswith(":latest")
             container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+
+
+def _default_pod(pod: Obj) -> None:
+    spec = pod.setdefault("spec", {})
+    _default_pod_spec(spec)
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("priority", 0)
+    guaranteed = True
+    burstable = False
+    for kind in ("initContainers", "containers"):
+        for container in spec.get(kind) or []:
             resources = container.setdefault("resources", {})
             limits = resources.get("limits") or {}
             requests = (
@@ -768,6 +871,12 @@ def _default_pod(pod: Obj) -> None:
         "phase": "Pending",
         "qosClass": "Guaranteed" if guaranteed else "Burstable" if burstable else "BestEffort",
     }
+
+
+def _go_map(labels: Obj) -> str:
+    """A label map as the API server's messages print it (Go's `%#v`)."""
+    pairs = ", ".join(f'"{key}":"{value}"' for key, value in sorted(labels.items()))
+    return f"map[string]string{{{pairs}}}"
 
 
 def _check_pod_fields(pod: Obj, field_validation: str) -> list[str]:

@@ -1,6 +1,7 @@
 """The control-plane loops a real cluster runs beside the API server: namespace termination,
-cleanup of a deleted CRD's instances, and ownerReference garbage collection (background,
-foreground and orphan propagation)."""
+cleanup of a deleted CRD's instances, ownerReference garbage collection (background,
+foreground and orphan propagation), and the Deployment and ReplicaSet controllers
+(`workloads.py`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections import defaultdict
 from tests.harness.api import CRD_CLEANUP_FINALIZER, Api
 from tests.harness.meta import ApiError, Obj
 from tests.harness.resources import ResourceType
+from tests.harness.workloads import Workloads
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +22,7 @@ class Controllers:
     def __init__(self, api: Api, *, debounce: float = 0.01) -> None:
         self.api = api
         self._debounce = debounce
+        self.workloads = Workloads(api)
 
     async def run(self) -> None:
         store = self.api.store
@@ -32,11 +35,14 @@ class Controllers:
                 self.reconcile()
             except ApiError as exc:
                 logger.warning("controller pass failed: %s", exc.message)
+            except Exception:  # a bug in one pass must not stop the control plane
+                logger.exception("controller pass failed")
 
     def reconcile(self) -> None:
         self._terminate_namespaces()
         self._clean_up_crds()
         self._collect_garbage()
+        self.workloads.reconcile()
 
     def _type(self, group: str, plural: str) -> ResourceType:
         rtype = self.api.registry.by_storage(f"{group}/{plural}")

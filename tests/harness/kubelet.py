@@ -6,10 +6,13 @@ not fit stays Pending with `PodScheduled=False, reason=Unschedulable` and the sc
 message, and is retried whenever capacity frees up or the Node changes.
 
 Each container runs its `command` + `args` (or, with no command, the entrypoint the harness
-was given for its image) with the pod's environment, its own loopback IP as `status.podIP`,
-stdout+stderr as its log, and a private termination-message file: with mount namespaces
-(root), the file is bind-mounted over `terminationMessagePath` in a mount namespace of the
-container's own; without them, the path is shared by all pods (documented fallback).
+was given for its image) with the pod's environment (its service account's credentials as a
+KUBECONFIG), its own loopback IP as `status.podIP` (which Python processes binding 0.0.0.0
+bind instead), stdout+stderr as its log, and a private termination-message file: with mount
+namespaces (root), the file is bind-mounted over `terminationMessagePath` in a mount
+namespace of the container's own; without them, the path is shared by all pods (documented
+fallback). Each container is a process group of its own, killed when its main process ends
+and when the kubelet stops. A Node with GPUs carries NVIDIA GPU feature discovery's labels.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
 from tests.harness.api import Api
-from tests.harness.meta import ApiError, Obj, timestamp
+from tests.harness.meta import ApiError, Obj, kubeconfig, timestamp
 from tests.harness.quantity import parse_quantity
 from tests.harness.resources import ResourceType
 from tests.harness.store import Watcher
@@ -45,6 +50,41 @@ logger = logging.getLogger(__name__)
 MESSAGE_LIMIT = 4096  # bytes of a termination message kept, as the kubelet does
 _MOUNT_SCRIPT = 'mount --bind "$1" "$2" || exit 125; shift 2; exec "$@"'
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+POD_IP_VARIABLE = "HARNESS_POD_IP"
+# On the PYTHONPATH of every container: Python processes of a pod that bind the IPv4
+# wildcard address bind their pod's IP instead, as if the pod had a network namespace of its
+# own, so that pods serving one port (the operator's 8080 and 8081, say) never collide.
+_SITECUSTOMIZE = f'''"""Written by the LRSweep test harness's kubelet (tests/harness/kubelet.py)."""
+import importlib.machinery
+import importlib.util
+import os
+import socket
+import sys
+
+_POD_IP = os.environ.get("{POD_IP_VARIABLE}")
+_bind = socket.socket.bind
+
+
+def _bind_pod_ip(self, address):
+    if (
+        _POD_IP
+        and self.family == socket.AF_INET
+        and isinstance(address, tuple)
+        and address[0] in ("", "0.0.0.0")
+    ):
+        address = (_POD_IP, *address[1:])
+    return _bind(self, address)
+
+
+socket.socket.bind = _bind_pod_ip
+
+# Then the sitecustomize this one hides, if the interpreter has one.
+_here = os.path.dirname(os.path.abspath(__file__))
+_rest = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
+_spec = importlib.machinery.PathFinder.find_spec("sitecustomize", _rest)
+if _spec is not None and _spec.loader is not None:
+    _spec.loader.exec_module(importlib.util.module_from_spec(_spec))
+'''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +108,44 @@ class NodeConfig:
         if self.gpus:
             capacity["nvidia.com/gpu"] = str(self.gpus)
         return capacity
+
+    def node_labels(self) -> dict[str, str]:
+        """The Node's labels: the kubelet's well-known ones, NVIDIA GPU feature discovery's
+        when it has GPUs, then `labels` (which win)."""
+        labels = {
+            "kubernetes.io/hostname": self.name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+        }
+        if self.gpus:
+            labels.update(GPU_FEATURE_LABELS)
+            labels["nvidia.com/gpu.count"] = str(self.gpus)
+        return {**labels, **self.labels}
+
+
+# The labels NVIDIA's GPU feature discovery puts on a GPU node (plus `gpu.present`, which the
+# GPU operator's node-feature-discovery rule sets), for an A100 40GB: nodeSelectors written
+# for real GPU nodes (`nvidia.com/gpu.present: "true"`) match the harness's node.
+GPU_FEATURE_LABELS = {
+    "nvidia.com/gpu.present": "true",
+    "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB",
+    "nvidia.com/gpu.memory": "40960",
+    "nvidia.com/gpu.family": "ampere",
+    "nvidia.com/gpu.compute.major": "8",
+    "nvidia.com/gpu.compute.minor": "0",
+    "nvidia.com/gpu.machine": "lrsweep-harness",
+    "nvidia.com/gpu.replicas": "1",
+    "nvidia.com/gpu.sharing-strategy": "none",
+    "nvidia.com/mig.capable": "true",
+    "nvidia.com/mps.capable": "false",
+    "nvidia.com/cuda.driver-version.full": "550.54.15",
+    "nvidia.com/cuda.driver.major": "550",
+    "nvidia.com/cuda.driver.minor": "54",
+    "nvidia.com/cuda.driver.rev": "15",
+    "nvidia.com/cuda.runtime-version.full": "12.4",
+    "nvidia.com/cuda.runtime.major": "12",
+    "nvidia.com/cuda.runtime.minor": "4",
+}
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:
@@ -239,7 +317,7 @@ class PodRunner:
                 return False
             self.publish()
             code = container.exit_code
-            if self.stop_requested.is_set():
+            if self.stop_requested.is_set() or self.kubelet.closing:
                 return code == 0
             succeeded = code == 0
             restart = policy == "Always" or (policy == "OnFailure" and not succeeded)
@@ -266,7 +344,7 @@ class PodRunner:
 
     async def _start(self, container: ContainerRun) -> bool:
         while True:
-            if self.stop_requested.is_set():
+            if self.stop_requested.is_set() or self.kubelet.closing:
                 container.state = {
                     "terminated": {
                         "exitCode": 0,
@@ -323,14 +401,16 @@ class PodRunner:
             )
         container.started_at = asyncio.get_running_loop().time()
         container.state = {"running": {"startedAt": timestamp()}}
-        self.kubelet.processes.add(container.process)
+        self.kubelet.groups.add(container.process.pid)
         return True
 
     async def _wait(self, container: ContainerRun) -> None:
         assert container.process is not None
         process = container.process
         code = await process.wait()
-        self.kubelet.processes.discard(process)
+        # The container is over when its main process is: what it left running in its
+        # process group goes too, as a container's PID namespace takes its processes along.
+        await self.kubelet.end_groups({process.pid}, grace=0.0)
         if code < 0:
             code = 128 - code
         message = self.kubelet.read_message(container)
@@ -487,8 +567,42 @@ def merge_conditions(
 
 def _signal(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
     if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, sig)
+        _signal_group(process.pid, sig)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _live_groups(pgids: set[int]) -> set[int]:
+    """Those of the process groups that still have a live member (zombies are not: nobody
+    may be reaping the orphans), read from /proc."""
+    if not pgids:
+        return set()
+    live = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        state, _ppid, pgrp = stat[stat.rindex(")") + 2 :].split()[:3]
+        if int(pgrp) in pgids and state not in ("Z", "X"):
+            live.add(int(pgrp))
+    return live
+
+
+async def _wait_for_groups(pgids: set[int], timeout: float) -> bool:
+    """Wait until no process of these groups is alive; False if some still are."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while _live_groups(pgids):
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 def _log_tail(path: Path, lines: int = 80, limit: int = 2048) -> str:
@@ -579,7 +693,10 @@ class Kubelet:
                 "terminationMessagePath files"
             )
         self.runners: dict[str, PodRunner] = {}
-        self.processes: set[asyncio.subprocess.Process] = set()
+        # Each container's process group (its main process leads it): what a stop ends.
+        self.groups: set[int] = set()
+        self.closing = False  # stopping: no container starts or restarts any more
+        self.site_dir = state_dir / "python"
         self._next_ip = first_pod_address()
         self._task: asyncio.Task[None] | None = None
         self._watchers: list[Watcher] = []
@@ -599,13 +716,10 @@ class Kubelet:
         return rtype
 
     async def start(self) -> None:
+        self.site_dir.mkdir(parents=True, exist_ok=True)
+        (self.site_dir / "sitecustomize.py").write_text(_SITECUSTOMIZE)
         capacity = self.node.capacity()
-        labels = {
-            "kubernetes.io/hostname": self.node.name,
-            "kubernetes.io/os": "linux",
-            "kubernetes.io/arch": "amd64",
-            **self.node.labels,
-        }
+        labels = self.node.node_labels()
         self.api.create(
             self.nodes,
             None,
@@ -634,27 +748,36 @@ class Kubelet:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
+        """End every container: SIGTERM to its process group, SIGKILL to what is left of it
+        after 2 s, and wait until none of their processes is alive."""
+        self.closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for watcher in self._watchers:
             self.api.store.unsubscribe(watcher)
-        processes = list(self.processes)
-        for process in processes:
-            _signal(process, signal.SIGTERM)
-        if processes:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*(p.wait() for p in processes)), 2.0)
-        for process in processes:
-            _signal(process, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                await process.wait()
+        await self.end_groups(set(self.groups), grace=2.0)
         for runner in self.runners.values():
             if runner.task is not None:
                 runner.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner.task
+        # A container whose start was under way meanwhile.
+        await self.end_groups(set(self.groups), grace=0.0)
+
+    async def end_groups(self, pgids: set[int], grace: float) -> None:
+        """SIGTERM these process groups, SIGKILL them `grace` seconds later (at once with
+        none), and wait up to 10 s until none of their processes is alive."""
+        if grace > 0:
+            for pgid in _live_groups(pgids):
+                _signal_group(pgid, signal.SIGTERM)
+            await _wait_for_groups(pgids, grace)
+        for pgid in _live_groups(pgids):
+            _signal_group(pgid, signal.SIGKILL)
+        if not await _wait_for_groups(pgids, 10.0):
+            logger.warning("processes of groups %s outlived SIGKILL", sorted(_live_groups(pgids)))
+        self.groups.difference_update(pgids)
 
     def reschedule(self) -> None:
         self._wake.set()
@@ -814,10 +937,14 @@ class Kubelet:
         if not command:
             entrypoint = self.entrypoint(str(container.get("image", "")))
             if entrypoint is None:
+                image = container.get("image")
+                # containerd's words for an image its registry does not have: the test
+                # cluster pulls none, so every image without an entrypoint is one.
                 raise LookupError(
-                    f'Failed to pull image "{container.get("image")}": the test cluster does '
-                    "not pull images; give the container a command, or the harness an "
-                    "entrypoint for this image (Harness(images=...))"
+                    f'Failed to pull image "{image}": rpc error: code = NotFound desc = failed '
+                    f'to pull and unpack image "{image}": {image}: not found (the test cluster '
+                    "pulls no images: give the container a command, or the harness an "
+                    "entrypoint for this image, Harness(images=...))"
                 )
             command = entrypoint
         argv = [expand(part, own) for part in command + args]
@@ -827,13 +954,52 @@ class Kubelet:
                 "HOSTNAME": pod["metadata"]["name"],
                 "KUBERNETES_SERVICE_HOST": "127.0.0.1",
                 "KUBERNETES_SERVICE_PORT": str(self.server_port),
+                POD_IP_VARIABLE: ip,
             }
         )
+        # The service account's credentials: a kubeconfig (the harness speaks plain HTTP,
+        # which in-cluster config cannot), never the kubeconfig the harness was started with.
+        env.pop("KUBECONFIG", None)
+        if self._automounts_token(pod):
+            env["KUBECONFIG"] = str(self._service_account_kubeconfig(pod))
         env.update(own)
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(self.site_dir), env.get("PYTHONPATH")])
+        )
         cwd = container.get("workingDir") or str(self.workdir)
         if not Path(cwd).is_dir():
             raise ConfigError(f"workingDir {cwd!r} does not exist on this machine")
         return argv, env, cwd
+
+    def _automounts_token(self, pod: Obj) -> bool:
+        """`automountServiceAccountToken`: the pod's, else its service account's, else true."""
+        own = pod["spec"].get("automountServiceAccountToken")
+        if own is not None:
+            return bool(own)
+        accounts = self.api.registry.lookup("", "v1", "serviceaccounts")
+        assert accounts is not None
+        account = self.api.find(
+            accounts, pod["metadata"]["namespace"], pod["spec"].get("serviceAccountName", "default")
+        )
+        return bool((account or {}).get("automountServiceAccountToken", True))
+
+    def _service_account_kubeconfig(self, pod: Obj) -> Path:
+        """The pod's credentials: a kubeconfig for the API server, in the pod's namespace."""
+        # Beside the pod's container folders: no container name holds a dot.
+        path: Path = (
+            self.state_dir / "pods" / str(pod["metadata"]["uid"]) / "service-account.kubeconfig"
+        )
+        if not path.exists():
+            namespace = pod["metadata"]["namespace"]
+            account = pod["spec"].get("serviceAccountName", "default")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            document = kubeconfig(
+                f"http://127.0.0.1:{self.server_port}",
+                namespace=namespace,
+                token=f"system:serviceaccount:{namespace}:{account}",
+            )
+            path.write_text(yaml.safe_dump(document))
+        return path
 
     def entrypoint(self, image: str) -> list[str] | None:
         """Look an image up by full reference, then without tag/digest, then by last name."""
@@ -944,34 +1110,7 @@ class Kubelet:
     def emit(
         self, pod: Obj, kind: str, reason: str, message: str, component: str = "kubelet"
     ) -> None:
-        events = self.api.registry.lookup("", "v1", "events")
-        assert events is not None
-        when = timestamp()
-        meta = pod["metadata"]
-        with contextlib.suppress(ApiError):
-            self.api.create(
-                events,
-                meta["namespace"],
-                {
-                    "metadata": {"generateName": f"{meta['name']}."},
-                    "involvedObject": {
-                        "kind": "Pod",
-                        "apiVersion": "v1",
-                        "namespace": meta["namespace"],
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                    },
-                    "reason": reason,
-                    "message": message,
-                    "type": kind,
-                    "source": {"component": component, "host": self.node.name},
-                    "firstTimestamp": when,
-                    "lastTimestamp": when,
-                    "count": 1,
-                    "reportingComponent": component,
-                    "reportingInstance": self.node.name,
-                },
-            )
+        self.api.record_event(pod, kind, reason, message, component, host=self.node.name)
 
     # Faults and logs
 

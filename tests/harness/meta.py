@@ -146,3 +146,24 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24}d"
     return f"{hours // 24 // 365}y"
+
+
+def kubeconfig(server: str, *, namespace: str = "default", token: str = "harness") -> Obj:
+    """A kubeconfig for the test cluster at `server` (any token is accepted)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "lrsweep-harness", "cluster": {"server": server}}],
+        "users": [{"name": "lrsweep-harness", "user": {"token": token}}],
+        "contexts": [
+            {
+                "name": "lrsweep-harness",
+                "context": {
+                    "cluster": "lrsweep-harness",
+                    "user": "lrsweep-harness",
+                    "namespace": namespace,
+                },
+            }
+        ],
+        "current-context": "lrsweep-harness",
+    }

@@ -1,9 +1,11 @@
-"""Decoding of the protobuf request bodies kubectl's typed clients send.
+"""Decoding of the protobuf request bodies kubectl's and helm's typed clients send.
 
 kubectl's `create namespace|configmap|secret|serviceaccount` POST
 `application/vnd.kubernetes.protobuf` bodies (its reads accept JSON, which the harness
-answers). This decodes those kinds from the `k8s\\x00` envelope (a `runtime.Unknown`) using
-the field numbers of k8s.io/api's generated.proto; other kinds are refused with 415.
+answers), and helm's release storage DELETEs with a protobuf `DeleteOptions` body (`helm
+uninstall` purging the release Secret). This decodes those kinds from the `k8s\\x00`
+envelope (a `runtime.Unknown`) using the field numbers of k8s.io/api's and
+k8s.io/apimachinery's generated.proto; other kinds are refused with 415.
 """
 
 from __future__ import annotations
@@ -63,6 +65,14 @@ _KINDS: dict[str, Schema] = {
         3: ("imagePullSecrets[]", {1: ("name", "string")}),
         4: ("automountServiceAccountToken", "bool"),
     },
+    # meta/v1, registered in every group version (a DELETE's body names the resource's own).
+    "DeleteOptions": {
+        1: ("gracePeriodSeconds", "int64"),
+        2: ("preconditions", {1: ("uid", "string"), 2: ("resourceVersion", "string")}),
+        3: ("orphanDependents", "bool"),
+        4: ("propagationPolicy", "string"),
+        5: ("dryRun[]", "string"),
+    },
 }
 
 
@@ -107,6 +117,7 @@ _SCALARS: dict[str, Callable[[Any], Any]] = {
     "string": lambda raw: bytes(raw).decode(),
     "bytes": lambda raw: base64.b64encode(bytes(raw)).decode(),
     "bool": bool,
+    "int64": lambda raw: raw - (1 << 64) if raw >= 1 << 63 else raw,  # two's complement varint
     "rawbytes": bytes,
 }
 

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,13 +26,14 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.harness.images import LRSWEEP_IMAGES
 from tests.harness.threaded import ThreadedHarness
 
 E2E_KUBECONFIG = "LRSWEEP_E2E_KUBECONFIG"
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = REPO / ".tools" / "bin" / "kubectl"
 # Containers of these images that give no command run these entrypoints on the harness.
-DEFAULT_IMAGES = {"lrsweep-trainer": [sys.executable, "-m", "lrsweep_trainer"]}
+DEFAULT_IMAGES = LRSWEEP_IMAGES
 
 T = TypeVar("T")
 
@@ -53,17 +53,23 @@ REAL_CLUSTER = Capabilities(local_kubelet=False, faults=False)
 TEST_HARNESS = Capabilities(local_kubelet=True, faults=True)
 
 
-def find_kubectl() -> str:
-    """`.tools/bin/kubectl` (v1.33, from .ci/install-tools), else kubectl on PATH."""
-    if KUBECTL.exists():
-        return str(KUBECTL)
-    found = shutil.which("kubectl")
+def find_tool(name: str) -> str:
+    """`.tools/bin/NAME` (from .ci/install-tools), else NAME on PATH."""
+    local = KUBECTL.parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
     if found is None:
         raise RuntimeError(
-            f"kubectl not found: neither {KUBECTL} nor kubectl on PATH; "
-            "run .ci/install-tools to install kubectl 1.33"
+            f"{name} not found: neither {local} nor {name} on PATH; "
+            "run .ci/install-tools to install kubectl 1.33 and helm 4"
         )
     return found
+
+
+def find_kubectl() -> str:
+    """`.tools/bin/kubectl` (v1.33, from .ci/install-tools), else kubectl on PATH."""
+    return find_tool("kubectl")
 
 
 @dataclasses.dataclass
@@ -77,24 +83,38 @@ class KubeCluster:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60.0
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl against this cluster; with check, a failure shows its stderr."""
+        return self._run(
+            "kubectl", ["--cache-dir", str(self.cache_dir), *args], input, check, timeout
+        )
+
+    def helm(
+        self, *args: str, check: bool = True, timeout: float = 180.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run helm against this cluster (its cache and config under `cache_dir`)."""
+        return self._run("helm", list(args), None, check, timeout)
+
+    def _run(
+        self, tool: str, args: list[str], input: str | None, check: bool, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        helm_home = self.cache_dir / "helm"
         result = subprocess.run(
-            [
-                find_kubectl(),
-                "--kubeconfig",
-                str(self.kubeconfig),
-                "--cache-dir",
-                str(self.cache_dir),
-                *args,
-            ],
+            [find_tool(tool), "--kubeconfig", str(self.kubeconfig), *args],
             input=input,
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
+            env={
+                **os.environ,
+                **{
+                    f"HELM_{kind}_HOME": str(helm_home / kind)
+                    for kind in ("CACHE", "CONFIG", "DATA")
+                },
+            },
         )
         if check and result.returncode != 0:
             raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
+                f"{tool} {' '.join(args)} failed ({result.returncode}):\n{result.stderr}"
             )
         return result
 

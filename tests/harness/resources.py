@@ -131,14 +131,20 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _core("nodes", "Node", namespaced=False, short=("no",), subresources=("status",)),
     _core("events", "Event", group="events.k8s.io", short=("ev",)),
     _core("leases", "Lease", group="coordination.k8s.io"),
-    _core(
-        "deployments",
-        "Deployment",
-        group="apps",
-        short=("deploy",),
-        categories=("all",),
-        subresources=("status",),
-        generation=True,
+    *(
+        _core(
+            plural,
+            kind,
+            group="apps",
+            short=(short,),
+            categories=("all",),
+            subresources=("status",),
+            generation=True,
+        )
+        for plural, kind, short in (
+            ("deployments", "Deployment", "deploy"),
+            ("replicasets", "ReplicaSet", "rs"),
+        )
     ),
     _core("roles", "Role", group="rbac.authorization.k8s.io"),
     _core("rolebindings", "RoleBinding", group="rbac.authorization.k8s.io"),

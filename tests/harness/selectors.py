@@ -82,6 +82,29 @@ def labels_match(requirements: list[Requirement], obj: Obj) -> bool:
     return all(req.matches(labels) for req in requirements)
 
 
+_EXPRESSION_OPS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
+
+
+def selector_requirements(selector: Obj) -> list[Requirement]:
+    """A `metav1.LabelSelector` (`matchLabels`, `matchExpressions`) as requirements."""
+    requirements = [
+        Requirement(key, "=", (str(value),))
+        for key, value in (selector.get("matchLabels") or {}).items()
+    ]
+    for expression in selector.get("matchExpressions") or []:
+        op = _EXPRESSION_OPS.get(expression.get("operator", ""))
+        if op is None:
+            raise bad_request(f"{expression.get('operator')!r} is not a valid selector operator")
+        values = tuple(str(v) for v in expression.get("values") or ())
+        requirements.append(Requirement(expression["key"], op, values))
+    return requirements
+
+
+def selector_matches(selector: Obj, labels: Mapping[str, str]) -> bool:
+    """Whether a `metav1.LabelSelector` selects these labels (an empty one selects all)."""
+    return all(req.matches(labels) for req in selector_requirements(selector))
+
+
 FieldGetter = Callable[[Obj], str]
 
 

@@ -24,7 +24,7 @@ from tests.harness.api import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PA
 from tests.harness.controllers import Controllers
 from tests.harness.faults import Faults
 from tests.harness.kubelet import Kubelet, NodeConfig, temporary_state_dir
-from tests.harness.meta import KUBERNETES_VERSION, ApiError, Obj, bad_request
+from tests.harness.meta import KUBERNETES_VERSION, ApiError, Obj, bad_request, kubeconfig
 from tests.harness.resources import Registry, ResourceType
 from tests.harness.store import GoneError, Store, WatchEvent
 from tests.harness.tables import to_table
@@ -112,6 +112,7 @@ class Harness:
     # Lifecycle
 
     async def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
@@ -164,23 +165,7 @@ class Harness:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def kubeconfig(self) -> Obj:
-        return {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "lrsweep-harness", "cluster": {"server": self.url}}],
-            "users": [{"name": "lrsweep-harness", "user": {"token": "harness"}}],
-            "contexts": [
-                {
-                    "name": "lrsweep-harness",
-                    "context": {
-                        "cluster": "lrsweep-harness",
-                        "user": "lrsweep-harness",
-                        "namespace": "default",
-                    },
-                }
-            ],
-            "current-context": "lrsweep-harness",
-        }
+        return kubeconfig(self.url)
 
     def write_kubeconfig(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -479,6 +464,7 @@ class Harness:
                         if key == "gracePeriodSeconds"
                         else (value == "true" if key == "orphanDependents" else value)
                     )
+            dry_run = dry_run or "All" in (options.get("dryRun") or [])
             return _json(self.api.delete(rtype, namespace, name, options, dry_run=dry_run))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not supported here")
 

@@ -129,6 +129,10 @@ def _pod_row(pod: Obj) -> list[JSON]:
     ]
 
 
+def _status_count(obj: Obj, field: str) -> int:
+    return int((obj.get("status") or {}).get(field) or 0)
+
+
 def _node_row(node: Obj) -> list[JSON]:
     conditions = node.get("status", {}).get("conditions") or []
     ready: Obj = next((c for c in conditions if c.get("type") == "Ready"), {})
@@ -193,6 +197,38 @@ _BUILTIN: dict[str, tuple[list[Obj], Callable[[Obj], list[JSON]]]] = {
             f"{str(ev.get('involvedObject', {}).get('kind', '')).lower()}/"
             f"{ev.get('involvedObject', {}).get('name', '')}",
             ev.get("message", ""),
+        ],
+    ),
+    "Deployment": (
+        [
+            _column("Name"),
+            _column("Ready"),
+            _column("Up-to-date", "integer"),
+            _column("Available", "integer"),
+            _column("Age"),
+        ],
+        lambda d: [
+            d["metadata"]["name"],
+            f"{_status_count(d, 'readyReplicas')}/{(d.get('spec') or {}).get('replicas', 1)}",
+            _status_count(d, "updatedReplicas"),
+            _status_count(d, "availableReplicas"),
+            _age(d),
+        ],
+    ),
+    "ReplicaSet": (
+        [
+            _column("Name"),
+            _column("Desired", "integer"),
+            _column("Current", "integer"),
+            _column("Ready", "integer"),
+            _column("Age"),
+        ],
+        lambda rs: [
+            rs["metadata"]["name"],
+            (rs.get("spec") or {}).get("replicas", 1),
+            _status_count(rs, "replicas"),
+            _status_count(rs, "readyReplicas"),
+            _age(rs),
         ],
     ),
     "CustomResourceDefinition": (

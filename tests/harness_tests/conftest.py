@@ -6,8 +6,12 @@ The cluster fixtures (`kube_cluster`, `kube_namespace`, `harness`) come from
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,3 +152,18 @@ def sleeper_pod(name: str, script: str = "sleep 300", **spec: Any) -> dict[str, 
             **spec,
         },
     }
+
+
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie does not: nobody may reap orphans on this machine)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def kill_if_alive(pid: int) -> None:
+    """Clean up after a failed check: a live orphan would outlast the test run."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)

@@ -1,7 +1,8 @@
 """`python -m tests.harness --kubeconfig PATH` in the foreground.
 
 Covers: the kubeconfig written once the server answers, usable by kubectl; SIGTERM stopping
-the pod processes it started and exiting 0.
+the pod processes it started and exiting 0; with `--gpus N`, the node labelled as NVIDIA's
+GPU feature discovery labels GPU nodes, so that the GPU example's nodeSelector matches it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.harness.pytest_plugin import REPO, find_kubectl, read_when_present, wait_for
+from tests.harness_tests.conftest import sleeper_pod
 
 
 @pytest.fixture
@@ -46,7 +49,11 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
         yield process, kubeconfig
     finally:
         if process.poll() is None:
-            process.kill()
+            process.terminate()  # SIGTERM: the harness stops its pods' processes
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.communicate()
 
 
@@ -94,3 +101,32 @@ def test_sigterm_stops_pods_and_exits(
     assert process.wait(30) == 0
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_gpu_node_carries_gpu_feature_discovery_labels(
+    served: tuple[subprocess.Popen[str], Path],
+) -> None:
+    _, kubeconfig = served
+    node = json.loads(_kubectl(kubeconfig, "get", "nodes", "-o", "json"))["items"][0]
+    labels = node["metadata"]["labels"]
+    assert labels["nvidia.com/gpu.present"] == "true"
+    assert labels["nvidia.com/gpu.count"] == "1"  # --gpus 1
+    assert labels["nvidia.com/gpu.product"]
+
+
+def test_gpu_example_node_selector_matches_the_node(
+    served: tuple[subprocess.Popen[str], Path],
+) -> None:
+    _, kubeconfig = served
+    example = yaml.safe_load((REPO / "manifests" / "examples" / "gpu-cnn.yaml").read_text())
+    trial = example["spec"]["trial"]["template"]["spec"]
+    pod = sleeper_pod(
+        "gpu-trial", nodeSelector=trial["nodeSelector"], tolerations=trial["tolerations"]
+    )
+    pod["spec"]["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    _kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(pod))
+
+    def scheduled() -> str:
+        return _kubectl(kubeconfig, "get", "pod", "gpu-trial", "-o", "jsonpath={.spec.nodeName}")
+
+    assert wait_for(scheduled, message="the GPU pod to be scheduled") == "harness-node"

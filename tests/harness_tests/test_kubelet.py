@@ -8,7 +8,10 @@ then SIGKILL after the grace period, then the object going away; a GPU pod left
 Unschedulable and scheduled once the node gains a GPU; the node's capacity reset;
 restartPolicy OnFailure restarting; an image entrypoint given to the harness; an image
 without one left in ErrImagePull; the termination message read from the shared path when
-mount namespaces are not available.
+mount namespaces are not available; a pod's default client config reaching the API server
+in the pod's namespace (not the harness's own KUBECONFIG); no credentials with
+automountServiceAccountToken false; two pods binding 0.0.0.0 on one port; processes a
+container leaves behind ending with it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.harness.pytest_plugin import KubeCluster, read_when_present, wait_for
 from tests.harness.threaded import ThreadedHarness
-from tests.harness_tests.conftest import ApiClient, CoreApi, sleeper_pod
+from tests.harness_tests.conftest import ApiClient, CoreApi, alive, kill_if_alive, sleeper_pod
 
 Core = CoreApi
 TIMEOUT = 90.0  # a real cluster may pull busybox first
@@ -124,16 +127,95 @@ def test_pods_get_distinct_reachable_loopback_ips(
     ips = [_phase(core, name, kube_namespace, "Running").status.pod_ip for name in ("web1", "web2")]
     assert len(set(ips)) == 2
     assert all(ip.startswith("127.") and ip != "127.0.0.1" for ip in ips)
-
-    def answers(ip: str) -> bool:
-        try:
-            urllib.request.urlopen(f"http://{ip}:18080/", timeout=1)
-        except OSError as exc:
-            return "404" in str(exc)
-        return True
-
     for ip in ips:
-        wait_for(functools.partial(answers, ip), message=f"an HTTP answer from {ip}")
+        wait_for(functools.partial(_answers, ip, 18080), message=f"an HTTP answer from {ip}")
+
+
+def _answers(ip: str, port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://{ip}:{port}/", timeout=1)
+    except OSError as exc:
+        return "404" in str(exc)
+    return True
+
+
+def test_pods_binding_the_wildcard_address_share_a_port(
+    kube_cluster: KubeCluster, core: Core, kube_namespace: str, tmp_path: Path
+) -> None:
+    _local(kube_cluster)
+    for name in ("any1", "any2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "who").write_text(name)
+        server = (
+            f"{sys.executable} -m http.server 18081 --bind 0.0.0.0 --directory {tmp_path / name}"
+        )
+        core.create_namespaced_pod(kube_namespace, sleeper_pod(name, server))
+    for name in ("any1", "any2"):
+        ip = _phase(core, name, kube_namespace, "Running").status.pod_ip
+
+        def who(ip: str = ip) -> str | None:
+            try:
+                with urllib.request.urlopen(f"http://{ip}:18081/who", timeout=1) as answer:
+                    return str(answer.read().decode())
+            except OSError:
+                return None
+
+        # Each pod's own server answers at its IP.
+        assert wait_for(who, message=f"an HTTP answer from {name}") == name
+
+
+# What a pod's Kubernetes client does: in-cluster config, else the kubeconfig (KUBECONFIG).
+CLIENT_SCRIPT = """
+import os
+from kubernetes import client, config
+try:
+    config.load_incluster_config()
+except config.ConfigException:
+    config.load_kube_config()
+namespace = config.list_kube_config_contexts()[1]["context"]["namespace"]
+pod = client.CoreV1Api().read_namespaced_pod(os.environ["HOSTNAME"], namespace)
+print(namespace, pod.metadata.name)
+"""
+
+
+def test_pod_reaches_the_api_server_with_its_default_client_config(
+    kube_cluster: KubeCluster, core: Core, kube_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _local(kube_cluster)
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/the-harness-own-kubeconfig")
+    pod = sleeper_pod("client")
+    pod["spec"]["containers"][0]["command"] = [sys.executable, "-c", CLIENT_SCRIPT]
+    core.create_namespaced_pod(kube_namespace, pod)
+    _phase(core, "client", kube_namespace, "Succeeded")
+    logs = kube_cluster.kubectl("logs", "client", "-n", kube_namespace).stdout
+    assert logs.split() == [kube_namespace, "client"]
+
+
+def test_pod_without_token_automount_gets_no_credentials(
+    core: Core, kube_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/the-harness-own-kubeconfig")
+    pod = sleeper_pod("nocreds", 'test -z "$KUBECONFIG"', automountServiceAccountToken=False)
+    core.create_namespaced_pod(kube_namespace, pod)
+    _phase(core, "nocreds", kube_namespace, "Succeeded")
+
+
+def test_container_exit_ends_the_processes_it_left_running(
+    kube_cluster: KubeCluster, core: Core, kube_namespace: str, tmp_path: Path
+) -> None:
+    _local(kube_cluster)
+    pid_file = tmp_path / "left.pid"
+    script = (
+        f"sh -c 'echo $$$$ > {pid_file}; exec sleep 300' & "
+        f"while [ ! -s {pid_file} ]; do sleep 0.05; done; exit 0"
+    )
+    core.create_namespaced_pod(kube_namespace, sleeper_pod("leaves", script))
+    _phase(core, "leaves", kube_namespace, "Succeeded")
+    pid = int(pid_file.read_text())
+    try:
+        wait_for(lambda: not alive(pid), timeout=10, message="the left-over process to end")
+    finally:
+        kill_if_alive(pid)
 
 
 def test_deletion_sends_sigterm_then_the_pod_goes(

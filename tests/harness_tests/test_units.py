@@ -3,8 +3,9 @@
 Covers: strategic merge patch directives ($patch delete/replace, $setElementOrder,
 $retainKeys, $deleteFromPrimitiveList, finalizer union); JSON patch move/copy/remove
 errors; label selector parsing errors; resource quantities; printer-column JSONPath;
-kubectl's human durations; `$(VAR)` expansion; protobuf decoding of a ConfigMap; pod
-addresses of kubelets in two pytest-xdist workers, or in one process, never overlap.
+kubectl's human durations; `$(VAR)` expansion; protobuf decoding of a ConfigMap and of
+DeleteOptions; pod addresses of kubelets in two pytest-xdist workers, or in one process,
+never overlap.
 """
 
 from __future__ import annotations
@@ -154,6 +155,33 @@ def test_protobuf_configmap_is_decoded() -> None:
         "kind": "ConfigMap",
         "metadata": {"name": "cm", "labels": {"k": "v"}},
         "data": {"key": "value"},
+    }
+
+
+def _varint_field(number: int, value: int) -> bytes:
+    encoded = b""
+    value &= (1 << 64) - 1  # a negative int64 is ten bytes of two's complement
+    while value > 0x7F:
+        encoded += bytes([value & 0x7F | 0x80])
+        value >>= 7
+    return bytes([number << 3]) + encoded + bytes([value])
+
+
+def test_protobuf_delete_options_are_decoded() -> None:
+    raw = (
+        _varint_field(1, -1)
+        + _field(2, _field(1, b"uid-1"))
+        + _field(4, b"Foreground")
+        + _field(5, b"All")
+    )
+    type_meta = _field(1, b"v1") + _field(2, b"DeleteOptions")
+    assert decode_object(MAGIC + _field(1, type_meta) + _field(2, raw)) == {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "gracePeriodSeconds": -1,
+        "preconditions": {"uid": "uid-1"},
+        "propagationPolicy": "Foreground",
+        "dryRun": ["All"],
     }
 
 
