@@ -290,6 +290,17 @@ NEVER_RETRIED = frozenset({"InvalidImageName"})
 # (`OperatorSettings.start_grace_seconds`, 300 s by default, by when the kubelet's own
 # image-pull back-off reaches its 300 s cap) and the kubelet still cannot start it.
 FAIL_AFTER_GRACE = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerError"})
+# In ErrImagePull's message when the registry answered that the image is not there, or not
+# for this pod (containerd's and Docker's words): no wait or retry mends that, so the
+# attempt fails at once and the trial with it, saying so.
+IMAGE_ABSENT = (
+    "not found",
+    "manifest unknown",
+    "name unknown",
+    "repository does not exist",
+    "pull access denied",
+    "unauthorized",
+)
 
 
 def cannot_start(pod: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -338,8 +349,9 @@ def observe_stuck_pod(
     what = f"{reason}: {message}" if message else reason
     since = _scheduled_at(pod)
     waited = (now - since).total_seconds() if since is not None else 0.0
-    if reason in FAIL_AT_ONCE or waited > grace:
-        if reason in FAIL_AFTER_GRACE:
+    absent = reason == "ErrImagePull" and any(m in message.lower() for m in IMAGE_ABSENT)
+    if reason in FAIL_AT_ONCE or absent or waited > grace:
+        if reason in FAIL_AFTER_GRACE and not absent:
             what = f"{what} (for over {grace:g} s)"
         return Observation(
             trial,
@@ -347,7 +359,7 @@ def observe_stuck_pod(
             ProcessState.EXITED,
             outcome=Outcome.FAILED,
             reason=what,
-            permanent=reason in NEVER_RETRIED,
+            permanent=reason in NEVER_RETRIED or absent,
         )
     return Observation(trial, attempt, ProcessState.PENDING, reason=what)
 

@@ -326,6 +326,24 @@ def test_a_container_that_cannot_start_is_pending_or_fails_its_attempt(
         assert obs.permanent is not retried
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        'failed to pull and unpack image "r.io/t:1": failed to resolve reference "r.io/t:1": '
+        "r.io/t:1: not found",
+        "pull access denied, repository does not exist or may require authorization",
+        "manifest unknown: manifest unknown",
+    ],
+)
+def test_an_image_the_registry_says_is_not_there_fails_at_once_for_good(message: str) -> None:
+    pod = _waiting("ErrImagePull", NOW.isoformat())
+    pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"] = message
+    obs = observe_stuck_pod("t001", 1, pod, NOW, grace=300)
+    assert obs is not None
+    assert (obs.state, obs.permanent) == (ProcessState.EXITED, True)
+    assert obs.reason == f"ErrImagePull: {message}"
+
+
 def test_a_pod_waiting_for_its_node_is_not_stuck_before_it_is_scheduled() -> None:
     pod = _waiting("ImagePullBackOff", "2026-01-01T00:00:00Z")
     pod["metadata"] = {"creationTimestamp": "2025-12-31T00:00:00Z"}  # a day waiting for a GPU

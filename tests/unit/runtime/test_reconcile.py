@@ -530,11 +530,11 @@ def test_a_container_that_cannot_start_shows_in_a_condition() -> None:
 def test_an_image_pull_failing_past_the_grace_fails_the_attempt() -> None:
     cluster = MemoryCluster()
     first = run(cluster, body())
-    _stuck(cluster, "s-t000-1", "ErrImagePull", "not found", "2025-12-31T23:50:00Z")
+    _stuck(cluster, "s-t000-1", "ErrImagePull", "i/o timeout", "2025-12-31T23:50:00Z")
     result = run(cluster, body(status=first.status))
     assert result.status is not None
     condition = next(c for c in result.status["conditions"] if c["type"] == "TrialsSchedulable")
-    assert condition["message"] == "t000: ErrImagePull: not found (for over 300 s)"
+    assert condition["message"] == "t000: ErrImagePull: i/o timeout (for over 300 s)"
     assert cluster.created == ["s-t000-1", "s-t000-2"]  # attempt 1 failed, 2 launched
 
 
