@@ -339,6 +339,9 @@ class TrialStatus(BaseModel):
     parkedAt: int = 0
     # Attempts that went on after a park: not failures, they use none of maxRetries.
     resumes: int = 0
+    # When the operator last saw its step, attempt or queueing change (its clock, RFC 3339):
+    # a running trial whose step stands still too long has hung.
+    progressTime: str = ""
 
 
 class Condition(BaseModel):

@@ -24,6 +24,12 @@ class OperatorSettings(BaseSettings):
     gate_timeout: float = Field(
         300.0, ge=0, description="Seconds a trial paused at a rung waits for a decision."
     )
+    progress_deadline_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds a running trial's step may stand still (pauses at rungs "
+        "included) before its attempt fails as hung and is retried; above gate_timeout.",
+    )
     stop_grace_seconds: int = Field(10, ge=0, description="Grace period of a stopped trial.")
     start_grace_seconds: float = Field(
         300.0,
@@ -48,6 +54,16 @@ class OperatorSettings(BaseSettings):
             raise ValueError(
                 "LRSWEEP_CLUSTERWIDE=true watches every namespace, and LRSWEEP_NAMESPACES "
                 f"names {', '.join(self.namespaces)}: set one of the two"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _deadline_above_gate(self) -> OperatorSettings:
+        if self.progress_deadline_seconds <= self.gate_timeout:
+            raise ValueError(
+                f"LRSWEEP_PROGRESS_DEADLINE_SECONDS ({self.progress_deadline_seconds:g}) must "
+                f"exceed LRSWEEP_GATE_TIMEOUT ({self.gate_timeout:g}): a trial paused at a "
+                "rung makes no progress while it waits"
             )
         return self
 

@@ -168,6 +168,11 @@ def test_the_start_grace_reaches_the_operator() -> None:
     assert _env(render("every-option"))["LRSWEEP_START_GRACE_SECONDS"] == "900"
 
 
+def test_the_progress_deadline_reaches_the_operator() -> None:
+    assert _env(render("defaults"))["LRSWEEP_PROGRESS_DEADLINE_SECONDS"] == "1800"
+    assert _env(render("every-option"))["LRSWEEP_PROGRESS_DEADLINE_SECONDS"] == "3600"
+
+
 def test_the_image_tag_defaults_to_the_app_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     image = _container(render("defaults"))["image"]

@@ -32,3 +32,12 @@ def test_cluster_wide_and_named_namespaces_together_are_an_error(
     monkeypatch.setenv("LRSWEEP_NAMESPACES", "team-a")
     with pytest.raises(ValidationError, match="names team-a: set one of the two"):
         OperatorSettings()
+
+
+def test_a_progress_deadline_not_above_the_gate_timeout_is_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LRSWEEP_GATE_TIMEOUT", "600")
+    monkeypatch.setenv("LRSWEEP_PROGRESS_DEADLINE_SECONDS", "600")
+    with pytest.raises(ValueError, match="must exceed LRSWEEP_GATE_TIMEOUT"):
+        OperatorSettings()

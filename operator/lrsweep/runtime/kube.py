@@ -64,11 +64,13 @@ from lrsweep.runtime.env import contract_env
 from lrsweep.runtime.jsonsafe import json_safe
 from lrsweep.runtime.metrics import (
     MetricsError,
+    Reading,
     exit_observation,
     parse_metrics,
     parse_summary,
     running_observation,
     silent_reason,
+    stalled_reason,
 )
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
@@ -819,9 +821,11 @@ async def _observe(
     records: Sequence[TrialRecord],
     pods: Sequence[Mapping[str, Any]],
     now: dt.datetime,
+    progress: Mapping[str, str],
 ) -> tuple[list[Observation], list[str], list[str]]:
     """Observations of each launched trial's current attempt (of sweep `name`), why pods
-    cannot be scheduled, and why scheduled pods' containers cannot start."""
+    cannot be scheduled, and why scheduled pods' containers cannot start. `progress`: each
+    trial's stored progressTime (`stamp_progress`)."""
     by_key = {
         (p["metadata"]["labels"].get(LABEL_TRIAL), _attempt_of(p)): p
         for p in pods
@@ -877,8 +881,47 @@ async def _observe(
             if silent is not None:
                 observations.append(silent)
                 continue
+        stalled = observe_stalled(
+            r, reading, progress.get(r.id, ""), now, settings.progress_deadline_seconds
+        )
+        if stalled is not None:
+            observations.append(stalled)
+            continue
         observations.append(running_observation(r.id, r.attempts, reading))
     return observations, unschedulable, not_starting
+
+
+def observe_stalled(
+    record: TrialRecord, reading: Reading | None, since: str, now: dt.datetime, deadline: float
+) -> Observation | None:
+    """A running trial whose step has stood still since `since` (its stored progressTime)
+    for over `deadline` seconds: a failed attempt (retried as usual). None while it moves."""
+    moment = _timestamp(since) if since else None
+    if moment is None or (now - moment).total_seconds() <= deadline:
+        return None
+    steps = [reading.step or 0, *(p.step for p in reading.points)] if reading else []
+    if max(steps, default=0) > record.step:
+        return None  # it moved since the stored status
+    return Observation(
+        record.id,
+        record.attempts,
+        ProcessState.EXITED,
+        outcome=Outcome.FAILED,
+        reason=stalled_reason(record.step, deadline),
+    )
+
+
+def stamp_progress(status: LRSweepStatus, previous: LRSweepStatus, now: str) -> None:
+    """Set each trial's progressTime: `now` where its step, attempt or queueing changed since
+    `previous` (or it has none yet), else what `previous` says."""
+    for tid, trial in status.trials.items():
+        before = previous.trials.get(tid)
+        same = before is not None and (before.step, before.attempts, before.queued) == (
+            trial.step,
+            trial.attempts,
+            trial.queued,
+        )
+        trial.progressTime = before.progressTime if same and before and before.progressTime else now
 
 
 def _started_at(pod: Mapping[str, Any]) -> dt.datetime | None:
@@ -1000,8 +1043,17 @@ async def _reconcile(
     freeing = len(leaving_pods(previous, pods))
     # What the stored status decided: this reconcile's own stops wait for its status write.
     await cluster.delete_unwanted_pods(namespace, previous, pods, grace, discard)
+    progress = {tid: t.progressTime for tid, t in previous.trials.items()}
     observations, unschedulable, not_starting = await _observe(
-        cluster, settings, namespace, name, spec, records, pods, dt.datetime.fromisoformat(now)
+        cluster,
+        settings,
+        namespace,
+        name,
+        spec,
+        records,
+        pods,
+        dt.datetime.fromisoformat(now),
+        progress,
     )
     for obs in observations:
         records = update(sweep, records, obs)
@@ -1086,6 +1138,7 @@ async def _reconcile(
             records = update(sweep, records, obs)
         decision = replace(decision, records=tuple(records))
     status = sweep_status(decision, previous, unschedulable, not_starting, now, generation)
+    stamp_progress(status, previous, now)
     for r in decision.records:
         before = previous.trials.get(r.id)
         if r.terminal and (before is None or before.phase is not r.phase):
@@ -1109,6 +1162,7 @@ async def _reconcile(
                 status = sweep_status(
                     decision, previous, unschedulable, not_starting, now, generation
                 )
+                stamp_progress(status, previous, now)
     if decision.done and status.phase is Phase.FAILED:
         events.append(("Warning", SWEEP_FAILED, status.message))
     _record(cluster.telemetry, namespace, name, status)

@@ -58,6 +58,7 @@ from lrsweep.runtime.metrics import (
     parse_summary,
     running_observation,
     silent_reason,
+    stalled_reason,
 )
 
 # Without a `command`, a container runs its image's entrypoint; the trainer image's is this.
@@ -80,6 +81,9 @@ GATE_TIMEOUT = 60.0
 # Seconds a trial may run without serving readable metrics before its attempt fails: the
 # operator's default start grace (LRSWEEP_START_GRACE_SECONDS), the same rule.
 SILENCE = 300.0
+# Seconds a running trial's step may stand still (pauses at rungs included) before its
+# attempt fails as hung: the operator's default (LRSWEEP_PROGRESS_DEADLINE_SECONDS).
+PROGRESS_DEADLINE = 1800.0
 LOG_TAIL = 300
 
 
@@ -262,6 +266,7 @@ class _Attempt:
     seen: list[Reading] = field(default_factory=list)
     started: float = 0.0  # monotonic time it was launched
     served: bool = False  # its endpoint has answered with readable metrics
+    progress: tuple[int, float] = (0, 0.0)  # its furthest step seen, and since when
 
 
 def read_endpoint(url: str) -> str | None:
@@ -300,6 +305,7 @@ class LocalBackend:
         grace: float = STOP_GRACE,
         gate_timeout: float = GATE_TIMEOUT,
         silence: float = SILENCE,
+        progress_deadline: float = PROGRESS_DEADLINE,
     ) -> None:
         self.sweep = sweep
         self.workdir = workdir
@@ -307,6 +313,7 @@ class LocalBackend:
         self.grace = grace
         self.gate_timeout = gate_timeout
         self.silence = silence
+        self.progress_deadline = progress_deadline
         self.attempts: dict[str, _Attempt] = {}
         (workdir / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
         self._lock = _hold(workdir)
@@ -352,6 +359,7 @@ class LocalBackend:
             log,
             f"http://127.0.0.1:{port}/",
             started=self.clock(),
+            progress=(0, self.clock()),
         )
 
     def stop(self, trial: str) -> None:
@@ -444,7 +452,15 @@ class LocalBackend:
                 reading = self._scrape(attempt)
                 attempt.served = attempt.served or reading is not None
                 if not attempt.served and self.clock() - attempt.started > self.silence:
-                    observations.append(self._silenced(attempt))
+                    url = f"{attempt.url}metrics"
+                    observations.append(self._end_failed(attempt, silent_reason(url, self.silence)))
+                    continue
+                step = max([reading.step or 0, *(p.step for p in reading.points)]) if reading else 0
+                if step > attempt.progress[0]:
+                    attempt.progress = (step, self.clock())
+                elif self.clock() - attempt.progress[1] > self.progress_deadline:
+                    why = stalled_reason(attempt.progress[0], self.progress_deadline)
+                    observations.append(self._end_failed(attempt, why))
                     continue
                 observations.append(running_observation(trial, launch.attempt, reading))
                 continue
@@ -452,20 +468,20 @@ class LocalBackend:
             observations.append(self._ended(attempt, code))
         return observations
 
-    def _silenced(self, attempt: _Attempt) -> Observation:
-        """End an attempt that never served metrics in `silence` seconds: a failed one."""
+    def _end_failed(self, attempt: _Attempt, why: str) -> Observation:
+        """End an attempt that is still running as a failed one: it never served metrics,
+        or it has hung."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(attempt.process.pid, signal.SIGKILL)
         attempt.process.wait()
         attempt.reported = True
         attempt.log.close()
-        url = f"{attempt.url}metrics"
         return Observation(
             attempt.launch.trial,
             attempt.launch.attempt,
             ProcessState.EXITED,
             outcome=Outcome.FAILED,
-            reason=silent_reason(url, self.silence),
+            reason=why,
         )
 
     def running(self) -> int:

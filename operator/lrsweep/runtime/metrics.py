@@ -132,6 +132,14 @@ def _observed(
     )
 
 
+def stalled_reason(step: int, seconds: float) -> str:
+    """Why a running trial whose step stood still for `seconds` failed."""
+    return (
+        f"made no progress for over {seconds:g} s (at step {step}): hung? (a data loader, a "
+        "collective, a deadlock); ended and retried"
+    )
+
+
 def silent_reason(url: str, seconds: float, also: str = "") -> str:
     """Why a running trial that never served readable metrics in `seconds` failed; `also`:
     one more thing to check, where the runtime knows one."""

@@ -14,7 +14,7 @@ by shutting down keep theirs (for `--resume`). `check_runnable` makes every one 
 before a sweep starts. A trial's metrics port is free and, where the kernel names its
 ephemeral range, below it (so that no outgoing connection takes it first). A trial that
 serves no metrics for the backend's silence is ended and its attempt failed, saying where it
-was asked.
+was asked; so is one whose step stands still past the backend's progress deadline.
 """
 
 from __future__ import annotations
@@ -353,3 +353,31 @@ def test_a_trial_that_never_serves_metrics_fails_after_the_silence(tmp_path: Pat
     assert (silent.state, silent.outcome) == (ProcessState.EXITED, Outcome.FAILED)
     assert silent.reason.startswith("served no metrics at http://127.0.0.1:")
     assert local.attempts[LAUNCH.trial].process.poll() is not None
+
+
+# Serves its step-0 evaluation, then hangs.
+HANGS = (
+    "import time; from lrsweep_trainer import report\n"
+    "with report.start(learning_rate=0.1, max_steps=300) as session:\n"
+    "    session.log(0, train_loss=1.0, val_loss=1.0)\n"
+    "    time.sleep(60)\n"
+)
+
+
+def test_a_trial_whose_step_stands_still_fails_after_the_progress_deadline(
+    tmp_path: Path,
+) -> None:
+    local = LocalBackend(_sweep(HANGS), tmp_path, progress_deadline=1.0)
+    local.launch(LAUNCH)
+    try:
+        deadline = time.monotonic() + 30
+        while not local.attempts[LAUNCH.trial].served:
+            assert time.monotonic() < deadline, "the trial never served its metrics"
+            assert local.observe()[0].state is ProcessState.RUNNING
+            time.sleep(0.1)
+        time.sleep(1.2)
+        (hung,) = local.observe()
+    finally:
+        local.shutdown()
+    assert (hung.state, hung.outcome) == (ProcessState.EXITED, Outcome.FAILED)
+    assert hung.reason.startswith("made no progress for over 1 s (at step 0)")

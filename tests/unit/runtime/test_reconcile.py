@@ -736,3 +736,34 @@ def test_a_running_trial_within_the_start_grace_is_not_failed_for_silence() -> N
     status = run(cluster, body(status=first.status)).status or first.status
     assert status is not None
     assert status["trials"]["t000"]["queued"] is False
+
+
+def test_a_running_trial_whose_step_stood_still_past_the_deadline_fails_as_hung() -> None:
+    no_retry = {**SPEC, "trial": {**SPEC["trial"], "maxRetries": 0}}
+    cluster = MemoryCluster()
+    first = run(cluster, body(no_retry))
+    cluster.run_pod("s-t000-1", "10.0.0.1", {0: {"val_loss": "2"}, 10: {"val_loss": "1.5"}})
+    seen = run(cluster, body(no_retry, first.status)).status
+    assert seen is not None
+    assert seen["trials"]["t000"]["step"] == 10
+    assert seen["trials"]["t000"]["progressTime"] == "2026-01-01T00:00:00Z"
+    seen["trials"]["t000"]["progressTime"] = "2025-12-31T23:29:00Z"  # 31 minutes before
+    status = run(cluster, body(no_retry, seen)).status
+    assert status is not None
+    trial = status["trials"]["t000"]
+    assert trial["phase"] == "Failed"
+    assert "made no progress for over 1800 s (at step 10)" in trial["reason"]
+
+
+def test_a_trial_that_moved_keeps_running_whatever_its_progress_time() -> None:
+    cluster = MemoryCluster()
+    first = run(cluster, body())
+    cluster.run_pod("s-t000-1", "10.0.0.1", {0: {"val_loss": "2"}, 10: {"val_loss": "1.5"}})
+    seen = run(cluster, body(status=first.status)).status
+    assert seen is not None
+    seen["trials"]["t000"]["progressTime"] = "2025-12-31T23:29:00Z"
+    cluster.run_pod("s-t000-1", "10.0.0.1", {0: {"val_loss": "2"}, 20: {"val_loss": "1.2"}})
+    status = run(cluster, body(status=seen)).status
+    assert status is not None
+    assert status["trials"]["t000"]["phase"] == "Running"
+    assert status["trials"]["t000"]["progressTime"] == "2026-01-01T00:00:00Z"
