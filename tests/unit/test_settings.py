@@ -1,7 +1,8 @@
 """The operator's settings (LRSWEEP_* variables, set by the chart).
 
 Covers: the namespaces kopf watches (the ones named, else the operator's own, none when
-cluster-wide); naming namespaces and cluster-wide together is an error that says so.
+cluster-wide); naming namespaces and cluster-wide together is an error that says so, and so
+is a progress deadline not above the gate timeout.
 """
 
 from __future__ import annotations
