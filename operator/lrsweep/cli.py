@@ -26,6 +26,8 @@ from lrsweep.api import (
     parse_status,
     parse_sweep,
 )
+from lrsweep.engine import conditions as cond
+from lrsweep.engine.status import summarize
 from lrsweep.engine.strategies import Best
 from lrsweep.engine.sweep import Decision, Sweep
 from lrsweep.engine.trials import records_from_status
@@ -135,14 +137,15 @@ def _run(
 ) -> int:
     sweep = Sweep(sweep_doc.spec, key=sweep_doc.metadata.uid or sweep_doc.metadata.name)
     metric = sweep_doc.spec.objective.metric
-    started = state.start_time or timestamp()
+    # The status as last summarized: conditions move only when they flip, as on a cluster.
+    summarized = LRSweepStatus(startTime=state.start_time or timestamp())
     last: list[Decision] = []
     written = ""
 
     def stamped(decision: Decision) -> LRSweepStatus:
-        status = decision.status()
-        status.startTime = started
-        return status
+        nonlocal summarized
+        summarized = summarize(decision, summarized, now=timestamp())
+        return summarized
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -192,6 +195,16 @@ def _run(
     if interrupted:
         status.phase = Phase.FAILED
         status.message = f"interrupted: partial result. {status.message}"
+        for kind, value in ((cond.FAILED, True), (cond.READY, False)):
+            status.conditions, _ = cond.set_condition(
+                status.conditions,
+                kind,
+                value,
+                cond.INTERRUPTED,
+                status.message,
+                now=status.completionTime,
+                generation=None,
+            )
     result = write_status(out, status)
     from lrsweep.report import plot_report
 

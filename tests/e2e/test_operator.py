@@ -92,6 +92,10 @@ def test_quickstart_succeeds_with_the_local_winner_and_shows_columns(
     assert conditions["Complete"]["status"] == "True"
     assert conditions["Ready"]["reason"] == "BestRateFound"
     assert status["bestLearningRate"] == local_quickstart.result()["bestLearningRate"]
+    local = local_quickstart.result()["conditions"]
+    assert {(c["type"], c["status"], c["reason"]) for c in local} == {
+        (c["type"], c["status"], c["reason"]) for c in status["conditions"]
+    }
 
 
 class PodRecorder:

@@ -43,6 +43,7 @@ from lrsweep.api import (
     status_fields,
 )
 from lrsweep.engine import conditions as cond
+from lrsweep.engine.status import summarize
 from lrsweep.engine.sweep import (
     Decision,
     Launch,
@@ -81,9 +82,6 @@ LABEL_SWEEP = f"{api.GROUP}/sweep"
 LABEL_TRIAL = f"{api.GROUP}/trial"
 LABEL_ATTEMPT = f"{api.GROUP}/attempt"
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
-# Condition reason of TrialsSchedulable=False when pods are scheduled but a container cannot
-# start (see `observe_stuck_pod`); pods that cannot be scheduled say `cond.UNSCHEDULABLE`.
-CONTAINERS_CANNOT_START = "ContainersCannotStart"
 # In the API server's 403 when a pod would exceed a namespace ResourceQuota ("pods "x" is
 # forbidden: exceeded quota: gpus, requested: ..., used: ..., limited: ...").
 QUOTA_EXCEEDED = "exceeded quota"
@@ -1208,53 +1206,8 @@ def sweep_status(
     now: str,
     generation: int | None,
 ) -> LRSweepStatus:
-    """The status to write: JSON-safe (`json_safe`), with conditions and timestamps."""
-    status = LRSweepStatus.model_validate(json_safe(decision.status().model_dump(mode="json")))
-    status.startTime = previous.startTime or now
-    status.observedGeneration = generation
-    conds = previous.conditions
-    if unschedulable or not_starting:
-        conds, _ = cond.set_condition(
-            conds,
-            cond.SCHEDULABLE,
-            False,
-            cond.UNSCHEDULABLE if unschedulable else CONTAINERS_CANNOT_START,
-            "; ".join([*unschedulable, *not_starting])[:1000],
-            now=now,
-            generation=generation,
-        )
-    elif any(c.type == cond.SCHEDULABLE for c in conds):
-        conds, _ = cond.set_condition(
-            conds, cond.SCHEDULABLE, True, cond.SCHEDULED, "", now=now, generation=generation
-        )
-    # (type, status, reason) to set: Complete or Failed once the sweep ends, and Ready.
-    updates: list[tuple[str, bool, str]]
-    if status.phase is Phase.SUCCEEDED:
-        updates = [(cond.COMPLETE, True, cond.GOAL_REACHED), (cond.READY, True, cond.GOAL_REACHED)]
-        conds, _ = cond.set_condition(
-            conds,
-            cond.BRACKETED,
-            not decision.at_edge,
-            cond.AT_EDGE if decision.at_edge else cond.INSIDE,
-            decision.at_edge,
-            now=now,
-            generation=generation,
-        )
-    elif status.phase is Phase.FAILED:
-        updates = [(cond.FAILED, True, cond.NO_RESULT), (cond.READY, False, cond.NO_RESULT)]
-    elif unschedulable or not_starting:
-        # Running, but not all of it: the Reason column and the message say why at once.
-        stuck = [*unschedulable, *not_starting]
-        status.message = f"{len(stuck)} trial(s) cannot start ({stuck[0][:200]}); {status.message}"
-        reason = cond.UNSCHEDULABLE if unschedulable else CONTAINERS_CANNOT_START
-        updates = [(cond.READY, False, reason)]
-    else:
-        updates = [(cond.READY, False, cond.RUNNING)]
-    if status.phase in (Phase.SUCCEEDED, Phase.FAILED):
-        status.completionTime = now
-    for kind, value, reason in updates:
-        conds, _ = cond.set_condition(
-            conds, kind, value, reason, status.message, now=now, generation=generation
-        )
-    status.conditions = conds
-    return status
+    """The status to write (`engine.status.summarize`), JSON-safe (`json_safe`)."""
+    status = summarize(
+        decision, previous, unschedulable, not_starting, now=now, generation=generation
+    )
+    return LRSweepStatus.model_validate(json_safe(status.model_dump(mode="json")))
