@@ -62,6 +62,18 @@ class Telemetry:
             ["namespace"],
             registry=self.registry,
         )
+        self.post_failures = Counter(
+            "lrsweep_trainer_post_failures",
+            "POSTs to trainers (the go-ahead past a rung, discarding a checkpoint) unanswered",
+            ["namespace"],
+            registry=self.registry,
+        )
+        self.last_progress = Gauge(
+            "lrsweep_sweep_last_progress_timestamp_seconds",
+            "When a trial of the sweep last advanced a step, or launched (Unix time)",
+            ["namespace", "sweep"],
+            registry=self.registry,
+        )
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # a pod's metrics port
         if port:
@@ -76,6 +88,6 @@ class Telemetry:
         for labels in [(namespace, sweep, p) for p in phases]:
             with contextlib.suppress(KeyError):  # never recorded in this process
                 self.sweeps.remove(*labels)
-        for gauge in (self.best_score, self.best_rate):
+        for gauge in (self.best_score, self.best_rate, self.last_progress):
             with contextlib.suppress(KeyError):
                 gauge.remove(namespace, sweep)

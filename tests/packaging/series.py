@@ -38,6 +38,8 @@ def populate(telemetry: Telemetry, namespace: str, sweep: str) -> None:
     telemetry.reconcile_seconds.observe(0.2)
     telemetry.api_errors.labels("create_pod", "500").inc()
     telemetry.scrape_failures.labels(namespace).inc()
+    telemetry.post_failures.labels(namespace).inc()
+    telemetry.last_progress.labels(namespace, sweep).set(1.7e9)
 
 
 def operator_series() -> set[str]:

@@ -135,6 +135,9 @@ def targets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Targets]:
     telemetry = Telemetry()
     populate(telemetry, NAMESPACE, SWEEP)
     telemetry.record_sweep(NAMESPACE, STALLED, Phase.RUNNING.value, PHASES)
+    # As the operator saw them: a trial of SWEEP advanced just now, none of STALLED's for an hour.
+    telemetry.last_progress.labels(NAMESPACE, SWEEP).set(time.time())
+    telemetry.last_progress.labels(NAMESPACE, STALLED).set(time.time() - 3600)
     operator_port = free_port()
     # Telemetry.serve's own call, keeping the server handle so the test can shut it down.
     server, thread = start_http_server(operator_port, "127.0.0.1", telemetry.registry)

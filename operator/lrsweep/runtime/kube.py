@@ -742,7 +742,7 @@ class Cluster:
         except (aiohttp.ClientError, TimeoutError) as err:
             problem = str(err) or type(err).__name__
         log.debug("POST %s failed: %s", url, problem)
-        self.telemetry.scrape_failures.labels(namespace).inc()
+        self.telemetry.post_failures.labels(namespace).inc()
         return False
 
     async def delete_unwanted_pods(
@@ -1191,8 +1191,13 @@ def status_patch(stored: Mapping[str, Any], status: Mapping[str, Any]) -> dict[s
 
 
 def _record(telemetry: Telemetry, namespace: str, name: str, status: LRSweepStatus) -> None:
-    """The sweep's phase and best result, as the operator's own metrics."""
+    """The sweep's phase, best result and last progress, as the operator's own metrics."""
     telemetry.record_sweep(namespace, name, status.phase.value, [p.value for p in Phase])
+    moments = [
+        m for t in status.trials.values() if t.progressTime and (m := _timestamp(t.progressTime))
+    ]
+    if moments:
+        telemetry.last_progress.labels(namespace, name).set(max(moments).timestamp())
     if status.bestScore is not None and status.bestLearningRate is not None:
         telemetry.best_score.labels(namespace, name).set(status.bestScore)
         telemetry.best_rate.labels(namespace, name).set(status.bestLearningRate)

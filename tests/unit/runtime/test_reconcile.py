@@ -24,13 +24,14 @@ An infinite objective value is written as the largest float (JSON has no infinit
 back to the same status. The HTTP session is closed only once a reconcile under way has
 ended. IPv6 pod addresses are bracketed in metrics URLs; metrics another trial serves at a
 pod's address are not read as its own; a failed promotion is counted under the sweep's
-namespace.
+namespace, as a POST failure (not a scrape failure); a sweep's last progress is exported.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 import json
 import socket
 import sys
@@ -631,7 +632,7 @@ def test_a_discard_nobody_answers_is_not_taken_as_done() -> None:
     assert asyncio.run(discard()) is False
 
 
-def test_a_failed_promotion_is_counted_under_the_sweeps_namespace() -> None:
+def test_a_failed_promotion_is_counted_as_a_post_failure_not_a_scrape_failure() -> None:
     cluster = Cluster(client.CoreV1Api(client.ApiClient()), Telemetry())
 
     async def promote() -> None:
@@ -641,10 +642,10 @@ def test_a_failed_promotion_is_counted_under_the_sweeps_namespace() -> None:
             await cluster.close()
 
     asyncio.run(promote())
-    failures = cluster.telemetry.registry.get_sample_value(
-        "lrsweep_scrape_failures_total", {"namespace": "ml"}
-    )
-    assert failures == 1.0
+    registry = cluster.telemetry.registry
+    posts = registry.get_sample_value("lrsweep_trainer_post_failures_total", {"namespace": "ml"})
+    scrapes = registry.get_sample_value("lrsweep_scrape_failures_total", {"namespace": "ml"})
+    assert (posts, scrapes) == (1.0, None)
 
 
 GATED = {**SPEC, "search": {"strategy": "asha", "values": [0.01, 0.1, 0.5], "parallelism": 3}}
@@ -767,3 +768,12 @@ def test_a_trial_that_moved_keeps_running_whatever_its_progress_time() -> None:
     assert status is not None
     assert status["trials"]["t000"]["phase"] == "Running"
     assert status["trials"]["t000"]["progressTime"] == "2026-01-01T00:00:00Z"
+
+
+def test_the_time_a_trial_last_advanced_is_exported_for_the_sweep() -> None:
+    cluster = MemoryCluster()
+    run(cluster, body())
+    moment = cluster.telemetry.registry.get_sample_value(
+        "lrsweep_sweep_last_progress_timestamp_seconds", {"namespace": "ml", "sweep": "s"}
+    )
+    assert moment == dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
