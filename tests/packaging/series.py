@@ -81,6 +81,14 @@ def dashboard_panels() -> Iterator[dict[str, Any]]:
             yield panel
 
 
-def grafana_to_promql(expr: str, sweep: str) -> str:
-    """A dashboard query as Grafana would send it, for one value of the `sweep` variable."""
-    return expr.replace("$sweep", sweep).replace("$__rate_interval", "1m").replace("$__range", "5m")
+def grafana_to_promql(expr: str, namespace: str, sweep: str) -> str:
+    """A dashboard query as Grafana would send it, for one value of the `namespace` and
+    `sweep` variables."""
+    for variable, value in (
+        ("$namespace", namespace),
+        ("$sweep", sweep),
+        ("$__rate_interval", "1m"),
+        ("$__range", "5m"),
+    ):
+        expr = expr.replace(variable, value)
+    return expr

@@ -45,10 +45,13 @@ def test_the_committed_dashboard_is_what_the_generator_builds() -> None:
     )
 
 
-def test_the_sweep_variable_lists_sweeps_with_trial_series() -> None:
+def test_the_sweep_variable_lists_the_chosen_namespaces_sweeps_with_trial_series() -> None:
     variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert variables["namespace"]["query"] == "label_values(lrsweep_trial_step, namespace)"
     assert variables["sweep"]["type"] == "query"
-    assert variables["sweep"]["query"] == "label_values(lrsweep_trial_step, sweep)"
+    assert variables["sweep"]["query"] == (
+        'label_values(lrsweep_trial_step{namespace="$namespace"}, sweep)'
+    )
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
     for panel in dashboard_panels():
@@ -60,9 +63,10 @@ def test_sweeps_by_phase() -> None:
 
 
 def test_validation_loss_and_scheduled_rate_per_trial_of_the_chosen_sweep() -> None:
-    assert _expr_of("Validation loss per trial") == 'lrsweep_trial_val_loss{sweep="$sweep"}'
+    loss = _expr_of("Validation loss per trial")
+    assert loss == 'lrsweep_trial_val_loss{namespace="$namespace", sweep="$sweep"}'
     rate = _expr_of("Scheduled learning rate per trial")
-    assert rate == 'lrsweep_trial_learning_rate{sweep="$sweep"}'
+    assert rate == 'lrsweep_trial_learning_rate{namespace="$namespace", sweep="$sweep"}'
 
 
 def test_best_score_per_sweep_and_trials_by_verdict() -> None:

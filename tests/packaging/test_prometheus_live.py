@@ -307,7 +307,7 @@ def test_every_dashboard_query_evaluates_instant_and_range(
 ) -> None:
     for panel in dashboard_panels():
         for target in panel["targets"]:
-            expr = grafana_to_promql(target["expr"], targets.sweep)
+            expr = grafana_to_promql(target["expr"], targets.namespace, targets.sweep)
             scraped.query(expr)
             scraped.query_range(expr)
 
@@ -325,7 +325,9 @@ def test_the_trial_panels_show_the_live_trials(
 ) -> None:
     (panel,) = [p for p in dashboard_panels() if p["title"].startswith(title)]
     (target,) = panel["targets"]
-    series = scraped.query_range(grafana_to_promql(target["expr"], targets.sweep))
+    series = scraped.query_range(
+        grafana_to_promql(target["expr"], targets.namespace, targets.sweep)
+    )
     assert series, f"{title}: no data for sweep {targets.sweep}"
     for one in series:
         assert one["metric"]["trial"]
@@ -339,7 +341,9 @@ def test_every_operator_panel_returns_data(scraped: PrometheusAPI, targets: Targ
         for target in panel["targets"]:
             if "lrsweep_trial_" in target["expr"]:
                 continue
-            if not scraped.query_range(grafana_to_promql(target["expr"], targets.sweep)):
+            if not scraped.query_range(
+                grafana_to_promql(target["expr"], targets.namespace, targets.sweep)
+            ):
                 empty.append(f"{panel['title']}: {target['expr']}")
     assert empty == []
 

@@ -102,7 +102,9 @@ def validation_loss() -> timeseries.Panel:
         .title("Validation loss per trial: $sweep")
         .description("Each trial's validation loss at its last evaluation (log scale).")
         .datasource(DATASOURCE)
-        .with_target(query('lrsweep_trial_val_loss{sweep="$sweep"}', "{{trial}}"))
+        .with_target(
+            query('lrsweep_trial_val_loss{namespace="$namespace", sweep="$sweep"}', "{{trial}}")
+        )
         .scale_distribution(log_scale())
         .legend(legend_table())
         .height(10)
@@ -116,7 +118,11 @@ def learning_rate() -> timeseries.Panel:
         .title("Scheduled learning rate per trial: $sweep")
         .description("The rate each trial's schedule gives at its current step (log scale).")
         .datasource(DATASOURCE)
-        .with_target(query('lrsweep_trial_learning_rate{sweep="$sweep"}', "{{trial}}"))
+        .with_target(
+            query(
+                'lrsweep_trial_learning_rate{namespace="$namespace", sweep="$sweep"}', "{{trial}}"
+            )
+        )
         .scale_distribution(log_scale())
         .legend(legend_table())
         .height(10)
@@ -130,7 +136,9 @@ def trial_steps() -> timeseries.Panel:
         .title("Training step per trial: $sweep")
         .description("Progress of each trial; a flat line is a stalled or stopped trial.")
         .datasource(DATASOURCE)
-        .with_target(query('lrsweep_trial_step{sweep="$sweep"}', "{{trial}}"))
+        .with_target(
+            query('lrsweep_trial_step{namespace="$namespace", sweep="$sweep"}', "{{trial}}")
+        )
         .legend(legend_table())
         .height(8)
         .span(12)
@@ -202,12 +210,21 @@ def api_errors() -> timeseries.Panel:
 
 def build() -> dashboard.Dashboard:
     datasource = dashboard.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+    namespace = (
+        dashboard.QueryVariable("namespace")
+        .label("Namespace")
+        .description("The namespace of the sweep: sweeps of one name in two namespaces differ.")
+        .datasource(DATASOURCE)
+        .query("label_values(lrsweep_trial_step, namespace)")
+        .refresh(dashboard_models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dashboard_models.VariableSort.ALPHABETICAL_ASC)
+    )
     sweep = (
         dashboard.QueryVariable("sweep")
         .label("Sweep")
         .description("The LRSweep whose trials the loss, rate and step panels show.")
         .datasource(DATASOURCE)
-        .query("label_values(lrsweep_trial_step, sweep)")
+        .query('label_values(lrsweep_trial_step{namespace="$namespace"}, sweep)')
         .refresh(dashboard_models.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dashboard_models.VariableSort.ALPHABETICAL_ASC)
     )
@@ -221,12 +238,13 @@ def build() -> dashboard.Dashboard:
         .refresh("30s")
         .tooltip(dashboard_models.DashboardCursorSync.CROSSHAIR)
         .with_variable(datasource)
+        .with_variable(namespace)
         .with_variable(sweep)
     )
     rows: list[tuple[str, list[Panel]]] = [
         ("Sweeps", [sweeps_by_phase(), best_score_per_sweep(), best_rate_per_sweep()]),
         (
-            "Trials of $sweep",
+            "Trials of $namespace/$sweep",
             [validation_loss(), learning_rate(), trial_steps(), trials_by_verdict()],
         ),
         ("Operator", [reconcile_latency(), api_errors()]),
