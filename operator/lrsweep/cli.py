@@ -7,6 +7,7 @@ import math
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 
@@ -216,6 +217,7 @@ def _run(
         sweep.spec.budget.steps,
         plot,
         title=f"LRSweep {sweep_doc.metadata.name}: {status.message}",
+        range_test=status.rangeTest,
     )
     steps = sum(r.steps_used for r in decision.records)
     compute = steps / sweep.spec.budget.steps
@@ -315,6 +317,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
             sweep_doc.spec.budget.steps,
             out,
             title=f"LRSweep {sweep_doc.metadata.name} ({status.phase.value}): {status.message}",
+            range_test=status.rangeTest,
         )
     except OSError as err:
         raise SpecError(f"--out {out}: cannot write the report ({err.strerror})") from None
@@ -358,10 +361,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+def package_version() -> str:
+    """The installed package's version; the source's where it runs uninstalled."""
+    try:
+        return metadata.version("lrsweep")
+    except metadata.PackageNotFoundError:
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lrsweep", description="Find the learning rate of a training job."
     )
+    parser.add_argument("--version", action="version", version=package_version())
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a sweep locally, trials as processes")
     run.add_argument("path", help="an LRSweep YAML file")
@@ -426,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run()
             return EXIT_OK
         if args.command == "version":
-            console.print(__version__)
+            say(console, package_version())
             return EXIT_OK
     except SpecError as err:
         say(Console(stderr=True), f"lrsweep: error: {err}")
