@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Self
 
 import yaml
@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 GROUP = "lrsweep.dev"
 VERSION = "v1alpha1"
@@ -77,7 +78,9 @@ class Suggestion(enum.StrEnum):
 
 class Search(_Model):
     strategy: Strategy = Field(
-        Strategy.ADAPTIVE, description="How candidates are chosen and stopped."
+        Strategy.ADAPTIVE,
+        description="How candidates are chosen, and whether early stopping cuts them: grid, "
+        "random, rangeTest, asha or adaptive (see the README's Strategies).",
     )
     min: float = Field(1e-5, gt=0, description="Lowest learning rate to try (log scale).")
     max: float = Field(1.0, gt=0, description="Highest learning rate to try (log scale).")
@@ -85,7 +88,8 @@ class Search(_Model):
         None,
         min_length=1,
         max_length=MAX_TRIALS_LIMIT,
-        description="Explicit rates to try instead of a range (grid, random and asha).",
+        description="Explicit rates for the first round instead of a range (adaptive then "
+        "runs no range test; rangeTest ignores them).",
     )
     candidates: int | None = Field(
         None,
@@ -247,11 +251,31 @@ class Output(_Model):
 
 
 class LRSweepSpec(_Model):
-    search: Search = Field(default_factory=Search)
-    budget: Budget = Field(default_factory=Budget)
-    objective: Objective = Field(default_factory=Objective)
-    trial: TrialTemplate
-    output: Output = Field(default_factory=Output)
+    """What to search: the rates, the training budget, the metric and the trainer's pod.
+    Immutable once created."""
+
+    search: Search = Field(
+        default_factory=Search,
+        description="Which learning rates to try, how many trials run at once, and how "
+        "candidates are chosen and stopped early.",
+    )
+    budget: Budget = Field(
+        default_factory=Budget,
+        description="A trial's training steps, how often it is evaluated, and the rungs "
+        "(steps) where early stopping compares trials.",
+    )
+    objective: Objective = Field(
+        default_factory=Objective,
+        description="The metric trials are compared on, and whether lower or higher is better.",
+    )
+    trial: TrialTemplate = Field(
+        description="The trainer's pod, run once per attempt of each trial with its rate in "
+        "the environment; retries and checkpoints."
+    )
+    output: Output = Field(
+        default_factory=Output,
+        description="Where the winner is written besides the status.",
+    )
 
 
 class Metadata(BaseModel):
@@ -317,68 +341,229 @@ class Verdict(enum.StrEnum):
 
 
 class TrialStatus(BaseModel):
+    """One trial: a training run of one rate and seed, over one or more attempts (pods)."""
+
     model_config = ConfigDict(extra="forbid")
-    learningRate: float
-    seed: int = 0
-    mode: Literal["train", "range-test"] = "train"
-    round: int = 0
-    phase: TrialPhase = TrialPhase.PENDING
-    step: int = 0
-    spentSteps: int = 0
-    startStep: int = 0  # the current attempt went on from a checkpoint at this step
-    countedTo: int = 0  # where the last attempt that ended was last seen (compute counted)
-    score: float | None = None
-    verdict: Verdict = Verdict.UNKNOWN
-    reason: str = ""
-    attempts: int = 0
-    queued: bool = True  # waiting for its next attempt to launch
-    # Objective value at each rung reached ({"100": 0.41}); what early stopping compares.
-    rungs: dict[str, float] = Field(default_factory=dict)
-    # Waiting at this rung with its pod deleted to make room for trials the cluster could
-    # not place (0: not parked); relaunched once promoted past it.
-    parkedAt: int = 0
-    # Attempts that went on after a park: not failures, they use none of maxRetries.
-    resumes: int = 0
-    # When the operator last saw its step, attempt or queueing change (its clock, RFC 3339):
-    # a running trial whose step stands still too long has hung.
-    progressTime: str = ""
+    learningRate: float = Field(
+        description="The rate it trains at (0 for the range test, whose rate grows from "
+        "search.min to search.max)."
+    )
+    seed: int = Field(0, description="Its seed, 0..search.seeds-1 (env LRSWEEP_SEED).")
+    mode: Literal["train", "range-test"] = Field(
+        "train",
+        description="train: a training run at learningRate; range-test: the short run whose "
+        "loss curve rangeTest reads.",
+    )
+    round: int = Field(
+        0,
+        description="The proposal round that added it: 0 for the first candidates and the "
+        "range test, then one more for each later round (adaptive's refinements).",
+    )
+    phase: TrialPhase = Field(
+        TrialPhase.PENDING,
+        description="Pending (not running yet), Running, Succeeded (ran its whole budget), "
+        "Stopped (stopped early by the sweep), Diverged, or Failed (its attempts failed "
+        "with no retries left).",
+    )
+    step: int = Field(0, description="The last training step seen of its current attempt.")
+    spentSteps: int = Field(
+        0,
+        description="Steps its earlier attempts trained (compute accounting): the trial has "
+        "cost spentSteps + step - startStep steps.",
+    )
+    startStep: int = Field(
+        0,
+        description="The step of the checkpoint its current attempt went on from (0: from "
+        "the start).",
+    )
+    countedTo: int = Field(
+        0,
+        description="The step where its last ended attempt was last seen, up to which "
+        "spentSteps counts it; an attempt going on from a later checkpoint adds the steps "
+        "trained unseen in between.",
+    )
+    score: float | None = Field(
+        None,
+        description="The objective at the furthest rung it reached (at the full budget once "
+        "Succeeded); null before its first rung.",
+    )
+    verdict: Verdict = Field(
+        Verdict.UNKNOWN,
+        description="What its curve says about the rate: diverged (too high), unstable "
+        "(overshooting), too-slow (still falling at an unchanging pace: try higher), "
+        "overfitting, plateau (flat), converging, failed (the trial failed), or unknown "
+        "(too few evaluations yet).",
+    )
+    reason: str = Field(
+        "",
+        description="What last happened to it, in one line: an attempt launched, why an "
+        "attempt failed, or why its verdict.",
+    )
+    attempts: int = Field(
+        0,
+        description="The number of its current attempt, whose pod is <sweep>-<trial>-<attempt> "
+        "(0: never launched); retries and resumes after a park count.",
+    )
+    queued: bool = Field(
+        True,
+        description="Waiting for its next attempt to launch (the first, a retry, or a resume).",
+    )
+    rungs: dict[str, float] = Field(
+        default_factory=dict,
+        description='The objective at each rung step it reached ({"900": 0.41}): what early '
+        "stopping compares.",
+    )
+    parkedAt: int = Field(
+        0,
+        description="The rung step where it waits with its pod deleted, to make room for "
+        "trials the cluster could not place (0: not parked); it is relaunched once promoted "
+        "past that rung.",
+    )
+    resumes: int = Field(
+        0,
+        description="Attempts that went on after a park: counted in attempts, but not as "
+        "failures (they use none of trial.maxRetries).",
+    )
+    progressTime: str = Field(
+        "",
+        description="When the operator last saw its step, attempt or queueing change (RFC "
+        "3339): a running trial whose step stands still past the progress deadline fails "
+        "its attempt as hung.",
+    )
+
+
+# The CRD's schema of a time the status records (metav1.Time): RFC 3339, as
+# `runtime.clock.timestamp` writes it.
+_DATE_TIME: JsonDict = {"format": "date-time"}
+
+
+def _always_written(*names: str) -> Callable[[JsonDict], None]:
+    """A model's JSON schema edit: `names` are required, and their defaults go. The operator
+    always writes them, and a default the schema's format refuses ("" for a date-time) would
+    make real API servers refuse the CRD."""
+
+    def edit(schema: JsonDict) -> None:
+        properties = schema["properties"]
+        assert isinstance(properties, dict)
+        for name in names:
+            field = properties[name]
+            assert isinstance(field, dict)
+            field.pop("default", None)
+        required = schema.setdefault("required", [])
+        assert isinstance(required, list)
+        required.extend(name for name in names if name not in required)
+
+    return edit
 
 
 class Condition(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str
-    message: str = ""
-    lastTransitionTime: str = ""
-    observedGeneration: int | None = None
+    """One aspect of the sweep's state, as Kubernetes conditions (metav1.Condition) say it."""
+
+    # The model keeps lastTransitionTime's default, so a condition stored without one still
+    # loads; the CRD requires it, as `engine.conditions.set_condition` always writes it.
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=_always_written("lastTransitionTime")
+    )
+    type: str = Field(
+        description="Which aspect: Ready, Complete, Failed, TrialsSchedulable or Bracketed."
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        description="Why, in one CamelCase word (TrialsRunning, BestRateFound, InvalidSpec, "
+        "Unschedulable, ...)."
+    )
+    message: str = Field("", description="Details for a person; may be empty.")
+    lastTransitionTime: str = Field(
+        "",
+        description="When status last changed (RFC 3339).",
+        json_schema_extra=_DATE_TIME,
+    )
+    observedGeneration: int | None = Field(
+        None, description="The sweep's metadata.generation the condition was set from."
+    )
 
 
 class RangeTestStatus(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    steepest: float
-    valley: float
-    minimum: float
-    divergence: float | None = None
-    ceiling: float | None = None
-    # The loss's drop to its minimum, as a share of its start (engine.rangetest.descent).
-    descent: float | None = None
+    steepest: float = Field(description="The rate where the loss fell fastest per decade.")
+    valley: float = Field(
+        description="A rate two thirds of the way down the loss's longest descent."
+    )
+    minimum: float = Field(description="The rate with the lowest loss before divergence.")
+    divergence: float | None = Field(
+        None,
+        description="The first rate where the loss blew up (a multiple, 4 by default, of the "
+        "lowest loss so far); null: it never did within the range.",
+    )
+    ceiling: float | None = Field(
+        None,
+        description="The first rate past the minimum where the loss climbed back above where "
+        "it started; null: it never did, or the loss fell too little to tell.",
+    )
+    descent: float | None = Field(
+        None,
+        description="How far the loss fell: its drop from the start to its minimum, as a "
+        "share of the start (0.3: 30%). Under 0.05 the curve says nothing about good rates.",
+    )
 
 
 class LRSweepStatus(BaseModel):
+    """Where the sweep is, written by the operator: its trials, the range test's readings, the
+    best rate so far and its conditions."""
+
     model_config = ConfigDict(extra="forbid")
-    phase: Phase = Phase.PENDING
-    bestLearningRate: float | None = None
-    bestTrial: str | None = None
-    bestScore: float | None = None
-    trialCount: int = 0
-    trials: dict[str, TrialStatus] = Field(default_factory=dict)
-    rangeTest: RangeTestStatus | None = None
-    conditions: list[Condition] = Field(default_factory=list)
-    observedGeneration: int | None = None
-    startTime: str | None = None
-    completionTime: str | None = None
-    message: str = ""
+    phase: Phase = Field(
+        Phase.PENDING,
+        description="Pending (no trial yet), Running, Succeeded (a best rate was found) or "
+        "Failed (an invalid spec, or no trial completed: message says why).",
+    )
+    bestLearningRate: float | None = Field(
+        None,
+        description="The rate with the best objective at the full budget (its mean over the "
+        "seeds), so far while the sweep runs; null until a rate has one.",
+    )
+    bestTrial: str | None = Field(
+        None, description="The best run of bestLearningRate: its key in trials."
+    )
+    bestScore: float | None = Field(
+        None, description="bestLearningRate's objective at the full budget, the mean over seeds."
+    )
+    trialCount: int = Field(0, description="Trials added so far, the range test included.")
+    trials: dict[str, TrialStatus] = Field(
+        default_factory=dict,
+        description="Every trial by id (t000, t001, ...): one rate and seed each.",
+    )
+    rangeTest: RangeTestStatus | None = Field(
+        None,
+        description="What the range test's loss curve suggests (rangeTest and adaptive "
+        "strategies); null until it has run.",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready (True once the sweep found its rate; its reason says why not yet), "
+        "Complete or Failed once it ends, TrialsSchedulable (False while trial pods cannot "
+        "be placed or started), Bracketed (the winner has a tried rate on either side). "
+        "One of each type.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    observedGeneration: int | None = Field(
+        None, description="The metadata.generation this status was computed from."
+    )
+    startTime: str | None = Field(
+        None,
+        description="When the operator first reconciled the sweep (RFC 3339).",
+        json_schema_extra=_DATE_TIME,
+    )
+    completionTime: str | None = Field(
+        None,
+        description="When the sweep ended, Succeeded or Failed (RFC 3339).",
+        json_schema_extra=_DATE_TIME,
+    )
+    message: str = Field(
+        "",
+        description="The sweep in one line: its progress, or its result and any caveat "
+        "(a winner at the edge of the rates tried), or why it failed.",
+    )
 
 
 # --- loading ------------------------------------------------------------------------------

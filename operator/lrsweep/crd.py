@@ -93,6 +93,9 @@ def structural(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, 
             out["exclusiveMaximum"] = True
         elif key == "const":
             out["enum"] = [value]
+        elif key == "description":
+            # A docstring's line breaks are its source's wrapping, not paragraphs.
+            out[key] = " ".join(value.split())
         else:
             out[key] = value
     extra = schema.get("additionalProperties")
@@ -130,6 +133,8 @@ def metadata_schema() -> dict[str, Any]:
     and a name with dots, which `lrsweep run` refuses, runs on a cluster."""
     name = _schema(api.Metadata)["properties"]["name"]
     bounds = {key: value for key, value in name.items() if key != "pattern"}
+    # Nothing else, not even a description: the API server refuses a CRD whose root metadata
+    # schema says more than name and generateName (and publishes ObjectMeta's own).
     return {"type": "object", "properties": {"name": bounds}}
 
 
@@ -162,8 +167,16 @@ def build_crd() -> dict[str, Any]:
                             "description": "A search for the learning rate of a training job.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {
+                                    "type": "string",
+                                    "description": f"The versioned schema of this object: "
+                                    f"{api.API_VERSION}.",
+                                },
+                                "kind": {
+                                    "type": "string",
+                                    "description": f"The REST resource this object represents: "
+                                    f"{api.KIND}.",
+                                },
                                 "metadata": metadata_schema(),
                                 "spec": spec_schema(),
                                 "status": status_schema(),

@@ -5,7 +5,8 @@ smaller than the other strategies' unless `candidates` is set) and has the slots
 that round as one; every refusal names the field,
 the bad value and what is allowed (unknown fields, min >= max, non-positive budgets, a name
 too long for its trial pods, rates in values that are not positive, bad strategy, no
-containers, invalid YAML, several documents, not a mapping).
+containers, invalid YAML, several documents, not a mapping). A stored status whose
+condition has no lastTransitionTime still loads (only the CRD requires one).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lrsweep.api import LRSweep, SpecError, Strategy, load_sweep, parse_spec
+from lrsweep.api import LRSweep, SpecError, Strategy, load_sweep, parse_spec, parse_status
 from lrsweep.engine import strategies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,3 +162,8 @@ def test_a_bare_value_is_not_a_sweep() -> None:
 def test_bare_spec_errors_are_prefixed_with_spec() -> None:
     with pytest.raises(SpecError, match=r"^spec\.trial: required field is missing"):
         parse_spec({})
+
+
+def test_a_stored_condition_without_a_transition_time_still_loads() -> None:
+    status = parse_status({"conditions": [{"type": "Ready", "status": "True", "reason": "R"}]})
+    assert status.conditions[0].lastTransitionTime == ""
