@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit tools clean
+.PHONY: run test lint unit tools clean gpu-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,11 @@ unit: $(STAMP)
 # fixture run on one worker (tests/conftest.py), so each fixture is built once.
 test: $(STAMP) tools lint
 	$(BIN)/pytest -n 2 --dist loadgroup
+
+# Where a GPU is at hand: the trainer and a local sweep on CUDA next to the CPU (skips, exit 0,
+# without CUDA). Records benchmarks/results/gpu-check.json.
+gpu-check: $(STAMP)
+	$(PY) -m benchmarks.gpu_check
 
 clean:
 	rm -rf $(VENV) .tools out .mypy_cache .pytest_cache .ruff_cache
