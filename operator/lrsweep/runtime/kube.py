@@ -546,12 +546,13 @@ class Cluster:
         self.health.answered()
         return result
 
-    async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        """Merge `patch` into the sweep's status (a sweep deleted meanwhile: nothing)."""
+    async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> str | None:
+        """Merge `patch` into the sweep's status; return the sweep's resourceVersion after it
+        (None: deleted meanwhile, nothing written)."""
         custom = client.CustomObjectsApi(self.core.api_client)
         body: Any = {"status": patch}
         try:
-            await self._call(
+            written = await self._call(
                 "patch_status",
                 lambda: custom.patch_namespaced_custom_object_status(
                     api.GROUP, api.VERSION, namespace, api.PLURAL, name, body
@@ -560,6 +561,13 @@ class Cluster:
         except ApiException as err:
             if err.status != 404:
                 raise
+            return None
+        version = (
+            written.get("metadata", {}).get("resourceVersion")
+            if isinstance(written, dict)
+            else None
+        )
+        return str(version) if version is not None else None
 
     async def drop_finalizer(self, sweep: Mapping[str, Any], finalizer: str) -> None:
         """Remove `finalizer` from the sweep, as of the version read: a sweep changed since is
@@ -982,11 +990,14 @@ async def reconcile(
     settings: OperatorSettings,
     body: Mapping[str, Any],
     now: str,
+    *,
+    current: bool = False,
 ) -> ReconcileResult:
-    """One pass over one sweep (`_reconcile`), counted as under way while it runs."""
+    """One pass over one sweep (`_reconcile`), counted as under way while it runs.
+    `current`: the caller knows `body` is the sweep as stored now (no read needed)."""
     cluster.reconciling += 1
     try:
-        return await _reconcile(cluster, settings, body, now)
+        return await _reconcile(cluster, settings, body, now, current)
     finally:
         cluster.reconciling -= 1
 
@@ -996,6 +1007,7 @@ async def _reconcile(
     settings: OperatorSettings,
     body: Mapping[str, Any],
     now: str,
+    current: bool = False,
 ) -> ReconcileResult:
     """One pass over one sweep. Never raises for a bad spec; API errors propagate (retry).
 
@@ -1005,7 +1017,10 @@ async def _reconcile(
     and relaunched). So a sweep not yet over is read afresh; a finished one never changes."""
     meta = body["metadata"]
     name, namespace = meta["name"], meta.get("namespace", "default")
-    if (body.get("status") or {}).get("phase") not in (Phase.SUCCEEDED, Phase.FAILED):
+    if not current and (body.get("status") or {}).get("phase") not in (
+        Phase.SUCCEEDED,
+        Phase.FAILED,
+    ):
         latest = await cluster.read_sweep(namespace, name)
         if latest is None:
             return ReconcileResult(None)  # deleted since kopf saw it

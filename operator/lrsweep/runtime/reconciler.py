@@ -53,6 +53,9 @@ class Reconciler:
     _due: dict[Key, float] = field(default_factory=dict)
     _failures: dict[Key, int] = field(default_factory=dict)
     _running: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
+    # Each sweep's resourceVersion as this loop last read or wrote it: an index body at that
+    # version is the sweep as stored, and needs no read (a GET per sweep and tick, saved).
+    _known: dict[Key, str] = field(default_factory=dict)
     _limit: asyncio.Semaphore | None = None
     last_pass: float | None = None
 
@@ -72,6 +75,7 @@ class Reconciler:
         for key in [k for k in self._due if k not in sweeps]:  # deleted: forgotten
             self._due.pop(key)
             self._failures.pop(key, None)
+            self._known.pop(key, None)
         for key, body in sweeps.items():
             if key in self._running or self._due.get(key, now) > now:
                 continue
@@ -121,13 +125,26 @@ class Reconciler:
             await self.cluster.drop_finalizer(body, LEGACY_FINALIZER)
         if meta.get("deletionTimestamp"):
             return  # going: its pods go with it
+        key = (namespace, name)
+        version = meta.get("resourceVersion")
+        if not _finished(body) and (version is None or version != self._known.get(key)):
+            # The index may be older than the last write (a watch event late or lost), and a
+            # reconcile from an older status could undo what a newer one decided.
+            latest = await self.cluster.read_sweep(namespace, name)
+            if latest is None:
+                return  # deleted since the index saw it
+            body = latest
+        if (read := body["metadata"].get("resourceVersion")) is not None:
+            self._known[key] = str(read)
         now = timestamp()
         with self.cluster.telemetry.reconcile_seconds.time():
-            result = await reconcile(self.cluster, self.settings, body, now)
+            result = await reconcile(self.cluster, self.settings, body, now, current=True)
         if result.status is not None:
-            await self.cluster.patch_status(
+            written = await self.cluster.patch_status(
                 namespace, name, status_patch(result.stored, result.status)
             )
+            if written is not None:
+                self._known[key] = written
             if result.after_write is not None:
                 await result.after_write()  # what the new status stops, at once
         for type_, reason, message in result.events:

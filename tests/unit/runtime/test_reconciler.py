@@ -1,7 +1,9 @@
 """The operator's loop over the sweeps it knows, against an in-memory cluster.
 
 Covers: a sweep in the index is reconciled and its status written, then its events posted,
-and the pods that status no longer wants (a parked trial's) are deleted in the same pass;
+and the pods that status no longer wants (a parked trial's) are deleted in the same pass; a
+sweep whose index body is at the version the loop last read or wrote is not read again, one
+at any other version is;
 one whose reconcile fails is tried again after a backoff that doubles, while the others go
 on; a sweep gone from the index is reconciled no more; at most `max_concurrent_reconciles`
 run at once; a finished sweep, once tidied, costs no API call; an earlier operator's
@@ -55,8 +57,9 @@ class LoopCluster(MemoryCluster):
         found: dict[str, Any] | None = stored
         return found
 
-    async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> str | None:
         self.patches.append((name, patch))
+        return f"written-{len(self.patches)}"
 
     async def post_event(
         self, sweep: Mapping[str, Any], type_: str, reason: str, message: str, now: str
@@ -254,3 +257,34 @@ def test_the_pods_a_written_status_parks_are_deleted_in_the_same_pass() -> None:
     asyncio.run(settle(reconciler))
     assert cluster.patches[-1][1]["trials"]["t000"]["parkedAt"] == 10
     assert cluster.deleted == ["s-t000-1"]
+
+
+def test_a_sweep_the_index_shows_as_last_written_is_not_read_again() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("a", resourceVersion="5")
+    index = {("ml", "a"): named("a", resourceVersion="5")}
+    reconciler, now = loop(cluster, index)
+
+    async def scenario() -> None:
+        await settle(reconciler)  # reads it (nothing known yet), writes a status
+        index[("ml", "a")] = named("a", resourceVersion="written-1")  # the watch's event
+        now[0] += 10
+        await settle(reconciler)
+
+    asyncio.run(scenario())
+    assert cluster.reads == 1
+
+
+def test_a_sweep_the_index_shows_at_another_version_is_read_afresh() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("a", resourceVersion="5")
+    index = {("ml", "a"): named("a", resourceVersion="5")}
+    reconciler, now = loop(cluster, index)
+
+    async def scenario() -> None:
+        await settle(reconciler)
+        now[0] += 10
+        await settle(reconciler)  # the index still shows the body before the write
+
+    asyncio.run(scenario())
+    assert cluster.reads == 2
