@@ -2,7 +2,7 @@
 
 Each group may carry an `lr_scale`: the group's rate is the trial's rate times that scale.
 Today every model gives one group with scale 1; per-layer rates become a matter of
-building more groups (see DESIGN.md, "Per-layer rates").
+building more groups.
 """
 
 from __future__ import annotations
