@@ -56,7 +56,6 @@ from lrsweep.engine.sweep import (
 from lrsweep.engine.trials import TERMINAL as TERMINAL_TRIAL_PHASES
 from lrsweep.engine.trials import (
     Observation,
-    Outcome,
     ProcessState,
     TrialRecord,
     records_from_status,
@@ -67,6 +66,7 @@ from lrsweep.runtime.metrics import (
     MetricsError,
     Reading,
     exit_observation,
+    failed_attempt,
     parse_metrics,
     parse_summary,
     running_observation,
@@ -353,14 +353,7 @@ def observe_stuck_pod(
     if reason in FAIL_AT_ONCE or absent or waited > grace:
         if reason in FAIL_AFTER_GRACE and not absent:
             what = f"{what} (for over {grace:g} s)"
-        return Observation(
-            trial,
-            attempt,
-            ProcessState.EXITED,
-            outcome=Outcome.FAILED,
-            reason=what,
-            permanent=reason in NEVER_RETRIED or absent,
-        )
+        return failed_attempt(trial, attempt, what, permanent=reason in NEVER_RETRIED or absent)
     return Observation(trial, attempt, ProcessState.PENDING, reason=what)
 
 
@@ -527,7 +520,7 @@ class Cluster:
     # Reconciles under way: `close` lets them end before it closes the HTTP session.
     reconciling: int = 0
     # How the API server has answered lately, for /healthz.
-    health: ApiHealth = field(default_factory=lambda: ApiHealth())
+    health: ApiHealth = field(default_factory=ApiHealth)
 
     async def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:
@@ -905,16 +898,9 @@ def observe_stalled(
     moment = _timestamp(since) if since else None
     if moment is None or (now - moment).total_seconds() <= deadline:
         return None
-    steps = [reading.step or 0, *(p.step for p in reading.points)] if reading else []
-    if max(steps, default=0) > record.step:
+    if reading is not None and reading.furthest_step > record.step:
         return None  # it moved since the stored status
-    return Observation(
-        record.id,
-        record.attempts,
-        ProcessState.EXITED,
-        outcome=Outcome.FAILED,
-        reason=stalled_reason(record.step, deadline),
-    )
+    return failed_attempt(record.id, record.attempts, stalled_reason(record.step, deadline))
 
 
 def stamp_progress(status: LRSweepStatus, previous: LRSweepStatus, now: str) -> None:
@@ -922,12 +908,14 @@ def stamp_progress(status: LRSweepStatus, previous: LRSweepStatus, now: str) -> 
     `previous` (or it has none yet), else what `previous` says."""
     for tid, trial in status.trials.items():
         before = previous.trials.get(tid)
-        same = before is not None and (before.step, before.attempts, before.queued) == (
+        kept = before.progressTime if before is not None else ""
+        if before is None or (before.step, before.attempts, before.queued) != (
             trial.step,
             trial.attempts,
             trial.queued,
-        )
-        trial.progressTime = before.progressTime if same and before and before.progressTime else now
+        ):
+            kept = ""  # it moved
+        trial.progressTime = kept or now
 
 
 def _started_at(pod: Mapping[str, Any]) -> dt.datetime | None:
@@ -949,13 +937,8 @@ def observe_silent_pod(
     started = _started_at(pod)
     if started is None or (now - started).total_seconds() <= grace:
         return None
-    return Observation(
-        record.id,
-        record.attempts,
-        ProcessState.EXITED,
-        outcome=Outcome.FAILED,
-        reason=silent_reason(url, grace, ", and may the operator reach the pod (NetworkPolicy)"),
-    )
+    why = silent_reason(url, grace, ", and may the operator reach the pod (NetworkPolicy)")
+    return failed_attempt(record.id, record.attempts, why)
 
 
 def _invalid(
@@ -1100,15 +1083,7 @@ async def _reconcile(
             continue
         if problem is not None:
             why = f"the trial pod was refused: {problem}"
-            refused.append(
-                Observation(
-                    launch.trial,
-                    launch.attempt,
-                    ProcessState.EXITED,
-                    outcome=Outcome.FAILED,
-                    reason=why,
-                )
-            )
+            refused.append(failed_attempt(launch.trial, launch.attempt, why))
             events.append(("Warning", "TrialRefused", f"{launch.trial}: {why}"))
             continue
         cluster.telemetry.launches.labels(namespace).inc()

@@ -42,8 +42,6 @@ from lrsweep.engine.sweep import (
 )
 from lrsweep.engine.trials import (
     Observation,
-    Outcome,
-    ProcessState,
     TrialRecord,
     interrupted,
     records_from_status,
@@ -54,6 +52,7 @@ from lrsweep.runtime.metrics import (
     MetricsError,
     Reading,
     exit_observation,
+    failed_attempt,
     parse_metrics,
     parse_summary,
     running_observation,
@@ -455,7 +454,7 @@ class LocalBackend:
                     url = f"{attempt.url}metrics"
                     observations.append(self._end_failed(attempt, silent_reason(url, self.silence)))
                     continue
-                step = max([reading.step or 0, *(p.step for p in reading.points)]) if reading else 0
+                step = reading.furthest_step if reading else 0
                 if step > attempt.progress[0]:
                     attempt.progress = (step, self.clock())
                 elif self.clock() - attempt.progress[1] > self.progress_deadline:
@@ -476,13 +475,7 @@ class LocalBackend:
         attempt.process.wait()
         attempt.reported = True
         attempt.log.close()
-        return Observation(
-            attempt.launch.trial,
-            attempt.launch.attempt,
-            ProcessState.EXITED,
-            outcome=Outcome.FAILED,
-            reason=why,
-        )
+        return failed_attempt(attempt.launch.trial, attempt.launch.attempt, why)
 
     def running(self) -> int:
         return sum(1 for a in self.attempts.values() if a.process.poll() is None)

@@ -41,6 +41,11 @@ class Reading:
     # The step of the checkpoint the attempt went on from (0: it started at the first step).
     resumed_from: int = 0
 
+    @property
+    def furthest_step(self) -> int:
+        """The furthest step it shows: the trainer's step, or its newest evaluation."""
+        return max([self.step or 0, *(p.step for p in self.points)])
+
 
 class MetricsError(ValueError):
     """The endpoint answered with something that is not Prometheus text."""
@@ -130,6 +135,17 @@ def _observed(
         reason=reading.reason,
         resumed_from=reading.resumed_from,
     )
+
+
+def failed_attempt(
+    trial: str, attempt: int, reason: str, *, permanent: bool = False
+) -> Observation:
+    """An attempt the runtime ends as failed on its own evidence (it never served metrics,
+    hung, or its container cannot start): retried as usual unless `permanent`."""
+    return Observation(
+        trial, attempt, ProcessState.EXITED, outcome=Outcome.FAILED, reason=reason,
+        permanent=permanent,
+    )  # fmt: skip
 
 
 def stalled_reason(step: int, seconds: float) -> str:
