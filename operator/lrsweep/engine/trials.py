@@ -107,6 +107,14 @@ def rung_values(
     return {s: v for s in rung_steps if (v := at.get(s)) is not None and not math.isnan(v)}
 
 
+def _rungs(record: TrialRecord, seen: Mapping[int, float]) -> dict[int, float]:
+    """The rung values after an observation: the newest reading of each (a summary's over a
+    scrape's), except those an attempt that went on after a park trains through again (up to
+    its parked rung, `counted_to`): they were compared already and stand."""
+    decided = {k: v for k, v in record.rungs.items() if record.resumes and k <= record.counted_to}
+    return {**record.rungs, **seen, **decided}
+
+
 def observe(
     record: TrialRecord,
     obs: Observation,
@@ -143,9 +151,7 @@ def observe(
         step=step,
         start_step=start,
         spent_steps=record.spent_steps + unseen,
-        # A rung's value, once recorded, stands: a resumed attempt trains through the rungs
-        # decided before its park again, and must not change what was compared there.
-        rungs={**rung_values(points, rung_steps, metric), **record.rungs},
+        rungs=_rungs(record, rung_values(points, rung_steps, metric)),
         range_curve=tuple(obs.range_curve) or record.range_curve,
     )
     if obs.state is ProcessState.PENDING:
