@@ -262,6 +262,18 @@ def test_a_signal_while_the_result_is_written_does_not_cut_it_short(
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
+def test_the_multi_gpu_example_runs_two_processes_a_trial_and_picks_the_quickstart_winner(
+    local_quickstart: LocalRun, tmp_path: Path
+) -> None:
+    """torchrun is not on this test's PATH: it is found beside the Python running lrsweep."""
+    example = ROOT / "manifests" / "examples" / "multi-gpu.yaml"
+    run = LocalRun(lrsweep("run", str(example), "--out", str(tmp_path), timeout=600), tmp_path)
+    result = run.result()
+    assert result["bestLearningRate"] == local_quickstart.result()["bestLearningRate"]
+    log = (tmp_path / "trials" / "t001-a1.log").read_text()
+    assert "torch/distributed/run.py" in log  # torchrun's own warning: it started the trial
+
+
 def test_an_unknown_task_exits_2_naming_the_task(tmp_path: Path) -> None:
     doc = yaml.safe_load(QUICKSTART.read_text())
     doc["spec"]["trial"]["template"]["spec"]["containers"][0]["args"] = ["--task", "imagenet"]

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from tests.e2e.cluster import Operator, apply, wait_phase
+from tests.e2e.commands import ROOT
+from tests.e2e.conftest import LocalRun
 from tests.e2e.test_operator import events_of, local_winner, needs_local_kubelet, toy_sweep
 from tests.harness.pytest_plugin import KubeCluster
 from tests.harness.threaded import ThreadedHarness
@@ -23,6 +25,7 @@ from tests.harness.threaded import ThreadedHarness
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 RATES = [0.01, 0.05, 0.1, 0.2, 0.5]
+MULTI_GPU = ROOT / "manifests" / "examples" / "multi-gpu.yaml"
 
 
 def gpu_sweep(name: str, **env: str) -> dict[str, Any]:
@@ -64,6 +67,28 @@ def patient_operator(
     yield op
     op.stop()
     assert "Traceback" not in op.log(), op.log()[-5000:]
+
+
+@pytest.fixture
+def four_gpus(harness: ThreadedHarness) -> ThreadedHarness:
+    harness.set_node_capacity(**{"nvidia.com/gpu": "4"})
+    return harness
+
+
+def test_the_multi_gpu_example_as_written_picks_the_quickstart_winner_on_four_gpus(
+    kube_cluster: KubeCluster,
+    kube_namespace: str,
+    four_gpus: ThreadedHarness,
+    patient_operator: Operator,
+    local_quickstart: LocalRun,
+) -> None:
+    """Two GPUs a trial, four trials at once, four GPUs: trials run two by two, parked at
+    rungs while others train; each pod runs torchrun, two processes."""
+    needs_local_kubelet(kube_cluster)
+    kube_cluster.kubectl("apply", "-n", kube_namespace, "-f", str(MULTI_GPU))
+    sweep = wait_phase(kube_cluster, kube_namespace, "multi-gpu", ("Succeeded", "Failed"), 400)
+    assert sweep["status"]["phase"] == "Succeeded", patient_operator.log()[-3000:]
+    assert sweep["status"]["bestLearningRate"] == local_quickstart.result()["bestLearningRate"]
 
 
 def test_one_gpu_for_three_trials_parks_waiting_trials_and_picks_the_local_winner(

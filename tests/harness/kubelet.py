@@ -30,6 +30,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -963,6 +964,10 @@ class Kubelet:
         if self._automounts_token(pod):
             env["KUBECONFIG"] = str(self._service_account_kubeconfig(pod))
         env.update(own)
+        # The images have their Python environment's scripts (torchrun, ...) on PATH.
+        env["PATH"] = os.pathsep.join(
+            filter(None, [str(Path(sys.executable).parent), env.get("PATH")])
+        )
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(self.site_dir), env.get("PYTHONPATH")])
         )

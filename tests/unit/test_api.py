@@ -59,6 +59,18 @@ def test_every_example_loads() -> None:
         load_sweep(path.read_text())
 
 
+def test_the_multi_gpu_example_is_the_quickstart_on_two_processes() -> None:
+    """Its tests compare its winner with the quickstart's: the two must sweep alike."""
+    quickstart = yaml.safe_load(QUICKSTART.read_text())
+    multi = yaml.safe_load((ROOT / "manifests" / "examples" / "multi-gpu.yaml").read_text())
+    pods = [doc["spec"]["trial"].pop("template")["spec"] for doc in (quickstart, multi)]
+    assert multi["spec"] == quickstart["spec"]
+    one, two = (pod["containers"][0] for pod in pods)
+    assert two["args"] == one["args"]
+    assert two["command"][:4] == ["torchrun", "--standalone", "--nproc-per-node", "2"]
+    assert two["resources"]["limits"]["nvidia.com/gpu"] == 2
+
+
 def test_defaults_fill_a_minimal_spec() -> None:
     sweep = load_sweep(yaml.safe_dump(_doc()))
     assert sweep.spec.budget.steps == 3000

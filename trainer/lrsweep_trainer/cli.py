@@ -15,6 +15,7 @@ from typing import NoReturn, TypeVar
 
 from lrsweep.engine.rangetest import DEFAULT_DIVERGENCE_FACTOR, RangeTestResult
 from lrsweep_trainer import settings as env
+from lrsweep_trainer.distributed import detect_ranks, join
 from lrsweep_trainer.numerics import use_portable_numerics
 from lrsweep_trainer.optimizers import DEFAULT_MOMENTUM, OptimizerConfig, parse_optimizer
 from lrsweep_trainer.report import Session, logger
@@ -22,7 +23,14 @@ from lrsweep_trainer.schedules import DEFAULT_GAMMA, Schedule, parse_schedule
 from lrsweep_trainer.settings import RunSettings
 from lrsweep_trainer.summary import SummaryInput, render_summary, write_summary
 from lrsweep_trainer.tasks import TASKS, get_task
-from lrsweep_trainer.train import DEVICES, Device, TrainConfig, train
+from lrsweep_trainer.train import (
+    DEVICES,
+    Device,
+    TrainConfig,
+    join_processes,
+    resolve_device,
+    train,
+)
 
 T = TypeVar("T")
 
@@ -434,7 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
     )
     configure_logging()
-    session = Session(run_settings, schedule=schedule)
+    ranks = detect_ranks(os.environ)
+    if ranks.world_size > 1:  # under torchrun: one process of several
+        join_processes(resolve_device(config.device, ranks.local_rank))
+    group = join(longest_pause=run_settings.gate_timeout)
+    session = Session(run_settings, schedule=schedule, group=group)
     try:
         with session:
             train(config, session)

@@ -25,6 +25,11 @@ where it was.
 Range tests: `session.lr_at(step)` gives the rate for each step (exponentially growing in
 range-test mode); set it on the optimizer and report every step's loss with `log_step`.
 The built-in trainer (`python -m lrsweep_trainer`) runs on this same session.
+
+Several processes (torchrun, DDP): every rank calls `start()` and then `log`/`log_step` at
+the same steps; rank 0 speaks for the trial and every rank gets the same answers
+(`lrsweep_trainer.distributed`). Initialize torch.distributed before `start()` where the
+script uses it; otherwise `start()` joins the ranks itself.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from lrsweep.engine.rangetest import (
     analyse,
     is_divergent,
 )
+from lrsweep_trainer.distributed import Alone, Group, Ranks, join
 from lrsweep_trainer.metrics import MetricsExporter
 from lrsweep_trainer.settings import RunSettings
 from lrsweep_trainer.summary import History, Status, SummaryInput, render_summary, write_summary
@@ -89,7 +95,11 @@ def _partial(path: Path) -> Path:
 
 
 class Session:
-    """One trial's reporting: metrics endpoint, divergence watch, SIGTERM, summary."""
+    """One trial's reporting: metrics endpoint, divergence watch, SIGTERM, summary.
+
+    In a trial of several processes (`group`), rank 0 serves the metrics, keeps the
+    checkpoint and writes the summary, and every rank runs with rank 0's settings.
+    """
 
     def __init__(
         self,
@@ -97,8 +107,18 @@ class Session:
         *,
         schedule: Callable[[int], float] | None = None,
         handle_sigterm: bool = True,
+        group: Group | None = None,
     ) -> None:
-        self.settings = settings
+        self._group: Group = group or Alone()
+        self._leader = self._group.ranks.leader
+        shared = self._group.share(settings)
+        if shared != settings:
+            logger.warning(
+                "rank %d was given other settings than rank 0 (%s); it runs with rank 0's",
+                self._group.ranks.rank,
+                settings,
+            )
+        self.settings = settings = shared
         self._schedule = schedule
         self._history = History(protected=settings.rungs)
         self._metrics = MetricsExporter(settings.sweep, settings.trial)
@@ -106,7 +126,8 @@ class Session:
         self._reference_loss: float | None = None
         self._diverged_reason: str | None = None
         self._range_stop_reason: str | None = None
-        self._terminated = False
+        self._sigterm = False  # this process received SIGTERM
+        self._terminated = False  # some rank had, as of the last report (`_agree`)
         self._summary: str | None = None
         self._smoother = LossSmoother(DEFAULT_BETA)
         self._best_smoothed = math.inf
@@ -126,6 +147,11 @@ class Session:
         if handle_sigterm and threading.current_thread() is threading.main_thread():
             self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
             self._handles_sigterm = True
+        if self._leader:
+            self._serve()
+
+    def _serve(self) -> None:
+        settings = self.settings
         try:
             self._metrics.serve(
                 settings.metrics_port,
@@ -161,6 +187,11 @@ class Session:
     @property
     def seed(self) -> int:
         return self.settings.seed
+
+    @property
+    def ranks(self) -> Ranks:
+        """This process's place in the trial (rank 0 of 1 without torchrun)."""
+        return self._group.ranks
 
     @property
     def range_test(self) -> bool:
@@ -206,8 +237,16 @@ class Session:
 
     @property
     def should_stop(self) -> bool:
-        """Diverged, the range test is over, or SIGTERM arrived."""
-        return self.diverged or self._range_stop_reason is not None or self._terminated
+        """Diverged, the range test is over, or SIGTERM arrived.
+
+        In a trial of several processes: on any rank, as of the last `log` or `log_step`,
+        so every rank stops at the same step.
+        """
+        return self.diverged or self._range_stop_reason is not None or self._stopped_by_signal
+
+    @property
+    def _stopped_by_signal(self) -> bool:
+        return self._terminated if self._group.ranks.world_size > 1 else self._sigterm
 
     @property
     def range_result(self) -> RangeTestResult | None:
@@ -240,19 +279,17 @@ class Session:
         """
         self._save = save
         path = self.checkpoint_path
-        if path is None or self.range_test or not path.exists():
+        if path is None or self.range_test:
             return None
-        import torch  # only scripts that keep state need it: the API itself does not
-
-        session: _KeptSession | None = None
-        try:
-            kept = torch.load(path, map_location="cpu", weights_only=True)
-            problem = self._incompatible(kept)
-            session = None if problem else _KeptSession.read(kept["session"])
-        except Exception as error:  # a torn or foreign file: start afresh, never crash
-            problem = f"unreadable ({type(error).__name__}: {error})"
+        kept, session = self._load(path)
+        step = None if session is None else session.step
+        if self._group.share(step) != step:
+            raise RuntimeError(
+                f"rank {self._group.ranks.rank} found another checkpoint than rank 0 in "
+                f"{path.parent}: every process of a trial must see the same checkpoint "
+                "directory"
+            )
         if session is None:
-            logger.warning("checkpoint %s not used: %s; starting from step 1", path, problem)
             return None
         self._restore(session)
         logger.info("resumed from the checkpoint at step %d", self._start_step)
@@ -261,6 +298,22 @@ class Session:
         self._pause_at(session.step, dict(session.points).get(session.step, {}))
         state: Mapping[str, Any] = kept["state"]
         return state
+
+    def _load(self, path: Path) -> tuple[Any, _KeptSession | None]:
+        """The checkpoint at `path` and its session part; (None, None): none usable."""
+        if not path.exists():
+            return None, None
+        import torch  # only scripts that keep state need it: the API itself does not
+
+        try:
+            kept = torch.load(path, map_location="cpu", weights_only=True)
+            problem = self._incompatible(kept)
+            if not problem:
+                return kept, _KeptSession.read(kept["session"])
+        except Exception as error:  # a torn or foreign file: start afresh, never crash
+            problem = f"unreadable ({type(error).__name__}: {error})"
+        logger.warning("checkpoint %s not used: %s; starting from step 1", path, problem)
+        return None, None
 
     def _identity(self) -> dict[str, Any]:
         """What a checkpoint must match to continue this run."""
@@ -288,7 +341,8 @@ class Session:
         path = self.checkpoint_path
         budget = self.settings.max_steps
         if (
-            self._save is None
+            not self._leader
+            or self._save is None
             or path is None
             or self._discarded
             or step < 1
@@ -352,6 +406,7 @@ class Session:
             if self._reference_loss is None:
                 self._reference_loss = loss
             self._check_divergence(step, "training loss", loss)
+        self._agree()
         return self.should_stop
 
     def log(self, step: int, /, **metrics: float) -> bool:
@@ -369,12 +424,37 @@ class Session:
         if "val_loss" in values and not math.isfinite(values["val_loss"]):
             self._check_divergence(step, "validation loss", values["val_loss"])
         self._progress(step, values)
+        self._agree()
         self._keep(step)
         self._pause_at(step, values)
         return self.should_stop
 
+    def _agree(self) -> None:
+        """Give every rank the same stop: a divergence, the end of a range test or a SIGTERM
+        on any rank stops them all, for the reason the first rank that saw it gives."""
+        diverged, range_over, terminated = self._group.any(
+            (self.diverged, self._range_stop_reason is not None, self._sigterm)
+        )
+        self._terminated = self._terminated or terminated
+        if not (diverged or range_over):
+            return
+        reasons = self._group.gather((self._diverged_reason, self._range_stop_reason))
+        if self._diverged_reason is None:
+            self._diverged_reason = _first_reason(reasons, 0)
+        if self._range_stop_reason is None:
+            self._range_stop_reason = _first_reason(reasons, 1)
+
     def _pause_at(self, step: int, values: Mapping[str, float]) -> None:
-        """At a rung, wait for the sweep's go-ahead (docs/contract.md, "Rung gate")."""
+        """At a rung, wait for the sweep's go-ahead (docs/contract.md, "Rung gate"). Rank 0
+        waits for it; the other ranks wait for rank 0, and all learn whether a SIGTERM
+        came meanwhile."""
+        if step not in self.settings.rungs:
+            return
+        if self._leader:
+            self._pause_leader(step, values)
+        self._agree()
+
+    def _pause_leader(self, step: int, values: Mapping[str, float]) -> None:
         if not self._gated(step):
             return
         objective = self.settings.objective
@@ -414,7 +494,7 @@ class Session:
         """
         deadline = time.monotonic() + self.settings.gate_timeout
         with self._gate:
-            while self._released < step and not self._terminated:
+            while self._released < step and not self._sigterm:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     logger.warning(
@@ -430,6 +510,8 @@ class Session:
         self._metrics.record_evaluation(step, values)
 
     def _progress(self, step: int, values: Mapping[str, float]) -> None:
+        if not self._leader:
+            return
         budget = f"/{self.settings.max_steps}" if self.settings.max_steps else ""
         shown = " ".join(f"{name} {value:.4g}" for name, value in values.items())
         trial = f"{self.settings.trial} " if self.settings.trial else ""
@@ -470,7 +552,7 @@ class Session:
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         # Only set a flag: the training loop stops at its next step and writes the summary.
-        self._terminated = True
+        self._sigterm = True
 
     # -- the end -------------------------------------------------------------------------
 
@@ -483,7 +565,7 @@ class Session:
             return self._diverged_reason
         if self._range_stop_reason is not None:
             return self._range_stop_reason
-        if self._terminated:
+        if self._stopped_by_signal:
             return f"stopped by SIGTERM at step {self._step}"
         budget = self.settings.max_steps
         if budget is not None and self._step < budget:
@@ -514,23 +596,30 @@ class Session:
                 resumed_from=self._start_step,
             )
         )
+        if self._leader:
+            self._publish(final_status, final_reason)
+        self._metrics.close()
+        self._group.close()
+        if self._handles_sigterm:
+            signal.signal(signal.SIGTERM, self._previous_handler)
+            self._handles_sigterm = False
+        return self._summary
+
+    def _publish(self, status: Status, reason: str) -> None:
+        """Rank 0's part of the end: the summary, the checkpoint's fate, the final gauges."""
+        assert self._summary is not None
         budget = self.settings.max_steps
         if (
-            final_status == "diverged"
-            or (final_status == "finished" and budget is not None and self._step >= budget)
-            or (final_status == "failed" and self.settings.final_attempt)
+            status == "diverged"
+            or (status == "finished" and budget is not None and self._step >= budget)
+            or (status == "failed" and self.settings.final_attempt)
         ):
             self._discard_checkpoint()  # nothing left to go on from, or no attempt will
         problem = write_summary(self._summary, self.settings.termination_path)
         if problem is not None:
             logger.warning("%s", problem)
-        self._metrics.set_finished(diverged=final_status == "diverged")
-        self._metrics.close()
-        if self._handles_sigterm:
-            signal.signal(signal.SIGTERM, self._previous_handler)
-            self._handles_sigterm = False
-        logger.info("%s: %s", final_status, final_reason)
-        return self._summary
+        self._metrics.set_finished(diverged=status == "diverged")
+        logger.info("%s: %s", status, reason)
 
     def __enter__(self) -> Session:
         return self
@@ -549,6 +638,14 @@ class Session:
             self.finish("failed", f"{type(exc).__name__} at step {self._step}: {exc}")
 
 
+def _first_reason(reasons: list[tuple[str | None, str | None]], which: int) -> str | None:
+    """The first rank's reason of one kind, with the rank it came from."""
+    for rank, pair in enumerate(reasons):
+        if pair[which] is not None:
+            return f"rank {rank}: {pair[which]}"
+    return None
+
+
 def start(
     *,
     learning_rate: float | None = None,
@@ -563,13 +660,16 @@ def start(
 
     The keyword arguments are the script's own values, used where the environment sets
     nothing. `schedule` maps a step (from 1) to a multiplier of the peak rate, for
-    `Session.lr_at`. `env` replaces os.environ (for tests).
+    `Session.lr_at`. `env` replaces os.environ (for tests). Under torchrun, every rank calls
+    it (see `lrsweep_trainer.distributed`).
     """
+    environment = os.environ if env is None else env
     settings = RunSettings.from_env(
-        os.environ if env is None else env,
+        environment,
         learning_rate=learning_rate,
         max_steps=max_steps,
         eval_every=eval_every,
         seed=seed,
     )
-    return Session(settings, schedule=schedule, handle_sigterm=handle_sigterm)
+    group = join(environment, longest_pause=settings.gate_timeout)
+    return Session(settings, schedule=schedule, handle_sigterm=handle_sigterm, group=group)

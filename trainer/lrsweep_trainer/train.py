@@ -9,16 +9,24 @@ Train loss at an evaluation is measured on a fixed subset of the training set, a
 the validation set (at most TRAIN_EVAL_SIZE examples) and spread evenly over it, with the
 model in eval mode: the same model state and sample size as the validation loss, so the two
 are comparable, and independent of which batches happened to come last.
+
+Under torchrun the loop trains with DistributedDataParallel: every rank draws the same
+minibatch and takes its share of it, so the ranks together take the step one process would
+(the gradient of the whole minibatch, up to rounding), and each step's reported loss is the
+minibatch's. Evaluations run whole on every rank (the models are the same).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from lrsweep_trainer.optimizers import (
     OptimizerConfig,
@@ -47,12 +55,28 @@ class TrainConfig:
     threads: int = 1
 
 
-def resolve_device(name: Device) -> torch.device:
+def resolve_device(name: Device, local_rank: int = 0) -> torch.device:
+    """The device to train on; on CUDA, the GPU of the process's local rank (torchrun)."""
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but CUDA is not available")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    if local_rank >= torch.cuda.device_count():
+        raise RuntimeError(
+            f"local rank {local_rank} has no GPU: this node shows {torch.cuda.device_count()}; "
+            "give the trial as many GPUs as torchrun's --nproc-per-node"
+        )
+    return torch.device("cuda", local_rank)
+
+
+def join_processes(device: torch.device) -> None:
+    """Under torchrun, join the trial's processes for training: nccl on CUDA, else gloo.
+
+    Before the session starts, which then shares this process group (`report.start`)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 class Batches:
@@ -110,15 +134,30 @@ def _total_norm(parameters: list[nn.Parameter]) -> float:
     return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
 
 
+def _minibatch_loss(loss: Tensor, world_size: int) -> float:
+    """The loss over the whole minibatch: the mean of the ranks' shares' losses."""
+    if world_size == 1:
+        return float(loss.item())
+    total = loss.detach().clone()
+    dist.all_reduce(total)
+    return float(total.item()) / world_size
+
+
 def train(config: TrainConfig, session: Session) -> None:
     """Train until the budget is spent or the session says stop; the caller finishes it."""
     torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
+    ranks = session.ranks
+    device = resolve_device(config.device, ranks.local_rank)
     seed = session.seed
     torch.manual_seed(seed)
     task = config.task
     data = task.load(seed).to(device)
     model = task.build_model(data).to(device)
+    # Several processes train one model: DDP averages their gradients at every step.
+    trained: nn.Module = model
+    if ranks.world_size > 1:
+        on_gpu = [device] if device.type == "cuda" else None
+        trained = DistributedDataParallel(model, device_ids=on_gpu)
     optimizer = build_optimizer(param_groups(model), config.optimizer, session.lr_at(1))
     parameters = [p for p in model.parameters() if p.requires_grad]
     count = len(data.train_targets)
@@ -155,13 +194,13 @@ def train(config: TrainConfig, session: Session) -> None:
     model.train()
     for step in range(session.start_step + 1, session.max_steps + 1):
         set_learning_rate(optimizer, session.lr_at(step))
-        batch = batches.next()
-        loss = task.loss(model(data.train_inputs[batch]), data.train_targets[batch])
+        batch = batches.next().tensor_split(ranks.world_size)[ranks.rank]
+        loss = task.loss(trained(data.train_inputs[batch]), data.train_targets[batch])
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)  # typed, unlike Tensor.backward
         grad_norm = _total_norm(parameters)
         optimizer.step()
-        stop = session.log_step(step, float(loss.item()), grad_norm=grad_norm)
+        stop = session.log_step(step, _minibatch_loss(loss, ranks.world_size), grad_norm=grad_norm)
         if not session.range_test and (stop or session.should_evaluate(step)):
             stop = session.log(step, **evaluation())
         if stop:

@@ -175,7 +175,16 @@ def build_process(
             )
     command = [str(c) for c in container.get("command") or TRAINER_ENTRYPOINT]
     args = [str(a) for a in container.get("args") or []]
-    return [expand(part, env) for part in [*command, *args]], env
+    argv = [expand(part, env) for part in [*command, *args]]
+    if "/" not in argv[0] and shutil.which(argv[0]) is None:
+        argv[0] = beside_python(argv[0]) or argv[0]
+    return argv, env
+
+
+def beside_python(program: str) -> str | None:
+    """`program` among the scripts of the environment running LRSweep (torchrun, say): where
+    a command not on PATH is looked for next, as an image has its environment on PATH."""
+    return shutil.which(program, path=str(Path(sys.executable).parent))
 
 
 # The fields of a Kubernetes container: kubernetes.client.V1Container's, written out because
@@ -230,7 +239,7 @@ def check_command(template: Mapping[str, Any]) -> None:
     wd = working_dir(template)
     if wd is not None and "/" in program and not Path(program).is_absolute():
         program = str(Path(wd) / program)  # a relative path runs from the workingDir
-    if shutil.which(program) is None:
+    if shutil.which(program) is None and ("/" in program or beside_python(program) is None):
         raise SpecError(
             f"trial.template.spec.containers[0].command: {command[0]!r} was not found on "
             "this machine; give a program on PATH (or omit command to run the LRSweep trainer)"

@@ -137,6 +137,17 @@ def test_env_from_a_configmap_is_refused_with_a_reason() -> None:
         build_process(spec, {}, "pod")
 
 
+def test_a_command_not_on_path_runs_from_beside_the_python_running_lrsweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As an image has its environment's scripts on PATH: torchrun, installed with torch."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    spec = template(command=["torchrun", "--standalone"])
+    check_command(spec)
+    argv, _ = build_process(spec, {}, "pod")
+    assert argv == [str(Path(sys.executable).parent / "torchrun"), "--standalone"]
+
+
 def test_a_program_not_on_path_is_refused_before_the_sweep() -> None:
     with pytest.raises(SpecError, match="'no-such-trainer' was not found on this machine"):
         check_command(template(command=["no-such-trainer"]))
