@@ -25,9 +25,10 @@ RUN pip wheel --no-deps --wheel-dir /wheels .
 FROM ${PYTHON_IMAGE} AS operator
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# Core dependencies only (no extras): the image stays small and never pulls CUDA.
+# The [operator] extra (the Kubernetes clients), no torch: the image stays small and never
+# pulls CUDA.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install /wheels/lrsweep-*.whl
+    wheel="$(echo /wheels/lrsweep-*.whl)" && pip install "${wheel}[operator]"
 # A numeric user, so Kubernetes can verify runAsNonRoot without a passwd lookup.
 RUN useradd --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin lrsweep
 USER 65532:65532

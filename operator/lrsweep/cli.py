@@ -52,6 +52,13 @@ EXIT_OK = 0
 EXIT_SWEEP_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+# The extra of pyproject.toml that installs each optional package a command may need.
+EXTRAS = {
+    "kopf": "operator",
+    "kubernetes": "operator",
+    "aiohttp": "operator",
+    "matplotlib": "local",
+}
 # Terminals narrower than this show trials without their reasons (result.json has them).
 REASON_WIDTH = 110
 
@@ -442,6 +449,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
     except SpecError as err:
         say(Console(stderr=True), f"lrsweep: error: {err}")
+        return EXIT_BAD_INPUT
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        say(
+            Console(stderr=True),
+            f"lrsweep {args.command}: error: needs {err.name}, which this installation lacks: "
+            f"pip install 'lrsweep[{extra}]'",
+        )
         return EXIT_BAD_INPUT
     parser.error(f"unknown command {args.command}")
     return EXIT_BAD_INPUT
