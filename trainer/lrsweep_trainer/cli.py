@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TypeVar
 
+from lrsweep import contract
 from lrsweep.engine.rangetest import DEFAULT_DIVERGENCE_FACTOR, RangeTestResult
 from lrsweep_trainer import settings as env
 from lrsweep_trainer.distributed import detect_ranks, join
@@ -116,9 +117,12 @@ def _device(text: str) -> Device:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # Leave the operator a reason, not just exit code 2.
-        path = os.environ.get(env.TERMINATION_PATH, "").strip() or env.DEFAULT_TERMINATION_PATH
+        path = (
+            os.environ.get(contract.TERMINATION_PATH, "").strip()
+            or contract.DEFAULT_TERMINATION_PATH
+        )
         summary = SummaryInput(
-            trial=os.environ.get(env.TRIAL, ""),
+            trial=os.environ.get(contract.TRIAL, ""),
             status="failed",
             reason=f"bad arguments: {message}",
             step=0,
@@ -174,25 +178,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--lr",
-        env.LEARNING_RATE,
+        contract.LEARNING_RATE,
         _checked(env.parse_positive_float, "rate"),
         "(peak) learning rate; default: the task's",
     )
     add(
         "--steps",
-        env.MAX_STEPS,
+        contract.MAX_STEPS,
         _checked(env.parse_positive_int, "steps"),
         "training steps; default: the task's",
     )
     add(
         "--eval-every",
-        env.EVAL_EVERY,
+        contract.EVAL_EVERY,
         _checked(env.parse_positive_int, "steps"),
         f"evaluate every N steps and at the last; default: steps / {EVALUATIONS}",
     )
     add(
         "--seed",
-        env.SEED,
+        contract.SEED,
         _checked(int, "integer"),
         "seed of split, weights, batch order",
         fallback=0,
@@ -252,94 +256,94 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add(
         "--metrics-port",
-        env.METRICS_PORT,
+        contract.METRICS_PORT,
         _checked(env.parse_port, "port"),
         "Prometheus endpoint port; 0: none",
         fallback=0,
     )
     add(
         "--metrics-host",
-        env.METRICS_HOST,
+        contract.METRICS_HOST,
         str,
         "address to bind the endpoint to",
-        fallback=env.DEFAULT_METRICS_HOST,
+        fallback=contract.DEFAULT_METRICS_HOST,
     )
     add(
         "--termination-path",
-        env.TERMINATION_PATH,
+        contract.TERMINATION_PATH,
         str,
         "where to write the summary",
-        fallback=env.DEFAULT_TERMINATION_PATH,
+        fallback=contract.DEFAULT_TERMINATION_PATH,
     )
     add(
         "--mode",
-        env.MODE,
+        contract.MODE,
         _checked(env.parse_mode, "mode"),
         "train or range-test",
         fallback="train",
     )
     add(
         "--range-start",
-        env.RANGE_START,
+        contract.RANGE_START,
         _checked(env.parse_positive_float, "rate"),
         "range test: first rate",
         fallback=env.DEFAULT_RANGE_START,
     )
     add(
         "--range-end",
-        env.RANGE_END,
+        contract.RANGE_END,
         _checked(env.parse_positive_float, "rate"),
         "range test: last rate",
         fallback=env.DEFAULT_RANGE_END,
     )
     add(
         "--divergence-factor",
-        env.DIVERGENCE_FACTOR,
+        contract.DIVERGENCE_FACTOR,
         _checked(env.parse_divergence_factor, "factor"),
         "stop when the loss exceeds this times the initial (range test: best smoothed) loss",
         fallback=DEFAULT_DIVERGENCE_FACTOR,
     )
     add(
         "--rungs",
-        env.RUNGS,
+        contract.RUNGS,
         _checked(env.parse_rungs, "steps"),
         "comma-separated steps the summary keeps exactly",
         fallback="",
     )
     add(
         "--gate-timeout",
-        env.GATE_TIMEOUT,
+        contract.GATE_TIMEOUT,
         _checked(env.parse_seconds, "seconds"),
         "pause up to this long at each rung for the sweep's go-ahead; 0: never",
         fallback="0",
     )
     add(
         "--objective",
-        env.OBJECTIVE,
+        contract.OBJECTIVE,
         str,
         "the metric the sweep compares at the rungs: no pause at a rung without it",
         fallback="",
     )
     add(
         "--checkpoint-dir",
-        env.CHECKPOINT_DIR,
+        contract.CHECKPOINT_DIR,
         str,
         "keep the trial's state here at each evaluation, and go on from it when started again",
         fallback="",
     )
     add(
         "--checkpoint-every",
-        env.CHECKPOINT_EVERY,
+        contract.CHECKPOINT_EVERY,
         _checked(env.parse_positive_int, "steps"),
         "keep a checkpoint only at evaluations at least N steps after the last one kept",
     )
     switch(
         "--final-attempt",
-        env.FINAL_ATTEMPT,
+        contract.FINAL_ATTEMPT,
         "no attempt follows if this one fails: a failed run deletes its checkpoint",
     )
-    add("--sweep", env.SWEEP, str, "the sweep's name (metric label)", fallback="")
-    add("--trial", env.TRIAL, str, "the trial's id (metric label)", fallback="")
+    add("--sweep", contract.SWEEP, str, "the sweep's name (metric label)", fallback="")
+    add("--trial", contract.TRIAL, str, "the trial's id (metric label)", fallback="")
     parser.add_argument(
         "--range-test",
         dest="mode",

@@ -16,12 +16,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
 
+from lrsweep.contract import CONTINUE_PATH, DISCARD_PATH, HISTORY_SERIES, SERIES_LABELS
+
 # The newest evaluation points kept in `lrsweep_trial_eval`.
 HISTORY_POINTS = 500
 
-_LABELS = ("sweep", "trial")
-CONTINUE_PATH = "/continue"
-DISCARD_PATH = "/discard"
+_LABELS = SERIES_LABELS
 
 StartResponse = Callable[..., Any]
 
@@ -67,7 +67,7 @@ class MetricsExporter:
             "Step of the checkpoint this attempt went on from (0: from the start).",
         )
         self._eval = gauge(
-            "lrsweep_trial_eval",
+            HISTORY_SERIES,
             f"Evaluation history: one sample per evaluation point and metric, "
             f"the newest {history_points} points.",
             ("metric", "step"),

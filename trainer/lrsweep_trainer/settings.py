@@ -11,6 +11,29 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from lrsweep.contract import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_EVERY,
+    DEFAULT_METRICS_HOST,
+    DEFAULT_TERMINATION_PATH,
+    DIVERGENCE_FACTOR,
+    EVAL_EVERY,
+    FINAL_ATTEMPT,
+    GATE_TIMEOUT,
+    LEARNING_RATE,
+    MAX_STEPS,
+    METRICS_HOST,
+    METRICS_PORT,
+    MODE,
+    OBJECTIVE,
+    RANGE_END,
+    RANGE_START,
+    RUNGS,
+    SEED,
+    SWEEP,
+    TERMINATION_PATH,
+    TRIAL,
+)
 from lrsweep.engine.rangetest import DEFAULT_DIVERGENCE_FACTOR
 
 T = TypeVar("T")
@@ -19,34 +42,8 @@ U = TypeVar("U")
 Mode = Literal["train", "range-test"]
 MODES: tuple[Mode, ...] = ("train", "range-test")
 DEFAULT_MODE: Mode = "train"
-
-DEFAULT_TERMINATION_PATH = "/dev/termination-log"
-# Every interface: the operator scrapes the pod from outside it.
-DEFAULT_METRICS_HOST = "0.0.0.0"
 DEFAULT_RANGE_START = 1e-5
 DEFAULT_RANGE_END = 10.0
-
-# Variables of the contract.
-LEARNING_RATE = "LRSWEEP_LEARNING_RATE"
-MAX_STEPS = "LRSWEEP_MAX_STEPS"
-EVAL_EVERY = "LRSWEEP_EVAL_EVERY"
-SEED = "LRSWEEP_SEED"
-SWEEP = "LRSWEEP_SWEEP"
-TRIAL = "LRSWEEP_TRIAL"
-METRICS_PORT = "LRSWEEP_METRICS_PORT"
-METRICS_HOST = "LRSWEEP_METRICS_HOST"
-TERMINATION_PATH = "LRSWEEP_TERMINATION_PATH"
-RUNGS = "LRSWEEP_RUNGS"
-MODE = "LRSWEEP_MODE"
-RANGE_START = "LRSWEEP_RANGE_START"
-RANGE_END = "LRSWEEP_RANGE_END"
-# Not set by the operator; lets a user tune the trainer's divergence rule the same way.
-DIVERGENCE_FACTOR = "LRSWEEP_DIVERGENCE_FACTOR"
-GATE_TIMEOUT = "LRSWEEP_GATE_TIMEOUT"
-OBJECTIVE = "LRSWEEP_OBJECTIVE"
-CHECKPOINT_DIR = "LRSWEEP_CHECKPOINT_DIR"
-CHECKPOINT_EVERY = "LRSWEEP_CHECKPOINT_EVERY"
-FINAL_ATTEMPT = "LRSWEEP_FINAL_ATTEMPT"
 
 
 def parse_positive_float(text: str) -> float:

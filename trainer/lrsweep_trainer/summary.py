@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from lrsweep import contract
 from lrsweep.engine.rangetest import RangeTestResult
 
-SUMMARY_LIMIT = 4096
-SUMMARY_VERSION = 1
+SUMMARY_LIMIT = contract.SUMMARY_LIMIT
+SUMMARY_VERSION = contract.SUMMARY_VERSION
 REASON_LIMIT = 300
 TRIAL_LIMIT = 253  # the longest Kubernetes object name
 SIGNIFICANT_DIGITS = 6
 # Range-test columns live in the summary's `rangeTest` block rather than in `history`.
-RANGE_COLUMNS = ("learning_rate", "smoothed_loss")
+RANGE_COLUMNS = contract.RANGE_COLUMNS
 # Evaluation points kept in memory; beyond it older points are thinned (rungs are kept).
 HISTORY_CAPACITY = 10_000
 

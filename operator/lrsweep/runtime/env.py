@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from lrsweep import contract
 from lrsweep.engine.sweep import Launch
 
 _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -44,31 +45,31 @@ def contract_env(
     steps at least (None: at every evaluation); the final attempt is told so, to delete it
     if it fails."""
     env = {
-        "LRSWEEP_LEARNING_RATE": repr(launch.learning_rate),
-        "LRSWEEP_MAX_STEPS": str(launch.steps),
-        "LRSWEEP_EVAL_EVERY": str(launch.eval_every),
-        "LRSWEEP_SEED": str(launch.seed),
-        "LRSWEEP_SWEEP": sweep,
-        "LRSWEEP_TRIAL": launch.trial,
-        "LRSWEEP_METRICS_PORT": str(metrics_port),
-        "LRSWEEP_RUNGS": ",".join(str(s) for s in launch.rungs),
-        "LRSWEEP_MODE": launch.mode,
+        contract.LEARNING_RATE: repr(launch.learning_rate),
+        contract.MAX_STEPS: str(launch.steps),
+        contract.EVAL_EVERY: str(launch.eval_every),
+        contract.SEED: str(launch.seed),
+        contract.SWEEP: sweep,
+        contract.TRIAL: launch.trial,
+        contract.METRICS_PORT: str(metrics_port),
+        contract.RUNGS: ",".join(str(s) for s in launch.rungs),
+        contract.MODE: launch.mode,
     }
     if launch.range_start is not None and launch.range_end is not None:
-        env["LRSWEEP_RANGE_START"] = repr(launch.range_start)
-        env["LRSWEEP_RANGE_END"] = repr(launch.range_end)
+        env[contract.RANGE_START] = repr(launch.range_start)
+        env[contract.RANGE_END] = repr(launch.range_end)
     if launch.gated and gate_timeout > 0:
-        env["LRSWEEP_GATE_TIMEOUT"] = f"{gate_timeout:g}"
+        env[contract.GATE_TIMEOUT] = f"{gate_timeout:g}"
         if launch.objective:
-            env["LRSWEEP_OBJECTIVE"] = launch.objective
+            env[contract.OBJECTIVE] = launch.objective
     if termination_path is not None:
-        env["LRSWEEP_TERMINATION_PATH"] = termination_path
+        env[contract.TERMINATION_PATH] = termination_path
     if metrics_host is not None:
-        env["LRSWEEP_METRICS_HOST"] = metrics_host
+        env[contract.METRICS_HOST] = metrics_host
     if checkpoint_dir is not None and launch.mode == "train":
-        env["LRSWEEP_CHECKPOINT_DIR"] = checkpoint_dir
+        env[contract.CHECKPOINT_DIR] = checkpoint_dir
         if checkpoint_every is not None:
-            env["LRSWEEP_CHECKPOINT_EVERY"] = str(checkpoint_every)
+            env[contract.CHECKPOINT_EVERY] = str(checkpoint_every)
         if launch.final:
-            env["LRSWEEP_FINAL_ATTEMPT"] = "true"
+            env[contract.FINAL_ATTEMPT] = "true"
     return env

@@ -30,6 +30,7 @@ from typing import IO, Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from lrsweep.api import LRSweep, LRSweepStatus, SpecError
+from lrsweep.contract import CONTINUE_PATH
 from lrsweep.engine.rangetest import RangeTestResult
 from lrsweep.engine.sweep import (
     Decision,
@@ -392,7 +393,7 @@ class LocalBackend:
         if promotion.rung <= attempt.promoted or attempt.process.poll() is not None:
             return
         request = urllib.request.Request(
-            f"{attempt.url}continue?step={promotion.rung}", method="POST"
+            f"{attempt.url.rstrip('/')}{CONTINUE_PATH}?step={promotion.rung}", method="POST"
         )
         try:
             with urllib.request.urlopen(request, timeout=SCRAPE_TIMEOUT):

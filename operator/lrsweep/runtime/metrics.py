@@ -14,15 +14,14 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from lrsweep import contract
 from lrsweep.engine.trials import Observation, Outcome, ProcessState
 from lrsweep.engine.verdict import Point
 
-PREFIX = "lrsweep_trial_"  # every series a trainer reports
-HISTORY = f"{PREFIX}eval"
-# A trainer's exit code for a usage error (argparse's, and Python's for a script it cannot
-# open): an attempt that ends with it is not retried.
-EXIT_USAGE = 2
-RANGE_METRICS = ("learning_rate", "smoothed_loss")
+PREFIX = contract.SERIES_PREFIX
+HISTORY = contract.HISTORY_SERIES
+EXIT_USAGE = contract.EXIT_USAGE
+RANGE_METRICS = contract.RANGE_COLUMNS
 Curve = tuple[tuple[float, float], ...]
 
 

@@ -1,0 +1,59 @@
+"""The trainer <-> operator contract (docs/contract.md), in the names both sides import.
+
+The environment a trial receives, the paths and series of its endpoint, the limits and
+version of its summary, its exit codes. The trainer (`lrsweep_trainer`) and the operator's
+runtimes import these, so the two sides cannot drift apart. Standard library only: a
+training image imports it without the operator's packages.
+"""
+
+from __future__ import annotations
+
+# -- environment: what LRSweep tells a trial ----------------------------------------------
+LEARNING_RATE = "LRSWEEP_LEARNING_RATE"
+MAX_STEPS = "LRSWEEP_MAX_STEPS"
+EVAL_EVERY = "LRSWEEP_EVAL_EVERY"
+SEED = "LRSWEEP_SEED"
+SWEEP = "LRSWEEP_SWEEP"
+TRIAL = "LRSWEEP_TRIAL"
+METRICS_PORT = "LRSWEEP_METRICS_PORT"
+METRICS_HOST = "LRSWEEP_METRICS_HOST"
+TERMINATION_PATH = "LRSWEEP_TERMINATION_PATH"
+RUNGS = "LRSWEEP_RUNGS"
+MODE = "LRSWEEP_MODE"
+RANGE_START = "LRSWEEP_RANGE_START"
+RANGE_END = "LRSWEEP_RANGE_END"
+GATE_TIMEOUT = "LRSWEEP_GATE_TIMEOUT"
+OBJECTIVE = "LRSWEEP_OBJECTIVE"
+CHECKPOINT_DIR = "LRSWEEP_CHECKPOINT_DIR"
+CHECKPOINT_EVERY = "LRSWEEP_CHECKPOINT_EVERY"
+FINAL_ATTEMPT = "LRSWEEP_FINAL_ATTEMPT"
+# Set by no sweep: lets a user tune the trainer's divergence rule the same way.
+DIVERGENCE_FACTOR = "LRSWEEP_DIVERGENCE_FACTOR"
+# Every variable above, in the order docs/contract.md lists them.
+VARIABLES = (
+    LEARNING_RATE, MAX_STEPS, EVAL_EVERY, SEED, SWEEP, TRIAL, METRICS_PORT, METRICS_HOST,
+    TERMINATION_PATH, RUNGS, MODE, GATE_TIMEOUT, OBJECTIVE, RANGE_START, RANGE_END,
+    CHECKPOINT_DIR, FINAL_ATTEMPT, CHECKPOINT_EVERY,
+)  # fmt: skip
+
+MODES = ("train", "range-test")
+DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+# Every interface: the operator scrapes the pod from outside it.
+DEFAULT_METRICS_HOST = "0.0.0.0"
+
+# -- the endpoint ---------------------------------------------------------------------------
+CONTINUE_PATH = "/continue"  # POST ?step=N: go on past the rung at step N
+DISCARD_PATH = "/discard"  # POST: the sweep decided the trial; keep no checkpoint
+SERIES_PREFIX = "lrsweep_trial_"  # every series a trainer serves
+HISTORY_SERIES = f"{SERIES_PREFIX}eval"  # labels metric and step: the evaluations
+SERIES_LABELS = ("sweep", "trial")
+
+# -- the summary (the termination message) ----------------------------------------------
+SUMMARY_VERSION = 1
+SUMMARY_LIMIT = 4096  # bytes: Kubernetes cuts termination messages beyond
+# Range-test columns: in the summary's `rangeTest` block, not in `history`.
+RANGE_COLUMNS = ("learning_rate", "smoothed_loss")
+
+# -- exit codes ---------------------------------------------------------------------------
+# A usage error (argparse's, and Python's for a script it cannot open): not retried.
+EXIT_USAGE = 2
