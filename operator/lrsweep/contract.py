@@ -42,10 +42,16 @@ DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 DEFAULT_METRICS_HOST = "0.0.0.0"
 
 # -- the endpoint ---------------------------------------------------------------------------
+METRICS_PATH = "/metrics"  # GET: bounded series, for Prometheus
+HISTORY_PATH = "/history"  # GET: those and the evaluations (HISTORY_SERIES), for the sweep
 CONTINUE_PATH = "/continue"  # POST ?step=N: go on past the rung at step N
 DISCARD_PATH = "/discard"  # POST: the sweep decided the trial; keep no checkpoint
 SERIES_PREFIX = "lrsweep_trial_"  # every series a trainer serves
-HISTORY_SERIES = f"{SERIES_PREFIX}eval"  # labels metric and step: the evaluations
+# Labels metric and step: one sample per evaluation and metric (at most HISTORY_POINTS
+# steps, the newest), served at HISTORY_PATH only: a step label would make a new series
+# every evaluation in Prometheus.
+HISTORY_SERIES = f"{SERIES_PREFIX}eval"
+HISTORY_POINTS = 500
 SERIES_LABELS = ("sweep", "trial")
 
 # -- the summary (the termination message) ----------------------------------------------

@@ -3,7 +3,8 @@
 Covers: every variable the operator sets for a trial is a contract variable, and the
 trainer reads each back as the value the operator meant; docs/contract.md's environment
 table lists exactly the contract's variables; the series the trainer serves are the ones
-the operator parses, under the contract's prefix.
+the operator parses (at the history path: the bounded series and the evaluations), under the
+contract's prefix.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def test_the_series_the_trainer_serves_are_the_ones_the_operator_parses() -> Non
     exporter = MetricsExporter("s", "t003")
     exporter.set_step(25, 0.03)
     exporter.record_evaluation(25, {"train_loss": 0.5, "val_loss": 0.6})
-    text = generate_latest(exporter.registry).decode()
+    text = (generate_latest(exporter.registry) + generate_latest(exporter.history)).decode()
     assert all(line.startswith(("#", contract.SERIES_PREFIX)) for line in text.splitlines() if line)
     reading = parse_metrics(text, {"sweep": "s", "trial": "t003"})
     assert reading.step == 25

@@ -1,7 +1,9 @@
 """The trial's Prometheus endpoint (docs/contract.md, "Metrics").
 
-Each exporter owns a private registry, so several sessions in one process (tests, notebooks)
-never share or clash over series.
+Each exporter owns private registries, so several sessions in one process (tests, notebooks)
+never share or clash over series: `registry`, bounded series served at /metrics (what
+Prometheus keeps), and `history`, the evaluations by step, served with them at /history
+(what the sweep reads).
 """
 
 from __future__ import annotations
@@ -14,12 +16,22 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Gauge, make_wsgi_app
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+    make_wsgi_app,
+)
 
-from lrsweep.contract import CONTINUE_PATH, DISCARD_PATH, HISTORY_SERIES, SERIES_LABELS
-
-# The newest evaluation points kept in `lrsweep_trial_eval`.
-HISTORY_POINTS = 500
+from lrsweep.contract import (
+    CONTINUE_PATH,
+    DISCARD_PATH,
+    HISTORY_PATH,
+    HISTORY_POINTS,
+    HISTORY_SERIES,
+    SERIES_LABELS,
+)
 
 _LABELS = SERIES_LABELS
 
@@ -40,6 +52,7 @@ class MetricsExporter:
 
     def __init__(self, sweep: str, trial: str, history_points: int = HISTORY_POINTS) -> None:
         self.registry = CollectorRegistry()
+        self.history = CollectorRegistry()
         self._labels = (sweep, trial)
         self._history_points = history_points
         self._server: WSGIServer | None = None
@@ -48,8 +61,15 @@ class MetricsExporter:
         self._exported: OrderedDict[int, set[str]] = OrderedDict()
         self._lock = threading.Lock()
 
-        def gauge(name: str, documentation: str, extra: tuple[str, ...] = ()) -> Gauge:
-            return Gauge(name, documentation, [*_LABELS, *extra], registry=self.registry)
+        def gauge(
+            name: str,
+            documentation: str,
+            extra: tuple[str, ...] = (),
+            registry: CollectorRegistry | None = None,
+        ) -> Gauge:
+            return Gauge(
+                name, documentation, [*_LABELS, *extra], registry=registry or self.registry
+            )
 
         self._step = gauge("lrsweep_trial_step", "Last completed training step.")
         self._train_loss = gauge(
@@ -71,6 +91,7 @@ class MetricsExporter:
             f"Evaluation history: one sample per evaluation point and metric, "
             f"the newest {history_points} points.",
             ("metric", "step"),
+            registry=self.history,
         )
         self._finished.labels(*self._labels).set(0)
         self._diverged.labels(*self._labels).set(0)
@@ -88,7 +109,8 @@ class MetricsExporter:
         on_continue: Callable[[int], None] | None = None,
         on_discard: Callable[[], None] | None = None,
     ) -> None:
-        """Serve the registry on host:port (port 0 from the contract means: don't).
+        """Serve on host:port (port 0 from the contract means: don't): `GET /metrics` the
+        bounded series, `GET /history` those and the evaluations.
 
         `POST /continue?step=N` is the sweep's go-ahead past the rung at step N
         (docs/contract.md, "Rung gate"); it calls `on_continue(N)`. `POST /discard` says the
@@ -101,6 +123,9 @@ class MetricsExporter:
 
         def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             path = environ.get("PATH_INFO")
+            if path == HISTORY_PATH:
+                start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+                return [generate_latest(self.registry) + generate_latest(self.history)]
             if path not in (CONTINUE_PATH, DISCARD_PATH):
                 # prometheus_client leaves its WSGI app untyped.
                 return metrics(environ, start_response)  # type: ignore[no-any-return]

@@ -30,7 +30,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from lrsweep import api
+from lrsweep import api, contract
 from lrsweep.api import (
     LRSweep,
     LRSweepSpec,
@@ -81,7 +81,7 @@ log = logging.getLogger(__name__)
 LABEL_SWEEP = f"{api.GROUP}/sweep"
 LABEL_TRIAL = f"{api.GROUP}/trial"
 LABEL_ATTEMPT = f"{api.GROUP}/attempt"
-DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+DEFAULT_TERMINATION_PATH = contract.DEFAULT_TERMINATION_PATH
 # In the API server's 403 when a pod would exceed a namespace ResourceQuota ("pods "x" is
 # forbidden: exceeded quota: gpus, requested: ..., used: ..., limited: ...").
 QUOTA_EXCEEDED = "exceeded quota"
@@ -406,7 +406,7 @@ def discard_urls(
         trial = _trial_of(status, pod)
         ip = (pod.get("status") or {}).get("podIP")
         if ip and (over or (trial is not None and trial.phase in TERMINAL_TRIAL_PHASES)):
-            urls[pod["metadata"]["name"]] = pod_url(ip, port, "/discard")
+            urls[pod["metadata"]["name"]] = pod_url(ip, port, contract.DISCARD_PATH)
     return urls
 
 
@@ -851,7 +851,7 @@ async def _observe(
                 Observation(r.id, r.attempts, ProcessState.LOST, reason="its pod is being deleted")
             )
         elif phase == "Running" and (ip := (pod.get("status") or {}).get("podIP")):
-            url = pod_url(ip, spec.trial.metricsPort, "/metrics")
+            url = pod_url(ip, spec.trial.metricsPort, contract.HISTORY_PATH)
             scrapes.append((r, pod, url, cluster.scrape(url, settings.scrape_timeout)))
         elif (
             stuck := observe_stuck_pod(r.id, r.attempts, pod, now, settings.start_grace_seconds)
@@ -1065,7 +1065,7 @@ async def _reconcile(
         *(
             cluster.promote(
                 namespace,
-                pod_url(ip, spec.trial.metricsPort, f"/continue?step={p.rung}"),
+                pod_url(ip, spec.trial.metricsPort, f"{contract.CONTINUE_PATH}?step={p.rung}"),
                 settings.scrape_timeout,
             )
             for p in decision.promotions

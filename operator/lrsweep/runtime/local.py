@@ -30,7 +30,7 @@ from typing import IO, Any, Protocol, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from lrsweep.api import LRSweep, LRSweepStatus, SpecError
-from lrsweep.contract import CONTINUE_PATH
+from lrsweep.contract import CONTINUE_PATH, HISTORY_PATH
 from lrsweep.engine.rangetest import RangeTestResult
 from lrsweep.engine.sweep import (
     Decision,
@@ -407,7 +407,7 @@ class LocalBackend:
                 os.killpg(attempt.process.pid, signal.SIGKILL)
 
     def _scrape(self, attempt: _Attempt) -> Reading | None:
-        text = read_endpoint(attempt.url)
+        text = read_endpoint(f"{attempt.url.rstrip('/')}{HISTORY_PATH}")
         if text is None:
             return None
         serving = {"sweep": self.sweep.metadata.name, "trial": attempt.launch.trial}
@@ -461,7 +461,7 @@ class LocalBackend:
                 reading = self._scrape(attempt)
                 attempt.served = attempt.served or reading is not None
                 if not attempt.served and self.clock() - attempt.started > self.silence:
-                    url = f"{attempt.url}metrics"
+                    url = f"{attempt.url.rstrip('/')}{HISTORY_PATH}"
                     observations.append(self._end_failed(attempt, silent_reason(url, self.silence)))
                     continue
                 step = reading.furthest_step if reading else 0

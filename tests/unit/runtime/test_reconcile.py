@@ -86,7 +86,7 @@ class MemoryCluster(Cluster):
         self.lists = 0
         self.refuse = refuse
         self.create_error: ApiException | None = None  # raised by create_pod when set
-        self.metrics: dict[str, str] = {}  # a pod IP's /metrics text
+        self.metrics: dict[str, str] = {}  # a pod IP's /history text
         self.scraped: list[str] = []
         self.discarded: list[str] = []  # URLs told to keep no checkpoint
         self.unanswered: set[str] = set()  # URLs whose trainer does not answer a discard
@@ -577,7 +577,7 @@ def test_a_pod_with_an_ipv6_address_is_scraped_at_a_bracketed_url() -> None:
     first = run(cluster, body())
     cluster.run_pod("s-t000-1", "fd00::5", {})
     run(cluster, body(status=first.status))
-    assert cluster.scraped == ["http://[fd00::5]:9090/metrics"]
+    assert cluster.scraped == ["http://[fd00::5]:9090/history"]
 
 
 def _refusing_url(path: str) -> str:
@@ -724,7 +724,7 @@ def test_a_running_trial_that_never_served_metrics_fails_after_the_start_grace()
     assert status is not None
     trial = status["trials"]["t000"]
     assert trial["phase"] == "Failed"
-    assert "served no metrics at http://10.0.0.1:9090/metrics in 300 s running" in trial["reason"]
+    assert "served no metrics at http://10.0.0.1:9090/history in 300 s running" in trial["reason"]
 
 
 def test_a_running_trial_within_the_start_grace_is_not_failed_for_silence() -> None:

@@ -30,7 +30,6 @@ SERIES = {
     "lrsweep_trial_grad_norm",
     "lrsweep_trial_finished",
     "lrsweep_trial_diverged",
-    "lrsweep_trial_eval",
 }
 
 
@@ -42,13 +41,13 @@ def by_name(found: Iterable[Sample], name: str) -> list[Sample]:
     return [s for s in found if s.name == name]
 
 
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+def scrape(port: int, path: str = "/metrics") -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
         body: bytes = response.read()
     return body.decode("utf-8")
 
 
-def test_live_session_serves_the_contract_series_and_history(summary_path: Path) -> None:
+def live_session(summary_path: Path) -> Session:
     settings = RunSettings(
         learning_rate=0.1,
         max_steps=20,
@@ -58,12 +57,27 @@ def test_live_session_serves_the_contract_series_and_history(summary_path: Path)
         metrics_host="127.0.0.1",
         termination_path=str(summary_path),
     )
-    with Session(settings, handle_sigterm=False) as session:
-        assert session.metrics_port == settings.metrics_port
+    return Session(settings, handle_sigterm=False)
+
+
+def test_metrics_serves_the_contract_series_and_no_series_per_step(summary_path: Path) -> None:
+    with live_session(summary_path) as session:
+        assert session.metrics_port is not None
+        session.log_step(1, 2.0, grad_norm=0.5)
+        for step in (10, 20):
+            session.log(step, train_loss=1.0 / step, val_loss=2.0 / step)
+        found = samples(scrape(session.metrics_port))
+    assert {s.name for s in found} >= SERIES
+    assert not [s for s in found if "step" in s.labels], "one series per step in Prometheus"
+
+
+def test_history_serves_the_contract_series_and_every_evaluation(summary_path: Path) -> None:
+    with live_session(summary_path) as session:
+        assert session.metrics_port == session.settings.metrics_port
         session.log_step(1, 2.0, grad_norm=0.5)
         session.log(10, train_loss=1.5, val_loss=1.6, val_accuracy=0.4)
         session.log(20, train_loss=1.2, val_loss=math.nan)
-        found = samples(scrape(settings.metrics_port))
+        found = samples(scrape(session.metrics_port, "/history"))
     assert {s.name for s in found} >= SERIES
     assert all(s.labels["sweep"] == "demo" and s.labels["trial"] == "t001" for s in found)
     history = {
@@ -83,7 +97,7 @@ def test_history_keeps_the_newest_500_points() -> None:
     exporter = MetricsExporter("s", "t")
     for step in range(1, 601):
         exporter.record_evaluation(step, {"train_loss": 1.0 / step, "val_loss": 2.0 / step})
-    history = by_name(samples(generate_latest(exporter.registry).decode()), "lrsweep_trial_eval")
+    history = by_name(samples(generate_latest(exporter.history).decode()), "lrsweep_trial_eval")
     steps = sorted({int(s.labels["step"]) for s in history})
     assert steps == list(range(101, 601))
     assert len(history) == 1000
