@@ -214,7 +214,7 @@ def _run(
                 generation=None,
             )
     result = write_status(out, status)
-    from lrsweep.report import plot_report
+    from lrsweep.plots import plot_report
 
     plot = out / REPORT_FILE
     plot_report(
@@ -314,7 +314,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         best = Best(status.bestLearningRate, status.bestScore, status.bestTrial or "")
     metric = sweep_doc.spec.objective.metric
     out = _report_path(Path(args.out)) if args.out else default
-    from lrsweep.report import plot_report
+    from lrsweep.plots import plot_report
 
     try:
         plot_report(

@@ -243,17 +243,17 @@ def test_a_signal_while_the_result_is_written_does_not_cut_it_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A second Ctrl-C (or a SIGTERM) once the trials are done: result and plot still land.
-    from lrsweep import report
+    from lrsweep import plots
     from lrsweep.cli import main
 
-    drawn = report.plot_report
+    drawn = plots.plot_report
 
     def impatient(*args: Any, **kwargs: Any) -> None:
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGTERM)
         drawn(*args, **kwargs)
 
-    monkeypatch.setattr(report, "plot_report", impatient)
+    monkeypatch.setattr(plots, "plot_report", impatient)
     path = toy_sweep(tmp_path, {"strategy": "grid", "values": [0.05]})
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 0

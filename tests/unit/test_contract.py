@@ -4,22 +4,25 @@ Covers: every variable the operator sets for a trial is a contract variable, and
 trainer reads each back as the value the operator meant; docs/contract.md's environment
 table lists exactly the contract's variables; the series the trainer serves are the ones
 the operator parses (at the history path: the bounded series and the evaluations), under the
-contract's prefix.
+contract's prefix; the statuses a summary may give are the outcomes the engine knows.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import get_args
 
 from prometheus_client import generate_latest
 
 from lrsweep import contract
 from lrsweep.engine.sweep import Launch
+from lrsweep.engine.trials import Outcome
 from lrsweep.runtime.env import contract_env
 from lrsweep.runtime.metrics import parse_metrics
 from lrsweep_trainer.metrics import MetricsExporter
 from lrsweep_trainer.settings import RunSettings
+from lrsweep_trainer.summary import Status
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING = Launch("t003", 2, 0.03, 5, "train", 300, 25, (25, 75), gated=True,
@@ -85,3 +88,7 @@ def test_the_series_the_trainer_serves_are_the_ones_the_operator_parses() -> Non
     assert [(p.step, dict(p.metrics)) for p in reading.points] == [
         (25, {"train_loss": 0.5, "val_loss": 0.6})
     ]
+
+
+def test_a_summarys_statuses_are_the_outcomes_the_engine_knows() -> None:
+    assert set(get_args(Status)) == {outcome.value for outcome in Outcome}

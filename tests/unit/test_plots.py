@@ -1,4 +1,4 @@
-"""The sweep's picture (`lrsweep.report.plot_report`), and what `lrsweep report` gives it.
+"""The sweep's picture (`lrsweep.plots.plot_report`), and what `lrsweep report` gives it.
 
 Covers: a sweep with scored trials gets a PNG; a sweep where no trial reported the objective
 still gets one, saying so in its panels instead of warning about an empty legend (pytest
@@ -33,7 +33,7 @@ from lrsweep.cli import main
 from lrsweep.engine.strategies import Best
 from lrsweep.engine.trials import TrialRecord
 from lrsweep.engine.verdict import Point
-from lrsweep.report import (
+from lrsweep.plots import (
     CURVES_PANEL,
     NO_CURVE,
     RANGE_PANEL,
