@@ -13,8 +13,6 @@ import re
 from pathlib import Path
 from typing import get_args
 
-from prometheus_client import generate_latest
-
 from lrsweep import contract
 from lrsweep.engine.sweep import Launch
 from lrsweep.engine.trials import Outcome
@@ -81,7 +79,7 @@ def test_the_series_the_trainer_serves_are_the_ones_the_operator_parses() -> Non
     exporter = MetricsExporter("s", "t003")
     exporter.set_step(25, 0.03)
     exporter.record_evaluation(25, {"train_loss": 0.5, "val_loss": 0.6})
-    text = (generate_latest(exporter.registry) + generate_latest(exporter.history)).decode()
+    text = exporter.exposition(contract.HISTORY_PATH).decode()
     assert all(line.startswith(("#", contract.SERIES_PREFIX)) for line in text.splitlines() if line)
     reading = parse_metrics(text, {"sweep": "s", "trial": "t003"})
     assert reading.step == 25

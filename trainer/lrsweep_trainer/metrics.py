@@ -30,6 +30,7 @@ from lrsweep.contract import (
     HISTORY_PATH,
     HISTORY_POINTS,
     HISTORY_SERIES,
+    METRICS_PATH,
     SERIES_LABELS,
 )
 
@@ -125,7 +126,7 @@ class MetricsExporter:
             path = environ.get("PATH_INFO")
             if path == HISTORY_PATH:
                 start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
-                return [generate_latest(self.registry) + generate_latest(self.history)]
+                return [self.exposition(path)]
             if path not in (CONTINUE_PATH, DISCARD_PATH):
                 # prometheus_client leaves its WSGI app untyped.
                 return metrics(environ, start_response)  # type: ignore[no-any-return]
@@ -150,6 +151,12 @@ class MetricsExporter:
         self._server = make_server(host, port, app, _Server, _QuietHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+
+    def exposition(self, path: str = METRICS_PATH) -> bytes:
+        """The Prometheus text served at `path`: the bounded series, and at HISTORY_PATH the
+        evaluations too."""
+        bounded = generate_latest(self.registry)
+        return bounded + generate_latest(self.history) if path == HISTORY_PATH else bounded
 
     def close(self) -> None:
         """Stop serving; the gauges keep their values."""
