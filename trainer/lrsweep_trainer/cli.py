@@ -1,7 +1,9 @@
 """`python -m lrsweep_trainer`: train one trial of a built-in task.
 
-Every flag's default comes from an LRSWEEP_* variable (docs/contract.md), so the operator
-can drive the trainer through the environment alone, and a flag given explicitly wins.
+Every flag has an LRSWEEP_* variable (docs/contract.md), so the operator can drive the
+trainer through the environment alone, and a flag given explicitly wins. Flags, variables
+and defaults meet in two models, the contract's `RunSettings` and the trainer's own
+`TrainerOptions` (`Settings.gather`).
 """
 
 from __future__ import annotations
@@ -10,18 +12,30 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any, NoReturn
 
 from lrsweep import contract
 from lrsweep.engine.rangetest import DEFAULT_DIVERGENCE_FACTOR, RangeTestResult
-from lrsweep_trainer import settings as env
 from lrsweep_trainer.distributed import detect_ranks, join
 from lrsweep_trainer.numerics import use_portable_numerics
-from lrsweep_trainer.optimizers import DEFAULT_MOMENTUM, OptimizerConfig, parse_optimizer
+from lrsweep_trainer.optimizers import (
+    DEFAULT_MOMENTUM,
+    OptimizerConfig,
+    OptimizerName,
+    parse_optimizer,
+)
 from lrsweep_trainer.report import Session, logger
-from lrsweep_trainer.schedules import DEFAULT_GAMMA, Schedule, parse_schedule
-from lrsweep_trainer.settings import RunSettings
+from lrsweep_trainer.schedules import DEFAULT_GAMMA, Schedule, ScheduleName, parse_schedule
+from lrsweep_trainer.settings import (
+    DEFAULT_RANGE_END,
+    DEFAULT_RANGE_START,
+    RunSettings,
+    Settings,
+    parse_bool,
+    parse_positive_int,
+    text,
+)
 from lrsweep_trainer.summary import SummaryInput, render_summary, write_summary
 from lrsweep_trainer.tasks import TASKS, get_task
 from lrsweep_trainer.train import (
@@ -33,46 +47,11 @@ from lrsweep_trainer.train import (
     train,
 )
 
-T = TypeVar("T")
-
 DEFAULT_TASK = "digits-mlp"
 # Without --eval-every, a run evaluates about this many times.
 EVALUATIONS = 12
 
-# Trainer settings outside the contract: the operator may set them as sweep dimensions.
-TASK = "LRSWEEP_TASK"
-OPTIMIZER = "LRSWEEP_OPTIMIZER"
-MOMENTUM = "LRSWEEP_MOMENTUM"
-NESTEROV = "LRSWEEP_NESTEROV"
-WEIGHT_DECAY = "LRSWEEP_WEIGHT_DECAY"
-SCHEDULE = "LRSWEEP_SCHEDULE"
-WARMUP_STEPS = "LRSWEEP_WARMUP_STEPS"
-DECAY_EVERY = "LRSWEEP_DECAY_EVERY"
-GAMMA = "LRSWEEP_GAMMA"
-BATCH_SIZE = "LRSWEEP_BATCH_SIZE"
-DEVICE = "LRSWEEP_DEVICE"
-THREADS = "LRSWEEP_THREADS"
-PORTABLE_NUMERICS = "LRSWEEP_PORTABLE_NUMERICS"
-
 EXIT_FAILED = 1
-
-
-def _from_env(name: str, fallback: str | None = None) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or fallback
-
-
-def _checked(parse: Callable[[str], T], kind: str) -> Callable[[str], T]:
-    """An argparse type whose error message says what was expected."""
-
-    def convert(text: str) -> T:
-        try:
-            return parse(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    convert.__name__ = kind
-    return convert
 
 
 def _fraction(text: str) -> float:
@@ -114,6 +93,25 @@ def _device(text: str) -> Device:
     raise ValueError(f"must be one of {', '.join(DEVICES)}, got {text!r}")
 
 
+class TrainerOptions(Settings):
+    """The built-in trainer's own settings (LRSWEEP_TASK, ...; the operator may set them as
+    sweep dimensions). None: the task's default."""
+
+    task: Annotated[str, text(_task)] = DEFAULT_TASK
+    optimizer: Annotated[OptimizerName | None, text(parse_optimizer)] = None
+    momentum: Annotated[float, text(_fraction)] = DEFAULT_MOMENTUM
+    nesterov: Annotated[bool, text(parse_bool)] = False
+    weight_decay: Annotated[float | None, text(_non_negative_float)] = None
+    schedule: Annotated[ScheduleName | None, text(parse_schedule)] = None
+    warmup_steps: Annotated[int, text(_non_negative_int)] = 0
+    decay_every: Annotated[int | None, text(parse_positive_int)] = None
+    gamma: Annotated[float, text(_gamma)] = DEFAULT_GAMMA
+    batch_size: Annotated[int | None, text(parse_positive_int)] = None
+    device: Annotated[Device, text(_device)] = "auto"
+    threads: Annotated[int, text(parse_positive_int)] = 1
+    portable_numerics: Annotated[bool, text(parse_bool)] = False
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # Leave the operator a reason, not just exit code 2.
@@ -138,212 +136,75 @@ def _epilog() -> str:
     return "tasks:\n" + "\n".join(lines)
 
 
+# Fields whose flag is not --<field with dashes>.
+FLAGS = {"learning_rate": "--lr", "max_steps": "--steps"}
+# The flags' help, by field: what `--help` says besides the variable each defaults from.
+HELP = {
+    "task": f"built-in task, default {DEFAULT_TASK}",
+    "learning_rate": "(peak) learning rate; default: the task's",
+    "max_steps": "training steps; default: the task's",
+    "eval_every": f"evaluate every N steps and at the last; default: steps / {EVALUATIONS}",
+    "seed": "seed of split, weights, batch order; default 0",
+    "optimizer": "sgd, adam or adamw; default: the task's",
+    "momentum": f"SGD momentum; default {DEFAULT_MOMENTUM}",
+    "weight_decay": "weight decay; default 0.01 for adamw, else 0",
+    "schedule": "constant, step, exponential or cosine; default: the task's",
+    "warmup_steps": "linear warm-up steps; default 0",
+    "decay_every": "step/exponential decay: multiply by gamma every N steps; default: a "
+    "third of the run",
+    "gamma": f"decay factor; default {DEFAULT_GAMMA}",
+    "batch_size": "minibatch size; default: the task's",
+    "device": "auto, cpu or cuda; default auto",
+    "threads": "torch CPU threads; default 1",
+    "metrics_port": "Prometheus endpoint port; 0 (the default): none",
+    "metrics_host": f"address to bind the endpoint to; default {contract.DEFAULT_METRICS_HOST}",
+    "termination_path": f"where to write the summary; default {contract.DEFAULT_TERMINATION_PATH}",
+    "mode": "train (the default) or range-test",
+    "range_start": f"range test: first rate; default {DEFAULT_RANGE_START:g}",
+    "range_end": f"range test: last rate; default {DEFAULT_RANGE_END:g}",
+    "divergence_factor": "stop when the loss exceeds this times the initial (range test: "
+    f"best smoothed) loss; default {DEFAULT_DIVERGENCE_FACTOR:g}",
+    "rungs": "comma-separated steps the summary keeps exactly",
+    "gate_timeout": "pause up to this long at each rung for the sweep's go-ahead; 0 (the "
+    "default): never",
+    "objective": "the metric the sweep compares at the rungs: no pause at a rung without it",
+    "checkpoint_dir": "keep the trial's state here at each evaluation, and go on from it "
+    "when started again",
+    "checkpoint_every": "keep a checkpoint only at evaluations at least N steps after the "
+    "last one kept",
+    "sweep": "the sweep's name (metric label)",
+    "trial": "the trial's id (metric label)",
+}
+SWITCHES = {
+    "final_attempt": "no attempt follows if this one fails: a failed run deletes its checkpoint",
+    "nesterov": "SGD: Nesterov momentum",
+    "portable_numerics": "CPU kernels that give the same results on every x86 CPU, slower",
+}
+
+
+def flag(field: str) -> str:
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Flags for every field of RunSettings and TrainerOptions. Each defaults to nothing:
+    unset, the field comes from its LRSWEEP_* variable, else its default (`main`)."""
     parser = _Parser(
         prog="python -m lrsweep_trainer",
         description="Train one LRSweep trial of a built-in task (or run a range test).",
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-
-    def add(
-        flag: str,
-        variable: str,
-        kind: Callable[[str], object],
-        text: str,
-        fallback: object = None,
-    ) -> None:
-        default = _from_env(variable, None if fallback is None else str(fallback))
-        parser.add_argument(flag, type=kind, default=default, help=f"{text} (env {variable})")
-
-    def switch(flag: str, variable: str, text: str) -> None:
-        """An on/off flag (--x / --no-x) whose default comes from a true/false variable."""
-        try:
-            default = env.parse_bool(_from_env(variable, "false") or "false")
-        except ValueError as error:
-            parser.error(f"{variable}: {error}")
+    for field, about in HELP.items():
+        variable = Settings.variable(field)
+        parser.add_argument(flag(field), dest=field, help=f"{about} (env {variable})")
+    for field, about in SWITCHES.items():
         parser.add_argument(
-            flag,
+            flag(field),
+            dest=field,
             action=argparse.BooleanOptionalAction,
-            default=default,
-            help=f"{text} (env {variable})",
+            help=f"{about} (env {Settings.variable(field)})",
         )
-
-    add(
-        "--task",
-        TASK,
-        _checked(_task, "task"),
-        f"built-in task, default {DEFAULT_TASK}",
-        fallback=DEFAULT_TASK,
-    )
-    add(
-        "--lr",
-        contract.LEARNING_RATE,
-        _checked(env.parse_positive_float, "rate"),
-        "(peak) learning rate; default: the task's",
-    )
-    add(
-        "--steps",
-        contract.MAX_STEPS,
-        _checked(env.parse_positive_int, "steps"),
-        "training steps; default: the task's",
-    )
-    add(
-        "--eval-every",
-        contract.EVAL_EVERY,
-        _checked(env.parse_positive_int, "steps"),
-        f"evaluate every N steps and at the last; default: steps / {EVALUATIONS}",
-    )
-    add(
-        "--seed",
-        contract.SEED,
-        _checked(int, "integer"),
-        "seed of split, weights, batch order",
-        fallback=0,
-    )
-    add(
-        "--optimizer",
-        OPTIMIZER,
-        _checked(parse_optimizer, "optimizer"),
-        "sgd, adam or adamw; default: the task's",
-    )
-    add(
-        "--momentum",
-        MOMENTUM,
-        _checked(_fraction, "momentum"),
-        "SGD momentum",
-        fallback=DEFAULT_MOMENTUM,
-    )
-    add(
-        "--weight-decay",
-        WEIGHT_DECAY,
-        _checked(_non_negative_float, "decay"),
-        "weight decay; default 0.01 for adamw, else 0",
-    )
-    add(
-        "--schedule",
-        SCHEDULE,
-        _checked(parse_schedule, "schedule"),
-        "constant, step, exponential or cosine; default: the task's",
-    )
-    add(
-        "--warmup-steps",
-        WARMUP_STEPS,
-        _checked(_non_negative_int, "steps"),
-        "linear warm-up steps",
-        fallback=0,
-    )
-    add(
-        "--decay-every",
-        DECAY_EVERY,
-        _checked(env.parse_positive_int, "steps"),
-        "step/exponential decay: multiply by gamma every N steps; default: a third of the run",
-    )
-    add("--gamma", GAMMA, _checked(_gamma, "factor"), "decay factor", fallback=DEFAULT_GAMMA)
-    add(
-        "--batch-size",
-        BATCH_SIZE,
-        _checked(env.parse_positive_int, "size"),
-        "minibatch size; default: the task's",
-    )
-    add("--device", DEVICE, _checked(_device, "device"), "auto, cpu or cuda", fallback="auto")
-    add(
-        "--threads",
-        THREADS,
-        _checked(env.parse_positive_int, "threads"),
-        "torch CPU threads",
-        fallback=1,
-    )
-    add(
-        "--metrics-port",
-        contract.METRICS_PORT,
-        _checked(env.parse_port, "port"),
-        "Prometheus endpoint port; 0: none",
-        fallback=0,
-    )
-    add(
-        "--metrics-host",
-        contract.METRICS_HOST,
-        str,
-        "address to bind the endpoint to",
-        fallback=contract.DEFAULT_METRICS_HOST,
-    )
-    add(
-        "--termination-path",
-        contract.TERMINATION_PATH,
-        str,
-        "where to write the summary",
-        fallback=contract.DEFAULT_TERMINATION_PATH,
-    )
-    add(
-        "--mode",
-        contract.MODE,
-        _checked(env.parse_mode, "mode"),
-        "train or range-test",
-        fallback="train",
-    )
-    add(
-        "--range-start",
-        contract.RANGE_START,
-        _checked(env.parse_positive_float, "rate"),
-        "range test: first rate",
-        fallback=env.DEFAULT_RANGE_START,
-    )
-    add(
-        "--range-end",
-        contract.RANGE_END,
-        _checked(env.parse_positive_float, "rate"),
-        "range test: last rate",
-        fallback=env.DEFAULT_RANGE_END,
-    )
-    add(
-        "--divergence-factor",
-        contract.DIVERGENCE_FACTOR,
-        _checked(env.parse_divergence_factor, "factor"),
-        "stop when the loss exceeds this times the initial (range test: best smoothed) loss",
-        fallback=DEFAULT_DIVERGENCE_FACTOR,
-    )
-    add(
-        "--rungs",
-        contract.RUNGS,
-        _checked(env.parse_rungs, "steps"),
-        "comma-separated steps the summary keeps exactly",
-        fallback="",
-    )
-    add(
-        "--gate-timeout",
-        contract.GATE_TIMEOUT,
-        _checked(env.parse_seconds, "seconds"),
-        "pause up to this long at each rung for the sweep's go-ahead; 0: never",
-        fallback="0",
-    )
-    add(
-        "--objective",
-        contract.OBJECTIVE,
-        str,
-        "the metric the sweep compares at the rungs: no pause at a rung without it",
-        fallback="",
-    )
-    add(
-        "--checkpoint-dir",
-        contract.CHECKPOINT_DIR,
-        str,
-        "keep the trial's state here at each evaluation, and go on from it when started again",
-        fallback="",
-    )
-    add(
-        "--checkpoint-every",
-        contract.CHECKPOINT_EVERY,
-        _checked(env.parse_positive_int, "steps"),
-        "keep a checkpoint only at evaluations at least N steps after the last one kept",
-    )
-    switch(
-        "--final-attempt",
-        contract.FINAL_ATTEMPT,
-        "no attempt follows if this one fails: a failed run deletes its checkpoint",
-    )
-    add("--sweep", contract.SWEEP, str, "the sweep's name (metric label)", fallback="")
-    add("--trial", contract.TRIAL, str, "the trial's id (metric label)", fallback="")
     parser.add_argument(
         "--range-test",
         dest="mode",
@@ -351,13 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         const="range-test",
         help="run a learning-rate range test (same as --mode range-test)",
     )
-    switch("--nesterov", NESTEROV, "SGD: Nesterov momentum")
-    switch(
-        "--portable-numerics",
-        PORTABLE_NUMERICS,
-        "CPU kernels that give the same results on every x86 CPU, slower",
-    )
     return parser
+
+
+def _given(args: argparse.Namespace, model: type[Settings]) -> dict[str, Any]:
+    return {field: getattr(args, field) for field in model.model_fields if hasattr(args, field)}
 
 
 def configure_logging() -> None:
@@ -396,54 +255,45 @@ def _describe(result: RangeTestResult) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.portable_numerics:
-        use_portable_numerics()  # before torch computes anything: it picks kernels once
-    task = get_task(args.task)
-    defaults = task.defaults
-    steps: int = args.steps or defaults.steps
+    names = {field: flag(field) for field in [*HELP, *SWITCHES]}
     try:
-        run_settings = RunSettings(
-            learning_rate=args.lr or defaults.learning_rate,
-            max_steps=steps,
-            eval_every=args.eval_every or max(1, steps // EVALUATIONS),
-            seed=args.seed,
-            sweep=args.sweep,
-            trial=args.trial,
-            metrics_port=args.metrics_port,
-            metrics_host=args.metrics_host,
-            termination_path=args.termination_path,
-            rungs=args.rungs,
-            gate_timeout=args.gate_timeout,
-            objective=args.objective.strip(),
-            checkpoint_dir=args.checkpoint_dir.strip(),
-            checkpoint_every=args.checkpoint_every or 0,
-            final_attempt=args.final_attempt,
-            mode=args.mode,
-            range_start=args.range_start,
-            range_end=args.range_end,
-            divergence_factor=args.divergence_factor,
+        options = TrainerOptions.gather(
+            os.environ, overrides=_given(args, TrainerOptions), names=names
+        )
+        if options.portable_numerics:
+            use_portable_numerics()  # before torch computes anything: it picks kernels once
+        defaults = get_task(options.task).defaults
+        fallbacks = {"learning_rate": defaults.learning_rate, "max_steps": defaults.steps}
+        given = _given(args, RunSettings)
+        steps = RunSettings.gather(
+            os.environ, fallbacks=fallbacks, overrides=given, names=names
+        ).max_steps
+        assert steps is not None  # the task's default at the least
+        fallbacks["eval_every"] = max(1, steps // EVALUATIONS)
+        run_settings = RunSettings.gather(
+            os.environ, fallbacks=fallbacks, overrides=given, names=names
         )
         schedule = Schedule(
-            name=args.schedule or defaults.schedule,
+            name=options.schedule or defaults.schedule,
             total_steps=steps,
-            warmup_steps=args.warmup_steps,
-            decay_every=args.decay_every,
-            gamma=args.gamma,
+            warmup_steps=options.warmup_steps,
+            decay_every=options.decay_every,
+            gamma=options.gamma,
         )
         optimizer = OptimizerConfig(
-            name=args.optimizer or defaults.optimizer,
-            momentum=args.momentum,
-            nesterov=args.nesterov,
-            weight_decay=args.weight_decay,
+            name=options.optimizer or defaults.optimizer,
+            momentum=options.momentum,
+            nesterov=options.nesterov,
+            weight_decay=options.weight_decay,
         )
     except ValueError as error:
         parser.error(str(error))
     config = TrainConfig(
-        task=task,
-        batch_size=args.batch_size or defaults.batch_size,
+        task=get_task(options.task),
+        batch_size=options.batch_size or defaults.batch_size,
         optimizer=optimizer,
-        device=args.device,
-        threads=args.threads,
+        device=options.device,
+        threads=options.threads,
     )
     configure_logging()
     ranks = detect_ranks(os.environ)

@@ -1,43 +1,32 @@
 """The trial's side of the contract (docs/contract.md): what LRSweep tells a trial to do.
 
-`RunSettings` is read from the LRSWEEP_* environment by the reporting API, and built from
-command-line flags (whose defaults are the same variables) by the built-in trainer.
+One model, `RunSettings`, validates the contract's LRSWEEP_* variables wherever a value comes
+from: `Settings.gather` takes each field from explicit values (the built-in trainer's flags),
+else the environment (LRSWEEP_<FIELD>), else fallbacks (a script's own values), and a value
+it refuses is named by its flag or variable. The reporting API reads it with
+`RunSettings.from_env`; the built-in trainer's own options gather the same way.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from lrsweep.contract import (
-    CHECKPOINT_DIR,
-    CHECKPOINT_EVERY,
     DEFAULT_METRICS_HOST,
     DEFAULT_TERMINATION_PATH,
-    DIVERGENCE_FACTOR,
-    EVAL_EVERY,
-    FINAL_ATTEMPT,
-    GATE_TIMEOUT,
     LEARNING_RATE,
-    MAX_STEPS,
-    METRICS_HOST,
-    METRICS_PORT,
     MODE,
-    OBJECTIVE,
-    RANGE_END,
     RANGE_START,
-    RUNGS,
-    SEED,
-    SWEEP,
-    TERMINATION_PATH,
-    TRIAL,
 )
 from lrsweep.engine.rangetest import DEFAULT_DIVERGENCE_FACTOR
 
 T = TypeVar("T")
-U = TypeVar("U")
+
+PREFIX = "LRSWEEP_"
 
 Mode = Literal["train", "range-test"]
 MODES: tuple[Mode, ...] = ("train", "range-test")
@@ -103,36 +92,91 @@ def parse_divergence_factor(text: str) -> float:
     return value
 
 
-@dataclass(frozen=True)
-class RunSettings:
+def text(parse: Callable[[str], Any]) -> BeforeValidator:
+    """A field whose text (from the environment or a flag) goes through `parse`, which says
+    what was expected when it refuses it; typed values pass as they are."""
+    return BeforeValidator(lambda value: parse(value) if isinstance(value, str) else value)
+
+
+class Settings(BaseModel):
+    """Settings read from LRSWEEP_<FIELD> variables, flags and fallbacks (`gather`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of a field."""
+        return PREFIX + field.upper()
+
+    @classmethod
+    def gather(
+        cls,
+        env: Mapping[str, str],
+        *,
+        fallbacks: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        names: Mapping[str, str] | None = None,
+    ) -> Self:
+        """Each field from `overrides`, else its variable in `env` (blank: unset), else
+        `fallbacks`, else its default; None counts as not given. Raises ValueError naming
+        the flag (`names`: field -> flag), variable or field of the value it refuses."""
+        values: dict[str, Any] = {}
+        source: dict[str, str] = {}
+        for field, value in (fallbacks or {}).items():
+            if value is not None:
+                values[field], source[field] = value, field
+        for field in cls.model_fields:
+            found = env.get(cls.variable(field), "").strip()
+            if found:
+                values[field], source[field] = found, cls.variable(field)
+        for field, value in (overrides or {}).items():
+            if value is not None:
+                values[field], source[field] = value, (names or {}).get(field, field)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            message = str(first["msg"]).removeprefix("Value error, ")
+            where = source.get(str(first["loc"][0])) if first["loc"] else None
+            raise ValueError(f"{where}: {message}" if where else message) from None
+
+
+PositiveFloat = Annotated[float, text(parse_positive_float)]
+PositiveInt = Annotated[int, text(parse_positive_int)]
+Seconds = Annotated[float, text(parse_seconds)]
+
+
+class RunSettings(Settings):
     """What one trial is asked to do, and where it reports."""
 
-    learning_rate: float
-    max_steps: int | None = None  # None: the script decides (train mode only)
-    eval_every: int = 1
-    seed: int = 0
+    learning_rate: PositiveFloat
+    max_steps: PositiveInt | None = None  # None: the script decides (train mode only)
+    eval_every: PositiveInt = 1
+    seed: Annotated[int, text(int)] = 0
     sweep: str = ""
     trial: str = ""
-    metrics_port: int = 0
+    metrics_port: Annotated[int, text(parse_port)] = 0
     metrics_host: str = DEFAULT_METRICS_HOST
     termination_path: str = DEFAULT_TERMINATION_PATH
-    rungs: tuple[int, ...] = ()
-    mode: Mode = "train"
-    range_start: float = DEFAULT_RANGE_START
-    range_end: float = DEFAULT_RANGE_END
-    divergence_factor: float = DEFAULT_DIVERGENCE_FACTOR
+    rungs: Annotated[tuple[int, ...], text(parse_rungs)] = ()
+    mode: Annotated[Mode, text(parse_mode)] = "train"
+    range_start: PositiveFloat = DEFAULT_RANGE_START
+    range_end: PositiveFloat = DEFAULT_RANGE_END
+    divergence_factor: Annotated[float, text(parse_divergence_factor)] = DEFAULT_DIVERGENCE_FACTOR
     # Seconds to pause at each rung for the sweep's go-ahead (0: never pause).
-    gate_timeout: float = 0.0
+    gate_timeout: Seconds = 0.0
     # The metric the sweep compares at rungs ("": unknown); no pause at a rung without it.
     objective: str = ""
     # Where the trial keeps its state across attempts ("": no checkpoints).
     checkpoint_dir: str = ""
     # Steps at least between two checkpoints (0: one at every evaluation).
-    checkpoint_every: int = 0
+    checkpoint_every: Annotated[int, text(parse_positive_int)] = 0
     # No attempt follows if this one fails: a failed run deletes its checkpoint.
-    final_attempt: bool = False
+    final_attempt: Annotated[bool, text(parse_bool)] = False
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _followable(self) -> Self:
+        """Refuse what no run could follow, in words."""
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0.0):
             raise ValueError(f"the learning rate must be positive, got {self.learning_rate}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -148,6 +192,7 @@ class RunSettings:
                 raise ValueError(
                     f"the range must grow: start {self.range_start} < end {self.range_end}"
                 )
+        return self
 
     @classmethod
     def from_env(
@@ -162,48 +207,14 @@ class RunSettings:
         """Read the environment; the keyword arguments are fallbacks for unset variables.
 
         The environment wins because it is what the sweep varies: a script's own values are
-        what it runs with when no sweep is driving it.
+        what it runs with when no sweep is driving it. A range test without a rate starts
+        at its range's start.
         """
-
-        def read(name: str, parse: Callable[[str], T], fallback: U) -> T | U:
-            text = env.get(name, "").strip()
-            if not text:
-                return fallback
-            try:
-                return parse(text)
-            except ValueError as error:
-                raise ValueError(f"{name}: {error}") from None
-
-        mode = read(MODE, parse_mode, DEFAULT_MODE)
-        range_start = read(RANGE_START, parse_positive_float, DEFAULT_RANGE_START)
-        rate = read(LEARNING_RATE, parse_positive_float, learning_rate)
-        if rate is None:
-            if mode != "range-test":
+        if learning_rate is None and not env.get(LEARNING_RATE, "").strip():
+            if (env.get(MODE, "").strip() or DEFAULT_MODE) != "range-test":
                 raise ValueError(
                     f"no learning rate: set {LEARNING_RATE} or pass learning_rate= as a fallback"
                 )
-            rate = range_start
-        steps = read(MAX_STEPS, parse_positive_int, max_steps)
-        return cls(
-            learning_rate=rate,
-            max_steps=steps,
-            eval_every=read(EVAL_EVERY, parse_positive_int, eval_every or 1),
-            seed=read(SEED, int, seed),
-            sweep=env.get(SWEEP, ""),
-            trial=env.get(TRIAL, ""),
-            metrics_port=read(METRICS_PORT, parse_port, 0),
-            metrics_host=read(METRICS_HOST, str, DEFAULT_METRICS_HOST),
-            termination_path=read(TERMINATION_PATH, str, DEFAULT_TERMINATION_PATH),
-            rungs=read(RUNGS, parse_rungs, ()),
-            mode=mode,
-            range_start=range_start,
-            range_end=read(RANGE_END, parse_positive_float, DEFAULT_RANGE_END),
-            divergence_factor=read(
-                DIVERGENCE_FACTOR, parse_divergence_factor, DEFAULT_DIVERGENCE_FACTOR
-            ),
-            gate_timeout=read(GATE_TIMEOUT, parse_seconds, 0.0),
-            objective=env.get(OBJECTIVE, "").strip(),
-            checkpoint_dir=env.get(CHECKPOINT_DIR, "").strip(),
-            checkpoint_every=read(CHECKPOINT_EVERY, parse_positive_int, 0),
-            final_attempt=read(FINAL_ATTEMPT, parse_bool, False),
-        )
+            learning_rate = float(env.get(RANGE_START, "").strip() or DEFAULT_RANGE_START)
+        fallbacks = {"learning_rate": learning_rate, "max_steps": max_steps, "seed": seed}
+        return cls.gather(env, fallbacks={**fallbacks, "eval_every": eval_every})

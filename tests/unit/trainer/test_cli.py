@@ -6,7 +6,8 @@ the objective from LRSWEEP_OBJECTIVE keeps a rung without it from pausing; a cra
 non-zero with a failed summary, and deletes its checkpoint on a final attempt only; an
 unwritable summary path costs one stderr line, not the run; a range test prints its
 suggestions; as a process: a diverged run exits 0, and SIGTERM stops the run at the next
-step with a summary and exit 0.
+step with a summary and exit 0; every setting has a flag, and the trainer's own have their
+variables in docs/contract.md.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch
 import lrsweep_trainer.cli
 from lrsweep.runtime.local import free_port
 from lrsweep_trainer import report
-from lrsweep_trainer.cli import main
+from lrsweep_trainer.cli import HELP, SWITCHES, TrainerOptions, main
+from lrsweep_trainer.settings import RunSettings, Settings
 from tests.unit.trainer.helpers import (
     read_summary,
     run_trainer,
@@ -68,10 +70,10 @@ def test_an_explicit_flag_wins_over_the_environment(
 @pytest.mark.parametrize(
     ("argv", "variables", "message"),
     [
-        (["--lr", "fast"], {}, "argument --lr"),
+        (["--lr", "fast"], {}, "--lr: could not convert"),
         (["--lr", "-1"], {}, "positive"),
         (["--steps", "0"], {}, "positive integer"),
-        ([], {"LRSWEEP_MAX_STEPS": "many"}, "argument --steps"),
+        ([], {"LRSWEEP_MAX_STEPS": "many"}, "LRSWEEP_MAX_STEPS: invalid literal"),
         ([], {"LRSWEEP_MODE": "sprint"}, "train, range-test"),
         (["--task", "imagenet"], {}, "known tasks: digits-mlp"),
         (["--range-test", "--range-start", "1", "--range-end", "0.1"], {}, "range must grow"),
@@ -194,3 +196,10 @@ def test_sigterm_stops_at_the_next_step_writes_the_summary_and_exits_0(
     assert "SIGTERM" in summary["reason"]
     assert 20 <= summary["step"] < 1_000_000
     assert summary["history"]["step"][-1] == summary["step"]
+
+
+def test_every_setting_has_a_flag_and_a_variable_in_the_contract_doc() -> None:
+    fields = {*RunSettings.model_fields, *TrainerOptions.model_fields}
+    assert fields == {*HELP, *SWITCHES}
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "contract.md").read_text()
+    assert [f for f in TrainerOptions.model_fields if Settings.variable(f) not in doc] == []
