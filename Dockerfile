@@ -27,8 +27,10 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # The [operator] extra (the Kubernetes clients), no torch: the image stays small and never
 # pulls CUDA.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    wheel="$(echo /wheels/lrsweep-*.whl)" && pip install "${wheel}[operator]"
+# The wheel comes by COPY (a small layer) rather than `RUN --mount=type=bind,from=build`:
+# buildah (podman build) up to 1.28 mounts a stage that came from its layer cache empty.
+COPY --from=build /wheels /wheels
+RUN wheel="$(echo /wheels/lrsweep-*.whl)" && pip install "${wheel}[operator]" && rm -r /wheels
 # A numeric user, so Kubernetes can verify runAsNonRoot without a passwd lookup.
 RUN useradd --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin lrsweep
 USER 65532:65532
@@ -42,8 +44,8 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # The [trainer] extra: torch is already satisfied by the base image, so pip keeps its CUDA
 # build and adds numpy and scikit-learn (whose bundled digits data the built-in tasks use).
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    wheel="$(echo /wheels/lrsweep-*.whl)" && pip install "${wheel}[trainer]"
+COPY --from=build /wheels /wheels
+RUN wheel="$(echo /wheels/lrsweep-*.whl)" && pip install "${wheel}[trainer]" && rm -r /wheels
 RUN useradd --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin lrsweep
 USER 65532:65532
 WORKDIR /tmp

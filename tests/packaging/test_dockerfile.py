@@ -1,11 +1,12 @@
 """The Dockerfile builds two images conventionally (no container engine runs here).
 
-Covers: the `operator` and `trainer` targets exist; both run as a numeric non-root user; the
-operator stage installs no torch and only the `operator` extra, starts `lrsweep operator`
-and exposes the settings' metrics and health ports; the trainer stage starts on a
-CUDA-capable PyTorch base explained in a comment, installs the `trainer` extra, starts the
-built-in trainer and exposes the default trial metrics port; the Python base satisfies
-requires-python; .dockerignore keeps the build context to what COPY needs.
+Covers: the `operator` and `trainer` targets exist; both run as a numeric non-root user and
+take the wheel from the build stage with COPY (buildah and BuildKit alike); the operator
+stage installs no torch and only the `operator` extra, starts `lrsweep operator` and exposes
+the settings' metrics and health ports; the trainer stage starts on a CUDA-capable PyTorch
+base explained in a comment, installs the `trainer` extra, starts the built-in trainer and
+exposes the default trial metrics port; the Python base satisfies requires-python;
+.dockerignore keeps the build context to what COPY needs.
 """
 
 from __future__ import annotations
@@ -162,3 +163,15 @@ def test_the_repository_has_the_license_pyproject_declares() -> None:
     assert "Apache License" in text
     assert "Version 2.0, January 2004" in text
     assert "END OF TERMS AND CONDITIONS" in text
+
+
+@pytest.mark.parametrize("target", ["operator", "trainer"])
+def test_target_takes_the_wheel_from_the_build_stage_with_copy(
+    dockerfile: Parsed, target: str
+) -> None:
+    """COPY --from, which BuildKit and buildah both take from the built stage; buildah (podman
+    build) up to 1.28 bind-mounts a stage that came from its layer cache empty for a
+    `RUN --mount=type=bind,from=build`."""
+    stage = dockerfile.stages[target]
+    assert "--from=build /wheels /wheels" in stage.values("COPY")
+    assert not any("from=" in v for v in stage.values("RUN") if "--mount" in v)
