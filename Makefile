@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit tools clean gpu-check
+.PHONY: run test lint unit tools images clean gpu-check
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Both Dockerfile targets, built with podman on bases made locally (no registry needed;
+# root, podman, runc and debootstrap: `make tools`). `make test` builds them too, in its
+# image tests; what is built already is reused.
+images: $(STAMP) tools
+	$(PY) -m tests.images.build
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
