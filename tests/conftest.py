@@ -4,7 +4,12 @@ which tests share a worker when the suite runs in parallel (`make test`: `pytest
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
+
+from tests.images.build import REPORT as IMAGES_REPORT
 
 pytest_plugins = ["tests.harness.pytest_plugin"]
 
@@ -16,6 +21,7 @@ SHARED_FIXTURES = {
     "local_quickstart": "local-quickstart",  # tests/e2e/conftest.py
     "script_run": "script-benchmark",  # tests/benchmarks/test_user_script.py (module)
     "numerics_runs": "numerics-runs",  # tests/unit/trainer/test_numerics.py (module)
+    "lrsweep_images": "images",  # tests/images/conftest.py: podman builds, containers
 }
 
 
@@ -40,3 +46,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             "versions pyproject.toml asks for, or run without -n",
             pytrace=False,
         )
+
+
+SESSION_START = pytest.StashKey[float]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[SESSION_START] = time.time()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """The images' sizes and build times, where this session's image tests built them."""
+    if IMAGES_REPORT.exists() and IMAGES_REPORT.stat().st_mtime >= config.stash[SESSION_START]:
+        terminalreporter.write_sep("-", "lrsweep images")
+        terminalreporter.write_line(json.loads(IMAGES_REPORT.read_text())["table"])
