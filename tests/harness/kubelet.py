@@ -13,6 +13,8 @@ namespaces (root), the file is bind-mounted over `terminationMessagePath` in a m
 namespace of the container's own; without them, the path is shared by all pods (documented
 fallback). Each container is a process group of its own, killed when its main process ends
 and when the kubelet stops. A Node with GPUs carries NVIDIA GPU feature discovery's labels.
+The containers of images a `ContainerRuntime` names run as podman containers instead
+(tests/harness/containers.py).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import yaml
 
@@ -45,6 +47,9 @@ from tests.harness.meta import ApiError, Obj, kubeconfig, timestamp
 from tests.harness.quantity import parse_quantity
 from tests.harness.resources import ResourceType
 from tests.harness.store import Watcher
+
+if TYPE_CHECKING:
+    from tests.harness.containers import ContainerRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -355,8 +360,12 @@ class PodRunner:
                     }
                 }
                 return False
+            runtime = self.kubelet.containers
             try:
-                argv, env, cwd = self.kubelet.command_for(self.pod, container.spec, self.ip)
+                launch = runtime and runtime.command_for(self.kubelet, self.pod, container, self.ip)
+                argv, env, cwd = launch or self.kubelet.command_for(
+                    self.pod, container.spec, self.ip
+                )
             except ConfigError as exc:
                 container.state = {
                     "waiting": {"reason": "CreateContainerConfigError", "message": str(exc)}
@@ -388,7 +397,9 @@ class PodRunner:
         if container.restart_count and container.log_path.exists():
             container.log_path.replace(container.log_path.with_name("log.previous"))
         path = container.spec.get("terminationMessagePath") or "/dev/termination-log"
-        wrapped = self.kubelet.isolate([executable, *argv[1:]], container.message_path, path)
+        wrapped = [executable, *argv[1:]]
+        if not launch:  # a real container has its termination-message file mounted
+            wrapped = self.kubelet.isolate(wrapped, container.message_path, path)
         log: IO[bytes]
         with container.log_path.open("ab") as log:
             container.process = await asyncio.create_subprocess_exec(
@@ -412,6 +423,8 @@ class PodRunner:
         # The container is over when its main process is: what it left running in its
         # process group goes too, as a container's PID namespace takes its processes along.
         await self.kubelet.end_groups({process.pid}, grace=0.0)
+        if self.kubelet.containers is not None:
+            await self.kubelet.containers.remove(self.pod, container)
         if code < 0:
             code = 128 - code
         message = self.kubelet.read_message(container)
@@ -679,8 +692,10 @@ class Kubelet:
         server_port: int,
         restart_backoff: float = 0.2,
         isolation: bool | None = None,
+        containers: ContainerRuntime | None = None,
     ) -> None:
         self.api = api
+        self.containers = containers  # the images whose containers run as real containers
         self.node = node
         self.images = {key: list(value) for key, value in images.items()}
         self.state_dir = state_dir
@@ -766,6 +781,8 @@ class Kubelet:
                     await runner.task
         # A container whose start was under way meanwhile.
         await self.end_groups(set(self.groups), grace=0.0)
+        if self.containers is not None:
+            await self.containers.stop()
 
     async def end_groups(self, pgids: set[int], grace: float) -> None:
         """SIGTERM these process groups, SIGKILL them `grace` seconds later (at once with
@@ -1007,13 +1024,7 @@ class Kubelet:
         return path
 
     def entrypoint(self, image: str) -> list[str] | None:
-        """Look an image up by full reference, then without tag/digest, then by last name."""
-        without_digest = image.split("@", 1)[0]
-        repository = re.sub(r":[^/:]+$", "", without_digest)
-        for key in (image, without_digest, repository, repository.rsplit("/", 1)[-1]):
-            if key in self.images:
-                return list(self.images[key])
-        return None
+        return next((list(self.images[k]) for k in image_keys(image) if k in self.images), None)
 
     def _container_env(self, pod: Obj, container: Obj) -> dict[str, str]:
         namespace = pod["metadata"]["namespace"]
@@ -1134,6 +1145,14 @@ class Kubelet:
             return None
         run = runner.container(container)
         return (runner, run.log_path) if run is not None else None
+
+
+def image_keys(image: str) -> tuple[str, ...]:
+    """The keys an image is looked up by: full reference, without digest, without tag, last
+    path element."""
+    without_digest = image.split("@", 1)[0]
+    repository = re.sub(r":[^/:]+$", "", without_digest)
+    return (image, without_digest, repository, repository.rsplit("/", 1)[-1])
 
 
 def temporary_state_dir() -> Path:

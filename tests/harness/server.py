@@ -21,6 +21,7 @@ from aiohttp import web
 
 from tests.harness import openapi, protobuf
 from tests.harness.api import APPLY_PATCH, JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, Api
+from tests.harness.containers import ContainerRuntime
 from tests.harness.controllers import Controllers
 from tests.harness.faults import Faults
 from tests.harness.kubelet import Kubelet, NodeConfig, temporary_state_dir
@@ -76,6 +77,7 @@ class Harness:
         watch_history: int = 10_000,
         restart_backoff: float = 0.2,
         isolation: bool | None = None,
+        containers: ContainerRuntime | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -87,6 +89,7 @@ class Harness:
         self.workdir = workdir or Path.cwd()
         self.restart_backoff = restart_backoff
         self.isolation = isolation
+        self.containers = containers
         self.host = host
         self.port = port
         self.store = Store(history=watch_history)
@@ -130,6 +133,7 @@ class Harness:
             server_port=self.port,
             restart_backoff=self.restart_backoff,
             isolation=self.isolation,
+            containers=self.containers,
         )
         await self._kubelet.start()
         loop = asyncio.get_running_loop()
