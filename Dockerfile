@@ -17,6 +17,13 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# The images' dependencies as requirement files, from pyproject.toml alone: the layers that
+# install them are rebuilt when the dependencies change, not at every change of the code.
+RUN mkdir /deps && python -c "import tomllib; \
+project = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+core, extras = project['dependencies'], project['optional-dependencies']; \
+open('/deps/operator.txt', 'w').write('\n'.join(core + extras['operator']) + '\n'); \
+open('/deps/trainer.txt', 'w').write('\n'.join(core + extras['trainer']) + '\n')"
 COPY operator ./operator
 COPY trainer ./trainer
 RUN pip wheel --no-deps --wheel-dir /wheels .
@@ -27,6 +34,8 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # The [operator] extra (the Kubernetes clients), no torch: the image stays small and never
 # pulls CUDA.
+COPY --from=build /deps/operator.txt /tmp/requirements.txt
+RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 # The wheel comes by COPY (a small layer) rather than `RUN --mount=type=bind,from=build`:
 # buildah (podman build) up to 1.28 mounts a stage that came from its layer cache empty.
 COPY --from=build /wheels /wheels
@@ -44,6 +53,8 @@ ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # The [trainer] extra: torch is already satisfied by the base image, so pip keeps its CUDA
 # build and adds numpy and scikit-learn (whose bundled digits data the built-in tasks use).
+COPY --from=build /deps/trainer.txt /tmp/requirements.txt
+RUN pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 COPY --from=build /wheels /wheels
 RUN wheel="$(echo /wheels/lrsweep-*.whl)" && pip install "${wheel}[trainer]" && rm -r /wheels
 RUN useradd --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin lrsweep

@@ -1,12 +1,12 @@
 """The Dockerfile builds two images conventionally (no container engine runs here).
 
 Covers: the `operator` and `trainer` targets exist; both run as a numeric non-root user and
-take the wheel from the build stage with COPY (buildah and BuildKit alike); the operator
-stage installs no torch and only the `operator` extra, starts `lrsweep operator` and exposes
-the settings' metrics and health ports; the trainer stage starts on a CUDA-capable PyTorch
-base explained in a comment, installs the `trainer` extra, starts the built-in trainer and
-exposes the default trial metrics port; the Python base satisfies requires-python;
-.dockerignore keeps the build context to what COPY needs.
+take the wheel from the build stage with COPY (buildah and BuildKit alike), after a layer of
+their dependencies alone; the operator stage installs no torch and only the `operator` extra,
+starts `lrsweep operator` and exposes the settings' metrics and health ports; the trainer
+stage starts on a CUDA-capable PyTorch base explained in a comment, installs the `trainer`
+extra, starts the built-in trainer and exposes the default trial metrics port; the Python
+base satisfies requires-python; .dockerignore keeps the build context to what COPY needs.
 """
 
 from __future__ import annotations
@@ -175,3 +175,12 @@ def test_target_takes_the_wheel_from_the_build_stage_with_copy(
     stage = dockerfile.stages[target]
     assert "--from=build /wheels /wheels" in stage.values("COPY")
     assert not any("from=" in v for v in stage.values("RUN") if "--mount" in v)
+
+
+@pytest.mark.parametrize("target", ["operator", "trainer"])
+def test_target_installs_its_dependencies_before_the_wheel(dockerfile: Parsed, target: str) -> None:
+    """A layer of the dependencies alone, from requirements the build stage reads from
+    pyproject.toml: a change of the code rebuilds only the wheel's layers."""
+    copies = dockerfile.stages[target].values("COPY")
+    requirements = copies.index(f"--from=build /deps/{target}.txt /tmp/requirements.txt")
+    assert requirements < copies.index("--from=build /wheels /wheels")
