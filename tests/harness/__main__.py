@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from tests.harness.containers import ContainerRuntime
 from tests.harness.faults import Faults
 from tests.harness.images import LRSWEEP_IMAGES
 from tests.harness.kubelet import NodeConfig
@@ -25,6 +26,15 @@ def _image(text: str) -> tuple[str, list[str]]:
     if not sep or not name or not command:
         raise argparse.ArgumentTypeError("expected IMAGE=COMMAND, e.g. trainer='python -m app'")
     return name, shlex.split(command)
+
+
+def _container(text: str) -> tuple[str, str]:
+    name, sep, local = text.partition("=")
+    if not sep or not name or not local:
+        raise argparse.ArgumentTypeError(
+            "expected IMAGE=LOCAL_IMAGE, e.g. lrsweep-trainer=localhost/lrsweep-trainer:local"
+        )
+    return name, local
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,6 +65,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="entrypoint for containers of IMAGE that give no command (the project's "
         "lrsweep-operator and lrsweep-trainer images have one already)",
     )
+    parser.add_argument(
+        "--container",
+        type=_container,
+        action="append",
+        default=[],
+        metavar="IMAGE=LOCAL_IMAGE",
+        help="run the containers of IMAGE as podman containers of LOCAL_IMAGE (`make images` "
+        "builds localhost/lrsweep-operator:local and localhost/lrsweep-trainer:local; podman "
+        "runs with CONTAINERS_CONF, e.g. tests/images/containers.conf)",
+    )
     parser.add_argument("--state-dir", type=Path, help="pod logs and termination messages")
     parser.add_argument("--error-rate", type=float, default=0.0, help="fraction of 500s")
     parser.add_argument("--throttle-rate", type=float, default=0.0, help="fraction of 429s")
@@ -79,6 +99,7 @@ async def serve(args: argparse.Namespace) -> None:
             seed=args.seed,
         ),
         state_dir=args.state_dir,
+        containers=ContainerRuntime(dict(args.container)) if args.container else None,
         host=args.host,
         port=args.port,
     )

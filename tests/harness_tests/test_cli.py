@@ -2,7 +2,8 @@
 
 Covers: the kubeconfig written once the server answers, usable by kubectl; SIGTERM stopping
 the pod processes it started and exiting 0; with `--gpus N`, the node labelled as NVIDIA's
-GPU feature discovery labels GPU nodes, so that the GPU example's nodeSelector matches it.
+GPU feature discovery labels GPU nodes, so that the GPU example's nodeSelector matches it;
+`--container IMAGE=LOCAL_IMAGE` naming the images whose pods run as podman containers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.harness.__main__ import parse_args
 from tests.harness.pytest_plugin import REPO, find_kubectl, read_when_present, wait_for
 from tests.harness_tests.conftest import sleeper_pod
 
@@ -130,3 +132,12 @@ def test_gpu_example_node_selector_matches_the_node(
         return _kubectl(kubeconfig, "get", "pod", "gpu-trial", "-o", "jsonpath={.spec.nodeName}")
 
     assert wait_for(scheduled, message="the GPU pod to be scheduled") == "harness-node"
+
+
+def test_container_options_name_the_local_image_of_each_image() -> None:
+    args = parse_args(
+        ["--kubeconfig", "kc", "--container", "lrsweep-trainer=localhost/lrsweep-trainer:local"]
+    )
+    assert args.container == [("lrsweep-trainer", "localhost/lrsweep-trainer:local")]
+    with pytest.raises(SystemExit):
+        parse_args(["--kubeconfig", "kc", "--container", "lrsweep-trainer"])
