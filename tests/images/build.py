@@ -134,20 +134,16 @@ def engine_env() -> dict[str, str]:
     return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
 
 
-def podman(*args: str, capture: bool = True) -> str:
-    """Run podman with the suite's containers.conf; its output (stdout) when captured."""
+def podman(*args: str) -> str:
+    """Run podman with the suite's containers.conf; its output. Fails with the end of its
+    error output."""
     result = subprocess.run(
-        ["podman", *args],
-        env=engine_env(),
-        text=True,
-        stdout=subprocess.PIPE if capture else None,
-        stderr=subprocess.PIPE if capture else None,
-        check=False,
+        ["podman", *args], env=engine_env(), capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        detail = (result.stderr or "")[-4000:] if capture else "(output above)"
+        detail = result.stderr[-4000:]
         raise RuntimeError(f"podman {' '.join(args)} failed ({result.returncode}): {detail}")
-    return result.stdout or ""
+    return result.stdout
 
 
 def image_label(name: str, label: str) -> str | None:
