@@ -209,7 +209,8 @@ def test_a_server_on_the_wildcard_address_answers_at_the_pod_ip(cluster: KubeClu
             return None
 
     assert "bookworm" in wait_for(answer, timeout=60, interval=0.3, message=f"{ip}:8000")
-    cluster.kubectl("delete", "pod", name)
+    # http.server is the container's PID 1, which ignores SIGTERM: it would wait out its grace.
+    cluster.kubectl("delete", "pod", name, "--wait=false")
 
 
 def test_the_quickstart_runs_through_the_charted_operator_with_trials_as_containers(
