@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import sys
 
+from tests.harness.simulated import SIMULATED, SIMULATED_IMAGE
+
 LRSWEEP_IMAGES: dict[str, list[str]] = {
     "lrsweep-operator": [sys.executable, "-m", "lrsweep.cli", "operator"],
     "lrsweep-trainer": [sys.executable, "-m", "lrsweep_trainer"],
+    # Run by the kubelet itself, no process: tests/harness/simulated.py.
+    SIMULATED_IMAGE: SIMULATED,
 }

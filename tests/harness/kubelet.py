@@ -46,6 +46,7 @@ from tests.harness.api import Api
 from tests.harness.meta import ApiError, Obj, kubeconfig, timestamp
 from tests.harness.quantity import parse_quantity
 from tests.harness.resources import ResourceType
+from tests.harness.simulated import SimulatedTrainer, selected
 from tests.harness.store import Watcher
 
 if TYPE_CHECKING:
@@ -219,7 +220,7 @@ class ContainerRun:
         default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}}
     )
     last_state: Obj = dataclasses.field(default_factory=dict)
-    process: asyncio.subprocess.Process | None = None
+    process: asyncio.subprocess.Process | SimulatedTrainer | None = None
     started_at: float = 0.0
 
     @property
@@ -380,6 +381,13 @@ class PodRunner:
                 self.publish()
                 return False
             break
+        if selected(argv):  # run by the kubelet itself: no process (tests/harness/simulated.py)
+            container.message_path.write_bytes(b"")
+            process = await SimulatedTrainer.start(env, container.message_path, container.log_path)
+            container.process = process
+            container.started_at = asyncio.get_running_loop().time()
+            container.state = {"running": {"startedAt": timestamp()}}
+            return True
         executable = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
         if executable is None or not os.access(executable, os.X_OK):
             container.state = {
@@ -422,7 +430,7 @@ class PodRunner:
         code = await process.wait()
         # The container is over when its main process is: what it left running in its
         # process group goes too, as a container's PID namespace takes its processes along.
-        await self.kubelet.end_groups({process.pid}, grace=0.0)
+        await self.kubelet.end_groups({process.pid} & self.kubelet.groups, grace=0.0)
         if self.kubelet.containers is not None:
             await self.kubelet.containers.remove(self.pod, container)
         if code < 0:
@@ -579,8 +587,10 @@ def merge_conditions(
     return result
 
 
-def _signal(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
-    if process.returncode is None:
+def _signal(process: asyncio.subprocess.Process | SimulatedTrainer, sig: signal.Signals) -> None:
+    if isinstance(process, SimulatedTrainer):
+        process.send_signal(sig)
+    elif process.returncode is None:
         _signal_group(process.pid, sig)
 
 
