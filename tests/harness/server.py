@@ -12,6 +12,7 @@ import logging
 import shutil
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,34 @@ def _warning_headers(warnings: Sequence[str]) -> dict[str, str]:
     return {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)}
 
 
+def request_verb(method: str, path: str, query: Mapping[str, str]) -> str:
+    """A request as the API server's audit log names it: `verb resource`, e.g. `list pods`,
+    `watch lrsweeps`, `patch lrsweeps/status`; `get discovery` outside any resource."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return f"{method.lower()} discovery"
+    watching = rest[:1] == ["watch"] or query.get("watch") in ("true", "1")
+    rest = rest[1:] if rest[:1] == ["watch"] else rest
+    if rest[:1] == ["namespaces"] and len(rest) > 2:
+        rest = rest[2:]
+    if not rest:
+        return f"{method.lower()} discovery"
+    resource = "/".join([rest[0], *rest[2:3]])
+    named = len(rest) > 1
+    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+    if method == "GET":
+        verb = "watch" if watching else ("get" if named else "list")
+    elif method == "DELETE":
+        verb = "delete" if named else "deletecollection"
+    else:
+        verb = verbs.get(method, method.lower())
+    return f"{verb} {resource}"
+
+
 class Harness:
     """One test cluster: API server + controllers + a kubelet for one Node.
 
@@ -101,6 +130,8 @@ class Harness:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = asyncio.Event()
         self._streams: set[asyncio.Event] = set()
+        # Requests answered, by "verb resource" (`request_verb`): what a client costs.
+        self.requests: Counter[str] = Counter()
 
     @property
     def kubelet(self) -> Kubelet:
@@ -267,6 +298,7 @@ class Harness:
         if request.path.startswith("/_harness/"):
             response: web.StreamResponse = await handler(request)
             return response
+        self.requests[request_verb(request.method, request.path, request.query)] += 1
         line = f"{request.method} {request.path_qs}"
         faults = self.faults
         if faults.latency and faults.applies_to(line):

@@ -127,3 +127,7 @@ class ThreadedHarness:
 
     def reset_node_capacity(self) -> None:
         self.call(self.harness.reset_node_capacity)
+
+    def request_counts(self) -> dict[str, int]:
+        """Requests answered so far, by "verb resource" (`server.request_verb`)."""
+        return self.call(lambda: dict(self.harness.requests))

@@ -4,7 +4,7 @@ Covers: a budget of 500 answers then normal service; 429 answers with Retry-Afte
 latency; faults limited to matching requests; the admin endpoint exempt from faults and
 configuring them over HTTP; faults given when the harness starts; dropping open watch
 streams; ending watch streams after a timeout; evicting a running pod (Failed, reason
-Evicted, DisruptionTarget).
+Evicted, DisruptionTarget); the requests answered, counted by verb and resource.
 """
 
 from __future__ import annotations
@@ -162,3 +162,10 @@ def test_faults_configured_at_start_apply_from_the_first_request(tmp_path: Path)
     with ThreadedHarness(faults=faults, state_dir=tmp_path) as started:
         assert _request(started, "GET", "/api/v1/namespaces")[0] == 500
         assert _request(started, "GET", "/api/v1/namespaces")[0] == 200
+
+
+def test_the_harness_counts_the_requests_it_answers(harness: ThreadedHarness) -> None:
+    before = harness.request_counts().get("list pods", 0)
+    for _ in range(2):
+        _request(harness, "GET", "/api/v1/namespaces/default/pods")
+    assert harness.request_counts()["list pods"] == before + 2

@@ -5,7 +5,7 @@ $retainKeys, $deleteFromPrimitiveList, finalizer union); JSON patch move/copy/re
 errors; label selector parsing errors; resource quantities; printer-column JSONPath;
 kubectl's human durations; `$(VAR)` expansion; protobuf decoding of a ConfigMap and of
 DeleteOptions; pod addresses of kubelets in two pytest-xdist workers, or in one process,
-never overlap.
+never overlap; requests named by verb and resource, as the API server's audit log does.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tests.harness.patching import json_patch, strategic_merge_patch
 from tests.harness.protobuf import MAGIC, decode_object
 from tests.harness.quantity import parse_quantity
 from tests.harness.selectors import parse_label_selector
+from tests.harness.server import request_verb
 from tests.harness.tables import jsonpath
 
 POD: dict[str, Any] = {
@@ -197,3 +198,29 @@ def test_kubelets_of_two_xdist_workers_never_share_a_pod_address(
     gw0, gw1 = _blocks(monkeypatch, "gw0", 16), _blocks(monkeypatch, "gw1", 16)
     assert len(gw0) == len(gw1) == 16  # each kubelet in a worker its own block
     assert not gw0 & gw1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "named"),
+    [
+        ("GET", "/api/v1/namespaces/ns/pods", {"labelSelector": "a=b"}, "list pods"),
+        ("GET", "/api/v1/namespaces/ns/pods", {"watch": "true"}, "watch pods"),
+        ("GET", "/api/v1/watch/namespaces/ns/pods", {}, "watch pods"),
+        ("GET", "/api/v1/namespaces/ns", {}, "get namespaces"),
+        ("POST", "/api/v1/namespaces/ns/pods", {}, "create pods"),
+        ("DELETE", "/api/v1/namespaces/ns/pods/p", {}, "delete pods"),
+        (
+            "PATCH",
+            "/apis/lrsweep.dev/v1alpha1/namespaces/ns/lrsweeps/s/status",
+            {},
+            "patch lrsweeps/status",
+        ),
+        ("GET", "/apis/lrsweep.dev/v1alpha1/lrsweeps", {}, "list lrsweeps"),
+        ("GET", "/apis/lrsweep.dev/v1alpha1", {}, "get discovery"),
+        ("GET", "/version", {}, "get discovery"),
+    ],
+)
+def test_requests_are_named_by_verb_and_resource(
+    method: str, path: str, query: dict[str, str], named: str
+) -> None:
+    assert request_verb(method, path, query) == named
