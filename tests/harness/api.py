@@ -82,12 +82,14 @@ class Api:
     ) -> list[Obj]:
         matches = self.matcher(rtype, label_selector, field_selector)
         return [
-            self.as_version(rtype, obj)
-            for obj in self.store.list_objects(
-                rtype.storage_key, namespace if rtype.namespaced else None
-            )
+            self.as_version(rtype, copy.deepcopy(obj))
+            for obj in self.scan(rtype, namespace)
             if matches(obj)
         ]
+
+    def scan(self, rtype: ResourceType, namespace: str | None) -> list[Obj]:
+        """The stored objects themselves, not copies: read them, never change them."""
+        return self.store.peek(rtype.storage_key, namespace if rtype.namespaced else None)
 
     def matcher(
         self, rtype: ResourceType, label_selector: str | None, field_selector: str | None

@@ -106,22 +106,24 @@ class Controllers:
         for storage_key in store.storage_keys():
             rtype = self.api.registry.by_storage(storage_key)
             if rtype is not None:
-                everything.extend((rtype, obj) for obj in store.list_objects(storage_key))
+                # Read only (copied where written): a copy of everything at each pass made
+                # thousands of pods cost whole seconds.
+                everything.extend((rtype, obj) for obj in store.peek(storage_key))
         dependents: dict[str, list[tuple[ResourceType, Obj]]] = defaultdict(list)
-        for rtype, obj in everything:
-            for ref in obj["metadata"].get("ownerReferences") or []:
-                dependents[ref.get("uid", "")].append((rtype, obj))
+        for rtype, each in everything:
+            for ref in each["metadata"].get("ownerReferences") or []:
+                dependents[ref.get("uid", "")].append((rtype, each))
 
         for rtype, snapshot in everything:
             # Earlier steps of this pass may have changed or removed the object.
-            found = store.get(
+            current = store.peek_one(
                 rtype.storage_key,
                 snapshot["metadata"].get("namespace", ""),
                 snapshot["metadata"]["name"],
             )
-            if found is None:
+            if current is None:
                 continue
-            obj = self.api.as_version(rtype, found)
+            obj = current
             meta = obj["metadata"]
             refs = meta.get("ownerReferences") or []
             if refs and not meta.get("deletionTimestamp"):
@@ -129,7 +131,7 @@ class Controllers:
                 if not alive:
                     self._delete(rtype, obj)
                 elif len(alive) < len(refs):
-                    updated = copy.deepcopy(obj)
+                    updated = self.api.as_version(rtype, copy.deepcopy(obj))
                     updated["metadata"]["ownerReferences"] = alive
                     self.api.write_internal(rtype, updated)
             if not meta.get("deletionTimestamp"):

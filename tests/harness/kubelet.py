@@ -841,7 +841,7 @@ class Kubelet:
     def _sync(self) -> None:
         """Level-triggered: look at every pod, schedule, start, or stop as needed."""
         self._schedule()
-        for pod in self.api.list_objects(self.pods, None):
+        for pod in self.api.scan(self.pods, None):  # read only
             meta, spec = pod["metadata"], pod["spec"]
             if spec.get("nodeName") != self.node.name:
                 continue
@@ -859,7 +859,9 @@ class Kubelet:
                 "Succeeded",
                 "Failed",
             ):
-                runner = PodRunner(self, pod, self._allocate_ip())
+                runner = PodRunner(
+                    self, self.api.as_version(self.pods, copy.deepcopy(pod)), self._allocate_ip()
+                )
                 self.runners[meta["uid"]] = runner
                 runner.task = asyncio.get_running_loop().create_task(runner.run())
 
@@ -882,7 +884,7 @@ class Kubelet:
             for resource, quantity in (node.get("status", {}).get("allocatable") or {}).items()
         }
         node_labels = node["metadata"].get("labels") or {}
-        pods = self.api.list_objects(self.pods, None)
+        pods = self.api.scan(self.pods, None)  # read only: a pod to bind is copied
         used: dict[str, Fraction] = defaultdict(Fraction)
         for pod in pods:
             if pod["spec"].get("nodeName") == self.node.name and pod.get("status", {}).get(
@@ -903,7 +905,8 @@ class Kubelet:
                 int(p["metadata"]["resourceVersion"]),
             )
         )
-        for pod in pending:
+        for stored in pending:
+            pod = self.api.as_version(self.pods, copy.deepcopy(stored))
             requests = pod_requests(pod)
             reasons = []
             selector = pod["spec"].get("nodeSelector") or {}

@@ -51,15 +51,23 @@ class Store:
         return str(self.revision)
 
     def get(self, storage_key: str, namespace: str, name: str) -> Obj | None:
-        obj = self._objects[storage_key].get((namespace, name))
+        obj = self.peek_one(storage_key, namespace, name)
         return copy.deepcopy(obj) if obj is not None else None
 
     def list_objects(self, storage_key: str, namespace: str | None = None) -> list[Obj]:
+        return [copy.deepcopy(obj) for obj in self.peek(storage_key, namespace)]
+
+    # Reads without a copy, for the control plane's own passes over many objects (a copy of
+    # every pod at each pass made thousands of pods cost the harness whole seconds): the
+    # stored objects themselves, which the caller must not change (copy what it writes).
+
+    def peek_one(self, storage_key: str, namespace: str, name: str) -> Obj | None:
+        return self._objects[storage_key].get((namespace, name))
+
+    def peek(self, storage_key: str, namespace: str | None = None) -> list[Obj]:
         items = self._objects[storage_key]
         return [
-            copy.deepcopy(obj)
-            for (ns, _), obj in sorted(items.items())
-            if namespace is None or ns == namespace
+            obj for (ns, _), obj in sorted(items.items()) if namespace is None or ns == namespace
         ]
 
     def storage_keys(self) -> list[str]:

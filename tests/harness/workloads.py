@@ -178,6 +178,8 @@ class Workloads:
         return self._type("", "v1", "pods")
 
     def reconcile(self) -> None:
+        if not (self.api.scan(self.deployments, None) or self.api.scan(self.replica_sets, None)):
+            return  # no workload: no pod to look at
         pods = self.api.list_objects(self.pods, None)
         by_controller: dict[str | None, list[Obj]] = defaultdict(list)
         for pod in pods:
