@@ -43,6 +43,7 @@ from typing import IO, TYPE_CHECKING, Any
 import yaml
 
 from tests.harness.api import Api
+from tests.harness.controllers import PACING
 from tests.harness.meta import ApiError, Obj, kubeconfig, timestamp
 from tests.harness.quantity import parse_quantity
 from tests.harness.resources import ResourceType
@@ -815,9 +816,14 @@ class Kubelet:
         nodes, _ = self.api.store.subscribe(self.nodes.storage_key, None, droppable=False)
         self._watchers = [pods, nodes]
         drains = [asyncio.ensure_future(self._drain(watcher)) for watcher in self._watchers]
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                started = loop.time()
                 self._sync()
+                # A pass looks at every pod: with thousands of them, passes are spaced to
+                # take a fifth of the time at most (controllers.PACING).
+                await asyncio.sleep(PACING * (loop.time() - started))
                 await self._wake.wait()
                 self._wake.clear()
         finally:
