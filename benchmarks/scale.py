@@ -28,7 +28,9 @@ the requests the operator sends. Reported per N:
   write from it (the restart window is left out of the share and lag figures);
 - winners_match: every sweep's best rate equals the one its variant reaches alone;
 - limit: where a target is missed, which part was at its limit first: the operator or the
-  test cluster (each is one Python process: about one core at most), with their CPU.
+  test cluster (each is one Python process: about one core at most), with their CPU;
+  machine_load: the machine's mean 1-minute load average meanwhile (other work on it slows
+  both parts alike).
 """
 
 from __future__ import annotations
@@ -370,8 +372,10 @@ def _drive(
     started = min(applied.values())
     restart: tuple[float, float, float] | None = None  # stopped, started again, resumed
     deadline = started + config.timeout
+    load: list[float] = []  # the machine's (1-minute load average): others' work counts too
     while time.monotonic() < deadline:
         time.sleep(SAMPLE_S)
+        load.append(os.getloadavg()[0])
         over = {e.sweep for e in recording.sweeps if e.phase in SWEEP_OVER}
         if over >= set(names):
             break
@@ -392,6 +396,7 @@ def _drive(
         "operator_cpu_s": operator.cpu_total() - operator_cpu_before,
         "cluster_cpu_s": cluster_cpu() - cpu_before,
         "rss_mib": operator.peak_rss_kib / 1024,
+        "load": statistics.fmean(load) if load else None,
         "pods": list(recording.pods),
         "sweeps": list(recording.sweeps),
     }
@@ -529,6 +534,7 @@ def summarise(raw: Mapping[str, Any], config: Config, solo: Mapping[int, float |
         "status_bytes": max((e.status_bytes for e in raw["sweeps"]), default=0),
         "cluster_cpu_cores": round(raw["cluster_cpu_s"] / wall, 3),
         "sweeps_finished": sum(1 for e in finals.values() if e.phase in SWEEP_OVER),
+        "machine_load": _round(raw["load"], 2),
         "wall_s": round(wall, 1),
     }
     run["limit"] = limit(run)
@@ -562,7 +568,8 @@ def limit(run: Mapping[str, Any]) -> str:
     part = "operator" if operator >= cluster else "test cluster"
     return (
         f"{part} (operator {operator:.2f} cores, test cluster {cluster:.2f} cores of "
-        f"{os.cpu_count()} on this machine); missed: {', '.join(misses)}"
+        f"{os.cpu_count()} on this machine, load {run.get('machine_load')}); missed: "
+        f"{', '.join(misses)}"
     )
 
 
