@@ -56,6 +56,8 @@ class Reconciler:
     # Each sweep's resourceVersion as this loop last read or wrote it: an index body at that
     # version is the sweep as stored, and needs no read (a GET per sweep and tick, saved).
     _known: dict[Key, str] = field(default_factory=dict)
+    # Sweeps woken while a reconcile of theirs ran: reconciled again as soon as it ends.
+    _woken: set[Key] = field(default_factory=set)
     _limit: asyncio.Semaphore | None = None
     last_pass: float | None = None
 
@@ -84,6 +86,17 @@ class Reconciler:
                 continue
             self._running[key] = asyncio.create_task(self._one(key, body), name=f"reconcile {key}")
 
+    def wake(self, key: Key) -> None:
+        """Reconcile this sweep at the next tick rather than at its interval (a trial pod of
+        it has ended: its status and the next launch need not wait), unless it is backing
+        off after a failure."""
+        if key in self._failures:
+            return
+        if key in self._running:
+            self._woken.add(key)
+        else:
+            self._due[key] = self.clock()
+
     def _settled(self, body: Mapping[str, Any]) -> bool:
         """A finished sweep this process has tidied up after: nothing left to do."""
         meta = body.get("metadata") or {}
@@ -108,8 +121,11 @@ class Reconciler:
         else:
             self._failures.pop(key, None)
             self._due[key] = self.clock() + self.settings.reconcile_interval
+            if key in self._woken:
+                self._due[key] = self.clock()
         finally:
             self._running.pop(key, None)
+            self._woken.discard(key)
 
     def _failed(self, key: Key, why: str) -> None:
         failures = self._failures[key] = self._failures.get(key, 0) + 1

@@ -9,7 +9,9 @@ on; a sweep gone from the index is reconciled no more; at most `max_concurrent_r
 run at once; a finished sweep, once tidied, costs no API call; an earlier operator's
 finalizer is removed, and a sweep being deleted is not reconciled; /healthz's report raises
 once the loop stops, and says when the API server fails (5xx, 429, no answer) and when it
-answers again; kopf's retries of its own calls never run out.
+answers again; kopf's retries of its own calls never run out. A woken sweep (a trial pod
+of it ended) is reconciled at the next tick, or right after the reconcile under way, but not
+while it backs off after a failure.
 """
 
 from __future__ import annotations
@@ -288,3 +290,45 @@ def test_a_sweep_the_index_shows_at_another_version_is_read_afresh() -> None:
 
     asyncio.run(scenario())
     assert cluster.reads == 2
+
+
+def test_a_woken_sweep_is_reconciled_at_the_next_tick_not_at_its_interval() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("a")
+    reconciler, now = loop(cluster, {("ml", "a"): named("a")})
+
+    async def scenario() -> None:
+        await settle(reconciler)
+        now[0] += 0.5
+        reconciler.wake(("ml", "a"))
+        await settle(reconciler)
+
+    asyncio.run(scenario())
+    assert cluster.reads == 2
+
+
+def test_a_sweep_woken_during_its_reconcile_is_due_again_when_it_ends() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("a")
+    reconciler, now = loop(cluster, {("ml", "a"): named("a")})
+
+    async def scenario() -> float:
+        reconciler.start_due()
+        reconciler.wake(("ml", "a"))  # while the reconcile runs
+        await settle(reconciler)
+        return reconciler._due[("ml", "a")]
+
+    assert asyncio.run(scenario()) == now[0]
+
+
+def test_a_sweep_backing_off_after_a_failure_is_not_woken() -> None:
+    cluster = LoopCluster()
+    cluster.fail_reads = {"bad"}
+    reconciler, now = loop(cluster, {("ml", "bad"): named("bad")})
+
+    async def scenario() -> float:
+        await settle(reconciler)
+        reconciler.wake(("ml", "bad"))
+        return reconciler._due[("ml", "bad")]
+
+    assert asyncio.run(scenario()) == now[0] + 2.0
