@@ -19,7 +19,7 @@ import kopf
 from kubernetes import client, config
 
 from lrsweep import api
-from lrsweep.runtime.kube import Cluster
+from lrsweep.runtime.kube import LABEL_SWEEP, Cluster
 from lrsweep.runtime.reconciler import Key, Reconciler
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry
@@ -61,6 +61,23 @@ async def lrsweeps(
     return {(namespace or "default", name or ""): copy.deepcopy(dict(body))}
 
 
+@kopf.index("", "v1", "pods", labels={LABEL_SWEEP: kopf.PRESENT})
+async def trial_pods(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> dict[Key, dict[str, Any]]:
+    """Each sweep's trial pods, by (namespace, sweep name), as the watch last saw them: the
+    reconcile loop reads them here instead of listing them every tick (`Cluster.trial_pods`).
+    A pod that has ended (and is not being deleted) wakes its sweep's reconcile."""
+    pod = copy.deepcopy(dict(body))
+    pod.get("metadata", {}).pop("managedFields", None)
+    key = (namespace or "default", labels[LABEL_SWEEP])
+    ended = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    reconciler: Reconciler | None = getattr(memo, "reconciler", None)
+    if ended and reconciler is not None and not pod.get("metadata", {}).get("deletionTimestamp"):
+        reconciler.wake(key)
+    return {key: pod}
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # One replica, no peering: the Deployment is `Recreate`, so two never overlap.
@@ -76,12 +93,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     # The cluster's config was loaded by `run` (before kopf starts, to fail with one line).
     telemetry = Telemetry()
     telemetry.serve(SETTINGS.metrics_port)
-    memo.cluster = cluster = Cluster(client.CoreV1Api(), telemetry)
-
     index: kopf.Index[Key, Any] = kwargs["lrsweeps"]  # kopf passes indexes by name
+    pods: kopf.Index[Key, Any] = kwargs["trial_pods"]
 
     def sweeps() -> dict[Key, Any]:
         return {key: body for key, store in index.items() for body in store}
+
+    def pods_of(namespace: str, sweep: str) -> list[Any]:
+        return list(pods.get((namespace, sweep), ()))
+
+    memo.cluster = cluster = Cluster(client.CoreV1Api(), telemetry, pod_index=pods_of)
 
     memo.reconciler = Reconciler(cluster, SETTINGS, sweeps)
     memo.loop = asyncio.create_task(memo.reconciler.run(), name="reconciler")
@@ -105,6 +126,9 @@ async def health(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def forget_deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    # kopf calls a handler only once every index has its first listing: the pod index is
+    # whole from here on (until then, reconciles list a sweep's pods).
+    memo.cluster.pods_indexed = True
     if event["type"] == "DELETED":
         meta = event["object"]["metadata"]
         memo.cluster.telemetry.forget_sweep(

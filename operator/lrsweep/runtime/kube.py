@@ -19,8 +19,9 @@ import datetime as dt
 import ipaddress
 import json
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -97,6 +98,10 @@ OUTPUT_NOT_WRITTEN = "OutputNotWritten"
 SWEEP_FAILED = "SweepFailed"
 # Reconciles that POST /discard to a decided trial's pod before deleting it without an answer.
 DISCARD_TRIES = 3
+# A sweep's pods are read from the operator's watch (`Cluster.pod_index`), and listed from
+# the API server only this often, or when the watch lacks a pod the stored status expects:
+# the watch could miss a deletion (a stream cut while the pod went), a LIST cannot.
+RELIST_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -254,6 +259,25 @@ def build_result_configmap(body: Mapping[str, Any], status: LRSweepStatus) -> di
 
 
 # --- observing pods ------------------------------------------------------------------------
+
+
+def pod_key(pod: Mapping[str, Any]) -> tuple[str, int]:
+    """A trial pod's (trial, attempt), from its labels."""
+    return (
+        ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_TRIAL, ""),
+        _attempt_of(pod),
+    )
+
+
+def launched_pods(status: LRSweepStatus) -> set[tuple[str, int]]:
+    """The (trial, attempt) pods a stored status says exist: the current attempt of each
+    launched trial not yet decided, queued or parked (what a reconcile takes for lost when
+    it finds none)."""
+    return {
+        (tid, t.attempts)
+        for tid, t in status.trials.items()
+        if t.attempts and not (t.phase in TERMINAL_TRIAL_PHASES or t.queued or t.parkedAt)
+    }
 
 
 def _attempt_of(pod: Mapping[str, Any]) -> int:
@@ -521,6 +545,13 @@ class Cluster:
     reconciling: int = 0
     # How the API server has answered lately, for /healthz.
     health: ApiHealth = field(default_factory=ApiHealth)
+    # The trial pods of a sweep (namespace, name) as the operator's watch last saw them, once
+    # `pods_indexed` says the watch has listed them all; None: list them every time.
+    pod_index: Callable[[str, str], Sequence[Mapping[str, Any]]] | None = None
+    pods_indexed: bool = False
+    # When each sweep's pods were last listed from the API server (time.monotonic).
+    listed: dict[tuple[str, str], float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
 
     async def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:
@@ -614,6 +645,27 @@ class Cluster:
             "count": 1,
         }
         await self._call("create_event", lambda: self.core.create_namespaced_event(namespace, body))
+
+    async def trial_pods(
+        self, namespace: str, sweep: str, expected: Collection[tuple[str, int]]
+    ) -> list[dict[str, Any]]:
+        """The sweep's trial pods: from the watch when it holds each (trial, attempt) pod of
+        `expected` (those the stored status says exist) and the last LIST is recent, else
+        listed. A pod created since the watch's last event is one it lacks, so a reconcile
+        never takes a pod the watch has not seen yet for lost."""
+        key = (namespace, sweep)
+        if (
+            self.pod_index is not None
+            and self.pods_indexed
+            and self.clock() - self.listed.get(key, -math.inf) < RELIST_SECONDS
+        ):
+            watched = [dict(p) for p in self.pod_index(namespace, sweep)]
+            if set(expected) <= {pod_key(p) for p in watched}:
+                return watched
+        listed_at = self.clock()
+        listed = await self.list_pods(namespace, sweep)
+        self.listed[key] = listed_at
+        return listed
 
     async def list_pods(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
         result = await self._call(
@@ -1035,7 +1087,7 @@ async def _reconcile(
 
     sweep = Sweep(spec, key=meta.get("uid") or name)
     records = records_from_status(previous)
-    pods = await cluster.list_pods(namespace, name)
+    pods = await cluster.trial_pods(namespace, name, launched_pods(previous))
     freeing = len(leaving_pods(previous, pods))
     # What the stored status decided: this reconcile's own stops wait for its status write.
     await cluster.delete_unwanted_pods(namespace, previous, pods, grace, discard)
