@@ -47,6 +47,19 @@ HISTORY_PATH = "/history"  # GET: those and the evaluations (HISTORY_SERIES), fo
 CONTINUE_PATH = "/continue"  # POST ?step=N: go on past the rung at step N
 DISCARD_PATH = "/discard"  # POST: the sweep decided the trial; keep no checkpoint
 SERIES_PREFIX = "lrsweep_trial_"  # every series a trainer serves
+STEP_SERIES = f"{SERIES_PREFIX}step"  # the last completed training step
+TRAIN_LOSS_SERIES = f"{SERIES_PREFIX}train_loss"  # at the last evaluation
+VAL_LOSS_SERIES = f"{SERIES_PREFIX}val_loss"  # at the last evaluation
+RATE_SERIES = f"{SERIES_PREFIX}learning_rate"  # the schedule's rate at the current step
+GRAD_NORM_SERIES = f"{SERIES_PREFIX}grad_norm"  # at the current step
+FINISHED_SERIES = f"{SERIES_PREFIX}finished"  # 1 once the run has ended
+DIVERGED_SERIES = f"{SERIES_PREFIX}diverged"  # 1 if it ended diverged
+RESUMED_SERIES = f"{SERIES_PREFIX}resumed_from_step"  # the checkpoint's step it went on from
+# What METRICS_PATH serves: one series each per trial.
+BOUNDED_SERIES = (
+    STEP_SERIES, TRAIN_LOSS_SERIES, VAL_LOSS_SERIES, RATE_SERIES, GRAD_NORM_SERIES,
+    FINISHED_SERIES, DIVERGED_SERIES, RESUMED_SERIES,
+)  # fmt: skip
 # Labels metric and step: one sample per evaluation and metric (at most HISTORY_POINTS
 # steps, the newest), served at HISTORY_PATH only: a step label would make a new series
 # every evaluation in Prometheus.

@@ -27,11 +27,19 @@ from prometheus_client import (
 from lrsweep.contract import (
     CONTINUE_PATH,
     DISCARD_PATH,
+    DIVERGED_SERIES,
+    FINISHED_SERIES,
+    GRAD_NORM_SERIES,
     HISTORY_PATH,
     HISTORY_POINTS,
     HISTORY_SERIES,
     METRICS_PATH,
+    RATE_SERIES,
+    RESUMED_SERIES,
     SERIES_LABELS,
+    STEP_SERIES,
+    TRAIN_LOSS_SERIES,
+    VAL_LOSS_SERIES,
 )
 
 _LABELS = SERIES_LABELS
@@ -72,19 +80,15 @@ class MetricsExporter:
                 name, documentation, [*_LABELS, *extra], registry=registry or self.registry
             )
 
-        self._step = gauge("lrsweep_trial_step", "Last completed training step.")
-        self._train_loss = gauge(
-            "lrsweep_trial_train_loss", "Training loss at the last evaluation."
-        )
-        self._val_loss = gauge("lrsweep_trial_val_loss", "Validation loss at the last evaluation.")
-        self._learning_rate = gauge(
-            "lrsweep_trial_learning_rate", "The rate the schedule gives at the current step."
-        )
-        self._grad_norm = gauge("lrsweep_trial_grad_norm", "Gradient norm at the current step.")
-        self._finished = gauge("lrsweep_trial_finished", "1 once the run has ended (any status).")
-        self._diverged = gauge("lrsweep_trial_diverged", "1 if the run ended diverged.")
+        self._step = gauge(STEP_SERIES, "Last completed training step.")
+        self._train_loss = gauge(TRAIN_LOSS_SERIES, "Training loss at the last evaluation.")
+        self._val_loss = gauge(VAL_LOSS_SERIES, "Validation loss at the last evaluation.")
+        self._learning_rate = gauge(RATE_SERIES, "The rate the schedule gives at the current step.")
+        self._grad_norm = gauge(GRAD_NORM_SERIES, "Gradient norm at the current step.")
+        self._finished = gauge(FINISHED_SERIES, "1 once the run has ended (any status).")
+        self._diverged = gauge(DIVERGED_SERIES, "1 if the run ended diverged.")
         self._resumed_from = gauge(
-            "lrsweep_trial_resumed_from_step",
+            RESUMED_SERIES,
             "Step of the checkpoint this attempt went on from (0: from the start).",
         )
         self._eval = gauge(

@@ -17,20 +17,13 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from lrsweep import contract
 from lrsweep.runtime.local import free_port
 from lrsweep_trainer.metrics import MetricsExporter
 from lrsweep_trainer.report import Session
 from lrsweep_trainer.settings import RunSettings
 
-SERIES = {
-    "lrsweep_trial_step",
-    "lrsweep_trial_train_loss",
-    "lrsweep_trial_val_loss",
-    "lrsweep_trial_learning_rate",
-    "lrsweep_trial_grad_norm",
-    "lrsweep_trial_finished",
-    "lrsweep_trial_diverged",
-}
+SERIES = set(contract.BOUNDED_SERIES)
 
 
 def samples(text: str) -> list[Sample]:
