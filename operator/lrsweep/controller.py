@@ -67,9 +67,11 @@ async def trial_pods(
 ) -> dict[Key, dict[str, Any]]:
     """Each sweep's trial pods, by (namespace, sweep name), as the watch last saw them: the
     reconcile loop reads them here instead of listing them every tick (`Cluster.trial_pods`).
-    A pod that has ended (and is not being deleted) wakes its sweep's reconcile."""
-    pod = copy.deepcopy(dict(body))
-    pod.get("metadata", {}).pop("managedFields", None)
+    Only their metadata and status, all a reconcile reads of a pod: 800 live pods' specs
+    would double the operator's memory. A pod that has ended (and is not being deleted)
+    wakes its sweep's reconcile."""
+    metadata = {k: v for k, v in body.metadata.items() if k != "managedFields"}
+    pod = copy.deepcopy({"metadata": metadata, "status": dict(body.status)})
     key = (namespace or "default", labels[LABEL_SWEEP])
     ended = (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
     reconciler: Reconciler | None = getattr(memo, "reconciler", None)
