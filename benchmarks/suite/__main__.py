@@ -1,6 +1,7 @@
-"""Run the search benchmark on the task suite's tuning or held-out set.
+"""Run the search benchmark on the task suite's tuning set or a held-out set.
 
-    .venv/bin/python -m benchmarks.suite --set tuning [--jobs 2] [--seeds 5] [--task NAME]
+    .venv/bin/python -m benchmarks.suite --set tuning|heldout|fresh [--jobs 2] [--seeds 5]
+        [--task NAME]
 
 Per (task, seed): the ground truth (full runs at 37 dense rates, sqrt(2) apart over
 1e-5..2.6), then every strategy and peer (`benchmarks.suite.runs`), scored by regret: the
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suite import curves, runs
-from benchmarks.suite.tasks import BY_NAME, HELDOUT, TUNING, Task
+from benchmarks.suite.tasks import BY_NAME, FRESH, HELDOUT, TUNING, Task
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "out" / "suite" / "curves"
@@ -41,6 +42,7 @@ ENGINE = {
     "random-8": {"strategy": "random", "candidates": 8},
     "asha-16": {"strategy": "asha", "candidates": 16},
 }
+SETS = {"tuning": TUNING, "heldout": HELDOUT, "fresh": FRESH}
 OPTUNA = [(pruner, r) for pruner in ("sha", "hyperband") for r in (4.0, 8.0)]
 
 
@@ -254,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--set", choices=("tuning", "heldout"), required=True)
+    parser.add_argument("--set", choices=tuple(SETS), required=True)
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per task (5)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
@@ -265,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--cache", type=Path, default=CACHE)
     args = parser.parse_args(argv)
-    chosen = TUNING if args.set == "tuning" else HELDOUT
+    chosen = SETS[args.set]
     if args.task:
         chosen = tuple(t for t in chosen if t.name in args.task)
         if not chosen:

@@ -8,7 +8,9 @@ or generated; nothing is downloaded.
 The suite is split before any tuning (`TUNING`, `HELDOUT`): engine changes are judged on
 the tuning tasks only; the held-out tasks are measured once, at the end, and reported
 apart. Each failure class a user meets appears in both halves, in a different model,
-data set or optimizer.
+data set or optimizer. `FRESH` is a second held-out set, declared after the first held-out
+measurement and before the next round of tuning, so that round is measured on tasks it
+never saw.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from torch import Tensor, nn
 
 from lrsweep_trainer import report
 
-Purpose = Literal["tuning", "heldout"]
+Purpose = Literal["tuning", "heldout", "fresh"]
 Schedule = Callable[[int, int], float]  # (step from 1, steps) -> multiplier of the peak rate
 Optimizer = Callable[[Iterable[nn.Parameter], float], torch.optim.Optimizer]
 
@@ -426,11 +428,82 @@ TASKS: tuple[Task, ...] = (
         metric="val_accuracy",
         goal="maximize",
     ),
+    # Fresh: a second held-out set, declared after the first held-out measurement and before
+    # the engine was tuned again; measured once, at the end of that tuning.
+    Task(
+        "adam-cosine-diabetes",
+        "fresh",
+        "Adam with 10% warm-up then cosine, MLP regression (MSE) on diabetes",
+        diabetes,
+        mlp(64, 64),
+        adam,
+        warmup_cosine,
+        steps=300,
+        batch=32,
+    ),
+    Task(
+        "sgd-plain-moons",
+        "fresh",
+        "plain SGD at a constant rate, tanh MLP on noisy moons: a slow learner",
+        noisy_moons,
+        mlp(32, act=nn.Tanh),
+        sgd(),
+        constant,
+        steps=300,
+        batch=16,
+    ),
+    Task(
+        "rmsprop-decay-wine",
+        "fresh",
+        "RMSprop, exponential decay to 0.1x, two-layer MLP on wine",
+        wine,
+        mlp(32, 32),
+        rmsprop,
+        exponential(0.1),
+        steps=200,
+        batch=16,
+    ),
+    Task(
+        "nesterov-onecycle-cnn",
+        "fresh",
+        "small CNN on digits, Nesterov SGD with one-cycle",
+        digits,
+        small_cnn,
+        sgd(momentum=0.9, nesterov=True),
+        one_cycle,
+        steps=200,
+        batch=32,
+    ),
+    Task(
+        "accuracy-adamw-step",
+        "fresh",
+        "validation accuracy, maximized; AdamW with step decay on a synthetic 4-class problem",
+        classification,
+        mlp(64, 64),
+        adamw,
+        step_decay,
+        steps=240,
+        batch=32,
+        metric="val_accuracy",
+        goal="maximize",
+    ),
+    Task(
+        "deep-tanh-warmup-digits",
+        "fresh",
+        "5-layer tanh MLP, momentum SGD with warm-up then linear decay, batches of 8",
+        digits,
+        mlp(32, 32, 32, 32, act=nn.Tanh),
+        sgd(momentum=0.9),
+        warmup_linear,
+        steps=400,
+        batch=8,
+    ),
 )
 
 BY_NAME = {task.name: task for task in TASKS}
 TUNING = tuple(task for task in TASKS if task.purpose == "tuning")
 HELDOUT = tuple(task for task in TASKS if task.purpose == "heldout")
+FRESH = tuple(task for task in TASKS if task.purpose == "fresh")
 
 
 # --- the training script ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from benchmarks.suite import curves, runs
-from benchmarks.suite.tasks import BY_NAME, HELDOUT, TASKS, TUNING
+from benchmarks.suite.tasks import BY_NAME, FRESH, HELDOUT, TASKS, TUNING
 from tests.benchmarks.running import ROOT
 
 TASK = BY_NAME["adam-blobs"]  # the fastest task: a full run takes a tenth of a second
@@ -36,6 +36,11 @@ def test_the_suite_declares_ten_or_more_tasks_split_into_tuning_and_held_out() -
     assert {t.name for t in TUNING}.isdisjoint(t.name for t in HELDOUT)
     assert len(TUNING) >= 5
     assert len(HELDOUT) >= 5
+
+
+def test_the_fresh_set_shares_no_task_with_the_others() -> None:
+    assert len(FRESH) >= 5
+    assert not {t.name for t in FRESH} & {t.name for t in TUNING + HELDOUT}
 
 
 def test_a_trial_stopped_early_saw_the_start_of_the_full_run() -> None:
