@@ -35,7 +35,7 @@ MAX_TRIALS_LIMIT = 200
 # The most new attempts of a failed trial (`trial.maxRetries`).
 MAX_RETRIES_LIMIT = 10
 # The longest LRSweep name. A trial pod is named `<sweep>-<trial>-<attempt>` within 63
-# characters (`kube.pod_name`: a DNS label, the pod's hostname) and labelled with the sweep's
+# characters (`pods.pod_name`: a DNS label, the pod's hostname) and labelled with the sweep's
 # name (a label value: 63 at most). The longest suffix is the last trial's last attempt's,
 # "-t199-11" (`engine.sweep.trial_id`): a longer name would be cut, and two sweeps could then
 # share pod names.

@@ -346,7 +346,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     """Print the pods the operator would create first for a sweep."""
     sweep_doc = load_sweep(_read_source(args.path))
-    from lrsweep.runtime.kube import first_pods
+    from lrsweep.runtime.pods import first_pods
     from lrsweep.settings import OperatorSettings
 
     pods = first_pods(sweep_doc, OperatorSettings().gate_timeout)

@@ -19,7 +19,8 @@ import kopf
 from kubernetes import client, config
 
 from lrsweep import api
-from lrsweep.runtime.kube import LABEL_SWEEP, Cluster
+from lrsweep.runtime.cluster import Cluster
+from lrsweep.runtime.pods import LABEL_SWEEP
 from lrsweep.runtime.reconciler import Key, Reconciler
 from lrsweep.settings import OperatorSettings
 from lrsweep.telemetry import Telemetry

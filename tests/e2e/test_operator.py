@@ -498,7 +498,8 @@ def test_an_output_configmap_the_sweep_owns_is_updated(
     from kubernetes import client
 
     from lrsweep.api import LRSweepStatus
-    from lrsweep.runtime.kube import Cluster, build_result_configmap
+    from lrsweep.runtime.cluster import Cluster
+    from lrsweep.runtime.pods import build_result_configmap
     from lrsweep.telemetry import Telemetry
 
     doc = toy_sweep("owner", {"strategy": "grid", "values": [0.05]}, output={"configMap": "won"})

@@ -33,7 +33,7 @@ import yaml
 
 from lrsweep.api import load_sweep
 from lrsweep.engine.sweep import Launch
-from lrsweep.runtime.kube import LABEL_SWEEP, build_trial_pod
+from lrsweep.runtime.pods import LABEL_SWEEP, build_trial_pod
 from lrsweep.settings import OperatorSettings
 from tests.packaging.checks import all_violations, rbac_rules
 from tests.packaging.tools import CHART, MANIFESTS, helm_template, named, only, run, tool

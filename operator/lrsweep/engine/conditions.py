@@ -23,8 +23,8 @@ NO_RESULT = "NoTrialCompleted"
 INVALID_SPEC = "InvalidSpec"
 RUNNING = "TrialsRunning"
 UNSCHEDULABLE = "Unschedulable"
-# TrialsSchedulable=False when pods are scheduled but a container cannot start (the kube
-# runtime's `observe_stuck_pod`); pods that cannot be scheduled say UNSCHEDULABLE.
+# TrialsSchedulable=False when pods are scheduled but a container cannot start
+# (`runtime.observe.observe_stuck_pod`); pods that cannot be scheduled say UNSCHEDULABLE.
 CONTAINERS_CANNOT_START = "ContainersCannotStart"
 INTERRUPTED = "Interrupted"  # `lrsweep run` stopped by Ctrl-C or SIGTERM: a partial result
 SCHEDULED = "Scheduled"

@@ -26,7 +26,8 @@ from kubernetes.client.exceptions import ApiException
 from lrsweep import api
 from lrsweep.api import Phase
 from lrsweep.runtime.clock import timestamp
-from lrsweep.runtime.kube import Cluster, reconcile, status_patch
+from lrsweep.runtime.cluster import Cluster
+from lrsweep.runtime.kube import reconcile, status_patch
 from lrsweep.settings import OperatorSettings
 
 log = logging.getLogger(__name__)

@@ -29,16 +29,18 @@ from lrsweep.api import (
 )
 from lrsweep.engine.sweep import Launch, trial_id
 from lrsweep.engine.trials import Outcome, ProcessState
-from lrsweep.runtime.kube import (
+from lrsweep.runtime.observe import (
+    observe_ended_pod,
+    observe_stuck_pod,
+    unschedulable_reason,
+    unwanted_pods,
+)
+from lrsweep.runtime.pods import (
     build_result_configmap,
     build_trial_pod,
     first_pods,
-    observe_ended_pod,
-    observe_stuck_pod,
     pod_name,
     pod_url,
-    unschedulable_reason,
-    unwanted_pods,
 )
 
 BODY: dict[str, Any] = {

@@ -14,7 +14,8 @@ import copy
 from typing import Any
 
 from lrsweep.api import LRSweepStatus
-from lrsweep.runtime.kube import RELIST_SECONDS, launched_pods
+from lrsweep.runtime.cluster import RELIST_SECONDS
+from lrsweep.runtime.observe import launched_pods
 from tests.unit.runtime.test_reconcile import MemoryCluster, body, run
 
 

@@ -46,9 +46,9 @@ from kubernetes.client.exceptions import ApiException
 from lrsweep.api import LRSweepStatus, parse_status
 from lrsweep.engine.strategies import Best
 from lrsweep.engine.sweep import Decision
+from lrsweep.runtime.cluster import Cluster
 from lrsweep.runtime.kube import (
     DISCARD_TRIES,
-    Cluster,
     ReconcileResult,
     reconcile,
     status_patch,

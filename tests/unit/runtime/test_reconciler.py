@@ -27,7 +27,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from lrsweep.controller import Backoffs
-from lrsweep.runtime.kube import ApiHealth
+from lrsweep.runtime.cluster import ApiHealth
 from lrsweep.runtime.reconciler import LEGACY_FINALIZER, Key, Reconciler
 from lrsweep.settings import OperatorSettings
 from tests.unit.runtime.test_reconcile import (
