@@ -21,6 +21,7 @@ from typing import Any
 
 from lrsweep import contract
 from lrsweep.api import (
+    LRSweepSpec,
     LRSweepStatus,
     Phase,
     SpecError,
@@ -32,13 +33,15 @@ from lrsweep.engine import conditions as cond
 from lrsweep.engine.status import summarize
 from lrsweep.engine.sweep import (
     Decision,
+    Launch,
+    Promote,
     Sweep,
     decide,
     park_waiting,
     range_result_from_status,
     update,
 )
-from lrsweep.engine.trials import Observation, records_from_status
+from lrsweep.engine.trials import Observation, TrialRecord, records_from_status
 from lrsweep.runtime.clock import parse_timestamp
 from lrsweep.runtime.cluster import Cluster
 from lrsweep.runtime.jsonsafe import json_safe
@@ -79,13 +82,16 @@ SWEEP_FAILED = "SweepFailed"
 DISCARD_TRIES = 3
 
 
+Event = tuple[str, str, str]  # (type, reason, message)
+
+
 @dataclass
 class ReconcileResult:
     """What a reconcile produced: the status to write and the events to post, and the
     stored status it started from (what a patch to `status` is computed against)."""
 
     status: dict[str, Any] | None
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    events: list[Event] = field(default_factory=list)
     stored: dict[str, Any] = field(default_factory=dict)
     # Deletes the pods the new status no longer wants (stopped, parked, moved past): to be
     # awaited once that status is written, which is what lets it delete them.
@@ -132,37 +138,43 @@ async def _reconcile(
         if latest is None:
             return ReconcileResult(None)  # deleted since kopf saw it
         body, meta = latest, latest["metadata"]
-    generation = meta.get("generation")
     status_in = body.get("status") or {}
     try:
         spec = parse_spec(body.get("spec"))
     except SpecError as err:
         _record(cluster.telemetry, namespace, name, LRSweepStatus(phase=Phase.FAILED))
-        return _invalid(status_in, str(err), now, generation)
+        return _invalid(status_in, str(err), now, meta.get("generation"))
     try:
         previous = LRSweepStatus.model_validate(status_fields(status_in))
     except ValueError:
         previous = LRSweepStatus()  # unreadable status: start over rather than crash
-    grace = settings.stop_grace_seconds
-    discard = (
-        (spec.trial.metricsPort, settings.scrape_timeout) if spec.trial.checkpointDir else None
-    )
     if previous.phase in (Phase.SUCCEEDED, Phase.FAILED):
         _record(cluster.telemetry, namespace, name, previous)  # also after a restart
-        # Trials stopped by the reconcile that ended the sweep still have pods.
-        key = meta.get("uid") or f"{namespace}/{name}"
-        if key not in cluster.tidied:
-            pods = await cluster.list_pods(namespace, name)
-            if not await delete_unwanted_pods(cluster, namespace, previous, pods, grace, discard):
-                cluster.tidied.add(key)
+        await _tidy(cluster, settings, body, spec, previous)
         return ReconcileResult(None)
+    return await _advance(cluster, settings, body, spec, previous, now)
 
+
+async def _advance(
+    cluster: Cluster,
+    settings: OperatorSettings,
+    body: Mapping[str, Any],
+    spec: LRSweepSpec,
+    previous: LRSweepStatus,
+    now: str,
+) -> ReconcileResult:
+    """One tick of a sweep not yet over, from its stored status `previous`: observe its
+    pods, decide, act on the decision, and return the status to write."""
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta.get("namespace", "default")
+    generation = meta.get("generation")
+    status_in = body.get("status") or {}
     sweep = Sweep(spec, key=meta.get("uid") or name)
-    records = records_from_status(previous)
     pods = await cluster.trial_pods(namespace, name, launched_pods(previous))
     freeing = len(leaving_pods(previous, pods))
     # What the stored status decided: this reconcile's own stops wait for its status write.
-    await delete_unwanted_pods(cluster, namespace, previous, pods, grace, discard)
+    await delete_unwanted_pods(cluster, settings, namespace, spec, previous, pods)
+    records = records_from_status(previous)
     progress = {tid: t.progressTime for tid, t in previous.trials.items()}
     observations, unschedulable, not_starting = await observe_trials(
         cluster,
@@ -175,11 +187,69 @@ async def _reconcile(
         dt.datetime.fromisoformat(now),
         progress,
     )
-    for obs in observations:
-        records = update(sweep, records, obs)
+    records = _fold(sweep, records, observations)
     decision = decide(sweep, records, range_result_from_status(previous.rangeTest))
 
     events = [("Normal", "TrialStopped", f"{stop.trial}: {stop.reason}") for stop in decision.stops]
+    await _promote(cluster, settings, namespace, spec, decision.promotions, pods)
+    launched = await _launch(cluster, settings, namespace, body, spec, decision.launches)
+    events += launched.events
+    unschedulable += [f"{trial}: {problem}" for trial, problem in launched.over_quota]
+    decision = _requeue(decision, dict(launched.over_quota))
+    decision, parked = _park(sweep, decision, unschedulable, freeing)
+    events += parked
+    if launched.refused:
+        # Counted as failed attempts: retried, and a template that never yields a pod ends
+        # the sweep like a trainer that never starts.
+        decision = replace(
+            decision, records=tuple(_fold(sweep, decision.records, launched.refused))
+        )
+    status = sweep_status(decision, previous, unschedulable, not_starting, now, generation)
+    stamp_progress(status, previous, now)
+    events += _newly_decided(cluster.telemetry, namespace, decision, previous)
+    if decision.done and status.phase is Phase.SUCCEEDED:
+        best = f"best learning rate {status.bestLearningRate:g} ({status.bestTrial})"
+        events.append(("Normal", "BestRateFound", best))
+        problem = await _write_output(cluster, namespace, body, spec, status)
+        if problem is not None:
+            events.append(("Warning", OUTPUT_NOT_WRITTEN, f"spec.output.configMap: {problem}"))
+            message = f"{decision.message}; spec.output.configMap: {problem}"
+            decision = replace(decision, message=message)
+            status = sweep_status(decision, previous, unschedulable, not_starting, now, generation)
+            stamp_progress(status, previous, now)
+    if decision.done and status.phase is Phase.FAILED:
+        events.append(("Warning", SWEEP_FAILED, status.message))
+    _record(cluster.telemetry, namespace, name, status)
+    new = status.model_dump(mode="json")
+    if new == LRSweepStatus.model_validate(status_fields(status_in)).model_dump(mode="json"):
+        return ReconcileResult(None, events, dict(status_in))  # nothing learned: write nothing
+
+    async def delete_unwanted() -> object:
+        return await delete_unwanted_pods(cluster, settings, namespace, spec, status, pods)
+
+    return ReconcileResult(new, events, dict(status_in), delete_unwanted)
+
+
+def _fold(
+    sweep: Sweep, records: Sequence[TrialRecord], observations: Sequence[Observation]
+) -> list[TrialRecord]:
+    """The records with each observation folded in, in order (`engine.sweep.update`)."""
+    folded = list(records)
+    for obs in observations:
+        folded = update(sweep, folded, obs)
+    return folded
+
+
+async def _promote(
+    cluster: Cluster,
+    settings: OperatorSettings,
+    namespace: str,
+    spec: LRSweepSpec,
+    promotions: Sequence[Promote],
+    pods: Sequence[Mapping[str, Any]],
+) -> None:
+    """Tell each promoted trial's pod that it goes on past its rung (a pod without an
+    address yet is told by a later reconcile)."""
     ips = {
         (p["metadata"]["labels"].get(LABEL_TRIAL), attempt_of(p)): ip
         for p in pods
@@ -192,116 +262,158 @@ async def _reconcile(
                 pod_url(ip, spec.trial.metricsPort, f"{contract.CONTINUE_PATH}?step={p.rung}"),
                 settings.scrape_timeout,
             )
-            for p in decision.promotions
+            for p in promotions
             if (ip := ips.get((p.trial, p.attempt)))
         )
     )
-    refused: list[Observation] = []
-    over_quota: dict[str, str] = {}
-    for launch in decision.launches:
+
+
+@dataclass
+class _Launched:
+    """What creating a decision's trial pods came to."""
+
+    events: list[Event] = field(default_factory=list)
+    # Attempts whose pod the API refused for good, as failed attempts.
+    refused: list[Observation] = field(default_factory=list)
+    # (trial, the API's message) for pods a full namespace ResourceQuota refused.
+    over_quota: list[tuple[str, str]] = field(default_factory=list)
+
+
+async def _launch(
+    cluster: Cluster,
+    settings: OperatorSettings,
+    namespace: str,
+    body: Mapping[str, Any],
+    spec: LRSweepSpec,
+    launches: Sequence[Launch],
+) -> _Launched:
+    """Create the pod of each launch."""
+    launched = _Launched()
+    for launch in launches:
         pod = build_trial_pod(body, spec, launch, settings.gate_timeout)
         problem = await cluster.create_pod(namespace, pod)
         if problem is not None and QUOTA_EXCEEDED in problem:
-            over_quota[launch.trial] = problem
-            unschedulable.append(f"{launch.trial}: {problem}")
+            launched.over_quota.append((launch.trial, problem))
             continue
         if problem is not None:
             why = f"the trial pod was refused: {problem}"
-            refused.append(failed_attempt(launch.trial, launch.attempt, why))
-            events.append(("Warning", "TrialRefused", f"{launch.trial}: {why}"))
+            launched.refused.append(failed_attempt(launch.trial, launch.attempt, why))
+            launched.events.append(("Warning", "TrialRefused", f"{launch.trial}: {why}"))
             continue
         cluster.telemetry.launches.labels(namespace).inc()
         what = "range test" if launch.mode == "range-test" else f"rate {launch.learning_rate:g}"
-        events.append(
+        launched.events.append(
             ("Normal", "TrialStarted", f"{launch.trial} attempt {launch.attempt}: {what}")
         )
-    if over_quota:
-        # A namespace ResourceQuota is full (GPUs, pods): the pod may fit once other pods end,
-        # as a pod the scheduler cannot place yet would. Not launched, then: the trial stays
-        # queued as it was, its attempt not counted, and is launched again next time.
-        decision = replace(
-            decision,
-            records=tuple(
-                replace(
-                    r,
-                    attempts=r.attempts - 1,
-                    queued=True,
-                    reason=f"waiting for the namespace quota: {over_quota[r.id]}",
-                )
-                if r.id in over_quota
-                else r
-                for r in decision.records
-            ),
-        )
-    # Trials the cluster has no room for while others wait at rungs holding theirs (GPUs):
-    # park that many waiting trials, less the pods on their way out (they make room soon).
+    return launched
+
+
+def _requeue(decision: Decision, over_quota: Mapping[str, str]) -> Decision:
+    """The trials whose pods a full namespace ResourceQuota (GPUs, pods) refused, by the API's
+    message. A pod may fit once other pods end, as a pod the scheduler cannot place yet would:
+    not launched, then; each trial stays queued as it was, its attempt not counted, and is
+    launched again next time."""
+    if not over_quota:
+        return decision
+    return replace(
+        decision,
+        records=tuple(
+            replace(
+                r,
+                attempts=r.attempts - 1,
+                queued=True,
+                reason=f"waiting for the namespace quota: {over_quota[r.id]}",
+            )
+            if r.id in over_quota
+            else r
+            for r in decision.records
+        ),
+    )
+
+
+def _park(
+    sweep: Sweep, decision: Decision, unschedulable: Sequence[str], freeing: int
+) -> tuple[Decision, list[Event]]:
+    """Trials the cluster has no room for while others wait at rungs holding theirs (GPUs):
+    park that many waiting trials, less the `freeing` pods on their way out (they make room
+    soon). Returns the decision and an event for each trial parked."""
     short = sum(1 for why in unschedulable if any(m in why for m in LACK_OF_ROOM)) - freeing
-    if short > 0:
-        parked = decision
-        decision = park_waiting(sweep, decision, short)
-        for prior, record in zip(parked.records, decision.records, strict=True):
-            if record.parked_at and not prior.parked_at:
-                events.append(("Normal", TRIAL_PARKED, f"{record.id}: {record.reason}"))
-    if refused:
-        # Counted as failed attempts: retried, and a template that never yields a pod ends
-        # the sweep like a trainer that never starts.
-        records = list(decision.records)
-        for obs in refused:
-            records = update(sweep, records, obs)
-        decision = replace(decision, records=tuple(records))
-    status = sweep_status(decision, previous, unschedulable, not_starting, now, generation)
-    stamp_progress(status, previous, now)
+    if short <= 0:
+        return decision, []
+    parked = park_waiting(sweep, decision, short)
+    events = [
+        ("Normal", TRIAL_PARKED, f"{record.id}: {record.reason}")
+        for prior, record in zip(decision.records, parked.records, strict=True)
+        if record.parked_at and not prior.parked_at
+    ]
+    return parked, events
+
+
+def _newly_decided(
+    telemetry: Telemetry, namespace: str, decision: Decision, previous: LRSweepStatus
+) -> list[Event]:
+    """Count the trials decided since `previous`, by phase and verdict; a warning event for
+    each that failed."""
+    events: list[Event] = []
     for r in decision.records:
         before = previous.trials.get(r.id)
         if r.terminal and (before is None or before.phase is not r.phase):
-            cluster.telemetry.trials.labels(namespace, r.phase.value, r.verdict.value).inc()
+            telemetry.trials.labels(namespace, r.phase.value, r.verdict.value).inc()
             if r.phase is TrialPhase.FAILED:
                 events.append(("Warning", "TrialFailed", f"{r.id}: {r.reason}"))
-    if decision.done and status.phase is Phase.SUCCEEDED:
-        events.append(
-            (
-                "Normal",
-                "BestRateFound",
-                f"best learning rate {status.bestLearningRate:g} ({status.bestTrial})",
-            )
-        )
-        if spec.output.configMap:
-            problem = await cluster.apply_configmap(namespace, build_result_configmap(body, status))
-            if problem is not None:
-                events.append(("Warning", OUTPUT_NOT_WRITTEN, f"spec.output.configMap: {problem}"))
-                message = f"{decision.message}; spec.output.configMap: {problem}"
-                decision = replace(decision, message=message)
-                status = sweep_status(
-                    decision, previous, unschedulable, not_starting, now, generation
-                )
-                stamp_progress(status, previous, now)
-    if decision.done and status.phase is Phase.FAILED:
-        events.append(("Warning", SWEEP_FAILED, status.message))
-    _record(cluster.telemetry, namespace, name, status)
-    new = status.model_dump(mode="json")
-    if new == LRSweepStatus.model_validate(status_fields(status_in)).model_dump(mode="json"):
-        return ReconcileResult(None, events, dict(status_in))  # nothing learned: write nothing
+    return events
 
-    async def delete_unwanted() -> object:
-        return await delete_unwanted_pods(cluster, namespace, status, pods, grace, discard)
 
-    return ReconcileResult(new, events, dict(status_in), delete_unwanted)
+async def _write_output(
+    cluster: Cluster,
+    namespace: str,
+    body: Mapping[str, Any],
+    spec: LRSweepSpec,
+    status: LRSweepStatus,
+) -> str | None:
+    """Write the winner to the ConfigMap `spec.output.configMap` names, if it names one;
+    return why it was left alone (None: written, or none named)."""
+    if not spec.output.configMap:
+        return None
+    return await cluster.apply_configmap(namespace, build_result_configmap(body, status))
+
+
+async def _tidy(
+    cluster: Cluster,
+    settings: OperatorSettings,
+    body: Mapping[str, Any],
+    spec: LRSweepSpec,
+    status: LRSweepStatus,
+) -> None:
+    """Delete the pods a finished sweep still has (trials stopped by the reconcile that ended
+    it), listed once per operator process (`Cluster.tidied`), not at every tick."""
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta.get("namespace", "default")
+    key = meta.get("uid") or f"{namespace}/{name}"
+    if key not in cluster.tidied:
+        pods = await cluster.list_pods(namespace, name)
+        if not await delete_unwanted_pods(cluster, settings, namespace, spec, status, pods):
+            cluster.tidied.add(key)
 
 
 async def delete_unwanted_pods(
     cluster: Cluster,
+    settings: OperatorSettings,
     namespace: str,
+    spec: LRSweepSpec,
     status: LRSweepStatus,
     pods: Sequence[Mapping[str, Any]],
-    grace: int,
-    discard: tuple[int, float] | None = None,
 ) -> list[str]:
-    """Delete the pods a stored status no longer wants (`unwanted_pods`). With `discard`
-    (the trials' metrics port and a timeout: the sweep keeps checkpoints), first tell
+    """Delete the pods a stored status no longer wants (`unwanted_pods`), each with the stop
+    grace period. Where the sweep keeps checkpoints (`spec.trial.checkpointDir`), first tell
     those of decided trials to delete their checkpoints. A trainer that does not answer
     (busy, or not serving yet) is asked again by the next reconcile, and its pod left
     until then, DISCARD_TRIES times in all before it is deleted anyway, its checkpoint
-    kept. Returns the pods left for the next reconcile."""
+    kept (`Cluster.undiscarded` counts). Returns the pods left for the next reconcile."""
+    grace = settings.stop_grace_seconds
+    discard = (
+        (spec.trial.metricsPort, settings.scrape_timeout) if spec.trial.checkpointDir else None
+    )
     urls = discard_urls(status, pods, discard[0]) if discard else {}
     waiting = []
     for name in unwanted_pods(status, pods):
