@@ -221,7 +221,7 @@ async def _advance(
         events.append(("Warning", SWEEP_FAILED, status.message))
     _record(cluster.telemetry, namespace, name, status)
     new = status.model_dump(mode="json")
-    if new == LRSweepStatus.model_validate(status_fields(status_in)).model_dump(mode="json"):
+    if new == previous.model_dump(mode="json"):
         return ReconcileResult(None, events, dict(status_in))  # nothing learned: write nothing
 
     async def delete_unwanted() -> object:

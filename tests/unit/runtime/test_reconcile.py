@@ -3,7 +3,8 @@
 Covers: an invalid spec ends Failed with an InvalidSpec condition naming the field, and a
 second reconcile writes nothing; a new sweep launches its first trial pods and summarises
 its status (Running, startTime, Ready=False TrialsRunning, queued trials); a pod the cluster
-already has counts as launched; a pod the API refuses becomes a failed attempt with the
+already has counts as launched; a sweep whose stored status cannot be read starts over
+rather than raising; a pod the API refuses becomes a failed attempt with the
 API's message, except over a namespace quota, where the trial waits queued; a sweep whose
 only trial fails ends Failed, with Failed=True and Ready=False NoTrialCompleted and its
 completion time, and says why in a SweepFailed warning event; an unschedulable pod shows in
@@ -171,6 +172,14 @@ def test_a_new_sweep_launches_trials_and_summarises_its_status() -> None:
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "TrialsRunning")
     assert ("Normal", "TrialStarted", "t000 attempt 1: rate 0.01") in result.events
+
+
+def test_a_sweep_whose_stored_status_is_unreadable_starts_over_without_raising() -> None:
+    cluster = MemoryCluster()
+    result = run(cluster, body(status={"phase": "Running", "trials": "not a mapping"}))
+    assert cluster.created == ["s-t000-1"]
+    assert result.status is not None
+    assert result.status["phase"] == "Running"
 
 
 def test_a_pod_the_cluster_already_has_counts_as_launched() -> None:
