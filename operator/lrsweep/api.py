@@ -45,9 +45,11 @@ NAME_LIMIT_WHY = (
     f"so that the sweep's trial pod names (<name>{LONGEST_POD_SUFFIX}) and labels fit in 63 "
     "characters"
 )
-# First-round rates when `candidates` is not set (adaptive's first rung costs 3x as much).
+# First-round rates when `candidates` is not set. adaptive's are fewer: its first rung costs
+# 3x as much, it trains 3 finalists to the full budget, and its budget keeps room for a
+# refinement trial (`engine.strategies`).
 DEFAULT_CANDIDATES = 8
-ADAPTIVE_CANDIDATES = 5
+ADAPTIVE_CANDIDATES = 4
 # A range test sweeps its rates over at least this many steps where the budget allows.
 RANGE_TEST_MIN_STEPS = 100
 
@@ -116,10 +118,10 @@ class Search(_Model):
         3,
         ge=0,
         le=5,
-        description="adaptive: extra rounds after the first, each stepping past the edge when "
-        "the best rate is the lowest or highest tried, else bracketing it (rates halfway, on a "
-        "log scale, to its neighbours while they are more than sqrt(2) apart), as long as the "
-        "sweep has spent under 4.5 full runs.",
+        description="adaptive: extra rounds after the first, each probing half a spacing (on "
+        "a log scale) from the best rate: past the edge when it is the lowest or highest tried, "
+        "else towards its better neighbour first, while they are more than sqrt(2) apart; as "
+        "long as the sweep has spent under 5 full runs.",
     )
 
     @property

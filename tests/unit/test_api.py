@@ -78,7 +78,7 @@ def test_defaults_fill_a_minimal_spec() -> None:
 
 
 def test_adaptive_defaults_to_fewer_candidates_than_the_other_strategies() -> None:
-    assert load_sweep(yaml.safe_dump(_doc())).spec.search.candidate_count == 5
+    assert load_sweep(yaml.safe_dump(_doc())).spec.search.candidate_count == 4
     grid = _doc(search={"strategy": "grid"})
     assert load_sweep(yaml.safe_dump(grid)).spec.search.candidate_count == 8
 

@@ -30,32 +30,39 @@ def log_uniform(low: float, high: float, count: int, seed: str) -> list[float]:
     return [tidy(math.exp(rng.uniform(math.log(low), math.log(high)))) for _ in range(count)]
 
 
-def beyond_edge(best: float, tried: Sequence[float], low: float, high: float) -> list[float]:
+def beyond_edge(
+    best: float, tried: Sequence[float], low: float, high: float, *, walking: bool = False
+) -> list[float]:
     """One rate past `best` when it is the lowest or highest rate tried, else none.
 
-    The step is the (log) spacing to its neighbour, or a factor of 2 either way when it is
-    the only rate, so a first round placed too low or too high extends the way the scores
-    point. Rates stay within [low, high].
+    The first step past an edge is half the (log) spacing to its neighbour: the best sits
+    on the edge, so the optimum lies past it, most often within that spacing. Once `walking`
+    (the best is itself a step past an earlier edge, and won), the step is the whole spacing
+    to its neighbour, so the walk goes on at that pace for as long as it keeps winning. A
+    lone rate steps a factor of 2 either way. Rates stay within [low, high].
     """
     ordered = sorted(set(tried))
     if len(ordered) == 1:
         proposals = [tidy(best / 2), tidy(best * 2)]
-    elif best == ordered[0]:
-        proposals = [tidy(best * best / ordered[1])]
-    elif best == ordered[-1]:
-        proposals = [tidy(best * best / ordered[-2])]
+    elif best in (ordered[0], ordered[-1]):
+        neighbour = ordered[1] if best == ordered[0] else ordered[-2]
+        ratio = best / neighbour
+        proposals = [tidy(best * (ratio if walking else math.sqrt(ratio)))]
     else:
         proposals = []
     return [r for r in proposals if low <= r <= high and r not in ordered]
 
 
-def bracket(best: float, tried: Sequence[float], finest: float) -> list[float]:
+def bracket(
+    best: float, tried: Sequence[float], finest: float, toward: float | None = None
+) -> list[float]:
     """The log-midpoints between `best` and its nearest tried neighbours on either side,
     for each neighbour more than `finest` times away (none once the best is bracketed that
-    closely)."""
+    closely); the one towards the neighbour `toward` first, then nearest first."""
     ordered = sorted(set(tried))
     i = ordered.index(best)
     neighbours = ordered[max(0, i - 1) : i] + ordered[i + 1 : i + 2]
+    neighbours.sort(key=lambda n: (n != toward, abs(math.log(n / best)), n))
     midpoints = [
         tidy(math.sqrt(best * n))
         for n in neighbours

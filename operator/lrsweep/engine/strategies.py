@@ -31,14 +31,17 @@ from lrsweep.engine.trials import Mode, TrialRecord
 # at a constant or decaying rate tolerates less than the range test's sweeping rate, and how
 # far below the limit the best rate sits depends on the optimizer: 0.3-1.8 decades for SGD,
 # up to 2.5 for Adam on the search benchmark's tuning tasks (benchmarks/results/suite).
-# Later rounds walk past an edge and bracket the best (`adaptive`).
+# Later rounds probe past an edge or between the best and its better neighbour (`adaptive`).
 ADAPTIVE_TOP = 0.4
 ADAPTIVE_DECADES = 2.0
 # Refinement halves the spacing around the best rate until its neighbours are this close.
 FINEST_RATIO = math.sqrt(2)
 # Refinement proposes a rate only while the sweep's compute, counting each proposal as one
-# full run, stays within this many full runs (R).
-REFINE_BUDGET = 4.5
+# full run, stays within this many full runs (R). The first round (range test, candidates,
+# FINALISTS of them to the full budget) costs about 3.6 R, which leaves one refinement trial:
+# on the search benchmark's tuning tasks, 4 candidates and that trial found better rates
+# than 5 candidates and none (benchmarks/results/suite).
+REFINE_BUDGET = 5.0
 # adaptive trains at least this many trials to the full budget and keeps the best of them.
 FINALISTS = 3
 
@@ -219,13 +222,45 @@ def adaptive_bounds(result: RangeTestResult | None, low: float, high: float) -> 
     return lo, hi
 
 
+def _standing(ctx: Context, rate: float) -> tuple[int, float]:
+    """How far the best trial at `rate` got, as a sort key (lower is better): the deepest
+    rung it recorded, then its objective there."""
+    sign = 1.0 if ctx.spec.objective.goal is Goal.MINIMIZE else -1.0
+    keys = [
+        (-max(r.rungs), sign * r.rungs[max(r.rungs)])
+        for r in ctx.train
+        if r.learning_rate == rate and r.rungs
+    ]
+    return min(keys, default=(0, math.inf))
+
+
+def _better_neighbour(ctx: Context, rate: float, tried: Sequence[float]) -> float | None:
+    """Of the rates either side of `rate`, the one that did better (None at an edge).
+
+    Between two neighbours, the optimum most likely lies on the side of the better one."""
+    i = tried.index(rate)
+    if i == 0 or i == len(tried) - 1:
+        return None
+    lower, upper = tried[i - 1], tried[i + 1]
+    return lower if _standing(ctx, lower) <= _standing(ctx, upper) else upper
+
+
+def _walked_past_edge(ctx: Context, rate: float) -> bool:
+    """`rate` came from a step past the edge of the rates tried before it (and won)."""
+    first = min(r.round for r in ctx.train if r.learning_rate == rate)
+    earlier = [r.learning_rate for r in ctx.train if r.round < first]
+    return bool(earlier) and not min(earlier) <= rate <= max(earlier)
+
+
 def adaptive(ctx: Context) -> list[Proposal]:
     """Range test -> ASHA over log-spaced candidates -> refinement rounds.
 
-    Each refinement round steps past the edge when the best rate is the lowest or highest
-    tried, else brackets it: the log-midpoints towards its nearest tried neighbours, while
-    they are more than FINEST_RATIO apart. Its trials face every earlier trial at the rungs,
-    so a poor one costs only the steps to its first comparison.
+    Each refinement round probes half a spacing from the best rate towards where the
+    optimum most likely is: past the edge when the best is the lowest or highest tried
+    (`space.beyond_edge`, which walks on at the full spacing while the steps keep winning),
+    else the log-midpoint towards its better neighbour first, then the other one, while
+    they are more than FINEST_RATIO apart. Its trials face every earlier trial at the
+    rungs, so a poor one costs only the steps to its first comparison.
     """
     search = ctx.spec.search
     if not ctx.records:
@@ -250,10 +285,14 @@ def adaptive(ctx: Context) -> list[Proposal]:
         # Every rate diverged or failed: look below the lowest one tried.
         lower = space.tidy(tried[0] / 4)
         return _each_seed([lower], search.seeds) if lower >= search.min else []
-    rates = space.beyond_edge(best.learning_rate, tried, search.min, search.max)
+    walking = _walked_past_edge(ctx, best.learning_rate)
+    rates = space.nearest_first(
+        space.beyond_edge(best.learning_rate, tried, search.min, search.max, walking=walking),
+        best.learning_rate,
+    )
     if not rates:
-        rates = space.bracket(best.learning_rate, tried, FINEST_RATIO)
-    rates = space.nearest_first(rates, best.learning_rate)
+        toward = _better_neighbour(ctx, best.learning_rate, tried)
+        rates = space.bracket(best.learning_rate, tried, FINEST_RATIO, toward)
     best_trial = next(r for r in ctx.train if r.id == best.trial)
     if best_trial.verdict is Verdict.TOO_SLOW:
         doubled = space.doubled(best.learning_rate, search.max, tried)

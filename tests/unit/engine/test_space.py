@@ -48,12 +48,16 @@ def test_no_rate_beyond_the_edges_when_the_best_is_inside() -> None:
     assert space.beyond_edge(0.01, [0.001, 0.01, 0.1], 1e-5, 1.0) == []
 
 
-def test_a_best_highest_rate_gets_one_rate_above_at_the_same_spacing() -> None:
-    assert space.beyond_edge(0.1, [0.01, 0.1], 1e-5, 10.0) == [1.0]
+def test_a_best_highest_rate_gets_one_rate_above_at_half_the_spacing() -> None:
+    assert space.beyond_edge(0.1, [0.01, 0.1], 1e-5, 10.0) == [0.3162]
 
 
-def test_a_best_lowest_rate_gets_one_rate_below_at_the_same_spacing() -> None:
-    assert space.beyond_edge(0.01, [0.01, 0.02, 0.04], 1e-5, 1.0) == [0.005]
+def test_a_best_lowest_rate_gets_one_rate_below_at_half_the_spacing() -> None:
+    assert space.beyond_edge(0.01, [0.01, 0.04, 0.16], 1e-5, 1.0) == [0.005]
+
+
+def test_a_walk_past_the_edge_goes_on_at_the_whole_spacing() -> None:
+    assert space.beyond_edge(0.005, [0.005, 0.01, 0.04], 1e-5, 1.0, walking=True) == [0.0025]
 
 
 def test_a_single_rate_gets_half_and_double() -> None:
@@ -62,6 +66,15 @@ def test_a_single_rate_gets_half_and_double() -> None:
 
 def test_beyond_edge_never_leaves_the_user_range() -> None:
     assert space.beyond_edge(1.0, [0.1, 1.0], 1e-5, 1.0) == []
+
+
+def test_bracket_offers_the_midpoint_towards_the_named_neighbour_first() -> None:
+    assert space.bracket(0.04, [0.01, 0.04, 0.16], 1.5, toward=0.16) == [0.08, 0.02]
+    assert space.bracket(0.04, [0.01, 0.04, 0.16], 1.5, toward=0.01) == [0.02, 0.08]
+
+
+def test_bracket_offers_no_midpoint_towards_a_neighbour_already_close() -> None:
+    assert space.bracket(0.04, [0.03, 0.04, 0.16], 1.5, toward=0.03) == [0.08]
 
 
 def test_doubling_is_offered_until_it_leaves_the_range_or_was_tried() -> None:

@@ -4,8 +4,9 @@ Covers: every strategy finishes and picks the rate nearest the true optimum; par
 honoured; adaptive searches below its range test's limit, compares first at its second rung,
 trains several finalists to the full budget, judges its whole first round as one cohort
 where that leaves a trial slot free (so gated trials never wait on each other forever) and
-steps past an edge only when the best candidate sits there; ASHA stops trials early; the
-winner does not depend on the order in which trials progress (same inputs, same actions);
+steps past an edge only when the best candidate sits there (half a spacing, then on at
+that step while it wins), else probes towards the better neighbour first; ASHA stops trials
+early; the winner does not depend on the order in which trials progress (same inputs, same actions);
 failed attempts are retried then marked Failed (the last one told it is), usage errors at
 once; a sweep where nothing completes ends Failed with a reason; a sweep whose trials do not
 report the objective where it is needed (at rungs with early stopping, else at the full
@@ -140,7 +141,8 @@ def test_adaptive_trains_its_finalists_to_the_full_budget_past_several_rungs() -
     spec = make_spec(search={"candidates": 5, "parallelism": 4})
     assert Sweep(spec, "k").rungs == [75, 225]
     decision = run(World(spec, bowl(0.05, cliff=10)))
-    full = [r for r in decision.records if r.phase is TrialPhase.SUCCEEDED and r.mode == "train"]
+    first_round = [r for r in decision.records if r.mode == "train" and r.round == 0]
+    full = [r for r in first_round if r.phase is TrialPhase.SUCCEEDED]
     assert len(full) == strategies.FINALISTS
 
 
@@ -209,10 +211,27 @@ def _finished(index: int, lr: float, final: float) -> TrialRecord:
     )
 
 
-def test_adaptive_steps_past_the_edge_when_the_best_is_the_lowest_candidate() -> None:
-    records = [_finished(i, lr, final) for i, lr, final in ((1, 0.01, 0.1), (2, 0.02, 0.2))]
+def test_adaptive_steps_half_a_spacing_past_the_edge_when_the_best_is_the_lowest() -> None:
+    records = [_finished(i, lr, final) for i, lr, final in ((1, 0.01, 0.1), (2, 0.04, 0.2))]
     ctx = strategies.Context(make_spec(), "k", records, range_result=None)
     assert strategies.adaptive(ctx) == [strategies.Proposal(0.005, 0)]
+
+
+def test_adaptive_walks_on_at_the_whole_step_while_the_step_past_the_edge_wins() -> None:
+    first = [_finished(i, lr, final) for i, lr, final in ((1, 0.01, 0.2), (2, 0.04, 0.3))]
+    step = replace(_finished(3, 0.005, 0.1), round=1)
+    ctx = strategies.Context(make_spec(), "k", [*first, step], range_result=None)
+    assert strategies.adaptive(ctx) == [strategies.Proposal(0.0025, 0)]
+
+
+def test_adaptive_probes_towards_the_better_neighbour_when_room_is_left_for_one() -> None:
+    # 4 R spent: room for one more full run, between the best (0.02) and the better of its
+    # neighbours (0.08, which lasted longer than 0.005).
+    rates = ((1, 0.005, 0.5), (2, 0.02, 0.1), (3, 0.08, 0.2), (4, 0.32, 0.4))
+    records = [replace(_finished(i, lr, final), step=300) for i, lr, final in rates]
+    stopped = replace(records[0], phase=TrialPhase.STOPPED, rungs={75: 0.5})
+    ctx = strategies.Context(make_spec(), "k", [stopped, *records[1:]], range_result=None)
+    assert strategies.adaptive(ctx) == [strategies.Proposal(0.04, 0)]
 
 
 def test_adaptive_brackets_an_inside_best_halfway_to_its_neighbours() -> None:
