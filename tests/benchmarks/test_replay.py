@@ -1,16 +1,16 @@
 """The replay of `adaptive` on recorded runs (`python -m benchmarks.replay`).
 
-Covers: a replayed trial takes the recorded run at the nearest rate (in log scale), its exact
-values at the rungs and the full budget, falling from above the first rung before it, and
-an infinite loss once a run that diverged stopped; the shifts spread over one dense step
+Covers: a replayed trial takes the recorded run at the nearest rate (in log scale), its
+exact values at the rungs and the full budget, falling from above the first rung before it,
+and an infinite loss once a run that diverged stopped; the shifts spread over one dense step
 around 1; a replayed sweep with the real engine finds a clear optimum among recorded runs
-and counts its range test's steps; a sweep whose trials all wait at a rung raises instead of
-hanging; the recorded runs include every holdout file, each seed counted in the first run
-that has it, with its range test and seed sd (holdout.json may be missing), and a seed's
-runs include the ceiling's off-grid ones; the replayed tasks run on the numerics the
-recorded benchmark used; the command replays the committed results, native and portable,
-and reports the benchmarks' measured shares beside its estimate; without recorded results
-it names the command that writes them.
+(with its refinement probe) and counts its range test's steps; a sweep whose trials all wait
+at a rung raises instead of hanging; the recorded runs include every holdout file, each seed
+counted in the first run that has it, with its range test and seed sd (holdout.json may be
+missing), and a seed's runs include the ceiling's off-grid ones; the replayed tasks run on
+the numerics the recorded benchmark used; the command replays the committed results, native
+and portable, and reports the benchmarks' measured shares beside its estimate; without
+recorded results it names the command that writes them.
 """
 
 from __future__ import annotations
@@ -104,18 +104,20 @@ def _bowl(task_steps: int, best: float) -> list[RatePoint]:
 
 def test_a_replayed_sweep_finds_a_clear_optimum_and_counts_the_range_test() -> None:
     task = FULL.tasks[0]
-    best = nearest([RatePoint(lr, 0, {}, "", 0) for lr in dense_rates(task, 35)], 0.12).lr
+    best = nearest([RatePoint(lr, 0, {}, "", 0) for lr in dense_rates(task, 35)], 0.18).lr
     runs = _bowl(task.steps, best)
-    # adaptive searches the decade below 0.4x the limit: 0.04-0.4, the optimum inside.
+    # adaptive searches the two decades below 0.4x the limit (0.004, 0.0186, 0.0862, 0.4);
+    # the optimum lies between the two best, where the refinement probe lands.
     recorded_range = {"steepest": 0.3, "valley": 0.5, "minimum": 0.8, "divergence": 1.0}
     result = replay(task, 0, runs, 0.05, recorded_range, seed_sd=0.0)
     assert result.chosen_lr is not None
     assert nearest(runs, result.chosen_lr).lr == best
     assert result.regret == pytest.approx(0.0)
     assert result.within
-    # The range test's 100 steps, 3 finalists to the full budget, 2 candidates cut at 1/3.
+    # The range test's 100 steps, 3 finalists to the full budget, 1 candidate cut at 1/3,
+    # and the probe to the full budget.
     assert strategies.FINALISTS == 3
-    assert result.compute_r == pytest.approx((100 + 3 * 540 + 2 * 180) / 540)
+    assert result.compute_r == pytest.approx((100 + 3 * 540 + 180 + 540) / 540)
 
 
 def test_a_sweep_whose_trials_all_wait_at_a_rung_raises_instead_of_hanging() -> None:
