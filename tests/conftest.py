@@ -19,6 +19,7 @@ pytest_plugins = ["tests.harness.pytest_plugin"]
 SHARED_FIXTURES = {
     "quick_benchmark": "quick-benchmark",  # tests/benchmarks/conftest.py
     "local_quickstart": "local-quickstart",  # tests/e2e/conftest.py
+    "local_multi_gpu": "local-quickstart",  # tests/e2e/conftest.py: compared with the above
     "script_run": "script-benchmark",  # tests/benchmarks/test_user_script.py (module)
     "numerics_runs": "numerics-runs",  # tests/unit/trainer/test_numerics.py (module)
     "lrsweep_images": "images",  # tests/images/conftest.py: podman builds, containers

@@ -16,6 +16,7 @@ from tests.e2e.cluster import Operator, install_crd
 from tests.e2e.commands import ROOT, lrsweep
 from tests.harness.pytest_plugin import KubeCluster
 
+MULTI_GPU = ROOT / "manifests" / "examples" / "multi-gpu.yaml"
 QUICKSTART = ROOT / "manifests" / "examples" / "quickstart.yaml"
 
 
@@ -56,3 +57,11 @@ def local_quickstart(tmp_path_factory: pytest.TempPathFactory) -> LocalRun:
     (a minute or more), and the local and operator tests both compare against it."""
     out = tmp_path_factory.mktemp("local-quickstart")
     return LocalRun(lrsweep("run", str(QUICKSTART), "--out", str(out), timeout=600), out)
+
+
+@pytest.fixture(scope="session")
+def local_multi_gpu(tmp_path_factory: pytest.TempPathFactory) -> LocalRun:
+    """`lrsweep run` of the multi-GPU example (torchrun, two processes a trial, on the CPU
+    here), once per session, for the local and operator tests to compare against."""
+    out = tmp_path_factory.mktemp("local-multi-gpu")
+    return LocalRun(lrsweep("run", str(MULTI_GPU), "--out", str(out), timeout=600), out)

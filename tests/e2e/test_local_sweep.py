@@ -262,15 +262,18 @@ def test_a_signal_while_the_result_is_written_does_not_cut_it_short(
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
-def test_the_multi_gpu_example_runs_two_processes_a_trial_and_picks_the_quickstart_winner(
-    local_quickstart: LocalRun, tmp_path: Path
+def test_the_multi_gpu_example_runs_two_processes_a_trial_and_finds_as_good_a_rate(
+    local_quickstart: LocalRun, local_multi_gpu: LocalRun
 ) -> None:
-    """torchrun is not on this test's PATH: it is found beside the Python running lrsweep."""
-    example = ROOT / "manifests" / "examples" / "multi-gpu.yaml"
-    run = LocalRun(lrsweep("run", str(example), "--out", str(tmp_path), timeout=600), tmp_path)
-    result = run.result()
-    assert result["bestLearningRate"] == local_quickstart.result()["bestLearningRate"]
-    log = (tmp_path / "trials" / "t001-a1.log").read_text()
+    """torchrun is not on this test's PATH: it is found beside the Python running lrsweep.
+
+    Its search is the quickstart's, but two processes sum a step's gradients in another
+    order than one: a run at a rate near divergence can end elsewhere, and the sweeps then
+    part ways. Whatever it picks scores within 15% of the quickstart's winner."""
+    result = local_multi_gpu.result()
+    assert result["phase"] == "Succeeded"
+    assert result["bestScore"] <= 1.15 * local_quickstart.result()["bestScore"]
+    log = (local_multi_gpu.out / "trials" / "t001-a1.log").read_text()
     assert "torch/distributed/run.py" in log  # torchrun's own warning: it started the trial
 
 

@@ -75,12 +75,12 @@ def four_gpus(harness: ThreadedHarness) -> ThreadedHarness:
     return harness
 
 
-def test_the_multi_gpu_example_as_written_picks_the_quickstart_winner_on_four_gpus(
+def test_the_multi_gpu_example_as_written_picks_its_local_winner_on_four_gpus(
     kube_cluster: KubeCluster,
     kube_namespace: str,
     four_gpus: ThreadedHarness,
     patient_operator: Operator,
-    local_quickstart: LocalRun,
+    local_multi_gpu: LocalRun,
 ) -> None:
     """Two GPUs a trial, four trials at once, four GPUs: trials run two by two, parked at
     rungs while others train; each pod runs torchrun, two processes."""
@@ -88,7 +88,7 @@ def test_the_multi_gpu_example_as_written_picks_the_quickstart_winner_on_four_gp
     kube_cluster.kubectl("apply", "-n", kube_namespace, "-f", str(MULTI_GPU))
     sweep = wait_phase(kube_cluster, kube_namespace, "multi-gpu", ("Succeeded", "Failed"), 400)
     assert sweep["status"]["phase"] == "Succeeded", patient_operator.log()[-3000:]
-    assert sweep["status"]["bestLearningRate"] == local_quickstart.result()["bestLearningRate"]
+    assert sweep["status"]["bestLearningRate"] == local_multi_gpu.result()["bestLearningRate"]
 
 
 def test_one_gpu_for_three_trials_parks_waiting_trials_and_picks_the_local_winner(
