@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.following import FollowingBackend
 from benchmarks.holdout import STEM as HOLDOUT
 from benchmarks.parallelism import LABEL, SEARCH
 from benchmarks.search_efficiency import (
@@ -62,6 +61,7 @@ from lrsweep.engine.rangetest import RangeTestResult
 from lrsweep.engine.sweep import Launch, Sweep
 from lrsweep.engine.trials import Observation, Outcome, ProcessState, TrialRecord
 from lrsweep.engine.verdict import Point
+from lrsweep.runtime.following import FollowingBackend
 from lrsweep.runtime.local import run_sweep
 
 DENSE_STEP = 10 ** (5 / 34)  # 35 rates over 5 decades

@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from benchmarks.suite.tasks import Task, start, train
 from lrsweep.engine.space import tidy
 from lrsweep.engine.sweep import Launch
-from lrsweep.engine.verdict import Point
 from lrsweep.runtime.env import contract_env
+from lrsweep.runtime.following import Curve
 from lrsweep.runtime.metrics import parse_summary
 
 SUITE = Path(__file__).resolve().parent
@@ -34,60 +31,6 @@ SUITE = Path(__file__).resolve().parent
 # motivated the suite.
 DENSE = tuple(tidy(1e-5 * 2 ** (k / 2)) for k in range(37))
 SEARCH_MIN, SEARCH_MAX = 1e-5, 3.0
-
-
-@dataclass(frozen=True)
-class Curve:
-    """What one trial at `rate` reported up to step `end`."""
-
-    rate: float
-    points: tuple[Point, ...]
-    end: int
-    diverged: bool
-    range_curve: tuple[tuple[float, float], ...] = ()
-
-    def done(self, steps: int) -> bool:
-        """Nothing lies beyond `end`: it reached the budget or stopped by itself."""
-        return self.diverged or self.end >= steps
-
-    def upto(self, step: int) -> Curve:
-        """The prefix a trial stopped at `step` saw."""
-        if step >= self.end:
-            return self
-        return Curve(self.rate, tuple(p for p in self.points if p.step <= step), step, False)
-
-    def final(self, metric: str, steps: int) -> float | None:
-        """The objective at the full budget (None: it diverged before)."""
-        if self.diverged or self.end < steps:
-            return None
-        at = {p.step: p.metrics.get(metric) for p in self.points}
-        return at.get(steps)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "rate": self.rate,
-            "end": self.end,
-            "diverged": self.diverged,
-            "points": [[p.step, {k: _num(v) for k, v in p.metrics.items()}] for p in self.points],
-            "range": [[lr, _num(loss)] for lr, loss in self.range_curve],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Curve:
-        return cls(
-            rate=float(data["rate"]),
-            end=int(data["end"]),
-            diverged=bool(data["diverged"]),
-            points=tuple(
-                Point(int(step), {k: float(v) for k, v in metrics.items()})
-                for step, metrics in data["points"]
-            ),
-            range_curve=tuple((float(lr), float(loss)) for lr, loss in data["range"]),
-        )
-
-
-def _num(value: float) -> float | str:
-    return value if math.isfinite(value) else str(value)
 
 
 def suite_digest() -> str:

@@ -24,54 +24,31 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.following import FollowingBackend
 from benchmarks.suite import curves
 from benchmarks.suite.tasks import Task, build, loader
 from lrsweep.api import LRSweep
 from lrsweep.engine import strategies
 from lrsweep.engine.space import tidy
 from lrsweep.engine.sweep import Decision, Launch, Sweep
-from lrsweep.engine.trials import Observation, Outcome, ProcessState
+from lrsweep.runtime.following import Curve, CurveBackend
 from lrsweep.runtime.local import run_sweep
 
 REDUCTION_FACTOR = 3
 
 
-@dataclass
-class CurveBackend(FollowingBackend):
-    """Trials that follow the task's curves, trained as far as each trial needs."""
+def curve_backend(stores: Callable[[int], curves.Store]) -> CurveBackend:
+    """Trials that follow the task's curves (`stores`: by trial seed), trained as far as each
+    trial needs."""
 
-    store: Callable[[int], curves.Store]  # by trial seed
-
-    def advance(self, launch: Launch, step: int) -> Observation:
-        if launch.mode == "range-test":
-            return self._range_test(launch)
-        target = min(step + launch.eval_every, launch.steps)
-        # Train as far as the trial can go before it next waits for a decision.
-        until = min([g for g in launch.gates if g >= target] or [launch.steps])
-        curve = self.store(launch.seed).train(launch.learning_rate, until).upto(target)
-        if curve.diverged:
-            state, outcome, target = ProcessState.EXITED, Outcome.DIVERGED, curve.end
-        elif target >= launch.steps:
-            state, outcome = ProcessState.EXITED, Outcome.FINISHED
-        else:
-            state, outcome = ProcessState.RUNNING, None
-        return Observation(
-            launch.trial, launch.attempt, state, target, curve.points, outcome=outcome
-        )
-
-    def _range_test(self, launch: Launch) -> Observation:
+    def range_test(launch: Launch) -> Curve:
         if (launch.range_start, launch.range_end) != (curves.SEARCH_MIN, curves.SEARCH_MAX):
             raise ValueError("the suite's range tests span its own search range only")
-        curve = self.store(launch.seed).range_test(launch.steps)
-        return Observation(
-            launch.trial,
-            launch.attempt,
-            ProcessState.EXITED,
-            curve.end,
-            outcome=Outcome.FINISHED,
-            range_curve=curve.range_curve,
-        )
+        return stores(launch.seed).range_test(launch.steps)
+
+    return CurveBackend(
+        train=lambda launch, until: stores(launch.seed).train(launch.learning_rate, until),
+        range_test=range_test,
+    )
 
 
 def sweep_doc(task: Task, seed: int, search: Mapping[str, Any], python: str = "python") -> LRSweep:
@@ -132,7 +109,7 @@ def engine(
     doc = sweep_doc(task, seed, search)
     sweep = Sweep(doc.spec, key=doc.metadata.name)
     decision = run_sweep(
-        sweep, CurveBackend(lambda s: stores(seed + s)), interval=0.0, sleep=lambda _: None
+        sweep, curve_backend(lambda s: stores(seed + s)), interval=0.0, sleep=lambda _: None
     )
     steps = sum(r.steps_used for r in decision.records)
     best = decision.best

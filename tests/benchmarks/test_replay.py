@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.following import StuckError
 from benchmarks.replay import (
     DENSE_STEP,
     START,
@@ -52,6 +51,7 @@ from benchmarks.search_efficiency import (
 from lrsweep.engine import strategies
 from lrsweep.engine.sweep import Launch
 from lrsweep.engine.trials import Outcome, ProcessState
+from lrsweep.runtime.following import StuckError
 from tests.benchmarks.running import run_module
 
 FINISHED = RatePoint(0.1, 0.2, {60: 0.8, 180: 0.4, 540: 0.2}, "Succeeded", 540)
