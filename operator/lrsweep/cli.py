@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -27,6 +29,9 @@ from lrsweep.api import (
     parse_status,
     parse_sweep,
 )
+from lrsweep.benchmark import DEFAULT_RATIO, GroundTruthError, benchmark, cache_directory
+from lrsweep.benchmark.report import table as benchmark_table
+from lrsweep.benchmark.report import truth_lines
 from lrsweep.engine import conditions as cond
 from lrsweep.engine.status import summarize
 from lrsweep.engine.strategies import Best
@@ -249,6 +254,69 @@ def _run(
     return EXIT_OK if status.phase is Phase.SUCCEEDED else EXIT_SWEEP_FAILED
 
 
+@contextlib.contextmanager
+def _terminated_as_interrupted() -> Iterator[None]:
+    """SIGTERM stops the command as Ctrl-C does, trial processes and all."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def cmd_benchmark(args: argparse.Namespace, console: Console) -> int:
+    """Every strategy on the document's trial, against its full runs at dense rates."""
+    sweep_doc = load_sweep(_read_text(Path(args.path)))
+    check_runnable(sweep_doc)
+    jobs = args.jobs or sweep_doc.spec.search.parallelism
+    command = shlex.join(
+        [
+            "lrsweep",
+            "benchmark",
+            args.path,
+            "--seeds",
+            str(args.seeds),
+            "--ratio",
+            f"{args.ratio:g}",
+        ]
+    )
+    try:
+        with _terminated_as_interrupted():
+            report = benchmark(
+                sweep_doc,
+                document=args.path,
+                seeds=args.seeds,
+                ratio=args.ratio,
+                jobs=jobs,
+                console=console,
+                command=command,
+            )
+    except KeyboardInterrupt:
+        say(
+            console,
+            "interrupted: every trial is stopped; the runs that finished are kept in "
+            f"{cache_directory(sweep_doc)}, and the same command goes on from there",
+        )
+        return EXIT_INTERRUPTED
+    except GroundTruthError as err:
+        say(Console(stderr=True), f"lrsweep benchmark: {err}")
+        return EXIT_SWEEP_FAILED
+    console.print(benchmark_table(report))
+    for line in truth_lines(report):
+        say(console, line)
+    out = Path(args.out) if args.out else Path(report.cache)
+    try:
+        written = report.write(out)
+    except OSError as err:
+        raise SpecError(f"--out {out}: cannot write the report ({err.strerror})") from None
+    say(console, f"wrote {written[0]} and {written[1]}")
+    return EXIT_OK
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text()
@@ -368,6 +436,23 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)  # argparse reports a ValueError as "invalid _count value"
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: give a whole number of at least 1")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 1:
+        raise argparse.ArgumentTypeError(
+            f"{text}: give the ratio between neighbouring rates, a number above 1 (1.414: "
+            "sqrt(2) apart)"
+        )
+    return value
+
+
 def package_version() -> str:
     """The installed package's version; the source's where it runs uninstalled."""
     try:
@@ -411,6 +496,46 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--out", help="the PNG to write; default DIR/report.png, or NAME-report.png here"
     )
+    bench = sub.add_parser(
+        "benchmark",
+        help="how well each strategy finds the rate of your trial, against its full runs at "
+        "dense rates",
+        description="Train the document's trial fully at dense rates over its search range "
+        "(the ground truth, cached under .lrsweep-benchmark/ in this directory: a second run, "
+        "or one after Ctrl-C, trains only what is missing), then replay every strategy's "
+        "sweep of the document on those runs and report each one's rate, score, regret "
+        "against the dense best and compute in full runs. Exit codes: 0 the report, 1 no "
+        "rate finished its budget, 2 bad input or a trial that cannot run, 130 interrupted.",
+    )
+    bench.add_argument("path", help="an LRSweep YAML file, as `lrsweep run` takes it")
+    bench.add_argument(
+        "--seeds",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="benchmark at seeds 0..N-1 (the trials' LRSWEEP_SEED), each against its own "
+        "ground truth (default 1)",
+    )
+    bench.add_argument(
+        "--ratio",
+        type=_ratio,
+        default=DEFAULT_RATIO,
+        metavar="R",
+        help="ratio between neighbouring dense rates (default 1.414: sqrt(2) apart; a larger "
+        "one trains fewer runs and measures more coarsely)",
+    )
+    bench.add_argument(
+        "--jobs",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="training processes at once (default: the document's search.parallelism)",
+    )
+    bench.add_argument(
+        "--out",
+        metavar="DIR",
+        help="directory for report.json and report.md (default: the curves' directory)",
+    )
     render = sub.add_parser(
         "render", help="print the trial pods the operator creates first for a sweep (YAML)"
     )
@@ -432,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, console)
         if args.command == "report":
             return cmd_report(args, console)
+        if args.command == "benchmark":
+            return cmd_benchmark(args, console)
         if args.command == "render":
             return cmd_render(args)
         if args.command == "crd":

@@ -510,19 +510,26 @@ class LocalBackend:
         self._lock.close()  # releases the directory
 
 
-def _hold(workdir: Path) -> IO[str]:
-    """Lock `workdir` for one sweep: two sweeps in one directory would read each other's
-    trial summaries (trial ids and attempt numbers repeat across sweeps)."""
+def lock_directory(workdir: Path, in_use: str) -> IO[str]:
+    """Hold `workdir` for this process until the handle is closed; SpecError(`in_use`) when
+    another process holds it."""
     handle = (workdir / LOCK_FILE).open("a")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise SpecError(
-            f"{workdir} is in use by another sweep running on this machine; wait for it to "
-            "end, or give this sweep another directory (lrsweep run --out DIR)"
-        ) from None
+        raise SpecError(in_use) from None
     return handle
+
+
+def _hold(workdir: Path) -> IO[str]:
+    """Lock `workdir` for one sweep: two sweeps in one directory would read each other's
+    trial summaries (trial ids and attempt numbers repeat across sweeps)."""
+    return lock_directory(
+        workdir,
+        f"{workdir} is in use by another sweep running on this machine; wait for it to "
+        "end, or give this sweep another directory (lrsweep run --out DIR)",
+    )
 
 
 def run_sweep(
