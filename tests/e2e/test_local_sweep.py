@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.commands import ROOT, lrsweep
+from tests.e2e.commands import ROOT, alive, children_running, lrsweep, start_lrsweep
 from tests.e2e.conftest import QUICKSTART, LocalRun
 from tests.e2e.toy import TOY, toy_sweep_doc
 
@@ -290,26 +290,9 @@ def test_an_unknown_task_exits_2_naming_the_task(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "trials").glob("*.log")] == ["t000-a1.log"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _start_run(path: Path, out: Path) -> subprocess.Popen[str]:
     """`lrsweep run` in the background, interruptible with SIGINT."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "lrsweep.cli", "run", str(path), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        # As from a terminal: a test run started in the background (`make test &`) passes
-        # SIGINT down ignored, and Python then keeps ignoring it.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    return start_lrsweep("run", str(path), "--out", str(out))
 
 
 def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) -> None:
@@ -321,15 +304,12 @@ def test_ctrl_c_stops_every_trial_and_writes_the_partial_result(tmp_path: Path) 
     while time.monotonic() < deadline and len(list(trials.glob("*.log"))) < 2:
         time.sleep(0.1)
     time.sleep(1.0)
-    # This sweep's own trials: other tests may be running the toy at the same time.
-    children = subprocess.run(
-        ["pgrep", "-P", str(proc.pid), "-f", str(TOY)], capture_output=True, text=True, check=False
-    ).stdout.split()
+    children = children_running(proc, TOY)
     assert children, "trial processes should be running"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert not [pid for pid in children if _alive(int(pid))]
+    assert not [pid for pid in children if alive(pid)]
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["message"].startswith("interrupted")
     assert result["trials"]
