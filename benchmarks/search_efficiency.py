@@ -1,15 +1,12 @@
 """Search efficiency of every strategy against a dense ground-truth grid.
 
     .venv/bin/python -m benchmarks.search_efficiency [--quick] [--jobs N] [--out DIR]
-    .venv/bin/python -m benchmarks.search_efficiency --script train.py [--steps N] ...
 
-With `--script`, the user's own training script (reporting API; `val_loss`, or the metric
-`--metric` names, minimized unless `--goal maximize`) is the only task, with the budget and
-rate range given on the command line (`user_task`), and the results go to
-out/search-efficiency-<name>/.
+(To benchmark your own training script, run `lrsweep benchmark sweep.yaml`.)
 
 For each task (built-in trainer tasks with different models, optimizers and schedules, and a
-user's own script on the reporting API) and each seed, everything runs through the local
+script on the reporting API, trainer/examples/custom_train.py) and each seed, everything
+runs through the local
 runtime (`lrsweep.runtime.local.run_local`, the code path of `lrsweep run`):
 
 1. the ground truth: ONE grid sweep over a dense log grid (35 rates spaced by 10^(5/34),
@@ -41,7 +38,7 @@ that seed. Across machines some runs differ in their last digits, which a chaoti
 amplify: digits-cnn at 0.01719, seed 1, scored 0.05540 on the machine that recorded the
 committed ground truth and 0.05573 on a later one. A sweep's own seeds are
 0..seeds-1; a benchmark case at seed s passes `--seed s` to the built-in trainer (flags win
-over the environment) and sets LRSWEEP_SEED=s in the user script's container env.
+over the environment) and sets LRSWEEP_SEED=s in the custom script's container env.
 
 Strategy sweeps use the resource's default parallelism (4): early stopping judges the first
 launch group (parallelism trials) as a cohort, so parallelism is part of the strategy being
@@ -78,7 +75,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
 from scipy import stats
 
 from benchmarks import archive
@@ -90,7 +86,6 @@ from lrsweep.api import (
     Objective,
     Search,
     TrialPhase,
-    format_validation_error,
 )
 from lrsweep.engine import asha, space, strategies
 from lrsweep.engine.sweep import Decision
@@ -148,8 +143,8 @@ STOP = threading.Event()
 GATE_TIMEOUT = 600.0
 
 
-# What every task is scored by unless a user's script names another (`--metric`): the
-# API's default objective, minimized (a script's may be maximized: `--goal`).
+# What every task is scored by unless it names another: the API's default objective,
+# minimized (a task's may be maximized).
 DEFAULT_METRIC = Objective().metric
 
 
@@ -227,13 +222,10 @@ class BenchTask:
     eval_every: int
     min_steps: int
     trainer_args: tuple[str, ...] = ()  # flags of the built-in trainer (no --lr/--seed)
-    script: str | None = None  # a user's script (reporting API), relative to the repo or absolute
+    script: str | None = None  # a script on the reporting API, relative to the repo
     why: str = ""
-    # sha256 of a user's own script (`--script`), so that editing it invalidates the cached
-    # ground truth and runs. None for the tasks shipped here, whose cache the repository keeps.
-    script_digest: str | None = None
-    # The objective: val_loss, or another metric a user's script reports, and which way is
-    # better (a user's script may report one to maximize, such as an accuracy).
+    # The objective: val_loss, or another metric the task reports, and which way is better
+    # (one may be maximized, such as an accuracy).
     metric: str = DEFAULT_METRIC
     goal: Goal = Goal.MINIMIZE
     # Trials on portable numerics (lrsweep_trainer.numerics): the same scores on any x86 CPU,
@@ -252,7 +244,6 @@ class BenchTask:
             "reductionFactor": REDUCTION_FACTOR,
             "trainer_args": list(self.trainer_args),
             "script": self.script,
-            **({"script_sha256": self.script_digest} if self.script_digest else {}),
             # Only when not the default, so that the shipped tasks' cache keys stay as they are.
             **({"metric": self.metric} if self.metric != DEFAULT_METRIC else {}),
             **({"goal": self.goal.value} if self.goal is not Goal.MINIMIZE else {}),
@@ -261,7 +252,7 @@ class BenchTask:
 
     def container(self, seed: int) -> dict[str, Any]:
         if self.script is not None:
-            # The user's script reads the seed from the environment (report.start()); the
+            # The script reads the seed from the environment (report.start()); the
             # container's env wins over the contract's LRSWEEP_SEED.
             # Portable numerics reach a script through the environment torch reads; a script
             # with convolutions also calls lrsweep_trainer.numerics.use_portable_numerics().
@@ -415,63 +406,6 @@ def quick_settings() -> Settings:
         asha_candidates=6,
         quick=True,
     )
-
-
-# `--script`'s budget and range unless given: the custom task's.
-USER_STEPS = 270
-USER_RANGE = (1e-4, 10.0)
-
-
-def user_task(
-    script: Path,
-    *,
-    steps: int,
-    eval_every: int | None,
-    min_steps: int | None,
-    low: float,
-    high: float,
-    metric: str = DEFAULT_METRIC,
-    goal: Goal = Goal.MINIMIZE,
-) -> BenchTask:
-    """A task for the user's own training script (`--script`): their code, this budget.
-
-    The script must use the reporting API (`lrsweep_trainer.report`) and take its seed from
-    it (`session.seed`): each case sets LRSWEEP_SEED. Raises ValueError saying what to fix.
-    """
-    if not script.is_file():
-        raise ValueError(f"--script {script}: no such file")
-    text = script.read_bytes()
-    every = eval_every if eval_every is not None else max(1, steps // 18)
-    first = min_steps if min_steps is not None else max(every, steps // 9)
-    try:
-        Budget(steps=steps, evalEvery=every, minSteps=first, reductionFactor=REDUCTION_FACTOR)
-        Search(min=low, max=high)
-        Objective(metric=metric, goal=goal)
-    except ValidationError as error:
-        raise ValueError(
-            f"the budget, range or metric for --script is not valid "
-            f"({format_validation_error(error)}); see --help"
-        ) from None
-    name = re.sub(r"[^a-z0-9]+", "-", script.stem.lower()).strip("-")[:40] or "script"
-    return BenchTask(
-        name=name,
-        what=f"your script {script.name} (reporting API)",
-        low=low,
-        high=high,
-        steps=steps,
-        eval_every=every,
-        min_steps=first,
-        script=str(script.resolve()),
-        why="given with --script",
-        script_digest=hashlib.sha256(text).hexdigest()[:12],
-        metric=metric,
-        goal=goal,
-    )
-
-
-def script_out(task: BenchTask, *, quick: bool) -> Path:
-    """Where a `--script` run writes by default: out/, never the committed results."""
-    return ROOT / "out" / f"{STEM}-{task.name}{'-quick' if quick else ''}"
 
 
 # --- sweeps ---------------------------------------------------------------------------------
@@ -673,8 +607,7 @@ def _train(
     if decision.broken:
         scored = (
             f" (the benchmark scores this task by its {task.metric}, "
-            f"{'higher' if task.goal is Goal.MAXIMIZE else 'lower'} is better; "
-            "--metric names another)"
+            f"{'higher' if task.goal is Goal.MAXIMIZE else 'lower'} is better)"
         )
         raise TaskError(
             f"{task.name} seed {seed}: the ground-truth sweep gave up: {decision.message}"
@@ -700,8 +633,7 @@ def _train(
         raise TaskError(
             f"{task.name} seed {seed}: {task.metric} was {bad[0].final:g} at rate "
             f"{bad[0].lr:g}; the benchmark's regret is a ratio to the best score, so the "
-            f"metric must stay above 0 at every rate (a loss, say, or an accuracy with "
-            f"--goal maximize)"
+            f"metric must stay above 0 at every rate (a loss, say, or an accuracy maximized)"
         )
     return GroundTruth(task.name, seed, points, seconds=time.monotonic() - started, goal=task.goal)
 
@@ -1400,10 +1332,7 @@ def rerender(out: Path) -> dict[str, Any]:
     shipped = {t.name: t for t in base.tasks}
     settings = replace(
         base,
-        tasks=tuple(
-            shipped[name] if name in shipped else stored_user_task(name, about)
-            for name, about in result["tasks"].items()
-        ),
+        tasks=tuple(shipped[name] for name in result["tasks"]),
         seeds=tuple(conf["seeds"]),
         # Results from before the setting was recorded ran each strategy sweep alone.
         strategy_parallelism=conf.get("strategy_parallelism", 1),
@@ -1466,53 +1395,6 @@ def rerender(out: Path) -> dict[str, Any]:
         command=result["command"],
         jobs=result["jobs"],
     )
-
-
-def stored_user_task(name: str, about: Mapping[str, Any]) -> BenchTask:
-    """A `--script` task as its results describe it (for --rerender)."""
-    low, high = about["range"]
-    return BenchTask(
-        name=name,
-        what=about["what"],
-        low=low,
-        high=high,
-        steps=about["steps"],
-        eval_every=about["evalEvery"],
-        min_steps=about["minSteps"],
-        script=about["trainer"]["command"][-1],
-        why=about["why"],
-        script_digest=about.get("script_sha256"),
-        metric=about.get("metric", DEFAULT_METRIC),
-        goal=Goal(about.get("goal", Goal.MINIMIZE.value)),
-    )
-
-
-# Flags that describe a `--script` task (the built-in tasks set their own).
-SCRIPT_ONLY = ("steps", "eval_every", "min_steps", "range", "seeds", "metric", "goal")
-
-
-def script_settings(args: argparse.Namespace, base: Settings) -> Settings:
-    """The settings of a `--script` run: the user's task alone, at seeds 0..N-1.
-
-    Raises ValueError saying what is wrong with the flags.
-    """
-    if args.task or args.rerender:
-        raise ValueError("--script replaces the built-in tasks: leave out --task and --rerender")
-    low, high = args.range or USER_RANGE
-    task = user_task(
-        args.script,
-        steps=USER_STEPS if args.steps is None else args.steps,
-        eval_every=args.eval_every,
-        min_steps=args.min_steps,
-        low=low,
-        high=high,
-        metric=args.metric or DEFAULT_METRIC,
-        goal=Goal(args.goal or Goal.MINIMIZE.value),
-    )
-    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    if seeds < 1:
-        raise ValueError("--seeds must be at least 1")
-    return replace(base, tasks=(task,), seeds=tuple(range(seeds)))
 
 
 def portable(settings: Settings) -> Settings:
@@ -1591,53 +1473,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="rebuild the report and plot from OUT's results and ground truth, running nothing",
     )
-    own = parser.add_argument_group(
-        "your own training script",
-        "benchmark a script on the reporting API (lrsweep_trainer.report) instead of the "
-        "built-in tasks; it must seed itself from session.seed",
-    )
-    own.add_argument("--script", type=Path, default=None, help="the script (run with python)")
-    own.add_argument("--steps", type=int, default=None, help="a full run's steps (default 270)")
-    own.add_argument(
-        "--eval-every", type=int, default=None, help="steps between evaluations (steps / 18)"
-    )
-    own.add_argument(
-        "--min-steps", type=int, default=None, help="the first rung (steps / 9; see Budget)"
-    )
-    own.add_argument(
-        "--range",
-        type=float,
-        nargs=2,
-        default=None,
-        metavar=("LOW", "HIGH"),
-        help="the learning rates searched, 5 decades or more (default 1e-4 10)",
-    )
-    own.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
-    own.add_argument(
-        "--metric",
-        default=None,
-        help=f"the metric compared (default {DEFAULT_METRIC}); positive at every rate",
-    )
-    own.add_argument(
-        "--goal",
-        choices=[g.value for g in Goal],
-        default=None,
-        help="which way the metric is better (default minimize; an accuracy: maximize)",
-    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     settings = quick_settings() if args.quick else FULL
-    if args.script is not None:
-        try:
-            settings = script_settings(args, settings)
-        except ValueError as error:
-            parser.error(str(error))
-        args.out = args.out or script_out(settings.tasks[0], quick=args.quick)
-    elif given := [f for f in SCRIPT_ONLY if getattr(args, f) is not None]:
-        flags = ", ".join("--" + f.replace("_", "-") for f in given)
-        verb = "applies" if len(given) == 1 else "apply"
-        parser.error(f"{flags} only {verb} with --script (the built-in tasks set their own)")
     if args.task:
         known = [t.name for t in settings.tasks]
         unknown = sorted(set(args.task) - set(known))

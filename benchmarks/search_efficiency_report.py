@@ -491,15 +491,6 @@ def summarize(
                 else {"args": [*task.trainer_args, "--lr", "$(LRSWEEP_LEARNING_RATE)"]}
             ),
             "why": task.why,
-            **(
-                {
-                    "script_sha256": task.script_digest,
-                    "metric": task.metric,
-                    "goal": task.goal.value,
-                }
-                if task.script_digest
-                else {}
-            ),
             "dense_points": settings.dense_points,
             "dense_best": {
                 str(seed): {
@@ -804,14 +795,9 @@ def markdown(result: Mapping[str, Any]) -> str:
     lines = [
         "# Search efficiency against a dense ground-truth grid",
         "",
-        (
-            "Reproduce (from the repository root; the ground truth is cached in the output "
-            "directory's `ground-truth/`, keyed by the script's content):"
-            if any("script_sha256" in t for t in result["tasks"].values())
-            else "Reproduce (from the repository root; the ground truth is cached in "
-            f"`{_out_of(result['command'])}/ground-truth/`, delete it or pass `--fresh` after "
-            "changing the trainer):"
-        ),
+        "Reproduce (from the repository root; the ground truth is cached in "
+        f"`{_out_of(result['command'])}/ground-truth/`, delete it or pass `--fresh` after "
+        "changing the trainer):",
         "",
         "```sh",
         result["command"],
@@ -846,13 +832,7 @@ def markdown(result: Mapping[str, Any]) -> str:
         ),
         "",
         "Regret = score(chosen rate) / best dense-grid score - 1 at the same seed"
-        + "".join(
-            f" ({name}'s {t['metric']} is maximized: best dense-grid score / score(chosen "
-            "rate) - 1)"
-            for name, t in result["tasks"].items()
-            if t.get("goal") == "maximize"
-        )
-        + f"; a case is within target when {result['tolerance']}. Compute in R = training "
+        f"; a case is within target when {result['tolerance']}. Compute in R = training "
         "steps of every trial (range test included) / steps of one full run.",
         "",
         "## Target for `adaptive`",

@@ -20,7 +20,6 @@ SHARED_FIXTURES = {
     "quick_benchmark": "quick-benchmark",  # tests/benchmarks/conftest.py
     "local_quickstart": "local-quickstart",  # tests/e2e/conftest.py
     "local_multi_gpu": "local-quickstart",  # tests/e2e/conftest.py: compared with the above
-    "script_run": "script-benchmark",  # tests/benchmarks/test_user_script.py (module)
     "benchmarked": "benchmark-command",  # tests/e2e/test_benchmark_command.py (module)
     "numerics_runs": "numerics-runs",  # tests/unit/trainer/test_numerics.py (module)
     "lrsweep_images": "images",  # tests/images/conftest.py: podman builds, containers
