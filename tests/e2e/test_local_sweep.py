@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.commands import ROOT, alive, children_running, lrsweep, start_lrsweep
+from tests.e2e.commands import alive, children_running, lrsweep, start_lrsweep
 from tests.e2e.conftest import QUICKSTART, LocalRun
 from tests.e2e.toy import TOY, toy_sweep_doc
 
