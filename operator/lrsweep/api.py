@@ -121,7 +121,8 @@ class Search(_Model):
         description="adaptive: extra rounds after the first, each probing half a spacing (on "
         "a log scale) from the best rate: past the edge when it is the lowest or highest tried, "
         "else towards its better neighbour first, while they are more than sqrt(2) apart; as "
-        "long as the sweep has spent under 5 full runs.",
+        "long as its trials have got under 5 full runs (steps trained again after a park or "
+        "a retry not counted).",
     )
 
     @property

@@ -298,8 +298,10 @@ def adaptive(ctx: Context) -> list[Proposal]:
         doubled = space.doubled(best.learning_rate, search.max, tried)
         if doubled is not None and doubled not in rates:
             rates.append(doubled)
-    # Full runs per seed spent so far; each proposal counts as one more.
-    spent = sum(r.steps_used for r in ctx.records) / ctx.spec.budget.steps / search.seeds
+    # Full runs per seed the search has trained so far; each proposal counts as one more.
+    # Steps trained again (a park, a retry, a restart) do not count, so what the sweep
+    # decides does not depend on how many GPUs it found or how often a pod was lost.
+    spent = sum(r.steps_reached for r in ctx.records) / ctx.spec.budget.steps / search.seeds
     room = max(0, math.floor(REFINE_BUDGET - spent + 1e-9))
     return _each_seed(sorted(rates[:room]), search.seeds)
 

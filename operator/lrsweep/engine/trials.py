@@ -89,7 +89,14 @@ class TrialRecord:
 
     @property
     def steps_used(self) -> int:
+        """Steps trained over every attempt, again after a park, a retry or a restart."""
         return self.spent_steps + self.step - self.start_step
+
+    @property
+    def steps_reached(self) -> int:
+        """How far the trial got: what the search learned from it, however many attempts
+        it took (the furthest step of its current or last ended attempt)."""
+        return max(self.step, self.counted_to)
 
 
 def merge_points(old: Sequence[Point], new: Sequence[Point]) -> tuple[Point, ...]:

@@ -244,6 +244,18 @@ def test_adaptive_brackets_an_inside_best_halfway_to_its_neighbours() -> None:
     ]
 
 
+def test_steps_trained_again_after_a_park_do_not_count_against_refinement() -> None:
+    # As above, but the best trial was parked at step 150 and trained it again: 4.5 R
+    # trained, 4 R of search; the same probe as a sweep never parked.
+    rates = ((1, 0.005, 0.5), (2, 0.02, 0.1), (3, 0.08, 0.2), (4, 0.32, 0.4))
+    records = [replace(_finished(i, lr, final), step=300) for i, lr, final in rates]
+    stopped = replace(records[0], phase=TrialPhase.STOPPED, rungs={75: 0.5})
+    parked = replace(records[1], spent_steps=150, counted_to=150, resumes=1)
+    ctx = strategies.Context(make_spec(), "k", [stopped, parked, *records[2:]], range_result=None)
+    assert sum(r.steps_used for r in ctx.records) == 4.5 * 300
+    assert strategies.adaptive(ctx) == [strategies.Proposal(0.04, 0)]
+
+
 def test_adaptive_stops_once_the_best_is_bracketed_within_sqrt_2() -> None:
     rates = ((1, 0.01, 0.3), (2, 0.0141, 0.1), (3, 0.0199, 0.2))
     records = [_finished(i, lr, final) for i, lr, final in rates]
