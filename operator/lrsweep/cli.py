@@ -30,6 +30,7 @@ from lrsweep.api import (
     parse_sweep,
 )
 from lrsweep.benchmark import DEFAULT_RATIO, GroundTruthError, benchmark, cache_directory
+from lrsweep.benchmark.report import summary_table as benchmark_summary_table
 from lrsweep.benchmark.report import table as benchmark_table
 from lrsweep.benchmark.report import truth_lines
 from lrsweep.engine import conditions as cond
@@ -306,6 +307,8 @@ def cmd_benchmark(args: argparse.Namespace, console: Console) -> int:
         say(Console(stderr=True), f"lrsweep benchmark: {err}")
         return EXIT_SWEEP_FAILED
     console.print(benchmark_table(report))
+    if len(report.seeds) > 1:
+        console.print(benchmark_summary_table(report))
     for line in truth_lines(report):
         say(console, line)
     out = Path(args.out) if args.out else Path(report.cache)

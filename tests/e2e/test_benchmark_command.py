@@ -7,7 +7,8 @@ apart (--ratio 10), so a benchmark takes seconds.
 Covers: every strategy is reported with its pick, score, regret and compute; a strategy that
 picks the dense best has no regret; compute is the steps its trials trained, in full runs;
 every evaluation of a full run is recorded; the report is printed and written as JSON and
-Markdown; a second benchmark trains nothing and launches no process; Ctrl-C stops every
+Markdown; with several seeds each strategy is also summarized over them; a second benchmark
+trains nothing and launches no process; Ctrl-C stops every
 trial, keeps the runs that finished and says how to go on (exit 130); a missing or invalid
 document, a script that fails every run, one that does not report the objective (exit 2)
 and rates that all diverge (exit 1) stop it with what to do; a ratio not above 1 is refused.
@@ -102,6 +103,19 @@ def test_every_strategy_is_reported_with_its_pick_score_regret_and_compute(
         assert row["score"] > 0, row
         assert row["regret"] is not None, row
         assert row["compute_r"] > 0, row
+
+
+def test_with_several_seeds_each_strategy_is_summarized_over_them(tmp_path: Path) -> None:
+    _document(tmp_path)
+    done = lrsweep("benchmark", "sweep.yaml", *COARSE, "--seeds", "2", cwd=tmp_path, timeout=300)
+    report = Benchmarked(done, tmp_path).report()
+    assert sorted({(r["strategy"], r["seed"]) for r in report["rows"]}) == sorted(
+        (s, seed) for s in ("adaptive", "grid", "random", "asha", "rangeTest") for seed in (0, 1)
+    )
+    summary = {s["strategy"]: s for s in report["summary"]}
+    assert summary["grid"]["seeds"] == 2
+    assert summary["grid"]["mean_regret"] == pytest.approx(0.0)
+    assert "each strategy over 2 seeds" in done.stdout
 
 
 def test_a_strategy_that_picks_the_dense_best_has_no_regret(benchmarked: Benchmarked) -> None:

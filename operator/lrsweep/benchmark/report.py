@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,6 +64,39 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Summary:
+    """One strategy over every benchmark seed."""
+
+    strategy: str
+    seeds: int
+    mean_regret: float | None  # None where a pick has no regret (it diverged, or no pick)
+    worst_regret: float | None
+    median_compute_r: float
+
+
+def summarize(rows: tuple[Row, ...]) -> tuple[Summary, ...]:
+    """Each strategy's regret and compute over the seeds, in the rows' order."""
+    by_strategy: dict[str, list[Row]] = {}
+    for row in rows:
+        by_strategy.setdefault(row.strategy, []).append(row)
+    out = []
+    for strategy, runs in by_strategy.items():
+        regrets = [r.regret for r in runs]
+        known = [g for g in regrets if g is not None]
+        complete = len(known) == len(regrets)
+        out.append(
+            Summary(
+                strategy=strategy,
+                seeds=len(runs),
+                mean_regret=statistics.fmean(known) if complete else None,
+                worst_regret=max(known) if complete else None,
+                median_compute_r=statistics.median(r.compute_r for r in runs),
+            )
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Report:
     document: str
     name: str
@@ -81,8 +115,13 @@ class Report:
     rows: tuple[Row, ...]
     command: str = ""
 
+    @property
+    def summary(self) -> tuple[Summary, ...]:
+        return summarize(self.rows)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["summary"] = [asdict(s) for s in self.summary]
         data["goal"] = self.goal.value
         data["truths"] = [
             {**asdict(t), "scores": {repr(r): s for r, s in t.scores.items()}} for t in self.truths
@@ -150,19 +189,43 @@ def _truth_line(report: Report, truth: Truth) -> str:
     )
 
 
+def _table(title: str) -> Table:
+    return Table(
+        title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+    )
+
+
 def table(report: Report) -> Table:
     """The rows as a terminal table (`truth_lines` say what they are scored against)."""
-    result = Table(
-        title=f"{report.name}: each strategy's pick, scored by its full run",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-    )
+    result = _table(f"{report.name}: each strategy's pick, scored by its full run")
     for name in _columns(report):
         result.add_column(name, no_wrap=name != "note", overflow="fold")
     for row in report.rows:
         result.add_row(*_cells(report, row))
+    return result
+
+
+_SUMMARY_COLUMNS = ["strategy", "seeds", "mean regret", "worst regret", "median compute"]
+
+
+def _summary_cells(report: Report, summary: Summary) -> list[str]:
+    yours = " (yours)" if summary.strategy == report.strategy else ""
+    return [
+        summary.strategy + yours,
+        str(summary.seeds),
+        _regret(summary.mean_regret),
+        _regret(summary.worst_regret),
+        f"{summary.median_compute_r:.2f} R",
+    ]
+
+
+def summary_table(report: Report) -> Table:
+    """Each strategy over every seed (worth printing with more than one seed)."""
+    result = _table(f"{report.name}: each strategy over {len(report.seeds)} seeds")
+    for name in _SUMMARY_COLUMNS:
+        result.add_column(name, no_wrap=True)
+    for summary in report.summary:
+        result.add_row(*_summary_cells(report, summary))
     return result
 
 
@@ -196,4 +259,13 @@ def markdown(report: Report) -> str:
         "",
         *(f"- {line}" for line in truth_lines(report)),
     ]
+    if len(report.seeds) > 1:
+        lines += [
+            "",
+            f"Over the {len(report.seeds)} seeds (a mean of '-': a pick without a regret):",
+            "",
+            "| " + " | ".join(_SUMMARY_COLUMNS) + " |",
+            "|" + "---|" * len(_SUMMARY_COLUMNS),
+            *("| " + " | ".join(_summary_cells(report, s)) + " |" for s in report.summary),
+        ]
     return "\n".join(lines) + "\n"

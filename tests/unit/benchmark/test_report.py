@@ -3,7 +3,8 @@
 Covers: regret is score / best - 1 for a metric minimized and best / score - 1 for one
 maximized, and none where a ratio means nothing; the dense best breaks ties towards the
 lower rate; the JSON report is strict (an infinite score is null); the table marks the
-document's own strategy.
+document's own strategy; over several seeds each strategy's mean and worst regret and
+median compute are summarized, with no mean where a pick has no regret.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from lrsweep.api import Goal
-from lrsweep.benchmark.report import Report, Row, Truth, best_of, regret, table
+from lrsweep.benchmark.report import Report, Row, Truth, best_of, regret, summarize, table
 
 
 def test_regret_of_a_minimized_metric_is_score_over_best_minus_one() -> None:
@@ -58,3 +59,30 @@ def test_the_table_marks_the_documents_own_strategy() -> None:
     console = Console(width=120, record=True)
     console.print(table(_report(0.3)))
     assert "grid (yours)" in console.export_text()
+
+
+def test_over_several_seeds_each_strategy_gets_its_mean_worst_regret_and_median_compute() -> None:
+    rows = (
+        Row("adaptive", 0, 0.1, 0.2, 0.0, 4.0, 5, ""),
+        Row("grid", 0, 1.0, 0.3, 0.5, 8.0, 8, ""),
+        Row("adaptive", 1, 0.1, 0.2, 0.1, 5.0, 6, ""),
+        Row("grid", 1, 1.0, 0.3, 0.3, 8.0, 8, ""),
+        Row("adaptive", 2, 0.1, 0.2, 0.2, 4.5, 6, ""),
+        Row("grid", 2, 1.0, 0.3, 0.1, 8.0, 8, ""),
+    )
+    adaptive, grid = summarize(rows)
+    assert (adaptive.strategy, adaptive.seeds) == ("adaptive", 3)
+    assert adaptive.mean_regret == pytest.approx(0.1)
+    assert adaptive.worst_regret == pytest.approx(0.2)
+    assert adaptive.median_compute_r == 4.5
+    assert grid.mean_regret == pytest.approx(0.3)
+
+
+def test_a_strategy_whose_pick_has_no_regret_gets_no_mean() -> None:
+    rows = (
+        Row("random", 0, 0.1, 0.2, 0.1, 4.0, 5, ""),
+        Row("random", 1, 3.0, None, None, 1.0, 2, ""),
+    )
+    (random,) = summarize(rows)
+    assert random.mean_regret is None
+    assert random.worst_regret is None
