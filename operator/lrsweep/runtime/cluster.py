@@ -40,6 +40,19 @@ def _api_message(err: ApiException) -> str:
         return f"{err.status} {err.reason}"
 
 
+def _drained(response: Any) -> bytes:
+    """The body of a response the client was told not to read (`_preload_content=False`),
+    its connection given back to the pool. The client then builds no model of it: a V1Pod
+    of every pod created or deleted and a V1Event of every event, which the operator never
+    reads, and a V1PodList of every LIST, which it turned back into dicts. At 100 sweeps
+    they were 7% of the operator's CPU."""
+    try:
+        data: bytes = response.data
+    finally:
+        response.release_conn()
+    return data
+
+
 def _body_problems(err: ValidationError) -> str:
     """The client's validation errors of a request body, as Kubernetes names fields:
     `spec.containers[0].comand: unknown field`."""
@@ -222,7 +235,12 @@ class Cluster:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self._call("create_event", lambda: self.core.create_namespaced_event(namespace, body))
+        await self._call(
+            "create_event",
+            lambda: _drained(
+                self.core.create_namespaced_event(namespace, body, _preload_content=False)
+            ),
+        )
 
     async def trial_pods(
         self, namespace: str, sweep: str, expected: Collection[tuple[str, int]]
@@ -246,16 +264,17 @@ class Cluster:
         return listed
 
     async def list_pods(self, namespace: str, sweep: str) -> list[dict[str, Any]]:
-        result = await self._call(
-            "list_pods",
-            lambda: self.core.list_namespaced_pod(
-                namespace, label_selector=f"{LABEL_SWEEP}={sweep}"
-            ),
-        )
-        # Plain dicts with the API's camelCase names, like everything else we handle.
-        plain: dict[str, Any] = self.core.api_client.sanitize_for_serialization(result)
-        items: list[dict[str, Any]] = plain.get("items") or []
-        return items
+        """The sweep's trial pods as the API server sends them: plain dicts with its
+        camelCase names, like the watch's (the JSON read as it is, no model built)."""
+
+        def listed() -> list[dict[str, Any]]:
+            response = self.core.list_namespaced_pod(
+                namespace, label_selector=f"{LABEL_SWEEP}={sweep}", _preload_content=False
+            )
+            items: list[dict[str, Any]] = json.loads(_drained(response)).get("items") or []
+            return items
+
+        return await self._call("list_pods", listed)
 
     async def read_sweep(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The LRSweep as stored now (None: deleted)."""
@@ -284,7 +303,11 @@ class Cluster:
             # it, instead of dropped, which would run the image's default command unnoticed.
             await self._call(
                 "create_pod",
-                lambda: self.core.create_namespaced_pod(namespace, body, field_validation="Strict"),
+                lambda: _drained(
+                    self.core.create_namespaced_pod(
+                        namespace, body, field_validation="Strict", _preload_content=False
+                    )
+                ),
             )
         except ApiException as err:
             if err.status == 409:  # AlreadyExists: created before a restart; that is success
@@ -302,8 +325,10 @@ class Cluster:
         try:
             await self._call(
                 "delete_pod",
-                lambda: self.core.delete_namespaced_pod(
-                    name, namespace, grace_period_seconds=grace
+                lambda: _drained(
+                    self.core.delete_namespaced_pod(
+                        name, namespace, grace_period_seconds=grace, _preload_content=False
+                    )
                 ),
             )
         except ApiException as err:
