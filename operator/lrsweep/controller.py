@@ -16,10 +16,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import kopf
-from kubernetes import config
+from kubernetes import client, config
 
 from lrsweep import api
-from lrsweep.runtime.cluster import Cluster, api_threads
+from lrsweep.runtime.cluster import Cluster
 from lrsweep.runtime.pods import LABEL_SWEEP
 from lrsweep.runtime.reconciler import Key, Reconciler
 from lrsweep.settings import OperatorSettings
@@ -127,9 +127,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     def pods_of(namespace: str, sweep: str) -> list[Any]:
         return list(pods.get((namespace, sweep), ()))
 
-    # A thread per reconcile that may be under way, for its API calls (`api_threads`).
-    core, executor = api_threads(SETTINGS.max_concurrent_reconciles)
-    memo.cluster = cluster = Cluster(core, telemetry, pod_index=pods_of, executor=executor)
+    memo.cluster = cluster = Cluster(client.CoreV1Api(), telemetry, pod_index=pods_of)
 
     memo.reconciler = Reconciler(cluster, SETTINGS, sweeps)
     memo.loop = asyncio.create_task(memo.reconciler.run(), name="reconciler")

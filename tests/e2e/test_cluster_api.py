@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from lrsweep.runtime.cluster import Cluster, api_threads
+from lrsweep.runtime.cluster import Cluster
 from lrsweep.runtime.pods import LABEL_SWEEP
 from lrsweep.telemetry import Telemetry
 from tests.harness.pytest_plugin import KubeCluster
@@ -25,13 +25,14 @@ pytestmark = [pytest.mark.cluster]
 
 @pytest.fixture
 def cluster(kube_cluster: KubeCluster) -> Iterator[Cluster]:
-    """A Cluster as the operator makes it, with one thread and one pooled connection."""
+    """A Cluster of the test cluster whose client keeps one connection for reuse."""
     configuration = client.Configuration()
     config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=str(kube_cluster.kubeconfig), client_configuration=configuration
     )
-    core, executor = api_threads(1, configuration)
-    made = Cluster(core, Telemetry(), executor=executor)
+    configuration.connection_pool_maxsize = 1
+    core = client.CoreV1Api(client.ApiClient(configuration))
+    made = Cluster(core, Telemetry())
     yield made
     asyncio.run(made.close())
     core.api_client.close()

@@ -3,8 +3,7 @@
 Covers: the operator configures kopf to build no diff base (no copy of each watched body at
 every watch event), which keeps nothing from kopf: no handler of the operator reacts to
 changes (create, update, resume, delete) or spawns (timers, daemons), the only ones that
-read it; a diff base of no object is built or found. The operator's API calls run on a
-thread per reconcile that may be under way.
+read it; a diff base of no object is built or found.
 """
 
 from __future__ import annotations
@@ -67,11 +66,3 @@ def test_a_diff_base_of_no_object_is_built_or_found() -> None:
     storage = controller.NoDiffBase()
     assert storage.build(body=body) == {}
     assert storage.fetch(body=body) is None
-
-
-def test_the_operators_api_calls_run_on_a_thread_per_concurrent_reconcile(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    _, cluster = configured(monkeypatch)
-    assert cluster.executor is not None
-    assert cluster.executor._max_workers == OperatorSettings().max_concurrent_reconciles

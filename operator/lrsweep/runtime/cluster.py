@@ -10,7 +10,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -72,23 +71,6 @@ def _body_problems(err: ValidationError) -> str:
 # --- the Kubernetes API, off the event loop --------------------------------------------------
 
 
-def api_threads(
-    calls: int, configuration: client.Configuration | None = None
-) -> tuple[client.CoreV1Api, ThreadPoolExecutor]:
-    """A client of `configuration` (by default the one loaded: `load_cluster_config`) and
-    the threads its calls run in, for `calls` calls under way at once: a thread and a pooled
-    connection each. A reconcile awaits one call at a time, so with one per reconcile that
-    may run at once (`max_concurrent_reconciles`) no call waits for a thread. asyncio's
-    default pool (the CPU count + 4: 6 threads on 2 cores) kept two dozen calls queued
-    behind its threads at 100 sweeps; and urllib3 keeps only its pool's size of connections
-    for reuse (the client's default: the CPU count x 5)."""
-    if configuration is None:
-        configuration = client.Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = calls
-    core = client.CoreV1Api(client.ApiClient(configuration))
-    return core, ThreadPoolExecutor(calls, thread_name_prefix="kubernetes-api")
-
-
 @dataclass
 class ApiHealth:
     """Whether the API server answers: since when it has not, and the last failure."""
@@ -140,13 +122,10 @@ class Cluster:
     # When each sweep's pods were last listed from the API server (time.monotonic).
     listed: dict[tuple[str, str], float] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
-    # The threads the blocking client's calls run in (`api_threads`); None: asyncio's default
-    # pool, at most the CPU count + 4 threads.
-    executor: ThreadPoolExecutor | None = None
 
     async def _call(self, operation: str, fn: Callable[[], T]) -> T:
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+            result = await asyncio.to_thread(fn)
         except ApiException as err:
             self.telemetry.api_errors.labels(operation, str(err.status)).inc()
             if err.status is None or err.status >= 500 or err.status == 429:
@@ -410,5 +389,3 @@ class Cluster:
             await asyncio.sleep(0.05)
         if self.http is not None:
             await self.http.close()
-        if self.executor is not None:
-            self.executor.shutdown(wait=False)
