@@ -10,6 +10,7 @@ would on trial processes that report the same evaluations.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,17 +89,18 @@ def _num(value: float) -> float | str:
 
 
 @dataclass
-class FollowingBackend:
-    """The gate and the bookkeeping; `advance` says what a trial reports next."""
+class FollowingBackend(abc.ABC):
+    """The gate and the bookkeeping; `advance` (each subclass's) says what a trial reports
+    next."""
 
     running: dict[str, tuple[Launch, int]] = field(default_factory=dict, kw_only=True)
     promoted: dict[str, int] = field(default_factory=dict, kw_only=True)
     idle_polls: int = field(default=0, kw_only=True)
 
+    @abc.abstractmethod
     def advance(self, launch: Launch, step: int) -> Observation:
         """The next observation of a trial last seen at `step`: running at a later step,
         or exited."""
-        raise NotImplementedError
 
     def launch(self, launch: Launch) -> None:
         self.running[launch.trial] = (launch, 0)
