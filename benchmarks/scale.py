@@ -71,6 +71,7 @@ DEFAULT_SETTINGS = {
     "LRSWEEP_RECONCILE_INTERVAL": str(RECONCILE_INTERVAL),
     "LRSWEEP_STOP_GRACE_SECONDS": "10",
     "LRSWEEP_GATE_TIMEOUT": "300",
+    "LRSWEEP_PROGRESS_WRITE_INTERVAL": "10",
 }
 TERMINAL = ("Succeeded", "Stopped", "Diverged", "Failed")
 SWEEP_OVER = ("Succeeded", "Failed")

@@ -30,6 +30,13 @@ class OperatorSettings(BaseSettings):
         description="Seconds a running trial's step may stand still (pauses at rungs "
         "included) before its attempt fails as hung and is retried; above gate_timeout.",
     )
+    progress_write_interval: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds between status writes that only move running trials on (their "
+        "step, verdict and reason); what the sweep decides is written at once. 0: every "
+        "change is written.",
+    )
     stop_grace_seconds: int = Field(10, ge=0, description="Grace period of a stopped trial.")
     start_grace_seconds: float = Field(
         300.0,

@@ -49,6 +49,7 @@ class Operator:
             "LRSWEEP_RECONCILE_INTERVAL": "0.5",
             "LRSWEEP_STOP_GRACE_SECONDS": "2",
             "LRSWEEP_GATE_TIMEOUT": "60",
+            "LRSWEEP_PROGRESS_WRITE_INTERVAL": "2",
             "LRSWEEP_METRICS_PORT": str(self.metrics_port),
             "LRSWEEP_HEALTH_PORT": str(self.health_port),
             **self.settings,

@@ -173,6 +173,11 @@ def test_the_progress_deadline_reaches_the_operator() -> None:
     assert _env(render("every-option"))["LRSWEEP_PROGRESS_DEADLINE_SECONDS"] == "3600"
 
 
+def test_the_progress_write_interval_reaches_the_operator() -> None:
+    assert _env(render("defaults"))["LRSWEEP_PROGRESS_WRITE_INTERVAL"] == "10"
+    assert _env(render("every-option"))["LRSWEEP_PROGRESS_WRITE_INTERVAL"] == "30"
+
+
 def test_the_image_tag_defaults_to_the_app_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     image = _container(render("defaults"))["image"]

@@ -220,9 +220,11 @@ async def _advance(
     if decision.done and status.phase is Phase.FAILED:
         events.append(("Warning", SWEEP_FAILED, status.message))
     _record(cluster.telemetry, namespace, name, status)
-    new = status.model_dump(mode="json")
-    if new == previous.model_dump(mode="json"):
+    new, old = status.model_dump(mode="json"), previous.model_dump(mode="json")
+    if new == old:
         return ReconcileResult(None, events, dict(status_in))  # nothing learned: write nothing
+    if progress_only(old, new) and not _progress_due(previous, now, settings):
+        return ReconcileResult(None, events, dict(status_in))  # written with a later one
 
     async def delete_unwanted() -> object:
         return await delete_unwanted_pods(cluster, settings, namespace, spec, status, pods)
@@ -494,6 +496,46 @@ def stamp_progress(status: LRSweepStatus, previous: LRSweepStatus, now: str) -> 
         ):
             kept = ""  # it moved
         trial.progressTime = kept or now
+
+
+# What changes in a running trial's status as it trains, between the sweep's decisions.
+PROGRESS_FIELDS = frozenset({"step", "progressTime", "verdict", "reason"})
+
+
+def progress_only(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether status `new` differs from `old` only in how far trials running in both have
+    trained (PROGRESS_FIELDS): no trial added, launched, decided, or past a rung, nothing
+    else of the sweep changed."""
+    if {k: v for k, v in old.items() if k != "trials"} != {
+        k: v for k, v in new.items() if k != "trials"
+    }:
+        return False
+    before, after = old.get("trials") or {}, new.get("trials") or {}
+    if before.keys() != after.keys():
+        return False
+    for tid, trial in after.items():
+        was = before[tid]
+        if trial == was:
+            continue
+        if not trial.get("phase") == was.get("phase") == TrialPhase.RUNNING:
+            return False
+        if any(trial.get(k) != was.get(k) for k in (trial.keys() | was.keys()) - PROGRESS_FIELDS):
+            return False
+    return True
+
+
+def _progress_due(previous: LRSweepStatus, now: str, settings: OperatorSettings) -> bool:
+    """Whether the running trials' progress is due to be written: `progress_write_interval`
+    has passed since the last write that moved one on (their latest progressTime)."""
+    moments = [
+        m
+        for t in previous.trials.values()
+        if t.phase is TrialPhase.RUNNING and (m := parse_timestamp(t.progressTime))
+    ]
+    moment = parse_timestamp(now)
+    if not moments or moment is None:
+        return True
+    return (moment - max(moments)).total_seconds() >= settings.progress_write_interval
 
 
 def status_patch(stored: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,9 @@ back to the same status. The HTTP session is closed only once a reconcile under 
 ended. IPv6 pod addresses are bracketed in metrics URLs; metrics another trial serves at a
 pod's address are not read as its own; a failed promotion is counted under the sweep's
 namespace, as a POST failure (not a scrape failure); a sweep's last progress is exported.
+A running trial's progress alone (its step, verdict and reason) is written at most once per
+progress interval, every change with an interval of 0; anything the sweep decides is
+written at once.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from lrsweep.runtime.cluster import Cluster
 from lrsweep.runtime.kube import (
     DISCARD_TRIES,
     ReconcileResult,
+    progress_only,
     reconcile,
     status_patch,
     sweep_status,
@@ -139,10 +143,16 @@ class MemoryCluster(Cluster):
         )
 
 
-def run(cluster: MemoryCluster, sweep: Any, stored: Any = "as handed") -> ReconcileResult:
+def run(
+    cluster: MemoryCluster,
+    sweep: Any,
+    stored: Any = "as handed",
+    now: str = "2026-01-01T00:00:00Z",
+    settings: OperatorSettings | None = None,
+) -> ReconcileResult:
     """One reconcile handed `sweep` (kopf's copy), the API storing `stored` (None: deleted)."""
     cluster.sweep = sweep if stored == "as handed" else stored
-    return asyncio.run(reconcile(cluster, OperatorSettings(), sweep, "2026-01-01T00:00:00Z"))
+    return asyncio.run(reconcile(cluster, settings or OperatorSettings(), sweep, now))
 
 
 def test_an_invalid_spec_fails_with_a_condition_naming_the_field() -> None:
@@ -786,3 +796,93 @@ def test_the_time_a_trial_last_advanced_is_exported_for_the_sweep() -> None:
         "lrsweep_sweep_last_progress_timestamp_seconds", {"namespace": "ml", "sweep": "s"}
     )
     assert moment == dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp()
+
+
+def _running_at_step_10(cluster: MemoryCluster) -> dict[str, Any]:
+    """The status once t000 runs and has reported step 10 (written at `run`'s time)."""
+    first = run(cluster, body())
+    cluster.run_pod("s-t000-1", "10.0.0.1", {0: {"val_loss": "2"}, 10: {"val_loss": "1.5"}})
+    seen = run(cluster, body(status=first.status)).status
+    assert seen is not None
+    assert seen["trials"]["t000"]["phase"] == "Running"
+    return seen
+
+
+def test_a_running_trials_progress_alone_waits_for_the_progress_interval() -> None:
+    cluster = MemoryCluster()
+    seen = _running_at_step_10(cluster)
+    cluster.run_pod("s-t000-1", "10.0.0.1", {0: {"val_loss": "2"}, 20: {"val_loss": "1.2"}})
+    early = run(cluster, body(status=seen), now="2026-01-01T00:00:09Z")
+    assert early.status is None
+    due = run(cluster, body(status=seen), now="2026-01-01T00:00:10Z").status
+    assert due is not None
+    assert due["trials"]["t000"]["step"] == 20
+    assert due["trials"]["t000"]["progressTime"] == "2026-01-01T00:00:10Z"
+
+
+def test_a_progress_interval_of_zero_writes_every_step() -> None:
+    cluster = MemoryCluster()
+    seen = _running_at_step_10(cluster)
+    cluster.run_pod("s-t000-1", "10.0.0.1", {0: {"val_loss": "2"}, 20: {"val_loss": "1.2"}})
+    every = OperatorSettings(progress_write_interval=0)
+    status = run(cluster, body(status=seen), now="2026-01-01T00:00:01Z", settings=every).status
+    assert status is not None
+    assert status["trials"]["t000"]["step"] == 20
+
+
+def test_a_trial_that_ends_is_written_within_the_progress_interval() -> None:
+    cluster = MemoryCluster()
+    seen = _running_at_step_10(cluster)
+    cluster.pods["s-t000-1"]["status"]["phase"] = "Failed"
+    status = run(cluster, body(status=seen), now="2026-01-01T00:00:01Z").status
+    assert status is not None
+    assert status["trials"]["t000"]["phase"] != "Running"
+
+
+def _trial(**fields: Any) -> dict[str, Any]:
+    trial = {"phase": "Running", "step": 10, "verdict": "unknown", "reason": "", "rungs": {}}
+    return {**trial, **fields}
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        {"t000": _trial(step=20, verdict="converging", reason="loss fell 30%")},
+        {"t000": _trial(progressTime="2026-01-01T00:00:09Z")},
+    ],
+    ids=["step-verdict-reason", "progress-time"],
+)
+def test_a_running_trial_moving_on_is_progress_only(after: dict[str, Any]) -> None:
+    assert progress_only(
+        {"phase": "Running", "trials": {"t000": _trial()}},
+        {
+            "phase": "Running",
+            "trials": after,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({"t000": _trial()}, {"t000": _trial(rungs={"10": 1.5})}),
+        ({"t000": _trial()}, {"t000": _trial(phase="Stopped", step=20)}),
+        ({"t000": _trial(phase="Pending", step=0)}, {"t000": _trial()}),
+        ({"t000": _trial()}, {"t000": _trial(), "t001": _trial(phase="Pending")}),
+    ],
+    ids=["rung-reached", "trial-decided", "trial-started", "trial-added"],
+)
+def test_what_the_sweep_decides_is_not_progress_only(
+    before: dict[str, Any], after: dict[str, Any]
+) -> None:
+    assert not progress_only(
+        {"phase": "Running", "trials": before}, {"phase": "Running", "trials": after}
+    )
+
+
+def test_a_change_outside_the_trials_is_not_progress_only() -> None:
+    trials = {"t000": _trial()}
+    assert not progress_only(
+        {"phase": "Running", "trials": trials, "bestLearningRate": None},
+        {"phase": "Running", "trials": trials, "bestLearningRate": 0.1},
+    )
