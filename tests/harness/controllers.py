@@ -112,19 +112,20 @@ class Controllers:
 
     def _collect_garbage(self) -> None:
         store = self.api.store
-        everything: list[tuple[ResourceType, Obj]] = []
+        # Objects with neither owners nor a deletionTimestamp have nothing to collect and
+        # are no one's dependents: only the others are looked at. Read only (copied where
+        # written): a copy of each at each pass made thousands of pods cost whole seconds.
+        candidates: list[tuple[ResourceType, Obj]] = []
         for storage_key in store.storage_keys():
             rtype = self.api.registry.by_storage(storage_key)
             if rtype is not None:
-                # Read only (copied where written): a copy of everything at each pass made
-                # thousands of pods cost whole seconds.
-                everything.extend((rtype, obj) for obj in store.peek(storage_key))
+                candidates.extend((rtype, obj) for obj in store.peek_collectable(storage_key))
         dependents: dict[str, list[tuple[ResourceType, Obj]]] = defaultdict(list)
-        for rtype, each in everything:
+        for rtype, each in candidates:
             for ref in each["metadata"].get("ownerReferences") or []:
                 dependents[ref.get("uid", "")].append((rtype, each))
 
-        for rtype, snapshot in everything:
+        for rtype, snapshot in candidates:
             # Earlier steps of this pass may have changed or removed the object.
             current = store.peek_one(
                 rtype.storage_key,

@@ -40,6 +40,12 @@ class Store:
         self.revision = 0
         self._history = history
         self._objects: dict[str, dict[tuple[str, str], Obj]] = defaultdict(dict)
+        # Each resource's keys in (namespace, name) order, kept until a key comes or goes
+        # (an update leaves the order as it is): reads list in this order.
+        self._order: dict[str, list[tuple[str, str]]] = {}
+        # The keys of objects with ownerReferences or a deletionTimestamp: the only ones a
+        # garbage collection pass has anything to do with (thousands of Events have neither).
+        self._collectable: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._log: dict[str, deque[WatchEvent]] = defaultdict(deque)
         self._compacted: dict[str, int] = defaultdict(int)
         self._watchers: dict[str, set[Watcher]] = defaultdict(set)
@@ -66,9 +72,16 @@ class Store:
 
     def peek(self, storage_key: str, namespace: str | None = None) -> list[Obj]:
         items = self._objects[storage_key]
-        return [
-            obj for (ns, _), obj in sorted(items.items()) if namespace is None or ns == namespace
-        ]
+        order = self._order.get(storage_key)
+        if order is None:
+            order = self._order[storage_key] = sorted(items)
+        return [items[key] for key in order if namespace is None or key[0] == namespace]
+
+    def peek_collectable(self, storage_key: str) -> list[Obj]:
+        """The stored objects with ownerReferences or a deletionTimestamp (read only, as
+        `peek`'s), in `peek`'s order."""
+        items = self._objects[storage_key]
+        return [items[key] for key in sorted(self._collectable.get(storage_key, ()))]
 
     def storage_keys(self) -> list[str]:
         return [key for key, items in self._objects.items() if items]
@@ -80,7 +93,14 @@ class Store:
         """Store an object whose resourceVersion the caller has just assigned."""
         meta = obj["metadata"]
         key = (meta.get("namespace", ""), meta["name"])
-        self._objects[storage_key][key] = copy.deepcopy(obj)
+        items = self._objects[storage_key]
+        if key not in items:
+            self._order.pop(storage_key, None)
+        items[key] = copy.deepcopy(obj)
+        if meta.get("ownerReferences") or meta.get("deletionTimestamp"):
+            self._collectable[storage_key].add(key)
+        else:
+            self._collectable[storage_key].discard(key)
         self.uids[meta["uid"]] = (storage_key, *key)
         self._record(
             storage_key,
@@ -95,7 +115,10 @@ class Store:
     def remove(self, storage_key: str, obj: Obj) -> Obj:
         """Delete for good; the DELETED event carries the last state at a new resourceVersion."""
         meta = obj["metadata"]
-        self._objects[storage_key].pop((meta.get("namespace", ""), meta["name"]), None)
+        key = (meta.get("namespace", ""), meta["name"])
+        if self._objects[storage_key].pop(key, None) is not None:
+            self._order.pop(storage_key, None)
+        self._collectable[storage_key].discard(key)
         self.uids.pop(meta["uid"], None)
         final = copy.deepcopy(obj)
         final["metadata"]["resourceVersion"] = self.next_revision()
