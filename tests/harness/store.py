@@ -96,7 +96,9 @@ class Store:
         items = self._objects[storage_key]
         if key not in items:
             self._order.pop(storage_key, None)
-        items[key] = copy.deepcopy(obj)
+        # One copy is both the stored object and the watch event's: neither is ever changed
+        # in place (reads copy, or only read; a write stores a new copy).
+        stored = items[key] = copy.deepcopy(obj)
         if meta.get("ownerReferences") or meta.get("deletionTimestamp"):
             self._collectable[storage_key].add(key)
         else:
@@ -104,12 +106,7 @@ class Store:
         self.uids[meta["uid"]] = (storage_key, *key)
         self._record(
             storage_key,
-            WatchEvent(
-                int(meta["resourceVersion"]),
-                "MODIFIED" if old else "ADDED",
-                copy.deepcopy(obj),
-                old,
-            ),
+            WatchEvent(int(meta["resourceVersion"]), "MODIFIED" if old else "ADDED", stored, old),
         )
 
     def remove(self, storage_key: str, obj: Obj) -> Obj:
