@@ -73,6 +73,13 @@ class Api:
         obj = self.store.get(rtype.storage_key, namespace if rtype.namespaced else "", name)
         return self.as_version(rtype, obj) if obj is not None else None
 
+    def view(self, rtype: ResourceType, namespace: str, name: str) -> Obj | None:
+        """The stored object without a deep copy, for reads that change no nested value: its
+        top level is the caller's (to set or replace a field), what lies below is the
+        store's, which must stay as it is."""
+        obj = self.store.peek_one(rtype.storage_key, namespace if rtype.namespaced else "", name)
+        return self.as_version(rtype, dict(obj)) if obj is not None else None
+
     def list_objects(
         self,
         rtype: ResourceType,
@@ -136,7 +143,7 @@ class Api:
         self._validate_metadata(rtype, meta)
         if ns:
             self._check_namespace_open(rtype, ns, meta["name"])
-        if self.store.get(rtype.storage_key, ns, meta["name"]) is not None:
+        if self.store.peek_one(rtype.storage_key, ns, meta["name"]) is not None:
             raise already_exists(rtype.plural, meta["name"], rtype.group)
         for server_field in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(server_field, None)
@@ -188,7 +195,7 @@ class Api:
     def _generate_name(self, rtype: ResourceType, namespace: str, prefix: str) -> str:
         for _ in range(100):
             name = prefix + "".join(random.choices(_GENERATE_ALPHABET, k=5))
-            if self.store.get(rtype.storage_key, namespace, name) is None:
+            if self.store.peek_one(rtype.storage_key, namespace, name) is None:
                 return name
         raise ApiError(500, "InternalError", "could not generate a unique name")
 
@@ -230,7 +237,7 @@ class Api:
             raise invalid(rtype.kind, rtype.group, name, causes)
 
     def _check_namespace_open(self, rtype: ResourceType, namespace: str, name: str) -> None:
-        ns = self.store.get("/namespaces", "", namespace)
+        ns = self.store.peek_one("/namespaces", "", namespace)
         if ns is None:
             raise not_found("namespaces", namespace)
         if ns["metadata"].get("deletionTimestamp"):
@@ -454,10 +461,15 @@ class Api:
 
     def update_status(self, rtype: ResourceType, obj: Obj) -> Obj:
         """For the harness's own controllers: write `status` of the current object."""
-        current = self.get(rtype, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
-        new = copy.deepcopy(current)
-        new["status"] = obj.get("status")
-        return self._update(rtype, current, new, "status", False, "")[0]
+        namespace, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+        current = self.view(rtype, namespace, name)
+        if current is None:
+            raise not_found(rtype.plural, name, rtype.group)
+        # A status update reads only the metadata and status of what it is given, and
+        # writes a copy of the current object with that status: no copy is needed here.
+        return self._update(
+            rtype, current, {**current, "status": obj.get("status")}, "status", False, ""
+        )[0]
 
     def _update(
         self,

@@ -491,7 +491,8 @@ class PodRunner:
     # Status
 
     def publish(self) -> None:
-        current = self.kubelet.api.find(self.kubelet.pods, self.namespace, self.name)
+        # Read only below its top level (the runner's pod too): the status is a copy.
+        current = self.kubelet.api.view(self.kubelet.pods, self.namespace, self.name)
         if current is None or current["metadata"]["uid"] != self.uid:
             return
         self.pod = current
