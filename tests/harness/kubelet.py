@@ -998,7 +998,9 @@ class Kubelet:
         # The service account's credentials: a kubeconfig (the harness speaks plain HTTP,
         # which in-cluster config cannot), never the kubeconfig the harness was started with.
         env.pop("KUBECONFIG", None)
-        if self._automounts_token(pod):
+        # A simulated trainer is no process and calls no API: it needs no credentials (a
+        # kubeconfig file for each of thousands of pods was a good part of their start).
+        if not selected(argv) and self._automounts_token(pod):
             env["KUBECONFIG"] = str(self._service_account_kubeconfig(pod))
         env.update(own)
         # The images have their Python environment's scripts (torchrun, ...) on PATH.

@@ -6,7 +6,8 @@ diverging rate ending `diverged`; SIGTERM ending the run with a summary and exit
 with 137 and none; the rung gate holding a trial until `POST /continue`; a bad environment
 failing with exit code 2; the loss curve being lowest at the optimum; and, through the test
 cluster, a pod of the simulated image ending Succeeded with its summary as the termination
-message, without a process of its own.
+message, without a process of its own, and without the service-account kubeconfig file a
+process would be given.
 """
 
 from __future__ import annotations
@@ -169,23 +170,38 @@ def test_the_loss_curve_ends_lowest_at_the_optimum() -> None:
     assert min(final, key=lambda rate: final[rate] if math.isfinite(final[rate]) else 1e9) == 0.1
 
 
-def test_a_simulated_pod_runs_no_process_and_ends_with_its_summary(
-    harness: ThreadedHarness, core: CoreApi, kube_namespace: str
-) -> None:
+def run_simulated_pod(core: CoreApi, namespace: str, name: str) -> Any:
+    """Create a pod of the simulated image with `environment()`; the pod once Succeeded."""
     env = [{"name": k, "value": v} for k, v in environment().items()]
     pod = {
-        "metadata": {"name": "sim"},
+        "metadata": {"name": name},
         "spec": {
             "restartPolicy": "Never",
             "containers": [{"name": "trainer", "image": f"{SIMULATED_IMAGE}:1", "env": env}],
         },
     }
-    core.create_namespaced_pod(kube_namespace, pod)
+    core.create_namespaced_pod(namespace, pod)
 
     def succeeded() -> Any:
-        found = core.read_namespaced_pod("sim", kube_namespace)
+        found = core.read_namespaced_pod(name, namespace)
         return found if found.status.phase == "Succeeded" else None
 
-    state = wait_for(succeeded, timeout=30).status.container_statuses[0].state.terminated
+    return wait_for(succeeded, timeout=30)
+
+
+def test_a_simulated_pod_runs_no_process_and_ends_with_its_summary(
+    harness: ThreadedHarness, core: CoreApi, kube_namespace: str
+) -> None:
+    pod = run_simulated_pod(core, kube_namespace, "sim")
+    state = pod.status.container_statuses[0].state.terminated
     assert json.loads(state.message)["status"] == "finished"
     assert int(state.container_id.removeprefix("harness://")) > 2**22  # no process id
+
+
+def test_a_simulated_pod_is_given_no_service_account_kubeconfig(
+    harness: ThreadedHarness, core: CoreApi, kube_namespace: str
+) -> None:
+    pod = run_simulated_pod(core, kube_namespace, "sim-creds")
+    pod_dir = harness.harness.state_dir / "pods" / pod.metadata.uid
+    assert (pod_dir / "trainer" / "log").exists()  # the pod's own folder is there
+    assert not (pod_dir / "service-account.kubeconfig").exists()
