@@ -165,6 +165,12 @@ class Recording:
     trials: int
     pods: list[PodEvent] = field(default_factory=list)
     sweeps: list[SweepEvent] = field(default_factory=list)
+    # Kept as the events come, for the run's checks every sample (rather than a pass over
+    # every event so far each time): sweeps that have had a trial pod running, sweeps over,
+    # and each sweep's latest status write.
+    started: set[str] = field(default_factory=set)
+    over: set[str] = field(default_factory=set)
+    written: dict[str, float] = field(default_factory=dict)
 
     def pod(self, event: WatchEvent) -> None:
         meta = event.object["metadata"]
@@ -174,33 +180,36 @@ class Recording:
             return
         phase = (event.object.get("status") or {}).get("phase")
         gone = event.type == "DELETED"
-        self.pods.append(
-            PodEvent(
-                time.monotonic(),
-                sweep,
-                meta["name"],
-                labels.get(f"{GROUP}/trial", ""),
-                int(labels.get(f"{GROUP}/attempt", "0")),
-                running=phase == "Running" and not gone and not meta.get("deletionTimestamp"),
-                ended=phase in ("Succeeded", "Failed"),
-            )
+        recorded = PodEvent(
+            time.monotonic(),
+            sweep,
+            meta["name"],
+            labels.get(f"{GROUP}/trial", ""),
+            int(labels.get(f"{GROUP}/attempt", "0")),
+            running=phase == "Running" and not gone and not meta.get("deletionTimestamp"),
+            ended=phase in ("Succeeded", "Failed"),
         )
+        self.pods.append(recorded)
+        if recorded.running:
+            self.started.add(sweep)
 
     def sweep(self, event: WatchEvent) -> None:
         status = event.object.get("status") or {}
         trials = status.get("trials") or {}
         decided = frozenset(t for t, s in trials.items() if s.get("phase") in TERMINAL)
-        self.sweeps.append(
-            SweepEvent(
-                time.monotonic(),
-                event.object["metadata"]["name"],
-                str(status.get("phase", "")),
-                self.trials - len(decided),
-                decided,
-                len(json.dumps(status, separators=(",", ":"))),
-                status.get("bestLearningRate"),
-            )
+        recorded = SweepEvent(
+            time.monotonic(),
+            event.object["metadata"]["name"],
+            str(status.get("phase", "")),
+            self.trials - len(decided),
+            decided,
+            len(json.dumps(status, separators=(",", ":"))),
+            status.get("bestLearningRate"),
         )
+        self.sweeps.append(recorded)
+        self.written[recorded.sweep] = recorded.at
+        if recorded.phase in SWEEP_OVER:
+            self.over.add(recorded.sweep)
 
 
 class _Tap(asyncio.Queue[WatchEvent | None]):
@@ -377,8 +386,7 @@ def _drive(
     while time.monotonic() < deadline:
         time.sleep(SAMPLE_S)
         load.append(os.getloadavg()[0])
-        over = {e.sweep for e in recording.sweeps if e.phase in SWEEP_OVER}
-        if over >= set(names):
+        if recording.over.issuperset(names):
             break
         if config.restart and restart is None and _all_started(recording, names):
             restart = _restart(operator, recording, names, deadline)
@@ -404,7 +412,7 @@ def _drive(
 
 
 def _all_started(recording: Recording, names: list[str]) -> bool:
-    return {e.sweep for e in recording.pods if e.running} >= set(names)
+    return recording.started.issuperset(names)
 
 
 def _restart(
@@ -414,12 +422,10 @@ def _restart(
     over. Returns (stopped, started, resumed) times; resumed is NaN if the deadline came."""
     stopped = time.monotonic()
     operator.stop()
-    over = {e.sweep for e in recording.sweeps if e.phase in SWEEP_OVER}
-    waiting = set(names) - over
+    waiting = set(names) - recording.over
     started = operator.start()
     while time.monotonic() < deadline:
-        written = {e.sweep for e in recording.sweeps if e.at > started}
-        if written >= waiting:
+        if all(recording.written.get(sweep, -math.inf) > started for sweep in waiting):
             return stopped, started, time.monotonic()
         time.sleep(0.1)
     return stopped, started, math.nan
