@@ -14,7 +14,9 @@ the requests the operator sends. Reported per N:
 
 - concurrency_share: over each sweep's life (apply to its end), the trial pods running
   (phase Running) over the pods it asks for (min(parallelism, trials not yet decided)),
-  time-weighted, all sweeps together;
+  time-weighted, all sweeps together; concurrency_lost: the share lost while a pod was
+  starting (the test cluster), while a pod that had ended waited for the status to decide
+  its trial (the operator), and with no pod at all (the operator);
 - first_pod_p50_s / first_pod_p95_s: apply -> the sweep's first trial pod Running;
 - status_lag_p50_intervals / status_lag_p95_intervals: a trial pod that ended on its own (its
   whole budget, or diverged) -> the sweep's status showing the trial decided, in reconcile
@@ -147,6 +149,8 @@ class PodEvent:
     attempt: int
     running: bool  # phase Running and not being deleted
     ended: bool  # phase Succeeded or Failed
+    gone: bool = False  # deleted for good
+    leaving: bool = False  # being deleted (a deletionTimestamp)
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,8 @@ class Recording:
             int(labels.get(f"{GROUP}/attempt", "0")),
             running=phase == "Running" and not gone and not meta.get("deletionTimestamp"),
             ended=phase in ("Succeeded", "Failed"),
+            gone=gone,
+            leaving=bool(meta.get("deletionTimestamp")),
         )
         self.pods.append(recorded)
         if recorded.running:
@@ -438,16 +444,50 @@ def _outside(at: float, window: tuple[float, float] | None) -> bool:
     return window is None or not window[0] <= at <= window[1]
 
 
-def concurrency_share(raw: Mapping[str, Any], parallelism: int, trials: int) -> float | None:
-    """Running trial pods over those asked for, time-weighted over each sweep's life."""
+@dataclass
+class _Slots:
+    """One sweep's trial pods at a moment of the timeline, by what they are waiting for."""
+
+    running: set[str] = field(default_factory=set)
+    starting: set[str] = field(default_factory=set)  # created, not yet running
+    ended: dict[str, str] = field(default_factory=dict)  # ended on its own: pod -> trial
+
+    def apply(self, event: PodEvent) -> None:
+        for pods in (self.running, self.starting):
+            pods.discard(event.pod)
+        self.ended.pop(event.pod, None)
+        if event.running:
+            self.running.add(event.pod)
+        elif event.ended and not event.gone:
+            self.ended[event.pod] = event.trial
+        elif not event.gone and not event.ended and not event.leaving:
+            self.starting.add(event.pod)
+
+    def decided(self, trials: frozenset[str]) -> None:
+        self.ended = {pod: t for pod, t in self.ended.items() if t not in trials}
+
+
+# Where the slots a sweep asks for and does not hold went, in this order: a pod created and
+# not yet running (the test cluster starting it), a pod that ended on its own whose trial the
+# status does not yet show decided (the operator to notice), and no pod at all (the operator
+# to create one; a stopped trial's pod on its way out included).
+LOSSES = ("starting", "awaiting_operator", "no_pod")
+
+
+def concurrency(
+    raw: Mapping[str, Any], parallelism: int, trials: int
+) -> tuple[float | None, dict[str, float]]:
+    """Running trial pods over those asked for, time-weighted over each sweep's life; and the
+    share of those asked for lost to each of LOSSES."""
     window = _window(raw)
     timeline: list[tuple[float, int, Any]] = [(e.at, 0, e) for e in raw["pods"]]
     timeline += [(e.at, 1, e) for e in raw["sweeps"]]
     timeline.sort(key=lambda item: (item[0], item[1]))
-    running: dict[str, set[str]] = defaultdict(set)
+    slots: dict[str, _Slots] = defaultdict(_Slots)
     undecided = dict.fromkeys(raw["names"], trials)
     live = {n: raw["applied"][n] for n in raw["names"]}  # sweeps not over: since when counted
     held = asked = 0.0
+    lost = dict.fromkeys(LOSSES, 0.0)
     last = min(raw["applied"].values())
 
     def accumulate(until: float) -> None:
@@ -456,21 +496,40 @@ def concurrency_share(raw: Mapping[str, Any], parallelism: int, trials: int) -> 
         if span <= 0 or not _outside((last + until) / 2, window):
             return
         for sweep in live:
+            pods = slots[sweep]
             want = min(parallelism, undecided[sweep])
+            have = min(want, len(pods.running))
             asked += want * span
-            held += min(want, len(running[sweep])) * span
+            held += have * span
+            short = want - have
+            for loss, count in (
+                ("starting", len(pods.starting)),
+                ("awaiting_operator", len(pods.ended)),
+            ):
+                taken = min(short, count)
+                lost[loss] += taken * span
+                short -= taken
+            lost["no_pod"] += short * span
 
     for at, _, event in timeline:
         accumulate(at)
         last = max(last, at)
         if isinstance(event, PodEvent):
-            (running[event.sweep].add if event.running else running[event.sweep].discard)(event.pod)
+            slots[event.sweep].apply(event)
         else:
             undecided[event.sweep] = event.undecided
+            slots[event.sweep].decided(event.decided)
             if event.phase in SWEEP_OVER:
                 live.pop(event.sweep, None)
     accumulate(raw["ended"])
-    return held / asked if asked else None
+    if not asked:
+        return None, {}
+    return held / asked, {loss: value / asked for loss, value in lost.items()}
+
+
+def concurrency_share(raw: Mapping[str, Any], parallelism: int, trials: int) -> float | None:
+    """Running trial pods over those asked for, time-weighted over each sweep's life."""
+    return concurrency(raw, parallelism, trials)[0]
 
 
 def _window(raw: Mapping[str, Any]) -> tuple[float, float] | None:
@@ -517,6 +576,7 @@ def summarise(raw: Mapping[str, Any], config: Config, solo: Mapping[int, float |
     best = {n: finals[n].best if n in finals else None for n in raw["names"]}
     first = first_pod_seconds(raw)
     lags = [lag / RECONCILE_INTERVAL for lag in status_lags(raw)]
+    share, lost = concurrency(raw, config.parallelism, config.trials)
     requests: dict[str, int] = raw["requests"]
     rps = {verb: round(count / wall, 2) for verb, count in sorted(requests.items())}
     total = sum(requests.values()) / wall
@@ -526,7 +586,7 @@ def summarise(raw: Mapping[str, Any], config: Config, solo: Mapping[int, float |
         "sweeps": config.sweeps,
         "trials_per_sweep": config.trials,
         "parallelism": config.parallelism,
-        "concurrency_share": _round(concurrency_share(raw, config.parallelism, config.trials)),
+        "concurrency_share": _round(share),
         "first_pod_p95_s": _round(percentile(first, 95)),
         "status_lag_p95_intervals": _round(percentile(lags, 95)),
         "rss_mib": round(raw["rss_mib"], 1),
@@ -538,6 +598,7 @@ def summarise(raw: Mapping[str, Any], config: Config, solo: Mapping[int, float |
         ),
         "first_pod_p50_s": _round(percentile(first, 50)),
         "status_lag_p50_intervals": _round(percentile(lags, 50)),
+        "concurrency_lost": {loss: _round(value) for loss, value in lost.items()},
         "status_bytes": max((e.status_bytes for e in raw["sweeps"]), default=0),
         "cluster_cpu_cores": round(raw["cluster_cpu_s"] / wall, 3),
         "sweeps_finished": sum(1 for e in finals.values() if e.phase in SWEEP_OVER),

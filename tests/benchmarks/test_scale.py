@@ -2,7 +2,8 @@
 
 Covers: a tiny run (two sizes, a few trials) writes scale.json with every field of its schema
 for each size, and the plot beside it; the concurrency share weighs the pods running against
-those asked for, over each sweep's life only; the status lag counts a pod that ended on its
+those asked for, over each sweep's life only, and puts each slot lost down to a pod starting,
+an ended pod's trial waiting to be decided, or no pod; the status lag counts a pod that ended on its
 own, not one the sweep stopped; the restart window is left out; a run that misses a target
 names the part nearer a whole core.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from benchmarks.scale import (
     PodEvent,
     SweepEvent,
+    concurrency,
     concurrency_share,
     limit,
     status_lags,
@@ -39,6 +41,21 @@ SCHEMA = {
 
 def pod(at: float, name: str, *, running: bool = False, ended: bool = False) -> PodEvent:
     return PodEvent(at, "s", name, name.split("-")[0], 1, running, ended)
+
+
+def _one_slot_over_ten_seconds() -> dict[str, float]:
+    """Parallelism 1, two trials: t0's pod starts 0-1 s, runs 1-4, ends on its own at 4 and
+    is decided at 6; t1's pod is created at 7, starts 7-8, runs 8-10."""
+    events = [
+        pod(0.0, "t0-1"),
+        pod(1.0, "t0-1", running=True),
+        pod(4.0, "t0-1", ended=True),
+        pod(7.0, "t1-1"),
+        pod(8.0, "t1-1", running=True),
+    ]
+    share, lost = concurrency(raw(events, [sweep(6.0, 1, ("t0",))]), 1, 2)
+    assert share == 0.5
+    return lost
 
 
 def sweep(at: float, undecided: int, decided: tuple[str, ...] = (), phase: str = "") -> SweepEvent:
@@ -85,6 +102,18 @@ def test_a_sweep_asks_for_no_more_pods_than_it_has_trials_undecided() -> None:
     events = [pod(0.0, "t0-1", running=True)]
     share = concurrency_share(raw(events, [sweep(0.0, 1)]), 4, 4)
     assert share == 1.0
+
+
+def test_a_slot_lost_while_its_pod_starts_is_put_down_to_starting() -> None:
+    assert _one_slot_over_ten_seconds()["starting"] == 0.2
+
+
+def test_a_slot_lost_while_an_ended_pods_trial_waits_to_be_decided_awaits_the_operator() -> None:
+    assert _one_slot_over_ten_seconds()["awaiting_operator"] == 0.2
+
+
+def test_a_slot_lost_with_no_pod_at_all_is_put_down_to_no_pod() -> None:
+    assert _one_slot_over_ten_seconds()["no_pod"] == 0.1
 
 
 def test_the_status_lag_counts_pods_that_ended_on_their_own_only() -> None:
