@@ -24,6 +24,8 @@ the requests the operator sends. Reported per N:
 - rss_mib (peak) and cpu_cores (mean) of the operator, cluster_cpu_cores of the test cluster
   (this process: API server, kubelet, simulated trainers, the recording);
 - api_rps: the operator's requests per second by verb and resource, and per sweep;
+- operator_reconciles: from the operator's /metrics (the restarted process), the mean and
+  p95 (a bucket's bound) time of its reconciles, and of a sweep due waiting for one;
 - status_bytes: the largest sweep status seen (JSON);
 - resume_s: once every sweep has its first pod, the operator is stopped and started again;
   the time from the new process's start until every sweep not yet over has had a status
@@ -48,6 +50,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -56,6 +59,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes import config as kube_config
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e import cluster as e2e
 from tests.harness.kubelet import NodeConfig
@@ -279,6 +283,32 @@ class Operator:
         self.stop()
         self._stop.set()
 
+    def reconciles(self) -> dict[str, float | None]:
+        """From the operator's own /metrics (the process now running, since its start): its
+        reconciles' mean and p95 time, and how long sweeps due waited for one."""
+        url = f"http://127.0.0.1:{self.inner.metrics_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return {}
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        out: dict[str, float | None] = {}
+        for key, name in (
+            ("reconcile", "lrsweep_reconcile_duration_seconds"),
+            ("wait", "lrsweep_reconcile_wait_seconds"),
+        ):
+            samples = families[name].samples if name in families else []
+            total = {s.name.removeprefix(name): s.value for s in samples if "le" not in s.labels}
+            buckets = sorted((float(s.labels["le"]), s.value) for s in samples if "le" in s.labels)
+            count = total.get("_count", 0.0)
+            out[f"{key}_mean_s"] = total["_sum"] / count if count else None
+            # The upper bound of the bucket the 95th percentile falls in.
+            out[f"{key}_p95_s_at_most"] = next(
+                (bound for bound, seen in buckets if count and seen >= 0.95 * count), None
+            )
+        return out
+
     def cpu_total(self) -> float:
         return self.cpu_s + self._cpu()
 
@@ -397,6 +427,7 @@ def _drive(
         if config.restart and restart is None and _all_started(recording, names):
             restart = _restart(operator, recording, names, deadline)
     ended = time.monotonic()
+    reconciles = operator.reconciles()
     requests = Counter(harness.request_counts())
     requests.subtract(requests_before)
     requests[f"create {PLURAL}"] -= len(docs)  # ours, not the operator's
@@ -414,6 +445,7 @@ def _drive(
         "load": statistics.fmean(load) if load else None,
         "pods": list(recording.pods),
         "sweeps": list(recording.sweeps),
+        "reconciles": reconciles,
     }
 
 
@@ -599,6 +631,7 @@ def summarise(raw: Mapping[str, Any], config: Config, solo: Mapping[int, float |
         "first_pod_p50_s": _round(percentile(first, 50)),
         "status_lag_p50_intervals": _round(percentile(lags, 50)),
         "concurrency_lost": {loss: _round(value) for loss, value in lost.items()},
+        "operator_reconciles": {k: _round(v) for k, v in raw.get("reconciles", {}).items()},
         "status_bytes": max((e.status_bytes for e in raw["sweeps"]), default=0),
         "cluster_cpu_cores": round(raw["cluster_cpu_s"] / wall, 3),
         "sweeps_finished": sum(1 for e in finals.values() if e.phase in SWEEP_OVER),

@@ -50,6 +50,13 @@ class Telemetry:
             registry=self.registry,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.reconcile_wait_seconds = Histogram(
+            "lrsweep_reconcile_wait_seconds",
+            "Time from a sweep being due (its interval over, or a trial pod of it ended) to "
+            "its reconcile starting: long waits mean more sweeps than reconciles at once",
+            registry=self.registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
         self.api_errors = Counter(
             "lrsweep_kubernetes_api_errors",
             "Failed Kubernetes API calls, by operation and HTTP status",

@@ -1,10 +1,11 @@
 """The scale benchmark (`python -m benchmarks.scale`).
 
 Covers: a tiny run (two sizes, a few trials) writes scale.json with every field of its schema
-for each size, and the plot beside it; the concurrency share weighs the pods running against
-those asked for, over each sweep's life only, and puts each slot lost down to a pod starting,
-an ended pod's trial waiting to be decided, or no pod; the status lag counts a pod that ended on its
-own, not one the sweep stopped; the restart window is left out; a run that misses a target
+for each size, and the operator's reconcile times from its /metrics, and the plot beside
+it; the concurrency share weighs the pods running against those asked for, over each sweep's
+life only, and puts each slot lost down to a pod starting, an ended pod's trial waiting to be
+decided, or no pod; the status lag counts a pod that ended on its own, not one the sweep
+stopped; the restart window is left out; a run that misses a target
 names the part nearer a whole core.
 """
 
@@ -88,6 +89,7 @@ def test_a_tiny_run_writes_every_field_of_the_schema_and_a_plot(tmp_path: Path) 
         assert 0.0 < run["concurrency_share"] <= 1.0
         assert run["api_rps"]["total"] > 0
         assert isinstance(run["winners_match"], bool)
+        assert run["operator_reconciles"]["reconcile_mean_s"] > 0
     assert out.with_suffix(".png").stat().st_size > 0
 
 

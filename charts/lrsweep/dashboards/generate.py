@@ -169,13 +169,21 @@ def trials_by_verdict() -> bargauge.Panel:
 
 def reconcile_latency() -> timeseries.Panel:
     bucket = "rate(lrsweep_reconcile_duration_seconds_bucket[$__rate_interval])"
+    waited = "rate(lrsweep_reconcile_wait_seconds_bucket[$__rate_interval])"
     return (
         timeseries.Panel()
         .title("Operator reconcile latency")
-        .description("Time of one reconcile of one sweep: median and 99th percentile.")
+        .description(
+            "Time of one reconcile of one sweep (median, 99th percentile), and how long a "
+            "sweep due waited for one to start (99th percentile: long waits mean more sweeps "
+            "than reconciles at once)."
+        )
         .datasource(DATASOURCE)
         .with_target(query(f"histogram_quantile(0.5, sum by (le) ({bucket}))", "p50"))
         .with_target(query(f"histogram_quantile(0.99, sum by (le) ({bucket}))", "p99", ref="B"))
+        .with_target(
+            query(f"histogram_quantile(0.99, sum by (le) ({waited}))", "waited p99", ref="C")
+        )
         .unit("s")
         .height(8)
         .span(12)

@@ -85,7 +85,10 @@ class Reconciler:
             if self._settled(body):
                 self._due[key] = now + self.settings.reconcile_interval
                 continue
-            self._running[key] = asyncio.create_task(self._one(key, body), name=f"reconcile {key}")
+            due = self._due.get(key, now)
+            self._running[key] = asyncio.create_task(
+                self._one(key, body, due), name=f"reconcile {key}"
+            )
 
     def wake(self, key: Key) -> None:
         """Reconcile this sweep at the next tick rather than at its interval (a trial pod of
@@ -107,10 +110,12 @@ class Reconciler:
             and LEGACY_FINALIZER not in (meta.get("finalizers") or [])
         )
 
-    async def _one(self, key: Key, body: Mapping[str, Any]) -> None:
+    async def _one(self, key: Key, body: Mapping[str, Any], due: float) -> None:
+        """Reconcile one sweep, due since `due`, once fewer than the most at once run."""
         assert self._limit is not None
         try:
             async with self._limit:
+                self.cluster.telemetry.reconcile_wait_seconds.observe(self.clock() - due)
                 await self.reconcile(body)
         except asyncio.CancelledError:
             raise

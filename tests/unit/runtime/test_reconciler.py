@@ -6,7 +6,8 @@ sweep whose index body is at the version the loop last read or wrote is not read
 at any other version is;
 one whose reconcile fails is tried again after a backoff that doubles, while the others go
 on; a sweep gone from the index is reconciled no more; at most `max_concurrent_reconciles`
-run at once; a finished sweep, once tidied, costs no API call; an earlier operator's
+run at once, and how long a due sweep waited for one of them is exported; a finished sweep,
+once tidied, costs no API call; an earlier operator's
 finalizer is removed, and a sweep being deleted is not reconciled; /healthz's report raises
 once the loop stops, and says when the API server fails (5xx, 429, no answer) and when it
 answers again; kopf's retries of its own calls never run out. A woken sweep (a trial pod
@@ -145,6 +146,11 @@ def test_a_sweep_gone_from_the_index_is_reconciled_no_more() -> None:
     assert reconciler._due == {}
 
 
+def many(count: int) -> dict[Key, dict[str, Any]]:
+    """An index of `count` sweeps, s0, s1, ..."""
+    return {("ml", f"s{i}"): named(f"s{i}") for i in range(count)}
+
+
 def test_no_more_reconciles_run_at_once_than_the_setting_allows() -> None:
     class Counting(LoopCluster):
         def __init__(self) -> None:
@@ -160,11 +166,26 @@ def test_no_more_reconciles_run_at_once_than_the_setting_allows() -> None:
 
     cluster = Counting()
     cluster.sweep = named("x")
-    index = {("ml", f"s{i}"): named(f"s{i}") for i in range(10)}
-    reconciler, _ = loop(cluster, index, max_concurrent_reconciles=3)
+    reconciler, _ = loop(cluster, many(10), max_concurrent_reconciles=3)
     asyncio.run(settle(reconciler))
     assert cluster.reads == 10
     assert cluster.most == 3
+
+
+def test_the_time_a_due_sweep_waits_for_a_free_reconcile_is_exported() -> None:
+    class Slow(LoopCluster):
+        async def read_sweep(self, namespace: str, name: str) -> dict[str, Any] | None:
+            now[0] += 1.0  # each reconcile takes a second of the loop's clock
+            return await super().read_sweep(namespace, name)
+
+    cluster = Slow()
+    cluster.sweep = named("x")
+    reconciler, now = loop(cluster, many(2), max_concurrent_reconciles=1)
+    asyncio.run(settle(reconciler))
+    registry = cluster.telemetry.registry
+    waits = registry.get_sample_value("lrsweep_reconcile_wait_seconds_sum")
+    assert registry.get_sample_value("lrsweep_reconcile_wait_seconds_count") == 2
+    assert waits == 1.0  # the second waited for the first
 
 
 def test_a_finished_sweep_once_tidied_costs_no_api_call() -> None:
