@@ -23,6 +23,9 @@ from lrsweep import api
 from lrsweep.runtime.pods import LABEL_SWEEP, pod_key
 from lrsweep.telemetry import Telemetry
 
+# The longest Event message posted (the events API's limit for a note, 1 KB); the rest is cut.
+EVENT_MESSAGE_LIMIT = 1024
+
 log = logging.getLogger(__name__)
 
 # A sweep's pods are read from the operator's watch (`Cluster.pod_index`), and listed from
@@ -207,7 +210,7 @@ class Cluster:
             },
             "type": type_,
             "reason": reason,
-            "message": message[:1024],
+            "message": message[:EVENT_MESSAGE_LIMIT],
             "source": {"component": "lrsweep"},
             "reportingComponent": "lrsweep",
             "firstTimestamp": now,

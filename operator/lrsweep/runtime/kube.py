@@ -43,7 +43,7 @@ from lrsweep.engine.sweep import (
 )
 from lrsweep.engine.trials import Observation, TrialRecord, records_from_status
 from lrsweep.runtime.clock import parse_timestamp
-from lrsweep.runtime.cluster import Cluster
+from lrsweep.runtime.cluster import EVENT_MESSAGE_LIMIT, Cluster
 from lrsweep.runtime.jsonsafe import json_safe
 from lrsweep.runtime.metrics import failed_attempt
 from lrsweep.runtime.observe import (
@@ -536,6 +536,23 @@ def _progress_due(previous: LRSweepStatus, now: str, settings: OperatorSettings)
     if not moments or moment is None:
         return True
     return (moment - max(moments)).total_seconds() >= settings.progress_write_interval
+
+
+def combined(events: Sequence[Event], limit: int = EVENT_MESSAGE_LIMIT) -> list[Event]:
+    """A reconcile's events, one per (type, reason) in the order each first came, their
+    messages joined by "; " (several trials started or stopped in one pass are one Event
+    each kind, not one each trial: every Event is an API call); split where a message would
+    pass `limit` characters."""
+    out: list[Event] = []
+    last: dict[tuple[str, str], int] = {}
+    for type_, reason, message in events:
+        at = last.get((type_, reason))
+        if at is not None and len(out[at][2]) + 2 + len(message) <= limit:
+            out[at] = (type_, reason, f"{out[at][2]}; {message}")
+            continue
+        last[(type_, reason)] = len(out)
+        out.append((type_, reason, message))
+    return out
 
 
 def status_patch(stored: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:

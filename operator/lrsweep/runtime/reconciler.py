@@ -27,7 +27,7 @@ from lrsweep import api
 from lrsweep.api import Phase
 from lrsweep.runtime.clock import timestamp
 from lrsweep.runtime.cluster import Cluster
-from lrsweep.runtime.kube import reconcile, status_patch
+from lrsweep.runtime.kube import combined, reconcile, status_patch
 from lrsweep.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,8 @@ class Reconciler:
         self._due[key] = self.clock() + delay
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
-        """One reconcile of one sweep: its status written, then its events posted."""
+        """One reconcile of one sweep: its status written, then its events posted (one per
+        kind: `kube.combined`)."""
         meta = body["metadata"]
         namespace, name = meta.get("namespace", "default"), meta["name"]
         if LEGACY_FINALIZER in (meta.get("finalizers") or []):
@@ -169,7 +170,7 @@ class Reconciler:
                 self._known[key] = written
             if result.after_write is not None:
                 await result.after_write()  # what the new status stops, at once
-        for type_, reason, message in result.events:
+        for type_, reason, message in combined(result.events):
             try:
                 await self.cluster.post_event(body, type_, reason, message, now)
             except ApiException as err:  # an event is worth a line, never a retry

@@ -28,7 +28,8 @@ pod's address are not read as its own; a failed promotion is counted under the s
 namespace, as a POST failure (not a scrape failure); a sweep's last progress is exported.
 A running trial's progress alone (its step, verdict and reason) is written at most once per
 progress interval, every change with an interval of 0; anything the sweep decides is
-written at once.
+written at once. A reconcile's events are posted one per kind, in order, their messages
+joined up to the length of one Event's.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from lrsweep.runtime.cluster import Cluster
 from lrsweep.runtime.kube import (
     DISCARD_TRIES,
     ReconcileResult,
+    combined,
     progress_only,
     reconcile,
     status_patch,
@@ -886,3 +888,28 @@ def test_a_change_outside_the_trials_is_not_progress_only() -> None:
         {"phase": "Running", "trials": trials, "bestLearningRate": None},
         {"phase": "Running", "trials": trials, "bestLearningRate": 0.1},
     )
+
+
+def test_a_reconciles_events_of_one_kind_are_posted_as_one() -> None:
+    events = [("Normal", "TrialStarted", "t000: rate 0.1"), ("Normal", "TrialStarted", "t001")]
+    assert combined(events) == [("Normal", "TrialStarted", "t000: rate 0.1; t001")]
+
+
+def test_events_of_different_kinds_keep_the_order_each_kind_first_came_in() -> None:
+    events = [
+        ("Normal", "TrialStopped", "t000"),
+        ("Warning", "TrialFailed", "t001"),
+        ("Normal", "TrialStopped", "t002"),
+    ]
+    assert combined(events) == [
+        ("Normal", "TrialStopped", "t000; t002"),
+        ("Warning", "TrialFailed", "t001"),
+    ]
+
+
+def test_messages_past_the_length_of_one_event_go_on_in_another() -> None:
+    events = [("Normal", "TrialStarted", "x" * 6)] * 3
+    assert combined(events, limit=14) == [
+        ("Normal", "TrialStarted", "xxxxxx; xxxxxx"),
+        ("Normal", "TrialStarted", "xxxxxx"),
+    ]
