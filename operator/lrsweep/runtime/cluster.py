@@ -74,29 +74,47 @@ def _body_problems(err: ValidationError) -> str:
 # --- the Kubernetes API, off the event loop --------------------------------------------------
 
 
+# A failed operation not tried again for this long no longer counts against the API server's
+# health (twice the longest backoff between a sweep's reconciles: one still failing is tried
+# again within it).
+FAILURE_MEMORY_SECONDS = 120.0
+
+
+@dataclass
+class _Failing:
+    since: float
+    last: float
+    what: str
+
+
 @dataclass
 class ApiHealth:
-    """Whether the API server answers: since when it has not, and the last failure."""
+    """Whether the API server answers, by operation: each one whose last call failed (no
+    answer, 5xx, 429), since when, and why. An outage of one kind of request (the sweeps'
+    while pods answer) shows until that kind answers again."""
 
     clock: Callable[[], float] = time.monotonic
-    failing_since: float | None = None
-    last_failure: str = ""
+    failing: dict[str, _Failing] = field(default_factory=dict)
 
-    def answered(self) -> None:
-        self.failing_since = None
+    def answered(self, operation: str) -> None:
+        self.failing.pop(operation, None)
 
-    def failed(self, what: str) -> None:
-        if self.failing_since is None:
-            self.failing_since = self.clock()
-        self.last_failure = what
+    def failed(self, operation: str, what: str) -> None:
+        now = self.clock()
+        before = self.failing.get(operation)
+        self.failing[operation] = _Failing(before.since if before else now, now, what)
 
     def report(self) -> str:
-        if self.failing_since is None:
+        now = self.clock()
+        for operation in [
+            op for op, f in self.failing.items() if now - f.last > FAILURE_MEMORY_SECONDS
+        ]:
+            del self.failing[operation]
+        if not self.failing:
             return "ok"
-        return (
-            f"failing for {self.clock() - self.failing_since:.0f} s "
-            f"(last: {self.last_failure}); retrying with backoff"
-        )
+        since = min(f.since for f in self.failing.values())
+        last = max(self.failing.values(), key=lambda f: f.last)
+        return f"failing for {now - since:.0f} s (last: {last.what}); retrying with backoff"
 
 
 @dataclass
@@ -132,15 +150,15 @@ class Cluster:
         except ApiException as err:
             self.telemetry.api_errors.labels(operation, str(err.status)).inc()
             if err.status is None or err.status >= 500 or err.status == 429:
-                self.health.failed(f"{operation}: {err.status} {err.reason}")
+                self.health.failed(operation, f"{operation}: {err.status} {err.reason}")
             else:  # the server answered; the request was wrong
-                self.health.answered()
+                self.health.answered(operation)
             raise
         except urllib3.exceptions.HTTPError as err:  # no answer at all: refused, reset, timeout
             self.telemetry.api_errors.labels(operation, "none").inc()
-            self.health.failed(f"{operation}: {type(err).__name__}")
+            self.health.failed(operation, f"{operation}: {type(err).__name__}")
             raise
-        self.health.answered()
+        self.health.answered(operation)
         return result
 
     async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> str | None:

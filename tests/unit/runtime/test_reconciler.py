@@ -10,7 +10,8 @@ run at once, and how long a due sweep waited for one of them is exported; a fini
 once tidied, costs no API call; an earlier operator's
 finalizer is removed, and a sweep being deleted is not reconciled; /healthz's report raises
 once the loop stops, and says when the API server fails (5xx, 429, no answer) and when it
-answers again; kopf's retries of its own calls never run out. A woken sweep (a trial pod
+answers again, an operation failing while others answer, and not a failure left unrepeated
+for two minutes; kopf's retries of its own calls never run out. A woken sweep (a trial pod
 of it ended) is reconciled at the next tick, or right after the reconcile under way, but not
 while it backs off after a failure.
 """
@@ -234,10 +235,25 @@ def test_health_raises_once_the_loop_has_not_run_for_long() -> None:
 def test_health_says_when_the_api_server_fails_and_when_it_answers_again() -> None:
     now = [100.0]
     health = ApiHealth(clock=lambda: now[0])
-    health.failed("read_sweep: 503 Service Unavailable")
+    health.failed("read_sweep", "read_sweep: 503 Service Unavailable")
     now[0] = 112.0
     assert health.report().startswith("failing for 12 s (last: read_sweep: 503")
-    health.answered()
+    health.answered("read_sweep")
+    assert health.report() == "ok"
+
+
+def test_health_reports_an_operation_failing_while_others_answer() -> None:
+    health = ApiHealth()
+    health.failed("patch_status", "patch_status: 503 Service Unavailable")
+    health.answered("create_pod")
+    assert health.report().startswith("failing for")
+
+
+def test_health_forgets_a_failure_not_repeated_for_two_minutes() -> None:
+    now = [100.0]
+    health = ApiHealth(clock=lambda: now[0])
+    health.failed("apply_configmap", "apply_configmap: 503 Service Unavailable")
+    now[0] = 221.0
     assert health.report() == "ok"
 
 
