@@ -14,9 +14,10 @@ the requests the operator sends. Reported per N:
 
 - concurrency_share: over each sweep's life (apply to its end), the trial pods running
   (phase Running) over the pods it asks for (min(parallelism, trials not yet decided)),
-  time-weighted, all sweeps together; concurrency_lost: the share lost while a pod was
-  starting (the test cluster), while a pod that had ended waited for the status to decide
-  its trial (the operator), and with no pod at all (the operator);
+  time-weighted, all sweeps together; concurrency_lost: the share lost before the sweep's
+  first pod (the operator), while a pod was starting (the test cluster), while a pod that
+  had ended waited for the status to decide its trial (the operator), and with no pod at
+  all otherwise (the operator);
 - first_pod_p50_s / first_pod_p95_s: apply -> the sweep's first trial pod Running;
 - status_lag_p50_intervals / status_lag_p95_intervals: a trial pod that ended on its own (its
   whole budget, or diverged) -> the sweep's status showing the trial decided, in reconcile
@@ -483,8 +484,10 @@ class _Slots:
     running: set[str] = field(default_factory=set)
     starting: set[str] = field(default_factory=set)  # created, not yet running
     ended: dict[str, str] = field(default_factory=dict)  # ended on its own: pod -> trial
+    created: bool = False  # any pod yet
 
     def apply(self, event: PodEvent) -> None:
+        self.created = True
         for pods in (self.running, self.starting):
             pods.discard(event.pod)
         self.ended.pop(event.pod, None)
@@ -499,11 +502,12 @@ class _Slots:
         self.ended = {pod: t for pod, t in self.ended.items() if t not in trials}
 
 
-# Where the slots a sweep asks for and does not hold went, in this order: a pod created and
-# not yet running (the test cluster starting it), a pod that ended on its own whose trial the
-# status does not yet show decided (the operator to notice), and no pod at all (the operator
-# to create one; a stopped trial's pod on its way out included).
-LOSSES = ("starting", "awaiting_operator", "no_pod")
+# Where the slots a sweep asks for and does not hold went: all of them before its first pod
+# (the operator to reconcile the new sweep); then, in this order, a pod created and not yet
+# running (the test cluster starting it), a pod that ended on its own whose trial the status
+# does not yet show decided (the operator to notice), and no pod at all (the operator to
+# create one; a stopped trial's pod on its way out included).
+LOSSES = ("not_started", "starting", "awaiting_operator", "no_pod")
 
 
 def concurrency(
@@ -534,6 +538,9 @@ def concurrency(
             asked += want * span
             held += have * span
             short = want - have
+            if not pods.created:
+                lost["not_started"] += short * span
+                continue
             for loss, count in (
                 ("starting", len(pods.starting)),
                 ("awaiting_operator", len(pods.ended)),

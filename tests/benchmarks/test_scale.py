@@ -3,10 +3,10 @@
 Covers: a tiny run (two sizes, a few trials) writes scale.json with every field of its schema
 for each size, and the operator's reconcile times from its /metrics, and the plot beside
 it; the concurrency share weighs the pods running against those asked for, over each sweep's
-life only, and puts each slot lost down to a pod starting, an ended pod's trial waiting to be
-decided, or no pod; the status lag counts a pod that ended on its own, not one the sweep
-stopped; the restart window is left out; a run that misses a target
-names the part nearer a whole core.
+life only, and puts each slot lost down to the sweep's first pod not yet created, a pod
+starting, an ended pod's trial waiting to be decided, or no pod; the status lag counts a pod
+that ended on its own, not one the sweep stopped; the restart window is left out; a run that
+misses a target names the part nearer a whole core.
 """
 
 from __future__ import annotations
@@ -45,17 +45,18 @@ def pod(at: float, name: str, *, running: bool = False, ended: bool = False) -> 
 
 
 def _one_slot_over_ten_seconds() -> dict[str, float]:
-    """Parallelism 1, two trials: t0's pod starts 0-1 s, runs 1-4, ends on its own at 4 and
-    is decided at 6; t1's pod is created at 7, starts 7-8, runs 8-10."""
+    """Parallelism 1, two trials, applied at 0: t0's pod is created at 1, starts 1-2 s, runs
+    2-4, ends on its own at 4 and is decided at 6; t1's pod is created at 7, starts 7-8, runs
+    8-10."""
     events = [
-        pod(0.0, "t0-1"),
-        pod(1.0, "t0-1", running=True),
+        pod(1.0, "t0-1"),
+        pod(2.0, "t0-1", running=True),
         pod(4.0, "t0-1", ended=True),
         pod(7.0, "t1-1"),
         pod(8.0, "t1-1", running=True),
     ]
     share, lost = concurrency(raw(events, [sweep(6.0, 1, ("t0",))]), 1, 2)
-    assert share == 0.5
+    assert share == 0.4
     return lost
 
 
@@ -104,6 +105,10 @@ def test_a_sweep_asks_for_no_more_pods_than_it_has_trials_undecided() -> None:
     events = [pod(0.0, "t0-1", running=True)]
     share = concurrency_share(raw(events, [sweep(0.0, 1)]), 4, 4)
     assert share == 1.0
+
+
+def test_slots_lost_before_the_sweeps_first_pod_are_put_down_to_not_started() -> None:
+    assert _one_slot_over_ten_seconds()["not_started"] == 0.1
 
 
 def test_a_slot_lost_while_its_pod_starts_is_put_down_to_starting() -> None:
