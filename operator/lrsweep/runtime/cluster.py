@@ -106,14 +106,11 @@ class ApiHealth:
 
     def report(self) -> str:
         now = self.clock()
-        for operation in [
-            op for op, f in self.failing.items() if now - f.last > FAILURE_MEMORY_SECONDS
-        ]:
-            del self.failing[operation]
-        if not self.failing:
+        recent = [f for f in self.failing.values() if now - f.last <= FAILURE_MEMORY_SECONDS]
+        if not recent:
             return "ok"
-        since = min(f.since for f in self.failing.values())
-        last = max(self.failing.values(), key=lambda f: f.last)
+        since = min(f.since for f in recent)
+        last = max(recent, key=lambda f: f.last)
         return f"failing for {now - since:.0f} s (last: {last.what}); retrying with backoff"
 
 
