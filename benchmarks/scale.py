@@ -30,7 +30,9 @@ the requests the operator sends. Reported per N:
 - status_bytes: the largest sweep status seen (JSON);
 - resume_s: once every sweep has its first pod, the operator is stopped and started again;
   the time from the new process's start until every sweep not yet over has had a status
-  write from it (the restart window is left out of the share and lag figures);
+  write from it (the restart window is left out of the share and lag figures). A sweep
+  with nothing decided since writes only its progress, at most every
+  LRSWEEP_PROGRESS_WRITE_INTERVAL (10 s): an upper bound on when it was reconciled;
 - winners_match: every sweep's best rate equals the one its variant reaches alone;
 - limit: where a target is missed, which part was at its limit first: the operator or the
   test cluster (each is one Python process: about one core at most), with their CPU;
