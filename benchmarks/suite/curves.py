@@ -50,8 +50,10 @@ def run(
     until: int | None = None,
     *,
     range_steps: int | None = None,
+    eval_every: int | None = None,
 ) -> Curve:
-    """Train once in this process: a trial at `rate` up to `until`, or a range test."""
+    """Train once in this process: a trial at `rate` up to `until`, or a range test,
+    evaluated every `eval_every` steps (the task's own cadence when None)."""
     launch = Launch(
         trial="t000",
         attempt=1,
@@ -59,7 +61,7 @@ def run(
         seed=seed,
         mode="train" if range_steps is None else "range-test",
         steps=range_steps or task.steps,
-        eval_every=task.eval_every,
+        eval_every=eval_every or task.eval_every,
         rungs=(),
         range_start=None if range_steps is None else SEARCH_MIN,
         range_end=None if range_steps is None else SEARCH_MAX,
@@ -83,12 +85,21 @@ def run(
 
 
 class Store:
-    """The curves of one (task, seed), read from and written to one cache file."""
+    """The curves of one (task, seed), read from and written to one cache file.
 
-    def __init__(self, task: Task, seed: int, cache: Path | None) -> None:
+    `eval_every`: evaluate every so many steps instead of the task's own cadence (a sweep
+    whose budget.evalEvery differs reads curves evaluated where it expects them).
+    """
+
+    def __init__(
+        self, task: Task, seed: int, cache: Path | None, eval_every: int | None = None
+    ) -> None:
         self.task = task
         self.seed = seed
-        self.path = cache / f"{task.name}-s{seed}-{suite_digest()}.json" if cache else None
+        self.eval_every = eval_every if eval_every != task.eval_every else None
+        cadence = f"-e{self.eval_every}" if self.eval_every else ""
+        name = f"{task.name}-s{seed}{cadence}-{suite_digest()}.json"
+        self.path = cache / name if cache else None
         self.curves: dict[str, Curve] = {}
         self.steps_trained = 0  # by this process, for the log
         if self.path is not None and self.path.exists():
@@ -103,7 +114,7 @@ class Store:
         known = self.curves.get(key)
         if known is not None and (known.done(steps) or known.end >= want):
             return known.upto(want)
-        curve = run(self.task, self.seed, rate, want)
+        curve = run(self.task, self.seed, rate, want, eval_every=self.eval_every)
         self.steps_trained += curve.end
         self.curves[key] = curve
         return curve
@@ -111,7 +122,9 @@ class Store:
     def range_test(self, steps: int) -> Curve:
         key = f"range:{steps}"
         if key not in self.curves:
-            self.curves[key] = run(self.task, self.seed, SEARCH_MIN, range_steps=steps)
+            self.curves[key] = run(
+                self.task, self.seed, SEARCH_MIN, range_steps=steps, eval_every=self.eval_every
+            )
             self.steps_trained += self.curves[key].end
         return self.curves[key]
 

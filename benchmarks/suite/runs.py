@@ -51,8 +51,22 @@ def curve_backend(stores: Callable[[int], curves.Store]) -> CurveBackend:
     )
 
 
-def sweep_doc(task: Task, seed: int, search: Mapping[str, Any], python: str = "python") -> LRSweep:
-    """The LRSweep a user would write for the task (its script as the trial's command)."""
+def sweep_doc(
+    task: Task,
+    seed: int,
+    search: Mapping[str, Any],
+    python: str = "python",
+    budget: Mapping[str, Any] | None = None,
+) -> LRSweep:
+    """The LRSweep a user would write for the task (its script as the trial's command);
+    `budget` replaces the suite's (steps, evalEvery steps/20, minSteps steps/10)."""
+    if budget is None:
+        budget = {
+            "steps": task.steps,
+            "evalEvery": task.eval_every,
+            "minSteps": task.min_steps,
+            "reductionFactor": REDUCTION_FACTOR,
+        }
     return LRSweep.model_validate(
         {
             "apiVersion": "lrsweep.dev/v1alpha1",
@@ -60,12 +74,7 @@ def sweep_doc(task: Task, seed: int, search: Mapping[str, Any], python: str = "p
             "metadata": {"name": f"{task.name}-s{seed}"},
             "spec": {
                 "search": {"min": curves.SEARCH_MIN, "max": curves.SEARCH_MAX, **search},
-                "budget": {
-                    "steps": task.steps,
-                    "evalEvery": task.eval_every,
-                    "minSteps": task.min_steps,
-                    "reductionFactor": REDUCTION_FACTOR,
-                },
+                "budget": dict(budget),
                 "objective": {"metric": task.metric, "goal": task.goal},
                 "trial": {
                     "template": {
@@ -104,9 +113,11 @@ def engine(
     stores: Callable[[int], curves.Store],
     label: str,
     search: Mapping[str, Any],
+    doc: LRSweep | None = None,
 ) -> tuple[Result, Decision]:
-    """An LRSweep strategy on the case, through the engine's own loop."""
-    doc = sweep_doc(task, seed, search)
+    """An LRSweep strategy on the case, through the engine's own loop (`doc`: the sweep
+    document, when not the suite's for `search`)."""
+    doc = doc or sweep_doc(task, seed, search)
     sweep = Sweep(doc.spec, key=doc.metadata.name)
     decision = run_sweep(
         sweep, curve_backend(lambda s: stores(seed + s)), interval=0.0, sleep=lambda _: None

@@ -61,6 +61,19 @@ def test_the_store_trains_each_rate_once_and_keeps_it_on_disk(tmp_path: Path) ->
     assert curves.Store(TASK, 0, tmp_path).train(0.01) == first
 
 
+def test_a_store_at_another_cadence_evaluates_there_and_keeps_its_own_file(
+    tmp_path: Path,
+) -> None:
+    usual = curves.Store(TASK, 0, tmp_path)
+    other = curves.Store(TASK, 0, tmp_path, eval_every=7)
+    curve = other.train(0.01)
+    steps = [p.step for p in curve.points]
+    assert steps[:3] == [7, 14, 21]
+    assert steps[-1] == TASK.steps
+    assert curve.final(TASK.metric, TASK.steps) == usual.train(0.01).final(TASK.metric, TASK.steps)
+    assert other.path != usual.path
+
+
 def test_a_diverging_rate_ends_its_curve_early() -> None:
     curve = curves.run(TASK, 0, 3.0)
     assert curve.diverged
