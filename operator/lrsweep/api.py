@@ -152,14 +152,34 @@ class Search(_Model):
         return self
 
 
+DEFAULT_STEPS = 3000
+# Unless set, budget.evalEvery and budget.minSteps follow budget.steps, in the proportions
+# the search benchmark measured the engine at: 20-30 evaluations per trial, and adaptive's
+# first comparison (minSteps x reductionFactor) at 30% of a trial.
+EVALUATIONS = 30  # evalEvery = steps / EVALUATIONS
+FIRST_RUNG_DIVISOR = 10  # minSteps = steps / FIRST_RUNG_DIVISOR
+
+
+def _share_of_steps(data: dict[str, Any], divisor: int) -> int:
+    """steps / divisor, at least 1 (steps as validated, or its default where it failed)."""
+    steps = data.get("steps")
+    return max(1, (steps if isinstance(steps, int) else DEFAULT_STEPS) // divisor)
+
+
 class Budget(_Model):
-    steps: int = Field(3000, ge=1, description="Training steps of one full trial.")
-    evalEvery: int = Field(100, ge=1, description="Evaluate validation loss every N steps.")
+    steps: int = Field(DEFAULT_STEPS, ge=1, description="Training steps of one full trial.")
+    evalEvery: int = Field(
+        default_factory=lambda data: _share_of_steps(data, EVALUATIONS),
+        ge=1,
+        description=f"Evaluate validation loss every N steps; default: steps / {EVALUATIONS} "
+        "(100 at the default steps).",
+    )
     minSteps: int = Field(
-        300,
+        default_factory=lambda data: _share_of_steps(data, FIRST_RUNG_DIVISOR),
         ge=1,
         description="First rung: steps before a trial can be stopped early (adaptive compares "
-        "first at minSteps x reductionFactor).",
+        f"first at minSteps x reductionFactor); default: steps / {FIRST_RUNG_DIVISOR} (300 at "
+        "the default steps).",
     )
     reductionFactor: int = Field(
         3, ge=2, le=10, description="ASHA: keep the top 1/reductionFactor at each rung."
@@ -594,7 +614,10 @@ def _describe(error: Mapping[str, Any], prefix: str) -> str:
 
 
 def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    return "; ".join(_describe(e, prefix) for e in err.errors())
+    # A default that follows another field is not computed when that field is invalid;
+    # that field's own error says what to fix.
+    errors = [e for e in err.errors() if e["type"] != "default_factory_not_called"]
+    return "; ".join(_describe(e, prefix) for e in errors)
 
 
 def parse_sweep(document: Any) -> LRSweep:

@@ -23,15 +23,15 @@ VALIDATIONS: dict[str, list[dict[str, str]]] = {
     ],
     "budget": [
         {
-            "rule": "self.evalEvery <= self.steps",
+            "rule": "!has(self.evalEvery) || self.evalEvery <= self.steps",
             "message": "budget.evalEvery must not exceed budget.steps",
         },
         {
-            "rule": "self.minSteps <= self.steps",
+            "rule": "!has(self.minSteps) || self.minSteps <= self.steps",
             "message": "budget.minSteps must not exceed budget.steps",
         },
         {
-            "rule": "self.steps >= 2 * self.evalEvery",
+            "rule": "!has(self.evalEvery) || self.steps >= 2 * self.evalEvery",
             "message": "budget.steps must be at least 2 x budget.evalEvery: a trial is judged "
             "from at least 3 evaluations",
         },

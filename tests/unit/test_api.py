@@ -106,11 +106,34 @@ def test_non_positive_budget_names_field_and_value() -> None:
     assert "(got 0)" in message
 
 
-def test_short_budget_says_the_default_first_rung_is_too_long_and_what_to_set() -> None:
-    message = _error(_doc(budget={"steps": 100, "evalEvery": 10}))
+def test_unset_eval_interval_and_first_rung_follow_the_budget() -> None:
+    budget = load_sweep(yaml.safe_dump(_doc(budget={"steps": 600}))).spec.budget
+    assert (budget.evalEvery, budget.minSteps) == (20, 60)
+
+
+def test_the_default_budget_evaluates_every_100_steps_and_compares_first_at_300() -> None:
+    budget = load_sweep(yaml.safe_dump(_doc())).spec.budget
+    assert (budget.steps, budget.evalEvery, budget.minSteps) == (3000, 100, 300)
+
+
+def test_a_set_eval_interval_and_first_rung_are_kept() -> None:
+    doc = _doc(budget={"steps": 600, "evalEvery": 50, "minSteps": 100})
+    budget = load_sweep(yaml.safe_dump(doc)).spec.budget
+    assert (budget.evalEvery, budget.minSteps) == (50, 100)
+
+
+def test_a_first_rung_past_the_budget_says_what_to_set() -> None:
+    message = _error(_doc(budget={"steps": 100, "minSteps": 300}))
     assert message == (
-        "spec.budget: minSteps (300, the default) must not exceed steps (100); "
+        "spec.budget: minSteps (300) must not exceed steps (100); "
         "set budget.minSteps to at most 100 or raise budget.steps"
+    )
+
+
+def test_an_invalid_budget_is_named_once_not_again_by_the_defaults_that_follow_it() -> None:
+    assert _error(_doc(budget={"steps": "many"})) == (
+        "spec.budget.steps: Input should be a valid integer, unable to parse string as an "
+        "integer (got 'many')"
     )
 
 

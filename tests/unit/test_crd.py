@@ -84,6 +84,29 @@ def test_cel_rules_check_bounds_and_freeze_the_spec() -> None:
     assert spec["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
 
 
+def _budget_errors(budget: dict[str, Any]) -> list[str]:
+    schema = _root()["properties"]["spec"]["properties"]["budget"]
+    return [message for _, message in Validator(schema).validate(budget, None)]
+
+
+def test_the_crd_leaves_eval_interval_and_first_rung_unset_to_follow_steps() -> None:
+    budget = _root()["properties"]["spec"]["properties"]["budget"]["properties"]
+    assert "default" not in budget["evalEvery"]
+    assert "default" not in budget["minSteps"]
+    assert _budget_errors({"steps": 600}) == []
+
+
+def test_the_crd_still_checks_an_eval_interval_and_first_rung_that_are_set() -> None:
+    assert any(
+        "budget.minSteps must not exceed budget.steps" in message
+        for message in _budget_errors({"steps": 100, "minSteps": 300})
+    )
+    assert any(
+        "budget.steps must be at least 2 x budget.evalEvery" in message
+        for message in _budget_errors({"steps": 100, "evalEvery": 60})
+    )
+
+
 def test_the_crd_refuses_a_name_too_long_for_its_trial_pods() -> None:
     schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     metadata = schema["properties"]["metadata"]
