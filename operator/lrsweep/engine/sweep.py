@@ -11,6 +11,7 @@ Both runtimes drive a sweep the same way:
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -505,7 +506,8 @@ def decide(
     message = _message(current, best, done, spec.objective.goal)
     edge = strategies.edge_note(ctx, best) if done and best is not None else ""
     flat = strategies.flat_note(ctx, best) if done and best is not None else ""
-    caveat = "; ".join(note for note in (flat, edge) if note)
+    missed = _missed_rungs(current, sweep) if strategies.stops_early(spec.search.strategy) else ""
+    caveat = "; ".join(note for note in (missed, flat, edge) if note)
     if caveat:
         message = f"{message}; {caveat}"
     return Decision(
@@ -520,6 +522,32 @@ def decide(
         caveat=caveat,
         at_edge=edge,
     )
+
+
+def _missed_rungs(records: Sequence[TrialRecord], sweep: Sweep) -> str:
+    """A note when a trial evaluated either side of a rung but not at it ('' otherwise).
+
+    Early stopping compares trials only at the rungs' evaluations, so a script that
+    evaluates on its own schedule instead of where `session.should_evaluate` says is never
+    stopped early: the sweep still finds its winner, at the cost of every trial's full budget.
+    """
+    rungs = sweep.rungs
+    for r in records:
+        if r.mode != "train":
+            continue
+        steps = [p.step for p in r.points]
+        for rung in rungs:
+            after = bisect.bisect_left(steps, rung)
+            if 0 < after < len(steps) and steps[after] != rung:
+                shown = ", ".join(str(step) for step in steps[after - 1 : after + 1])
+                return (
+                    f"trial {r.id} evaluated at steps {shown} but not at {rung}, where the "
+                    "sweep compares trials, so early stopping cannot judge it there: "
+                    "evaluate where session.should_evaluate(step) says (every "
+                    f"budget.evalEvery = {sweep.spec.budget.evalEvery} steps), or set "
+                    "budget.evalEvery to the script's interval"
+                )
+    return ""
 
 
 def _message(

@@ -11,7 +11,9 @@ failed attempts are retried then marked Failed (the last one told it is), usage 
 once; a sweep where nothing completes ends Failed with a reason; a sweep whose trials do not
 report the objective where it is needed (at rungs with early stopping, else at the full
 budget) ends at once, naming what they report (or asking for it at every evaluation where it
-is reported only at some), but not on an evaluation scraped half-written; maxTrials caps the
+is reported only at some), but not on an evaluation scraped half-written; a trial that
+evaluates either side of a rung but not at it is named in the message (early stopping
+cannot judge it there); maxTrials caps the
 sweep; status round-trips through the API model. With several seeds per rate, a rate is kept
 or cut as a whole (its seed-0 trial is judged, the other seeds follow it: they wait at a
 rung until it passes, stop with it, and count only once it is through), and the winner is
@@ -466,6 +468,39 @@ def test_a_half_written_newest_evaluation_is_not_taken_for_a_missing_objective()
     decision = _decide_on_one_running_trial("asha", (written,))
     assert not decision.broken
     assert not decision.done
+
+
+def _evaluations(*steps: int) -> tuple[Point, ...]:
+    return tuple(Point(step, {"train_loss": 0.5, "val_loss": 0.6}) for step in steps)
+
+
+def test_a_trial_evaluating_either_side_of_a_rung_but_not_at_it_is_named() -> None:
+    rung = _first_rung("asha")
+    decision = _decide_on_one_running_trial("asha", _evaluations(rung - 10, rung + 10))
+    assert not decision.broken
+    assert (
+        f"trial t000 evaluated at steps {rung - 10}, {rung + 10} but not at {rung}"
+        in decision.message
+    )
+    assert "budget.evalEvery = 25 steps" in decision.message
+
+
+def test_a_trial_evaluating_at_its_rungs_gets_no_note() -> None:
+    rung = _first_rung("asha")
+    decision = _decide_on_one_running_trial("asha", _evaluations(rung - 25, rung, rung + 25))
+    assert "but not at" not in decision.message
+
+
+def test_an_attempt_resumed_past_a_rung_is_not_taken_for_one_that_skipped_it() -> None:
+    rung = _first_rung("asha")
+    decision = _decide_on_one_running_trial("asha", _evaluations(rung + 25, rung + 50))
+    assert "but not at" not in decision.message
+
+
+def test_a_sweep_without_early_stopping_does_not_mind_where_trials_evaluate() -> None:
+    rung = _first_rung("asha")
+    decision = _decide_on_one_running_trial("grid", _evaluations(rung - 10, rung + 10))
+    assert "but not at" not in decision.message
 
 
 def test_a_sweep_where_no_trial_completes_ends_failed_with_the_reason() -> None:
