@@ -32,7 +32,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from benchmarks.suite import curves, runs
-from benchmarks.suite.__main__ import CACHE, REGRET_CAP, SETS, _worker_init, score_cases
+from benchmarks.suite.__main__ import (
+    CACHE,
+    REGRET_CAP,
+    SETS,
+    _worker_init,
+    case_record,
+    score_cases,
+)
 from benchmarks.suite.tasks import BY_NAME, Task
 from lrsweep.api import LRSweep, format_validation_error
 
@@ -95,12 +102,7 @@ def case(name: str, seed: int, cache: Path) -> dict[str, Any]:
             }
         )
     truth_store.save()
-    return {
-        "task": name,
-        "seed": seed,
-        "truth": {repr(r): v for r, v in truth.items()},
-        "results": results,
-    }
+    return case_record(name, seed, truth, results)
 
 
 def summary(cases: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -97,11 +97,20 @@ def case(name: str, seed: int, cache: Path) -> dict[str, Any]:
     for s in opened.values():
         s.save()
     return {
+        **case_record(name, seed, truth, scored),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def case_record(
+    name: str, seed: int, truth: Mapping[float, float | None], results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One (task, seed) as the reports keep it: the dense grid's scores and each result."""
+    return {
         "task": name,
         "seed": seed,
         "truth": {repr(r): v for r, v in truth.items()},
-        "results": scored,
-        "seconds": round(time.monotonic() - started, 1),
+        "results": results,
     }
 
 
@@ -183,15 +192,18 @@ def _pct(value: float) -> str:
     return "failed" if not math.isfinite(value) else f"{value:+.1%}"
 
 
-def render(report: Mapping[str, Any]) -> str:
+def render(report: Mapping[str, Any], title: str = "", column: str = "strategy") -> str:
+    """The report as Markdown: the summary by `column` (what each result's "strategy" names),
+    then every case."""
+    heading = title or f"Search benchmark: the {report['set']} set"
     lines = [
-        f"# Search benchmark: the {report['set']} set",
+        f"# {heading}",
         "",
         f"`{report['command']}`  ",
         f"{report['machine']}; engine at {report['commit']}; {len(report['cases'])} cases "
         f"({', '.join(report['tasks'])}; seeds {report['seeds']}).",
         "",
-        "| strategy | within tolerance | median compute | mean regret | worst | cases > +15% |",
+        f"| {column} | within tolerance | median compute | mean regret | worst | cases > +15% |",
         "|---|---|---|---|---|---|",
     ]
     for row in report["summary"]:
@@ -226,6 +238,10 @@ def render(report: Mapping[str, Any]) -> str:
     if notes:
         lines += ["", "## Notes from adaptive", "", *notes]
     return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch_version()}"
 
 
 def torch_version() -> str:
@@ -297,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "set": args.set,
         "command": "python -m benchmarks.suite "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch_version()}",
+        "machine": machine(),
         "commit": _commit(),
         "tasks": [t.name for t in chosen],
         "seeds": f"0-{args.seeds - 1}",

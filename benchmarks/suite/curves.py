@@ -51,9 +51,10 @@ def run(
     *,
     range_steps: int | None = None,
     eval_every: int | None = None,
+    span: tuple[float, float] = (SEARCH_MIN, SEARCH_MAX),
 ) -> Curve:
-    """Train once in this process: a trial at `rate` up to `until`, or a range test,
-    evaluated every `eval_every` steps (the task's own cadence when None)."""
+    """Train once in this process: a trial at `rate` up to `until`, or a range test over
+    `span`, evaluated every `eval_every` steps (the task's own cadence when None)."""
     launch = Launch(
         trial="t000",
         attempt=1,
@@ -63,8 +64,8 @@ def run(
         steps=range_steps or task.steps,
         eval_every=eval_every or task.eval_every,
         rungs=(),
-        range_start=None if range_steps is None else SEARCH_MIN,
-        range_end=None if range_steps is None else SEARCH_MAX,
+        range_start=None if range_steps is None else span[0],
+        range_end=None if range_steps is None else span[1],
     )
     # Metrics port 0: no endpoint, and so no pauses at rungs.
     env = contract_env(launch, sweep=task.name, metrics_port=0, termination_path="/dev/null")
@@ -119,11 +120,17 @@ class Store:
         self.curves[key] = curve
         return curve
 
-    def range_test(self, steps: int) -> Curve:
-        key = f"range:{steps}"
+    def range_test(self, steps: int, span: tuple[float, float] = (SEARCH_MIN, SEARCH_MAX)) -> Curve:
+        """A range test of `steps` steps, its rate rising over `span`."""
+        key = f"range:{steps}" if span == (SEARCH_MIN, SEARCH_MAX) else f"range:{steps}:{span}"
         if key not in self.curves:
             self.curves[key] = run(
-                self.task, self.seed, SEARCH_MIN, range_steps=steps, eval_every=self.eval_every
+                self.task,
+                self.seed,
+                span[0],
+                range_steps=steps,
+                eval_every=self.eval_every,
+                span=span,
             )
             self.steps_trained += self.curves[key].end
         return self.curves[key]
