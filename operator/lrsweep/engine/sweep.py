@@ -196,7 +196,7 @@ def range_result_of(
 
 
 def _early_stops(
-    sweep: Sweep, records: list[TrialRecord]
+    sweep: Sweep, records: list[TrialRecord], range_result: RangeTestResult | None = None
 ) -> tuple[list[TrialRecord], list[Stop], list[Promote], set[str]]:
     """Apply early stopping: stops, promotions past rungs, and finished-but-undecided trials.
 
@@ -213,7 +213,7 @@ def _early_stops(
     earlier: list[TrialRecord] = []
     use_asha = strategies.stops_early(spec.search.strategy)
     rungs = sweep.rungs
-    finalists = strategies.finalists(spec)
+    finalists = strategies.finalists(spec, range_result)
     train = [r for r in records if r.mode == "train"]
     # Each lead (seed-0 trial) by rate and round: as decided, the rungs it passed, and
     # whether it finished with every comparison behind it.
@@ -464,7 +464,7 @@ def decide(
             message=why,
             broken=True,
         )
-    current, stops, promotions, undecided = _early_stops(sweep, current)
+    current, stops, promotions, undecided = _early_stops(sweep, current, range_result)
     current, promotions = _resume_parked(current, promotions)
 
     ctx = strategies.Context(spec, sweep.key, current, range_result, undecided)

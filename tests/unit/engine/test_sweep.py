@@ -2,7 +2,8 @@
 
 Covers: every strategy finishes and picks the rate nearest the true optimum; parallelism is
 honoured; adaptive searches below its range test's limit, compares first at its second rung,
-trains several finalists to the full budget, judges its whole first round as one cohort
+trains several finalists to the full budget (only ASHA's share after a range test that said
+nothing), judges its whole first round as one cohort
 where that leaves a trial slot free (so gated trials never wait on each other forever) and
 steps past an edge only when the best candidate sits there (half a spacing, then on at
 that step while it wins), else probes towards the better neighbour first; ASHA stops trials
@@ -279,6 +280,41 @@ def test_adaptive_doubles_a_too_slow_best_only_within_its_refinement_budget() ->
     slow = [replace(r, verdict=Verdict.TOO_SLOW) if r.id == "t002" else r for r in spent]
     ctx = strategies.Context(make_spec(), "k", slow, range_result=None)
     assert strategies.adaptive(ctx) == []
+
+
+def _first_round_at_its_first_comparison(range_result: RangeTestResult) -> Decision:
+    """adaptive's four candidates, each at its first comparison (step 75), 0.1 to 0.4."""
+    spec = make_spec(search={"candidates": 4, "parallelism": 4})
+    test = TrialRecord("t000", 0.0, 0, mode="range-test", phase=TrialPhase.SUCCEEDED)
+    first = [
+        TrialRecord(
+            f"t00{i}",
+            lr,
+            0,
+            phase=TrialPhase.RUNNING,
+            queued=False,
+            attempts=1,
+            step=75,
+            rungs={75: value},
+        )
+        for i, (lr, value) in enumerate(((0.01, 0.1), (0.1, 0.2), (0.001, 0.3), (1.0, 0.4)), 1)
+    ]
+    return decide(Sweep(spec, "k"), [replace(test, queued=False), *first], range_result)
+
+
+def test_adaptive_trains_several_finalists_after_an_informative_range_test() -> None:
+    informative = RangeTestResult(0.01, 0.02, 1.0, 0.3, None, descent=0.4)
+    decision = _first_round_at_its_first_comparison(informative)
+    assert [s.trial for s in decision.stops] == ["t004"]
+
+
+def test_adaptive_keeps_only_ashas_share_after_a_range_test_that_said_nothing() -> None:
+    # Its candidates then lie decades apart, where full-budget scores differ by far more
+    # than seed noise: the budget goes to refining around the best instead.
+    flat = RangeTestResult(1e-4, 1e-4, None, 2e-4, None, descent=0.01)
+    decision = _first_round_at_its_first_comparison(flat)
+    assert [s.trial for s in decision.stops] == ["t003", "t004"]
+    assert [p.trial for p in decision.promotions] == ["t001", "t002"]
 
 
 def test_adaptive_searches_the_whole_range_after_a_range_test_that_said_nothing() -> None:
