@@ -6,8 +6,9 @@ points never duplicates a (trial, attempt) pod, and the sweep still completes wi
 winner; invalid specs are refused by the schema/CEL at apply time, or end Failed with a
 condition naming the field, while a valid sweep beside them completes; a trainer that exits
 1 is retried then marked Failed while the sweep goes on, and a diverging rate is
-`diverged`; a sweep whose trials do not report its objective ends Failed at once, naming
-what they report; a GPU sweep on a node without GPUs reports Unschedulable; an image that
+`diverged`; a budget of `steps` alone is accepted, its evaluations and rungs following
+it; a sweep whose trials do not report its objective ends Failed at once, naming what they
+report; a GPU sweep on a node without GPUs reports Unschedulable; an image that
 cannot be pulled shows in the same condition; API faults (500/429, latency, dropped watches)
 do not stop a sweep; deleting a sweep removes its pods; the winner also lands in the output
 ConfigMap, with events for trial starts and the winner; an output ConfigMap the sweep does
@@ -276,6 +277,20 @@ def test_crashing_trials_are_retried_then_failed_and_diverging_ones_are_diverged
     assert trials[3.0]["verdict"] == "diverged"
     assert sweep["status"]["phase"] == "Succeeded"
     assert sweep["status"]["bestLearningRate"] == 0.05
+
+
+def test_a_budget_of_steps_alone_is_accepted_and_swept_with_defaults_that_follow_it(
+    kube_cluster: KubeCluster, kube_namespace: str, operator: Operator
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    doc = toy_sweep("steps-only", {"strategy": "asha", "values": [0.02, 0.05, 0.1]})
+    doc["spec"]["budget"] = {"steps": 60}
+    apply(kube_cluster, kube_namespace, doc)
+    sweep = wait_phase(kube_cluster, kube_namespace, "steps-only", ("Succeeded", "Failed"), 120)
+    assert "evalEvery" not in sweep["spec"]["budget"]  # left to the operator, not defaulted
+    assert sweep["status"]["phase"] == "Succeeded"
+    rungs = {int(step) for t in sweep["status"]["trials"].values() for step in t["rungs"]}
+    assert {6, 18} <= rungs  # minSteps 60 / 10, x reductionFactor; evaluations every 2 steps
 
 
 def test_an_objective_the_trials_do_not_report_fails_the_sweep_naming_what_they_report(
