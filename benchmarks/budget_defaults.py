@@ -38,7 +38,9 @@ from benchmarks.suite.__main__ import (
     SETS,
     _worker_init,
     case_record,
+    dense_truth,
     score_cases,
+    scored,
 )
 from benchmarks.suite.tasks import BY_NAME, Task
 from lrsweep.api import LRSweep, format_validation_error
@@ -57,7 +59,7 @@ def budget(variant: str, task: Task) -> dict[str, Any] | None:
     return {"steps": task.steps}
 
 
-def _sweep(task: Task, seed: int, doc: LRSweep, cache: Path) -> runs.Result:
+def _sweep(task: Task, seed: int, label: str, doc: LRSweep, cache: Path) -> runs.Result:
     """`adaptive` as `doc` says, on curves evaluated every budget.evalEvery steps."""
     opened: dict[int, curves.Store] = {}
 
@@ -66,7 +68,7 @@ def _sweep(task: Task, seed: int, doc: LRSweep, cache: Path) -> runs.Result:
             opened[s] = curves.Store(task, s, cache, eval_every=doc.spec.budget.evalEvery)
         return opened[s]
 
-    result, _ = runs.engine(task, seed, store, "adaptive", {}, doc)
+    result, _ = runs.engine(task, seed, store, label, {}, doc)
     for each in opened.values():
         each.save()
     return result
@@ -76,7 +78,7 @@ def case(name: str, seed: int, cache: Path) -> dict[str, Any]:
     """Ground truth and `adaptive` under each budget on one (task, seed)."""
     task = BY_NAME[name]
     truth_store = curves.Store(task, seed, cache)
-    truth = {r: truth_store.train(r).final(task.metric, task.steps) for r in curves.DENSE}
+    truth = dense_truth(truth_store)
     results: list[dict[str, Any]] = []
     for variant in (SUITE, FIXED, STEPS_ONLY):
         try:
@@ -85,22 +87,12 @@ def case(name: str, seed: int, cache: Path) -> dict[str, Any]:
             message = format_validation_error(error)
             results.append({"strategy": variant, "rate": None, "score": None, "refused": message})
             continue
-        result = _sweep(task, seed, doc, cache)
-        score = (
-            None
-            if result.rate is None
-            else truth_store.train(result.rate).final(task.metric, task.steps)
-        )
-        results.append(
-            {
-                "strategy": variant,
-                "rate": result.rate,
-                "score": score,
-                "compute_r": round(result.compute_r, 3),
-                "min_steps": doc.spec.budget.minSteps,
-                "eval_every": doc.spec.budget.evalEvery,
-            }
-        )
+        result = _sweep(task, seed, variant, doc, cache)
+        budget_used = {
+            "min_steps": doc.spec.budget.minSteps,
+            "eval_every": doc.spec.budget.evalEvery,
+        }
+        results.append({**scored(result, truth_store), **budget_used})
     truth_store.save()
     return case_record(name, seed, truth, results)
 

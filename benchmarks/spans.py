@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks.suite import curves, runs
+from benchmarks.suite import runs
 from benchmarks.suite.__main__ import (
     CACHE,
     SETS,
@@ -32,13 +32,14 @@ from benchmarks.suite.__main__ import (
     _stores,
     _worker_init,
     case_record,
+    dense_truth,
     machine,
     render,
     score_cases,
+    scored,
     summary,
 )
 from benchmarks.suite.tasks import BY_NAME
-from lrsweep.api import LRSweep
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SPANS: dict[str, tuple[tuple[float, float], ...]] = {
@@ -55,26 +56,11 @@ def case(name: str, seed: int, spans: Sequence[tuple[float, float]], cache: Path
     """Ground truth and `adaptive` over each span on one (task, seed)."""
     task = BY_NAME[name]
     store, opened = _stores(task, cache)
-    truth = {r: store(seed).train(r).final(task.metric, task.steps) for r in curves.DENSE}
+    truth = dense_truth(store(seed))
     results = []
     for span in spans:
-        doc = runs.sweep_doc(task, seed, {}).model_dump(mode="json", exclude_unset=True)
-        doc["spec"]["search"].update(min=span[0], max=span[1])
-        result, _ = runs.engine(task, seed, store, label(span), {}, LRSweep.model_validate(doc))
-        score = (
-            None
-            if result.rate is None
-            else store(seed).train(result.rate).final(task.metric, task.steps)
-        )
-        results.append(
-            {
-                "strategy": result.strategy,
-                "rate": result.rate,
-                "score": score,
-                "compute_r": round(result.compute_r, 3),
-                "note": result.note,
-            }
-        )
+        search = {"min": span[0], "max": span[1]}
+        results.append(scored(runs.engine(task, seed, store, label(span), search)[0], store(seed)))
     for s in opened.values():
         s.save()
     return case_record(name, seed, truth, results)

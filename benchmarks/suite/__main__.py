@@ -74,31 +74,40 @@ def case(name: str, seed: int, cache: Path) -> dict[str, Any]:
     task = BY_NAME[name]
     store, opened = _stores(task, cache)
     started = time.monotonic()
-    truth = {r: store(seed).train(r).final(task.metric, task.steps) for r in curves.DENSE}
+    truth = dense_truth(store(seed))
     results: list[runs.Result] = []
     for label, search in ENGINE.items():
         results.append(runs.engine(task, seed, store, label, search)[0])
     for pruner, budget in OPTUNA:
         results.append(runs.optuna_run(task, seed, store(seed), pruner, budget))
     results.append(runs.lr_finder_run(task, seed))
-    scored = [
-        {
-            "strategy": r.strategy,
-            "rate": r.rate,
-            "score": None
-            if r.rate is None
-            else store(seed).train(r.rate).final(task.metric, task.steps),
-            "compute_r": round(r.compute_r, 3),
-            "trials": r.trials,
-            "note": r.note,
-        }
-        for r in results
-    ]
+    kept = [scored(r, store(seed)) for r in results]
     for s in opened.values():
         s.save()
     return {
-        **case_record(name, seed, truth, scored),
+        **case_record(name, seed, truth, kept),
         "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def dense_truth(store: curves.Store) -> dict[float, float | None]:
+    """The full-run score at each dense rate (None where the run diverged or failed)."""
+    task = store.task
+    return {r: store.train(r).final(task.metric, task.steps) for r in curves.DENSE}
+
+
+def scored(result: runs.Result, store: curves.Store) -> dict[str, Any]:
+    """A result as the reports keep it, its score the full run at its rate (`store`: the
+    case's seed)."""
+    task = store.task
+    rate = result.rate
+    return {
+        "strategy": result.strategy,
+        "rate": rate,
+        "score": None if rate is None else store.train(rate).final(task.metric, task.steps),
+        "compute_r": round(result.compute_r, 3),
+        "trials": result.trials,
+        "note": result.note,
     }
 
 
