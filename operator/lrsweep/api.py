@@ -161,9 +161,10 @@ FIRST_RUNG_DIVISOR = 10  # minSteps = steps / FIRST_RUNG_DIVISOR
 
 
 def _share_of_steps(data: dict[str, Any], divisor: int) -> int:
-    """steps / divisor, at least 1 (steps as validated, or its default where it failed)."""
-    steps = data.get("steps")
-    return max(1, (steps if isinstance(steps, int) else DEFAULT_STEPS) // divisor)
+    """steps / divisor, at least 1 (pydantic calls a default factory only once steps, the
+    field before, is valid: `format_validation_error` drops the error that it did not)."""
+    steps: int = data["steps"]
+    return max(1, steps // divisor)
 
 
 class Budget(_Model):
