@@ -151,9 +151,9 @@ async def health(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
 
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def forget_deleted(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    # kopf calls a handler only once every index has its first listing: the pod index is
-    # whole from here on (until then, reconciles list a sweep's pods).
-    memo.cluster.pods_indexed = True
+    # kopf calls a handler only once every index has its first listing: the indexes are
+    # whole from here on, and the reconciles may start (`Reconciler.watches_listed`).
+    memo.reconciler.watches_listed = True
     if event["type"] == "DELETED":
         meta = event["object"]["metadata"]
         memo.cluster.telemetry.forget_sweep(

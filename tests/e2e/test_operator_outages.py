@@ -5,7 +5,8 @@ Covers: a sweep deleted while the operator is down goes at once, its trial pods 
 finalizer on loses it, so it deletes like any other; deleting the CRD with sweeps and their
 pods, the operator down, completes; a minute of API errors on the sweeps does not end the
 operator, /healthz says the API is failing meanwhile and ok after, and the sweep then ends
-with the winner it has without the errors.
+with the winner it has without the errors; an operator whose first listing of trial pods is
+answered late launches no trial until it has that listing, then sweeps to the same winner.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from tests.harness.threaded import ThreadedHarness
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 LEGACY_FINALIZER = "lrsweep.dev/finalizer"
+# kopf's listing of the namespace's pods (it filters trial pods by their label itself); not
+# its watch, nor the operator's own listing of one sweep's pods.
+KOPF_POD_LISTING = r"^GET /api/v1/namespaces/[^/]+/pods$"
 
 
 def trial_pods(cluster: KubeCluster, namespace: str, sweep: str) -> list[str]:
@@ -162,5 +166,36 @@ def test_a_minute_of_api_errors_leaves_the_operator_running_and_healthz_says_so(
     assert any(report.startswith("failing for") for report in reports), reports
     sweep = wait_phase(kube_cluster, kube_namespace, "outage", ("Succeeded", "Failed"), 120)
     assert health(operator)[1]["reconciler"]["kubernetesApi"] == "ok"
+    assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
+    assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
+
+
+def test_no_trial_is_launched_before_kopf_has_listed_the_trial_pods(
+    kube_cluster: KubeCluster,
+    kube_namespace: str,
+    operator: Operator,
+    harness: ThreadedHarness,
+    tmp_path: Path,
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    lag = 5.0
+    operator.stop()
+    doc = toy_sweep("listed", {"strategy": "grid", "values": [0.05, 0.1]})
+    apply(kube_cluster, kube_namespace, doc)
+    harness.set_faults(latency=lag, match=KOPF_POD_LISTING)
+    try:
+        started = time.monotonic()
+        operator.start()
+        wait_for(
+            lambda: trial_pods(kube_cluster, kube_namespace, "listed"),
+            timeout=60 + lag,
+            interval=0.2,
+            message="trial pods of 'listed'",
+        )
+        first_pod = time.monotonic()
+    finally:
+        harness.reset_faults()
+    assert first_pod - started >= lag, operator.log()[-3000:]
+    sweep = wait_phase(kube_cluster, kube_namespace, "listed", ("Succeeded", "Failed"), 120)
     assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
     assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)

@@ -133,10 +133,9 @@ class Cluster:
     reconciling: int = 0
     # How the API server has answered lately, for /healthz.
     health: ApiHealth = field(default_factory=ApiHealth)
-    # The trial pods of a sweep (namespace, name) as the operator's watch last saw them, once
-    # `pods_indexed` says the watch has listed them all; None: list them every time.
+    # The trial pods of a sweep (namespace, name) as the operator's watch last saw them
+    # (reconciles start once it has listed them all); None: list them every time.
     pod_index: Callable[[str, str], Sequence[Mapping[str, Any]]] | None = None
-    pods_indexed: bool = False
     # When each sweep's pods were last listed from the API server (time.monotonic).
     listed: dict[tuple[str, str], float] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
@@ -249,7 +248,6 @@ class Cluster:
         key = (namespace, sweep)
         if (
             self.pod_index is not None
-            and self.pods_indexed
             and self.clock() - self.listed.get(key, -math.inf) < RELIST_SECONDS
         ):
             watched = [dict(p) for p in self.pod_index(namespace, sweep)]

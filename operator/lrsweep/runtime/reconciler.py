@@ -61,6 +61,12 @@ class Reconciler:
     _woken: set[Key] = field(default_factory=set)
     _limit: asyncio.Semaphore | None = None
     last_pass: float | None = None
+    # Whether kopf's watches have listed every sweep and trial pod (its first handler call
+    # says so). No reconcile starts before: kopf holds back every handler, and every event
+    # after an object's first, until it has indexed each object it has seen once, and each
+    # pod a reconcile launched meanwhile would be one more to index first. Under load the
+    # launches could outrun it for good, with every sweep's and pod's events queued behind.
+    watches_listed: bool = False
 
     async def run(self) -> None:
         """Forever: start the reconciles that are due, a few times per interval."""
@@ -74,6 +80,8 @@ class Reconciler:
             self._limit = asyncio.Semaphore(self.settings.max_concurrent_reconciles)
         now = self.clock()
         self.last_pass = now
+        if not self.watches_listed:
+            return
         sweeps = self.sweeps()
         for key in [k for k in self._due if k not in sweeps]:  # deleted: forgotten
             self._due.pop(key)
@@ -182,6 +190,7 @@ class Reconciler:
         if self.last_pass is None or self.clock() - self.last_pass > stalled:
             raise RuntimeError(f"the reconcile loop has not run for over {stalled:.0f} s")
         return {
+            "watchesListed": self.watches_listed,
             "sweeps": len(self.sweeps()),
             "reconciling": len(self._running),
             "retrying": len(self._failures),

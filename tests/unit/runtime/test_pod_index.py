@@ -2,10 +2,9 @@
 rather than listing them every tick.
 
 Covers: with the watch holding every pod the stored status expects, a reconcile lists
-nothing; a pod the watch has not seen yet (created since its last event), a watch that has
-not had its first listing, and a last LIST older than RELIST_SECONDS each make it list; the
-pods the status expects are the current attempts of launched trials not yet decided, queued
-or parked.
+nothing; a pod the watch has not seen yet (created since its last event) and a last LIST
+older than RELIST_SECONDS each make it list; the pods the status expects are the current
+attempts of launched trials not yet decided, queued or parked.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ class WatchedCluster(MemoryCluster):
         self.watched: dict[str, dict[str, Any]] = {}
         self.now = 0.0
         self.pod_index = lambda namespace, sweep: list(self.watched.values())
-        self.pods_indexed = True
         self.clock = lambda: self.now
 
     def see(self) -> None:
@@ -56,15 +54,6 @@ def test_a_pod_the_watch_has_not_seen_yet_makes_the_reconcile_list() -> None:
     result = run(cluster, body(status=status))
     assert cluster.lists == lists + 1
     assert result.status is None or result.status["trials"]["t000"]["attempts"] == 1
-
-
-def test_before_the_watchs_first_listing_a_reconcile_lists() -> None:
-    cluster, status = launched()
-    cluster.see()
-    cluster.pods_indexed = False
-    lists = cluster.lists
-    run(cluster, body(status=status))
-    assert cluster.lists == lists + 1
 
 
 def test_a_sweeps_pods_are_listed_again_after_relist_seconds() -> None:

@@ -1,19 +1,19 @@
 """The operator's loop over the sweeps it knows, against an in-memory cluster.
 
-Covers: a sweep in the index is reconciled and its status written, then its events posted,
-and the pods that status no longer wants (a parked trial's) are deleted in the same pass; a
-sweep whose index body is at the version the loop last read or wrote is not read again, one
-at any other version is;
-one whose reconcile fails is tried again after a backoff that doubles, while the others go
-on; a sweep gone from the index is reconciled no more; at most `max_concurrent_reconciles`
-run at once, and how long a due sweep waited for one of them is exported; a finished sweep,
-once tidied, costs no API call; an earlier operator's
-finalizer is removed, and a sweep being deleted is not reconciled; /healthz's report raises
-once the loop stops, and says when the API server fails (5xx, 429, no answer) and when it
-answers again, an operation failing while others answer, and not a failure left unrepeated
-for two minutes; kopf's retries of its own calls never run out. A woken sweep (a trial pod
-of it ended) is reconciled at the next tick, or right after the reconcile under way, but not
-while it backs off after a failure.
+Covers: no reconcile starts before kopf's watches have listed every sweep and pod (and
+/healthz says so); a sweep in the index is reconciled and its status written, then its
+events posted, and the pods that status no longer wants (a parked trial's) are deleted in
+the same pass; a sweep whose index body is at the version the loop last read or wrote is not
+read again, one at any other version is; one whose reconcile fails is tried again after a
+backoff that doubles, while the others go on; a sweep gone from the index is reconciled no
+more; at most `max_concurrent_reconciles` run at once, and how long a due sweep waited for
+one of them is exported; a finished sweep, once tidied, costs no API call; an earlier
+operator's finalizer is removed, and a sweep being deleted is not reconciled; /healthz's
+report raises once the loop stops, and says when the API server fails (5xx, 429, no answer)
+and when it answers again, an operation failing while others answer, and not a failure left
+unrepeated for two minutes; kopf's retries of its own calls never run out. A woken sweep (a
+trial pod of it ended) is reconciled at the next tick, or right after the reconcile under
+way, but not while it backs off after a failure.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ def loop(
         OperatorSettings(reconcile_interval=2.0, **settings),
         lambda: index,
         clock=lambda: now[0],
+        watches_listed=True,
     )
     return reconciler, now
 
@@ -110,6 +111,19 @@ def test_a_sweep_in_the_index_is_reconciled_its_status_written_and_events_posted
     assert [name for name, _ in cluster.patches] == ["a"]
     assert cluster.patches[0][1]["phase"] == "Running"
     assert "TrialStarted" in cluster.events
+
+
+def test_no_reconcile_starts_before_kopfs_watches_have_listed_everything() -> None:
+    cluster = LoopCluster()
+    cluster.sweep = named("a")
+    reconciler, _ = loop(cluster, {("ml", "a"): named("a")})
+    reconciler.watches_listed = False
+    asyncio.run(settle(reconciler))
+    assert (cluster.reads, cluster.lists, cluster.patches) == (0, 0, [])
+    assert reconciler.health()["watchesListed"] is False
+    reconciler.watches_listed = True
+    asyncio.run(settle(reconciler))
+    assert [name for name, _ in cluster.patches] == ["a"]
 
 
 def test_a_failing_sweep_is_retried_after_a_doubling_backoff_while_others_go_on() -> None:
