@@ -109,6 +109,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.watching.server_timeout = 60
     settings.watching.client_timeout = 90
     settings.watching.connect_timeout = 10
+    # Only trial pods, filtered by the API server: kopf would otherwise watch, and index
+    # once before its first handler call, every pod of the namespaces (or the cluster).
+    settings.watching.label_selectors["", "v1", "pods"] = LABEL_SWEEP
     settings.networking.request_timeout = 30
     settings.networking.error_backoffs = Backoffs()
     # No change handlers, so nothing reads a diff base: build none (`NoDiffBase`).

@@ -6,7 +6,9 @@ finalizer on loses it, so it deletes like any other; deleting the CRD with sweep
 pods, the operator down, completes; a minute of API errors on the sweeps does not end the
 operator, /healthz says the API is failing meanwhile and ok after, and the sweep then ends
 with the winner it has without the errors; an operator whose first listing of trial pods is
-answered late launches no trial until it has that listing, then sweeps to the same winner.
+answered late launches no trial until it has that listing, then sweeps to the same winner;
+the operator asks the API server for trial pods only (every listing or watch of pods without
+a label selector failing, its sweep ends with its winner).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from tests.harness.threaded import ThreadedHarness
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 LEGACY_FINALIZER = "lrsweep.dev/finalizer"
-# kopf's listing of the namespace's pods (it filters trial pods by their label itself); not
-# its watch, nor the operator's own listing of one sweep's pods.
-KOPF_POD_LISTING = r"^GET /api/v1/namespaces/[^/]+/pods$"
+# kopf's listing of trial pods (those with the sweep label: not its watch, nor the operator's
+# own listing of one sweep's pods), and any listing or watch of pods without a label selector.
+KOPF_POD_LISTING = r"^GET /api/v1/namespaces/[^/]+/pods\?labelSelector=lrsweep\.dev(/|%2F)sweep$"
+UNFILTERED_PODS = r"^GET /api/v1/namespaces/[^/]+/pods(\?(?!.*labelSelector=)|$)"
 
 
 def trial_pods(cluster: KubeCluster, namespace: str, sweep: str) -> list[str]:
@@ -197,5 +200,28 @@ def test_no_trial_is_launched_before_kopf_has_listed_the_trial_pods(
         harness.reset_faults()
     assert first_pod - started >= lag, operator.log()[-3000:]
     sweep = wait_phase(kube_cluster, kube_namespace, "listed", ("Succeeded", "Failed"), 120)
+    assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
+    assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
+
+
+def test_the_operator_asks_the_api_server_for_trial_pods_only(
+    kube_cluster: KubeCluster,
+    kube_namespace: str,
+    operator: Operator,
+    harness: ThreadedHarness,
+    tmp_path: Path,
+) -> None:
+    needs_local_kubelet(kube_cluster)
+    operator.stop()
+    harness.set_faults(error_rate=1.0, match=UNFILTERED_PODS)
+    try:
+        operator.start()
+        doc = toy_sweep("filtered", {"strategy": "grid", "values": [0.05, 0.1]})
+        apply(kube_cluster, kube_namespace, doc)
+        sweep = wait_phase(kube_cluster, kube_namespace, "filtered", ("Succeeded", "Failed"), 120)
+        refused = harness.faults_injected()
+    finally:
+        harness.reset_faults()
+    assert refused == 0
     assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
     assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
