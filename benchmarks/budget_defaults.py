@@ -34,8 +34,8 @@ from pydantic import ValidationError
 from benchmarks.suite import curves, runs
 from benchmarks.suite.__main__ import (
     CACHE,
+    EIGHTEEN,
     REGRET_CAP,
-    SETS,
     _worker_init,
     case_record,
     dense_truth,
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    tasks = [t.name for chosen in SETS.values() for t in chosen]
+    tasks = [t.name for t in EIGHTEEN]
     with ProcessPoolExecutor(args.jobs, initializer=_worker_init) as pool:
         futures = [pool.submit(case, t, s, CACHE) for t in tasks for s in range(args.seeds)]
         cases = [f.result() for f in futures]

@@ -10,7 +10,8 @@ the tuning tasks only; the held-out tasks are measured once, at the end, and rep
 apart. Each failure class a user meets appears in both halves, in a different model,
 data set or optimizer. `FRESH` is a second held-out set, declared after the first held-out
 measurement and before the next round of tuning, so that round is measured on tasks it
-never saw.
+never saw. `UNSEEN` is a third, declared after the engine had been judged on all eighteen
+tasks above (engine 041ef60), and measured once at that engine before any further change.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 
 from lrsweep_trainer import report
 
-Purpose = Literal["tuning", "heldout", "fresh"]
+Purpose = Literal["tuning", "heldout", "fresh", "unseen"]
 Schedule = Callable[[int, int], float]  # (step from 1, steps) -> multiplier of the peak rate
 Optimizer = Callable[[Iterable[nn.Parameter], float], torch.optim.Optimizer]
 
@@ -173,6 +174,32 @@ def markov_text() -> Data:
     windows = seq.unfold(0, context + 1, 1)
     x = nn.functional.one_hot(windows[:, :context], symbols).flatten(1).float()
     return _split(x, windows[:, context], symbols, share=0.2)
+
+
+@functools.cache
+def friedman() -> Data:
+    """Friedman's nonlinear regression problem #1 (5 informative of 10 features), noisy."""
+    from sklearn.datasets import make_friedman1
+
+    x, y = make_friedman1(n_samples=1000, n_features=10, noise=1.0, random_state=13)
+    target = torch.tensor(y, dtype=torch.float32)
+    target = ((target - target.mean()) / target.std()).unsqueeze(1)
+    return _split(torch.tensor(x, dtype=torch.float32), target, 0)
+
+
+@functools.cache
+def iris() -> Data:
+    from sklearn.datasets import load_iris
+
+    return _from_sklearn(load_iris, 3)
+
+
+@functools.cache
+def circles() -> Data:
+    from sklearn.datasets import make_circles
+
+    x, y = make_circles(n_samples=800, noise=0.15, factor=0.5, random_state=17)
+    return _split(torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.long), 2)
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -498,12 +525,85 @@ TASKS: tuple[Task, ...] = (
         steps=400,
         batch=8,
     ),
+    # Unseen: a third held-out set, declared before it was first run (see the module's
+    # docstring); measured once.
+    Task(
+        "momentum-friedman",
+        "unseen",
+        "momentum SGD at a constant rate, ReLU MLP regression (MSE) on Friedman's noisy problem",
+        friedman,
+        mlp(64, 64),
+        sgd(momentum=0.9),
+        constant,
+        steps=300,
+        batch=32,
+    ),
+    Task(
+        "adam-cosine-iris",
+        "unseen",
+        "Adam with 10% warm-up then cosine on 112 iris flowers, batches of 8: little, noisy data",
+        iris,
+        mlp(16),
+        adam,
+        warmup_cosine,
+        steps=200,
+        batch=8,
+    ),
+    Task(
+        "nesterov-warmup-circles-deep",
+        "unseen",
+        "5-layer ReLU MLP, Nesterov SGD with warm-up then cosine, on circles: large rates kill it",
+        circles,
+        mlp(32, 32, 32, 32),
+        sgd(momentum=0.9, nesterov=True),
+        warmup_cosine,
+        steps=300,
+        batch=16,
+    ),
+    Task(
+        "rmsprop-step-markov",
+        "unseen",
+        "next-symbol prediction on generated Markov text, RMSprop with step decay",
+        markov_text,
+        mlp(64),
+        rmsprop,
+        step_decay,
+        steps=300,
+        batch=32,
+    ),
+    Task(
+        "sgd-plain-logistic-cancer",
+        "unseen",
+        "plain SGD at a constant rate, logistic regression on breast-cancer: convex; rates "
+        "past the optimum make it noisy rather than blow up",
+        breast_cancer,
+        mlp(),
+        sgd(),
+        constant,
+        steps=200,
+        batch=16,
+    ),
+    Task(
+        "accuracy-momentum-cnn-step",
+        "unseen",
+        "validation accuracy, maximized; small CNN on digits, momentum SGD with step decay, "
+        "batches of 16",
+        digits,
+        small_cnn,
+        sgd(momentum=0.9),
+        step_decay,
+        steps=240,
+        batch=16,
+        metric="val_accuracy",
+        goal="maximize",
+    ),
 )
 
 BY_NAME = {task.name: task for task in TASKS}
 TUNING = tuple(task for task in TASKS if task.purpose == "tuning")
 HELDOUT = tuple(task for task in TASKS if task.purpose == "heldout")
 FRESH = tuple(task for task in TASKS if task.purpose == "fresh")
+UNSEEN = tuple(task for task in TASKS if task.purpose == "unseen")
 
 
 # --- the training script ----------------------------------------------------------------------

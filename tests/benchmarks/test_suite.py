@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from benchmarks.suite import curves, runs
-from benchmarks.suite.tasks import BY_NAME, FRESH, HELDOUT, TASKS, TUNING
+from benchmarks.suite.tasks import BY_NAME, FRESH, HELDOUT, TASKS, TUNING, UNSEEN
 from tests.benchmarks.running import ROOT
 
 TASK = BY_NAME["adam-blobs"]  # the fastest task: a full run takes a tenth of a second
@@ -41,6 +41,11 @@ def test_the_suite_declares_ten_or_more_tasks_split_into_tuning_and_held_out() -
 def test_the_fresh_set_shares_no_task_with_the_others() -> None:
     assert len(FRESH) >= 5
     assert not {t.name for t in FRESH} & {t.name for t in TUNING + HELDOUT}
+
+
+def test_the_unseen_set_shares_no_task_with_the_others() -> None:
+    assert len(UNSEEN) >= 5
+    assert not {t.name for t in UNSEEN} & {t.name for t in TUNING + HELDOUT + FRESH}
 
 
 def test_a_trial_stopped_early_saw_the_start_of_the_full_run() -> None:
