@@ -198,6 +198,8 @@ def test_no_trial_is_launched_before_kopf_has_listed_the_trial_pods(
         first_pod = time.monotonic()
     finally:
         harness.reset_faults()
+    # kopf's listing of the trial pods is answered `lag` seconds after the operator asks for
+    # it at the earliest: no trial pod may exist before then.
     assert first_pod - started >= lag, operator.log()[-3000:]
     sweep = wait_phase(kube_cluster, kube_namespace, "listed", ("Succeeded", "Failed"), 120)
     assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
