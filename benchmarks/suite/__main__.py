@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.suite import curves, runs
-from benchmarks.suite.tasks import BY_NAME, FRESH, HELDOUT, TUNING, UNSEEN, Task
+from benchmarks.suite.tasks import BY_NAME, FRESH, HELDOUT, RESERVE, TUNING, UNSEEN, Task
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "out" / "suite" / "curves"
@@ -42,7 +42,13 @@ ENGINE = {
     "random-8": {"strategy": "random", "candidates": 8},
     "asha-16": {"strategy": "asha", "candidates": 16},
 }
-SETS = {"tuning": TUNING, "heldout": HELDOUT, "fresh": FRESH, "unseen": UNSEEN}
+SETS = {
+    "tuning": TUNING,
+    "heldout": HELDOUT,
+    "fresh": FRESH,
+    "unseen": UNSEEN,
+    "reserve": RESERVE,
+}
 # The tasks the spans and budget benchmarks were declared over: the three sets before UNSEEN.
 EIGHTEEN = TUNING + HELDOUT + FRESH
 OPTUNA = [(pruner, r) for pruner in ("sha", "hyperband") for r in (4.0, 8.0)]

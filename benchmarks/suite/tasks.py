@@ -12,6 +12,8 @@ data set or optimizer. `FRESH` is a second held-out set, declared after the firs
 measurement and before the next round of tuning, so that round is measured on tasks it
 never saw. `UNSEEN` is a third, declared after the engine had been judged on all eighteen
 tasks above (engine 041ef60), and measured once at that engine before any further change.
+`RESERVE` is a fourth, declared right after that measurement and not yet run: the next
+engine change is judged on the other sets and measured on it once, at the end.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from torch import Tensor, nn
 
 from lrsweep_trainer import report
 
-Purpose = Literal["tuning", "heldout", "fresh", "unseen"]
+Purpose = Literal["tuning", "heldout", "fresh", "unseen", "reserve"]
 Schedule = Callable[[int, int], float]  # (step from 1, steps) -> multiplier of the peak rate
 Optimizer = Callable[[Iterable[nn.Parameter], float], torch.optim.Optimizer]
 
@@ -237,6 +239,19 @@ def residual_mlp(data: Data) -> nn.Module:
         _Residual(width),
         nn.LayerNorm(width),
         nn.Linear(width, data.classes),
+    )
+
+
+def batchnorm_mlp(data: Data) -> nn.Module:
+    width = 64
+    return nn.Sequential(
+        nn.Linear(data.train_x.shape[1], width),
+        nn.BatchNorm1d(width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.BatchNorm1d(width),
+        nn.ReLU(),
+        nn.Linear(width, data.classes or 1),
     )
 
 
@@ -597,6 +612,77 @@ TASKS: tuple[Task, ...] = (
         metric="val_accuracy",
         goal="maximize",
     ),
+    # Reserve: a fourth held-out set, declared before it was first run (see the module's
+    # docstring).
+    Task(
+        "momentum-batchnorm-wine",
+        "reserve",
+        "momentum SGD at a constant rate, MLP with batch norm on wine: tolerates large rates",
+        wine,
+        batchnorm_mlp,
+        sgd(momentum=0.9),
+        constant,
+        steps=200,
+        batch=16,
+    ),
+    Task(
+        "adamw-onecycle-markov",
+        "reserve",
+        "next-symbol prediction on generated Markov text, AdamW with one-cycle",
+        markov_text,
+        mlp(64, 64),
+        adamw,
+        one_cycle,
+        steps=300,
+        batch=32,
+    ),
+    Task(
+        "adagrad-step-friedman",
+        "reserve",
+        "Adagrad with step decay, MLP regression (MSE) on Friedman's noisy problem",
+        friedman,
+        mlp(32, 32),
+        adagrad,
+        step_decay,
+        steps=300,
+        batch=32,
+    ),
+    Task(
+        "rmsprop-deep-tanh-iris",
+        "reserve",
+        "4-layer tanh MLP on iris, RMSprop at a constant rate, batches of 8",
+        iris,
+        mlp(16, 16, 16),
+        rmsprop,
+        constant,
+        steps=200,
+        batch=8,
+    ),
+    Task(
+        "accuracy-adam-moons",
+        "reserve",
+        "validation accuracy, maximized; Adam with warm-up then linear decay on noisy moons, "
+        "batches of 8",
+        noisy_moons,
+        mlp(32, 32),
+        adam,
+        warmup_linear,
+        steps=300,
+        batch=8,
+        metric="val_accuracy",
+        goal="maximize",
+    ),
+    Task(
+        "sgd-plain-cnn-decay",
+        "reserve",
+        "small CNN on digits, plain SGD (no momentum) with exponential decay to 0.1x: slow",
+        digits,
+        small_cnn,
+        sgd(),
+        exponential(0.1),
+        steps=240,
+        batch=32,
+    ),
 )
 
 BY_NAME = {task.name: task for task in TASKS}
@@ -604,6 +690,7 @@ TUNING = tuple(task for task in TASKS if task.purpose == "tuning")
 HELDOUT = tuple(task for task in TASKS if task.purpose == "heldout")
 FRESH = tuple(task for task in TASKS if task.purpose == "fresh")
 UNSEEN = tuple(task for task in TASKS if task.purpose == "unseen")
+RESERVE = tuple(task for task in TASKS if task.purpose == "reserve")
 
 
 # --- the training script ----------------------------------------------------------------------
@@ -637,7 +724,10 @@ def build(task: Task, seed: int) -> tuple[Data, nn.Module, nn.Module]:
 
 @torch.no_grad()
 def evaluate(data: Data, model: nn.Module, criterion: nn.Module) -> dict[str, float]:
-    out = model(data.val_x)
+    model.eval()  # batch norm's running statistics, not the validation batch's
+    with torch.no_grad():
+        out = model(data.val_x)
+    model.train()
     metrics = {"val_loss": float(criterion(out, data.val_y))}
     if data.classes:
         metrics["val_accuracy"] = float((out.argmax(1) == data.val_y).float().mean())

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from benchmarks.suite import curves, runs
-from benchmarks.suite.tasks import BY_NAME, FRESH, HELDOUT, TASKS, TUNING, UNSEEN
+from benchmarks.suite.tasks import BY_NAME, FRESH, HELDOUT, RESERVE, TASKS, TUNING, UNSEEN
 from tests.benchmarks.running import ROOT
 
 TASK = BY_NAME["adam-blobs"]  # the fastest task: a full run takes a tenth of a second
@@ -46,6 +46,11 @@ def test_the_fresh_set_shares_no_task_with_the_others() -> None:
 def test_the_unseen_set_shares_no_task_with_the_others() -> None:
     assert len(UNSEEN) >= 5
     assert not {t.name for t in UNSEEN} & {t.name for t in TUNING + HELDOUT + FRESH}
+
+
+def test_the_reserve_set_shares_no_task_with_the_others() -> None:
+    assert len(RESERVE) >= 5
+    assert not {t.name for t in RESERVE} & {t.name for t in TUNING + HELDOUT + FRESH + UNSEEN}
 
 
 def test_a_trial_stopped_early_saw_the_start_of_the_full_run() -> None:
