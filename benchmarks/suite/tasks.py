@@ -725,8 +725,7 @@ def build(task: Task, seed: int) -> tuple[Data, nn.Module, nn.Module]:
 @torch.no_grad()
 def evaluate(data: Data, model: nn.Module, criterion: nn.Module) -> dict[str, float]:
     model.eval()  # batch norm's running statistics, not the validation batch's
-    with torch.no_grad():
-        out = model(data.val_x)
+    out = model(data.val_x)
     model.train()
     metrics = {"val_loss": float(criterion(out, data.val_y))}
     if data.classes:
