@@ -223,14 +223,14 @@ def adaptive_bounds(result: RangeTestResult | None, low: float, high: float) -> 
     return lo, hi
 
 
-def _standing(ctx: Context, rate: float) -> tuple[int, float]:
+def _standing(ctx: Context, rate: float, rung: int | None = None) -> tuple[int, float]:
     """How far the best trial at `rate` got, as a sort key (lower is better): the deepest
-    rung it recorded, then its objective there."""
+    rung it recorded (or `rung`, where given), then its objective there."""
     sign = 1.0 if ctx.spec.objective.goal is Goal.MINIMIZE else -1.0
     keys = [
-        (-max(r.rungs), sign * r.rungs[max(r.rungs)])
+        (-(rung or max(r.rungs)), sign * r.rungs[rung or max(r.rungs)])
         for r in ctx.train
-        if r.learning_rate == rate and r.rungs
+        if r.learning_rate == rate and r.rungs and (rung is None or rung in r.rungs)
     ]
     return min(keys, default=(0, math.inf))
 
@@ -238,12 +238,21 @@ def _standing(ctx: Context, rate: float) -> tuple[int, float]:
 def _better_neighbour(ctx: Context, rate: float, tried: Sequence[float]) -> float | None:
     """Of the rates either side of `rate`, the one that did better (None at an edge).
 
-    Between two neighbours, the optimum most likely lies on the side of the better one."""
+    Between two neighbours, the optimum most likely lies on the side of the better one.
+    They are compared at the deepest rung both recorded: a neighbour that diverged after a
+    rung it led at (a rate just below the cliff, where such schedules often peak) is not
+    outranked by a slow one merely for having run longer."""
     i = tried.index(rate)
     if i == 0 or i == len(tried) - 1:
         return None
     lower, upper = tried[i - 1], tried[i + 1]
-    return lower if _standing(ctx, lower) <= _standing(ctx, upper) else upper
+
+    def reached(at: float) -> set[int]:
+        return {step for r in ctx.train if r.learning_rate == at for step in r.rungs}
+
+    common = reached(lower) & reached(upper)
+    rung = max(common) if common else None
+    return lower if _standing(ctx, lower, rung) <= _standing(ctx, upper, rung) else upper
 
 
 def _walked_past_edge(ctx: Context, rate: float) -> bool:

@@ -6,7 +6,8 @@ trains several finalists to the full budget (only ASHA's share after a range tes
 nothing), judges its whole first round as one cohort
 where that leaves a trial slot free (so gated trials never wait on each other forever) and
 steps past an edge only when the best candidate sits there (half a spacing, then on at
-that step while it wins), else probes towards the better neighbour first; ASHA stops trials
+that step while it wins), else probes towards the better neighbour first (compared at the
+deepest rung both recorded); ASHA stops trials
 early; the winner does not depend on the order in which trials progress (same inputs, same actions);
 failed attempts are retried then marked Failed (the last one told it is), usage errors at
 once; a sweep where nothing completes ends Failed with a reason; a sweep whose trials do not
@@ -234,6 +235,24 @@ def test_adaptive_probes_towards_the_better_neighbour_when_room_is_left_for_one(
     records = [replace(_finished(i, lr, final), step=300) for i, lr, final in rates]
     stopped = replace(records[0], phase=TrialPhase.STOPPED, rungs={75: 0.5})
     ctx = strategies.Context(make_spec(), "k", [stopped, *records[1:]], range_result=None)
+    assert strategies.adaptive(ctx) == [strategies.Proposal(0.04, 0)]
+
+
+def test_neighbours_are_compared_at_the_deepest_rung_both_recorded() -> None:
+    # Room for one probe. The upper neighbour (0.08) led the lower (0.005) at rung 75 and
+    # diverged after it: the optimum more likely lies towards it, below the cliff, than
+    # towards the slow rate that merely ran longer.
+    lower = replace(_finished(1, 0.005, 0.3), rungs={75: 0.4, 300: 0.3}, step=300)
+    best = replace(_finished(2, 0.02, 0.1), rungs={75: 0.2, 300: 0.1}, step=300)
+    upper = replace(
+        _finished(3, 0.08, 0.0),
+        phase=TrialPhase.DIVERGED,
+        verdict=Verdict.DIVERGED,
+        rungs={75: 0.25},
+        step=300,
+    )
+    far = replace(_finished(4, 0.32, 0.9), phase=TrialPhase.STOPPED, rungs={75: 0.9}, step=300)
+    ctx = strategies.Context(make_spec(), "k", [lower, best, upper, far], range_result=None)
     assert strategies.adaptive(ctx) == [strategies.Proposal(0.04, 0)]
 
 
