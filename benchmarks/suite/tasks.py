@@ -12,8 +12,9 @@ data set or optimizer. `FRESH` is a second held-out set, declared after the firs
 measurement and before the next round of tuning, so that round is measured on tasks it
 never saw. `UNSEEN` is a third, declared after the engine had been judged on all eighteen
 tasks above (engine 041ef60), and measured once at that engine before any further change.
-`RESERVE` is a fourth, declared right after that measurement and not yet run: the next
-engine change is judged on the other sets and measured on it once, at the end.
+`RESERVE` is a fourth, declared right after that measurement and measured once after the
+next engine change (09a96c1), which was judged on the other sets. Any further change needs
+a set declared before it.
 """
 
 from __future__ import annotations
@@ -613,7 +614,7 @@ TASKS: tuple[Task, ...] = (
         goal="maximize",
     ),
     # Reserve: a fourth held-out set, declared before it was first run (see the module's
-    # docstring).
+    # docstring); measured once.
     Task(
         "momentum-batchnorm-wine",
         "reserve",
