@@ -227,11 +227,13 @@ def _standing(ctx: Context, rate: float, rung: int | None = None) -> tuple[int, 
     """How far the best trial at `rate` got, as a sort key (lower is better): the deepest
     rung it recorded (or `rung`, where given), then its objective there."""
     sign = 1.0 if ctx.spec.objective.goal is Goal.MINIMIZE else -1.0
-    keys = [
-        (-(rung or max(r.rungs)), sign * r.rungs[rung or max(r.rungs)])
-        for r in ctx.train
-        if r.learning_rate == rate and r.rungs and (rung is None or rung in r.rungs)
-    ]
+    keys = []
+    for r in ctx.train:
+        if r.learning_rate != rate or not r.rungs:
+            continue
+        at = max(r.rungs) if rung is None else rung
+        if at in r.rungs:
+            keys.append((-at, sign * r.rungs[at]))
     return min(keys, default=(0, math.inf))
 
 
