@@ -13,9 +13,11 @@ a label selector failing, its sweep ends with its winner).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,29 @@ def sweeps(cluster: KubeCluster, namespace: str) -> list[str]:
 
 def slow_sweep(name: str) -> dict[str, Any]:
     return toy_sweep(name, {"strategy": "grid", "values": [0.05, 0.1]}, {"TOY_BEHAVIOUR": "slow"})
+
+
+@contextlib.contextmanager
+def faults(harness: ThreadedHarness, **settings: Any) -> Iterator[None]:
+    """The test cluster answers with these faults inside the block, and none after it."""
+    harness.set_faults(**settings)
+    try:
+        yield
+    finally:
+        harness.reset_faults()
+
+
+def ends_with_local_winner(
+    kube_cluster: KubeCluster,
+    namespace: str,
+    doc: dict[str, Any],
+    operator: Operator,
+    tmp_path: Path,
+) -> None:
+    name = doc["metadata"]["name"]
+    sweep = wait_phase(kube_cluster, namespace, name, ("Succeeded", "Failed"), 120)
+    assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
+    assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
 
 
 def health(operator: Operator) -> tuple[int, dict[str, Any]]:
@@ -153,24 +178,19 @@ def test_a_minute_of_api_errors_leaves_the_operator_running_and_healthz_says_so(
     # write while the outage lasts. A sweep already over would need no request at all.
     wait_phase(kube_cluster, kube_namespace, "outage", ("Running",), 30)
     # Every request about sweeps fails: kopf's watch and the reconciles' reads alike.
-    harness.set_faults(error_rate=1.0, match="lrsweeps")
-    try:
-        seen: list[tuple[int, dict[str, Any]]] = []
+    seen: list[tuple[int, dict[str, Any]]] = []
+    with faults(harness, error_rate=1.0, match="lrsweeps"):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert operator.process is not None
             assert operator.process.poll() is None, operator.log()[-3000:]
             seen.append(health(operator))
             time.sleep(2)
-    finally:
-        harness.reset_faults()
     reports = [body.get("reconciler", {}).get("kubernetesApi", "") for _, body in seen]
     assert all(code == 200 for code, _ in seen), seen
     assert any(report.startswith("failing for") for report in reports), reports
-    sweep = wait_phase(kube_cluster, kube_namespace, "outage", ("Succeeded", "Failed"), 120)
+    ends_with_local_winner(kube_cluster, kube_namespace, doc, operator, tmp_path)
     assert health(operator)[1]["reconciler"]["kubernetesApi"] == "ok"
-    assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
-    assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
 
 
 def test_no_trial_is_launched_before_kopf_has_listed_the_trial_pods(
@@ -185,8 +205,7 @@ def test_no_trial_is_launched_before_kopf_has_listed_the_trial_pods(
     operator.stop()
     doc = toy_sweep("listed", {"strategy": "grid", "values": [0.05, 0.1]})
     apply(kube_cluster, kube_namespace, doc)
-    harness.set_faults(latency=lag, match=KOPF_POD_LISTING)
-    try:
+    with faults(harness, latency=lag, match=KOPF_POD_LISTING):
         started = time.monotonic()
         operator.start()
         wait_for(
@@ -196,14 +215,10 @@ def test_no_trial_is_launched_before_kopf_has_listed_the_trial_pods(
             message="trial pods of 'listed'",
         )
         first_pod = time.monotonic()
-    finally:
-        harness.reset_faults()
     # kopf's listing of the trial pods is answered `lag` seconds after the operator asks for
     # it at the earliest: no trial pod may exist before then.
     assert first_pod - started >= lag, operator.log()[-3000:]
-    sweep = wait_phase(kube_cluster, kube_namespace, "listed", ("Succeeded", "Failed"), 120)
-    assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
-    assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
+    ends_with_local_winner(kube_cluster, kube_namespace, doc, operator, tmp_path)
 
 
 def test_the_operator_asks_the_api_server_for_trial_pods_only(
@@ -215,15 +230,9 @@ def test_the_operator_asks_the_api_server_for_trial_pods_only(
 ) -> None:
     needs_local_kubelet(kube_cluster)
     operator.stop()
-    harness.set_faults(error_rate=1.0, match=UNFILTERED_PODS)
-    try:
+    doc = toy_sweep("filtered", {"strategy": "grid", "values": [0.05, 0.1]})
+    with faults(harness, error_rate=1.0, match=UNFILTERED_PODS):
         operator.start()
-        doc = toy_sweep("filtered", {"strategy": "grid", "values": [0.05, 0.1]})
         apply(kube_cluster, kube_namespace, doc)
-        sweep = wait_phase(kube_cluster, kube_namespace, "filtered", ("Succeeded", "Failed"), 120)
-        refused = harness.faults_injected()
-    finally:
-        harness.reset_faults()
-    assert refused == 0
-    assert sweep["status"]["phase"] == "Succeeded", operator.log()[-3000:]
-    assert sweep["status"]["bestLearningRate"] == local_winner(doc, tmp_path)
+        ends_with_local_winner(kube_cluster, kube_namespace, doc, operator, tmp_path)
+        assert harness.faults_injected() == 0
